@@ -1,0 +1,79 @@
+package sessiongate
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Machine codes carried by Error. The handshake codes are sent to clients in
+// the data of a Socket.IO CONNECT_ERROR ({"code": "<CODE>"}); the client
+// treats all of them as final and does not retry.
+const (
+	ECodeOriginNotAllowed = "ORIGIN_NOT_ALLOWED"
+	ECodeNoCookie         = "NO_COOKIE"
+	ECodeBadSignature     = "BAD_SIGNATURE"
+	ECodeSessionNotFound  = "SESSION_NOT_FOUND"
+	ECodeSessionExpired   = "SESSION_EXPIRED"
+	ECodeNotAuthenticated = "NOT_AUTHENTICATED"
+	ECodeRateLimited      = "RATE_LIMITED"
+	ECodeInternal         = "INTERNAL"
+
+	// Codes used outside the handshake.
+	ECodeNotFound = "NOT_FOUND" // a user or row that does not exist
+	ECodeConflict = "CONFLICT"  // e.g. a user email that is taken
+	ECodeInvalid  = "INVALID"   // malformed input (session JSON, settings)
+)
+
+// Error is an error with a machine-readable code and a message safe to show to
+// a user. Internal details belong in the wrapped error, which is logged but
+// never sent to a client.
+type Error struct {
+	Code    string
+	Message string
+	Err     error // optional cause, for logs and errors.Is/As
+}
+
+// Errorf returns an *Error with the given code and a formatted message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Wrap returns an *Error with the given code and message whose cause is err.
+func Wrap(code, message string, err error) *Error {
+	return &Error{Code: code, Message: message, Err: err}
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.Err)
+	}
+	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// ErrorCode returns the code of the first *Error in err's chain, ECodeInternal
+// for any other non-nil error, and "" for nil.
+func ErrorCode(err error) string {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return ECodeInternal
+}
+
+// ErrorMessage returns the user-safe message of the first *Error in err's
+// chain, and "internal error" for any other non-nil error.
+func ErrorMessage(err error) string {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Message
+	}
+	return "internal error"
+}

@@ -1,0 +1,3 @@
+module github.com/sessiongate/sessiongate
+
+go 1.26.8
