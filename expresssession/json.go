@@ -1,8 +1,10 @@
 package expresssession
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"unicode/utf8"
 )
 
 // This file is a small, order-preserving JSON scanner. It finds where values
@@ -133,16 +135,16 @@ func parseObject(data []byte, i int) (object, error) {
 	}
 }
 
-// decodeString decodes a JSON string token, quotes included.
+// decodeString decodes a JSON string token, quotes included, as
+// encoding/json does (invalid UTF-8 becomes U+FFFD).
 func decodeString(tok []byte) (string, error) {
-	for _, c := range tok[1 : len(tok)-1] {
-		if c == '\\' {
-			var s string
-			err := json.Unmarshal(tok, &s)
-			return s, err
-		}
+	body := tok[1 : len(tok)-1]
+	if bytes.IndexByte(body, '\\') < 0 && utf8.Valid(body) {
+		return string(body), nil
 	}
-	return string(tok[1 : len(tok)-1]), nil
+	var s string
+	err := json.Unmarshal(tok, &s)
+	return s, err
 }
 
 // splice returns data with [start, end) replaced by repl, in a new slice.

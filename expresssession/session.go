@@ -3,8 +3,10 @@ package expresssession
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sessiongate/sessiongate"
 )
@@ -63,7 +65,7 @@ func SetCookieExpires(sess []byte, t time.Time) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	val := strconv.AppendQuote(nil, ISOString(t))
+	val := appendJSString(nil, ISOString(t))
 	if m, ok := cookie.lookup("expires"); ok {
 		return splice(sess, m.start, m.end, val), nil
 	}
@@ -100,31 +102,201 @@ func UserID(sess []byte) (string, bool, error) {
 	if err != nil {
 		return "", false, nil
 	}
+	id := userID(sess, top)
+	return id, id != "", nil
+}
+
+// userID returns passport.user of the session whose top-level object is
+// top, or "" when there is none.
+func userID(sess []byte, top object) string {
 	m, ok := top.lookup("passport")
 	if !ok {
-		return "", false, nil
+		return ""
 	}
 	pp, err := parseObject(sess, m.start)
 	if err != nil {
-		return "", false, nil
+		return ""
 	}
 	u, ok := pp.lookup("user")
 	if !ok {
-		return "", false, nil
+		return ""
 	}
 	raw := sess[u.start:u.end]
 	switch c := raw[0]; {
 	case c == '"':
-		s, err := decodeString(raw)
-		if err != nil {
-			return "", false, invalid("invalid passport.user", err)
-		}
-		return s, s != "", nil
+		s, _ := decodeString(raw) // valid: sess passed json.Valid
+		return s
 	case c == '-' || (c >= '0' && c <= '9'):
-		return string(raw), true, nil
+		return string(raw)
 	default:
-		return "", false, nil
+		return ""
 	}
+}
+
+// Info is what sessiongate reads from a session JSON.
+type Info struct {
+	// Expires is cookie.expires, zero when it is absent or null (a
+	// browser-session cookie). The store's expire column, not this, decides
+	// whether the session is valid.
+	Expires time.Time
+	// OriginalMaxAge is cookie.originalMaxAge, zero when it is null.
+	OriginalMaxAge time.Duration
+	// UserID is passport.user as UserID returns it, "" when nobody is
+	// logged in.
+	UserID string
+}
+
+// Parse reads a session JSON. It returns an *sessiongate.Error with code
+// ECodeInvalid if sess is not a JSON object with a "cookie" object (a row
+// express-session cannot load), or if cookie.expires is neither null nor an
+// ISO 8601 date string, or cookie.originalMaxAge neither null nor a number.
+func Parse(sess []byte) (Info, error) {
+	top, cookie, err := cookieObject(sess)
+	if err != nil {
+		return Info{}, err
+	}
+	info := Info{UserID: userID(sess, top)}
+	if m, ok := cookie.lookup("expires"); ok && !isNull(sess, m) {
+		var s string
+		if err := json.Unmarshal(sess[m.start:m.end], &s); err != nil {
+			return Info{}, invalid("cookie.expires is not a string", err)
+		}
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return Info{}, invalid("cookie.expires is not a date", err)
+		}
+		info.Expires = t.UTC()
+	}
+	if m, ok := cookie.lookup("originalMaxAge"); ok && !isNull(sess, m) {
+		ms, err := strconv.ParseFloat(string(sess[m.start:m.end]), 64)
+		if err != nil {
+			return Info{}, invalid("cookie.originalMaxAge is not a number", err)
+		}
+		info.OriginalMaxAge = time.Duration(ms * float64(time.Millisecond))
+	}
+	return info, nil
+}
+
+func isNull(data []byte, m member) bool {
+	return string(data[m.start:m.end]) == "null"
+}
+
+// Logout returns sess with passport.user removed, as passport's logout does
+// before it saves the session ("passport":{"user":42} becomes
+// "passport":{}), every other byte unchanged. A session without a passport
+// object is returned as it is. It returns an *sessiongate.Error with code
+// ECodeInvalid if sess is not a JSON object.
+func Logout(sess []byte) ([]byte, error) {
+	top, err := topObject(sess)
+	if err != nil {
+		return nil, err
+	}
+	m, ok := top.lookup("passport")
+	if !ok {
+		return sess, nil
+	}
+	start := m.start
+	for {
+		pp, err := parseObject(sess, start)
+		if err != nil {
+			return sess, nil
+		}
+		i := slices.IndexFunc(pp.members, func(m member) bool { return m.key == "user" })
+		if i < 0 {
+			return sess, nil
+		}
+		// Remove the member with the separator that follows it, or the
+		// one before it if it is last.
+		ms := pp.members
+		switch {
+		case i+1 < len(ms):
+			sess = splice(sess, ms[i].keyStart, ms[i+1].keyStart)
+		case i > 0:
+			sess = splice(sess, ms[i-1].end, ms[i].end)
+		default:
+			sess = splice(sess, ms[i].keyStart, ms[i].end)
+		}
+	}
+}
+
+// NewSession returns the JSON of a new session logged in as userID, created
+// at now, as express-session and passport write it with these cookie
+// options, and the cookie's expiry (zero when MaxAge is 0). A userID that is a
+// decimal integer JavaScript holds exactly (no leading zero, at most
+// 2^53-1) is written as a number, as a Node app whose user ids are numbers
+// writes it; any other as a string.
+func (o CookieOptions) NewSession(userID string, now time.Time) (sess []byte, expires time.Time) {
+	b := []byte(`{"cookie":{"originalMaxAge":`)
+	if o.MaxAge > 0 {
+		b = strconv.AppendInt(b, o.MaxAge.Milliseconds(), 10)
+		expires = time.UnixMilli(now.UnixMilli() + o.MaxAge.Milliseconds()).UTC()
+		b = append(b, `,"expires":`...)
+		b = appendJSString(b, ISOString(expires))
+	} else {
+		b = append(b, "null"...)
+	}
+	if o.Secure {
+		b = append(b, `,"secure":true`...)
+	}
+	b = append(b, `,"httpOnly":`...)
+	b = strconv.AppendBool(b, o.HTTPOnly)
+	if o.Domain != "" {
+		b = append(b, `,"domain":`...)
+		b = appendJSString(b, o.Domain)
+	}
+	b = append(b, `,"path":`...)
+	b = appendJSString(b, o.path())
+	if s := sameSiteName(o.SameSite); s != "" {
+		b = append(b, `,"sameSite":`...)
+		b = appendJSString(b, s)
+	}
+	b = append(b, `},"passport":{"user":`...)
+	if isJSSafeInteger(userID) {
+		b = append(b, userID...)
+	} else {
+		b = appendJSString(b, userID)
+	}
+	return append(b, "}}"...), expires
+}
+
+// isJSSafeInteger reports whether s is a non-negative decimal integer
+// without leading zeros that a JavaScript number holds exactly.
+func isJSSafeInteger(s string) bool {
+	if s == "" || len(s) > 16 || (s[0] == '0' && len(s) > 1) {
+		return false
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	return err == nil && n <= 1<<53-1
+}
+
+// appendJSString appends s as JSON.stringify writes a string: only '"',
+// '\' and control characters are escaped. Invalid UTF-8 becomes U+FFFD.
+func appendJSString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for _, r := range s {
+		switch r {
+		case '"', '\\':
+			b = append(b, '\\', byte(r))
+		case '\b':
+			b = append(b, `\b`...)
+		case '\f':
+			b = append(b, `\f`...)
+		case '\n':
+			b = append(b, `\n`...)
+		case '\r':
+			b = append(b, `\r`...)
+		case '\t':
+			b = append(b, `\t`...)
+		default:
+			if r < 0x20 {
+				b = append(b, '\\', 'u', '0', '0', hex[r>>4], hex[r&15])
+			} else {
+				b = utf8.AppendRune(b, r)
+			}
+		}
+	}
+	return append(b, '"')
 }
 
 // ISOString formats t as JavaScript's Date.prototype.toISOString does: UTC,
