@@ -2,12 +2,45 @@
 // 4) on top of package engineio: packets, namespaces, middleware, events and
 // acknowledgements, binary attachments, rooms and broadcasts. The official
 // socket.io-client v4 uses it unchanged. It knows nothing of sessions.
+//
+// # Handlers
+//
+// The handlers of one connection (middleware, OnConnect, event handlers,
+// OnDisconnect, for all its namespaces) run one at a time, in the order the
+// packets arrived, on a goroutine that exists only while there is work: a
+// slow handler delays its own connection only, and an idle connection holds
+// no goroutine. Acknowledgements are matched on the transport's read path,
+// so a handler may block in EmitWithAck. A client that queues more than 1024
+// packets ahead of its handlers is disconnected.
+//
+// # Binary attachments
+//
+// Emit, EmitWithAck, acknowledgements and broadcasts send every []byte (or
+// named []byte type) found in their arguments as a binary attachment: inside
+// []any and map[string]any, any slice, array, pointer, interface or map with
+// string keys, and exported struct fields (the json tag's name, "-" and
+// omitempty are honoured; embedded structs are flattened without
+// encoding/json's conflict rules; the ",string" option is not supported on
+// a struct that holds binary). Values whose type cannot hold a []byte, and
+// types implementing json.Marshaler or encoding.TextMarshaler, are encoded
+// by encoding/json; json.RawMessage is sent as is. Received arguments are
+// decoded into any (float64, string, bool, nil, []any, map[string]any) with
+// each attachment put back, as []byte, where its placeholder was.
+//
+// # Limits
+//
+// A packet announcing more than MaxAttachments attachments, an ack id above
+// MaxAckID, or any malformed packet closes the connection ("parse error").
+// Sizes are bounded by the Engine.IO MaxPayload.
 package socketio
 
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/sessiongate/sessiongate/engineio"
@@ -22,25 +55,118 @@ type Options struct {
 
 // Server is a Socket.IO server. It is an http.Handler for the Socket.IO path
 // and is safe for concurrent use.
-type Server struct{}
+type Server struct {
+	opts   Options
+	engine *engineio.Server
+
+	mu      sync.RWMutex
+	nsps    map[string]*Namespace
+	mws     []Middleware
+	clients map[*client]struct{}
+	closed  bool
+}
 
 // NewServer returns a Server with the main namespace "/" already created.
-func NewServer(opts Options) *Server { panic("unimplemented") }
+func NewServer(opts Options) *Server {
+	s := newServer(opts)
+	eopts := opts.Engine
+	eopts.OnConnection = func(es *engineio.Socket) {
+		c := s.accept(es)
+		es.OnMessage(c.onMessage)
+		es.OnClose(c.onClose)
+	}
+	s.engine = engineio.NewServer(eopts)
+	return s
+}
 
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { panic("unimplemented") }
+// newServer returns a Server without its Engine.IO server.
+func newServer(opts Options) *Server {
+	if opts.ConnectTimeout <= 0 {
+		opts.ConnectTimeout = 45 * time.Second
+	}
+	s := &Server{opts: opts, nsps: make(map[string]*Namespace), clients: make(map[*client]struct{})}
+	s.nsps["/"] = newNamespace(s, "/")
+	return s
+}
+
+// ServeHTTP serves Engine.IO requests; mount the server at the Socket.IO
+// path ("/socket.io/").
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.engine.ServeHTTP(w, r)
+}
 
 // Of returns the namespace with the given name, creating it. Clients asking
 // for a namespace that was never created are refused with "Invalid namespace".
-func (s *Server) Of(name string) *Namespace { panic("unimplemented") }
+func (s *Server) Of(name string) *Namespace {
+	if !strings.HasPrefix(name, "/") {
+		name = "/" + name
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n, ok := s.nsps[name]
+	if !ok {
+		n = newNamespace(s, name)
+		s.nsps[name] = n
+	}
+	return n
+}
+
+func (s *Server) namespace(name string) *Namespace {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.nsps[name]
+}
 
 // Use adds middleware that runs for every namespace, before the namespace's own.
-func (s *Server) Use(mw Middleware) { panic("unimplemented") }
+func (s *Server) Use(mw Middleware) {
+	s.mu.Lock()
+	s.mws = append(s.mws, mw)
+	s.mu.Unlock()
+}
 
-// Close disconnects every socket and closes the Engine.IO server.
-func (s *Server) Close() error { panic("unimplemented") }
+// Close disconnects every socket, with reason "server shutting down", and
+// closes the Engine.IO server.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	clients := s.clients
+	s.clients = nil
+	s.mu.Unlock()
+	for c := range clients {
+		c.teardown("server shutting down")
+	}
+	if s.engine == nil {
+		return nil
+	}
+	if err := s.engine.Close(); err != nil {
+		return fmt.Errorf("close engine: %w", err)
+	}
+	return nil
+}
+
+// accept starts serving Socket.IO on the Engine.IO session c.
+func (s *Server) accept(c conn) *client {
+	cl := newClient(s, c)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		cl.close("server shutting down")
+		return cl
+	}
+	s.clients[cl] = struct{}{}
+	s.mu.Unlock()
+	return cl
+}
+
+func (s *Server) forget(c *client) {
+	s.mu.Lock()
+	delete(s.clients, c)
+	s.mu.Unlock()
+}
 
 // Middleware runs when a client asks to join a namespace, before the socket
-// is connected. Returning a *ConnectError refuses the client with it; any
+// is connected (it may SetData and Join, not Emit). Returning a
+// *ConnectError (or an error wrapping one) refuses the client with it; any
 // other error refuses with {"message": err.Error()}. ctx is cancelled when
 // the connection closes.
 type Middleware func(ctx context.Context, s *Socket) error
@@ -62,35 +188,6 @@ type Handshake struct {
 	Auth json.RawMessage // the CONNECT packet's auth payload; nil if none
 }
 
-// Namespace is a Socket.IO namespace. Its methods are safe for concurrent use;
-// register middleware and handlers before clients connect.
-type Namespace struct{}
-
-func (n *Namespace) Name() string                                  { panic("unimplemented") }
-func (n *Namespace) Use(mw Middleware)                             { panic("unimplemented") }
-func (n *Namespace) OnConnect(h func(s *Socket))                   { panic("unimplemented") }
-func (n *Namespace) OnDisconnect(h func(s *Socket, reason string)) { panic("unimplemented") }
-
-// On sets the handler for an event sent by any socket of the namespace.
-func (n *Namespace) On(event string, h EventHandler) { panic("unimplemented") }
-
-// To returns a broadcast to the sockets in any of rooms.
-func (n *Namespace) To(rooms ...string) *Broadcast { panic("unimplemented") }
-
-// Emit sends an event to every socket of the namespace.
-func (n *Namespace) Emit(event string, args ...any) error { panic("unimplemented") }
-
-// Sockets returns the connected sockets in any of rooms (all when none given).
-func (n *Namespace) Sockets(rooms ...string) []*Socket { panic("unimplemented") }
-
-// Broadcast is an emit to a set of rooms, minus the sockets in Except rooms.
-// It encodes the packet once for all recipients.
-type Broadcast struct{}
-
-func (b *Broadcast) To(rooms ...string) *Broadcast        { panic("unimplemented") }
-func (b *Broadcast) Except(rooms ...string) *Broadcast    { panic("unimplemented") }
-func (b *Broadcast) Emit(event string, args ...any) error { panic("unimplemented") }
-
 // Event is an event received from a client.
 type Event struct {
 	Name string
@@ -103,34 +200,3 @@ type Event struct {
 // EventHandler handles an event. ack is nil when the client asked for no
 // acknowledgement; otherwise calling it (once) sends the ACK with args.
 type EventHandler func(s *Socket, ev Event, ack func(args ...any) error)
-
-// Socket is a client connected to one namespace. Its methods are safe for
-// concurrent use.
-type Socket struct{}
-
-func (s *Socket) ID() string            { panic("unimplemented") }
-func (s *Socket) Namespace() *Namespace { panic("unimplemented") }
-func (s *Socket) Handshake() *Handshake { panic("unimplemented") }
-func (s *Socket) Transport() string     { panic("unimplemented") }
-func (s *Socket) Data() any             { panic("unimplemented") }
-func (s *Socket) SetData(v any)         { panic("unimplemented") }
-func (s *Socket) Join(rooms ...string)  { panic("unimplemented") }
-func (s *Socket) Leave(rooms ...string) { panic("unimplemented") }
-func (s *Socket) Rooms() []string       { panic("unimplemented") }
-func (s *Socket) Connected() bool       { panic("unimplemented") }
-
-// Emit sends an event. Arguments are JSON-encoded; []byte values, at any
-// depth of maps and slices, travel as binary attachments.
-func (s *Socket) Emit(event string, args ...any) error { panic("unimplemented") }
-
-// EmitWithAck sends an event and waits for the client's acknowledgement, or
-// ctx (or Options.AckTimeout) to end.
-func (s *Socket) EmitWithAck(ctx context.Context, event string, args ...any) ([]any, error) {
-	panic("unimplemented")
-}
-
-// Disconnect disconnects the socket from its namespace as Node's
-// socket.disconnect(close) does: the client sees "io server disconnect" and
-// does not reconnect. With close, the underlying connection is closed too,
-// after everything queued before it has been written.
-func (s *Socket) Disconnect(close bool) error { panic("unimplemented") }

@@ -1,0 +1,148 @@
+// Drives the official socket.io-client against a sessiongate gateway (Go
+// tests in gateway/ run it through internal/nodetest).
+//
+//   node gateway-client.mjs '<spec JSON>'
+//
+// spec: {
+//   "url": "http://127.0.0.1:port",
+//   "timeoutMs": 10000,          // whole run; exceeded = failure
+//   "sequential": false,         // start each client after the previous one's outcome
+//   "clients": [{
+//     "name": "a",
+//     "cookie": "connect.sid=…",  // Cookie header, optional
+//     "origin": "http://…",       // Origin header, optional
+//     "transports": ["websocket"],// optional; default polling then upgrade
+//     "expectError": "NO_COOKIE", // expect connect_error with data.code
+//     "expectEnd": "revoked"      // expect connect, then session_expired with this
+//                                 // reason ("any" for any) and "io server disconnect";
+//     "expectRestart": true,      // expect connect, then server_restart and "io server disconnect"
+//     "await": "hello"            // expect connect, then this event (printed with its args)
+//   }]                            // with none of these: expect connect
+// }
+//
+// Every event is printed as one JSON line ({"client","event",…,"t": ms since
+// epoch}) so the test can act on it (e.g. delete a row once connected). The
+// last line is {"done":true,"ok":bool,"failures":[…]}; the exit code is 0 only
+// if every client did what it was expected to. Clients without an expected end
+// are closed by the script once every other client has finished.
+import { io } from 'socket.io-client';
+
+const spec = JSON.parse(process.argv[2] ?? '{}');
+const failures = [];
+const print = (obj) => process.stdout.write(JSON.stringify({ ...obj, t: Date.now() }) + '\n');
+const fail = (name, msg) => {
+  failures.push(`${name}: ${msg}`);
+  print({ client: name, event: 'failure', message: msg });
+};
+
+function finish() {
+  print({ done: true, ok: failures.length === 0, failures });
+  process.exit(failures.length === 0 ? 0 : 1);
+}
+
+const timer = setTimeout(() => {
+  fail('script', `timed out after ${spec.timeoutMs ?? 10000} ms`);
+  finish();
+}, spec.timeoutMs ?? 10000);
+
+// run connects one client and resolves with its socket once its first
+// outcome (connect or connect_error) is known, and with done once it has
+// finished as expected (or failed).
+function run(c) {
+  let resolveOutcome;
+  let resolveDone;
+  const outcome = new Promise((r) => { resolveOutcome = r; });
+  const done = new Promise((r) => { resolveDone = r; });
+  const headers = {};
+  if (c.cookie) headers.Cookie = c.cookie;
+  if (c.origin) headers.Origin = c.origin;
+  const socket = io(spec.url, {
+    forceNew: true,
+    transports: c.transports ?? ['polling', 'websocket'],
+    extraHeaders: headers,
+    reconnectionDelay: 50,
+    reconnectionDelayMax: 100,
+  });
+  const name = c.name;
+  let ended = null;   // the session_expired reason
+  let restart = null; // the server_restart payload
+
+  socket.io.on('reconnect_attempt', (n) => {
+    print({ client: name, event: 'reconnect_attempt', attempt: n });
+    fail(name, 'the client tried to reconnect');
+    socket.close();
+    resolveDone();
+  });
+  socket.io.on('open', () => {
+    socket.io.engine.on('upgrade', (transport) => print({ client: name, event: 'upgrade', transport: transport.name }));
+  });
+  socket.on('connect', () => {
+    print({ client: name, event: 'connect', id: socket.id, transport: socket.io.engine.transport.name });
+    if (c.expectError) {
+      fail(name, `connected, expected connect_error ${c.expectError}`);
+      socket.close();
+      resolveDone();
+    }
+    resolveOutcome(socket);
+  });
+  socket.on('connect_error', (err) => {
+    const code = err.data?.code ?? null;
+    print({ client: name, event: 'connect_error', message: err.message, code, active: socket.active });
+    if (!c.expectError) {
+      fail(name, `connect_error ${err.message} ${code}, expected to connect`);
+    } else if (code !== c.expectError) {
+      fail(name, `connect_error code ${code}, expected ${c.expectError}`);
+    } else if (socket.active) {
+      fail(name, 'connect_error left the socket active: it would reconnect');
+    }
+    resolveOutcome(socket);
+    resolveDone();
+  });
+  socket.onAny((event, ...args) => {
+    print({ client: name, event: 'event', name: event, args });
+    if (c.await && event === c.await) resolveDone();
+  });
+  socket.on('session_expired', (payload) => {
+    ended = payload?.reason ?? null;
+    print({ client: name, event: 'session_expired', reason: ended });
+  });
+  socket.on('server_restart', (payload) => {
+    restart = payload;
+    print({ client: name, event: 'server_restart', retryAfterMs: payload?.retryAfterMs ?? null });
+  });
+  socket.on('disconnect', (reason) => {
+    print({ client: name, event: 'disconnect', reason, active: socket.active });
+    if (reason === 'io client disconnect') return; // closed by this script
+    if (c.expectEnd) {
+      if (ended === null) fail(name, 'disconnected without session_expired');
+      else if (c.expectEnd !== 'any' && ended !== c.expectEnd) fail(name, `session_expired reason ${ended}, expected ${c.expectEnd}`);
+    } else if (c.expectRestart) {
+      if (restart === null) fail(name, 'disconnected without server_restart');
+    } else {
+      fail(name, `unexpected disconnect: ${reason}`);
+    }
+    if (reason !== 'io server disconnect') fail(name, `disconnect reason ${reason}, expected io server disconnect`);
+    if (socket.active) fail(name, 'the socket stays active after the disconnect: it would reconnect');
+    resolveDone();
+  });
+  if (!c.expectEnd && !c.expectRestart && !c.expectError && !c.await) {
+    // Stays connected: done once connected.
+    outcome.then(() => resolveDone());
+  }
+  return { socket, outcome, done };
+}
+
+const runs = [];
+if (spec.sequential) {
+  for (const c of spec.clients) {
+    const r = run(c);
+    runs.push(r);
+    await r.outcome;
+  }
+} else {
+  for (const c of spec.clients) runs.push(run(c));
+}
+await Promise.all(runs.map((r) => r.done));
+clearTimeout(timer);
+for (const r of runs) r.socket.close();
+finish();
