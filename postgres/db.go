@@ -1,0 +1,245 @@
+// Package postgres is the PostgreSQL backend of sessiongate. It reads and
+// writes the session table of connect-pg-simple exactly as express-session
+// does, announces ended sessions through a trigger and LISTEN/NOTIFY, and
+// keeps the users of the embedded login and the audit trail.
+//
+// Every connection runs with TimeZone=UTC, whatever the Go process's local
+// zone or the server's default: connect-pg-simple stores to_timestamp() into
+// a timestamp-without-time-zone column, so the Node app and sessiongate agree
+// on the expire column only when both use UTC (node-pg uses the server
+// default, UTC on a stock server).
+//
+// Migrate needs PostgreSQL 14 or later (CREATE OR REPLACE TRIGGER).
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"text/template"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/sessiongate/sessiongate"
+)
+
+// Channel is the NOTIFY channel the revocation trigger announces on.
+const Channel = "sessiongate_revocations"
+
+// ListenerApplicationName is the application_name of the connection
+// WatchRevocations listens on.
+const ListenerApplicationName = "sessiongate-listener"
+
+// DefaultTable is the session table's name when Config.Table is empty, as in
+// connect-pg-simple.
+const DefaultTable = "session"
+
+// Config says which database and table to use.
+type Config struct {
+	URL      string // postgres:// URL or key=value DSN
+	Schema   string // optional; empty means the connection's search_path
+	Table    string // session table, default "session"; always quoted
+	MaxConns int32  // pool size; 0 keeps pgxpool's default
+}
+
+// Stats counts the work done on the session table since Open.
+type Stats struct {
+	SessionStatements int64 // statements issued against the session table
+}
+
+// DB is a pool of connections to one PostgreSQL database. It implements
+// sessiongate.SessionStore, RevocationFeed, UserStore and AuditStore and is
+// safe for concurrent use.
+type DB struct {
+	pool     *pgxpool.Pool
+	listenCf *pgx.ConnConfig // copy for the dedicated listener connection
+
+	schema, table string
+	names         names
+	sql           statements
+
+	sessionStmts atomic.Int64
+
+	// testHookListening, when set, runs each time the listener is
+	// listening, with its backend's process id.
+	testHookListening func(pid uint32)
+	// testHookBeforeRefreshUpdate, when set, runs between the read and the
+	// compare-and-swap update of RefreshSessions.
+	testHookBeforeRefreshUpdate func()
+}
+
+var (
+	_ sessiongate.SessionStore   = (*DB)(nil)
+	_ sessiongate.RevocationFeed = (*DB)(nil)
+	_ sessiongate.UserStore      = (*DB)(nil)
+	_ sessiongate.AuditStore     = (*DB)(nil)
+)
+
+// names holds the quoted identifiers the SQL is built from.
+type names struct {
+	Table         string // qualified session table
+	Func          string // qualified trigger function
+	TrigRevoked   string
+	TrigLoggedOut string
+	TrigExpired   string
+	Audit         string // qualified audit table
+	Users         string // qualified users table
+}
+
+func newNames(schema, table string) names {
+	q := func(name string) string {
+		if schema == "" {
+			return pgx.Identifier{name}.Sanitize()
+		}
+		return pgx.Identifier{schema, name}.Sanitize()
+	}
+	prefix := "sessiongate_" + table + "_"
+	return names{
+		Table:         q(table),
+		Func:          q(prefix + "notify"),
+		TrigRevoked:   pgx.Identifier{prefix + "revoked"}.Sanitize(),
+		TrigLoggedOut: pgx.Identifier{prefix + "logged_out"}.Sanitize(),
+		TrigExpired:   pgx.Identifier{prefix + "expired"}.Sanitize(),
+		Audit:         q("sessiongate_audit"),
+		Users:         q("sessiongate_users"),
+	}
+}
+
+// Open connects to the database described by cfg and checks that it answers.
+// It does not create tables: call Migrate.
+func Open(ctx context.Context, cfg Config) (*DB, error) {
+	if cfg.Table == "" {
+		cfg.Table = DefaultTable
+	}
+	pcfg, err := pgxpool.ParseConfig(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: parse database URL: %w", err)
+	}
+	if cfg.MaxConns > 0 {
+		pcfg.MaxConns = cfg.MaxConns
+	}
+	params := pcfg.ConnConfig.RuntimeParams
+	setParam(params, "timezone", "UTC")
+	if params["application_name"] == "" {
+		setParam(params, "application_name", "sessiongate")
+	}
+	listenCf := pcfg.ConnConfig.Copy()
+	setParam(listenCf.RuntimeParams, "application_name", ListenerApplicationName)
+
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: create pool: %w", err)
+	}
+	db := &DB{
+		pool:     pool,
+		listenCf: listenCf,
+		schema:   cfg.Schema,
+		table:    cfg.Table,
+		names:    newNames(cfg.Schema, cfg.Table),
+	}
+	db.sql = newStatements(db.names)
+	if err := db.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: connect to %s:%d: %w", pcfg.ConnConfig.Host, pcfg.ConnConfig.Port, err)
+	}
+	return db, nil
+}
+
+// setParam sets a run-time parameter, replacing any spelling of its name
+// in another letter case (PostgreSQL's names are case-insensitive).
+func setParam(params map[string]string, name, value string) {
+	for k := range params {
+		if strings.EqualFold(k, name) {
+			delete(params, k)
+		}
+	}
+	params[name] = value
+}
+
+// Ping checks that the database answers, for readiness probes.
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("ping: %w", err)
+	}
+	return nil
+}
+
+// Close closes every connection of the pool. Listeners started by
+// WatchRevocations stop when their context ends.
+func (db *DB) Close() {
+	db.pool.Close()
+}
+
+// Stats returns counters of the work done since Open.
+func (db *DB) Stats() Stats {
+	return Stats{SessionStatements: db.sessionStmts.Load()}
+}
+
+//go:embed sql/*.sql
+var sqlFiles embed.FS
+
+var migrations = template.Must(template.New("").Option("missingkey=error").ParseFS(sqlFiles, "sql/*.sql"))
+
+func render(name string, n names) (string, error) {
+	var b bytes.Buffer
+	if err := migrations.ExecuteTemplate(&b, name, n); err != nil {
+		return "", fmt.Errorf("render %s: %w", name, err)
+	}
+	return b.String(), nil
+}
+
+// migrateLock is the key of the transaction-level advisory lock that
+// serialises concurrent Migrate calls ("sessiongate" in ASCII).
+const migrateLock int64 = 0x73657373696f6e67
+
+// Migrate creates what is missing, in one transaction: the connect-pg-simple
+// session table with its exact DDL (an existing table is left as it is), the
+// revocation trigger (replaced), the audit and users tables. It never
+// touches rows and may run any number of times.
+func (db *DB) Migrate(ctx context.Context) error {
+	tx, err := db.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate: begin: %w", err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", migrateLock); err != nil {
+		return fmt.Errorf("migrate: lock: %w", err)
+	}
+	if db.schema != "" {
+		if _, err := tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{db.schema}.Sanitize()); err != nil {
+			return fmt.Errorf("migrate: create schema: %w", err)
+		}
+	}
+	var exists bool
+	if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", db.names.Table).Scan(&exists); err != nil {
+		return fmt.Errorf("migrate: look up session table: %w", err)
+	}
+	files := []string{"revocation.sql", "audit.sql", "users.sql"}
+	if !exists {
+		files = append([]string{"session_table.sql"}, files...)
+	}
+	for _, f := range files {
+		q, err := render(f, db.names)
+		if err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+		if _, err := tx.Exec(ctx, q); err != nil {
+			return fmt.Errorf("migrate: %s: %w", f, err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("migrate: commit: %w", err)
+	}
+	return nil
+}
+
+// isCode reports whether err is a PostgreSQL error with the given SQLSTATE.
+func isCode(err error, code string) bool {
+	var pe interface{ SQLState() string }
+	return errors.As(err, &pe) && pe.SQLState() == code
+}
