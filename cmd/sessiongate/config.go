@@ -1,0 +1,393 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Config is every setting of sessiongate, read from the environment and
+// overridden by flags (contract §1: SESSION_TABLE ↔ --session-table).
+type Config struct {
+	ListenAddr     string
+	SocketPath     string
+	PingInterval   time.Duration
+	PingTimeout    time.Duration
+	MaxPayload     int64
+	ConnectTimeout time.Duration
+	AllowedOrigins []string
+
+	SessionCookie  string
+	SessionSecrets []string
+	SessionMaxAge  time.Duration
+	CookieSecure   bool
+
+	DatabaseURL   string
+	SessionTable  string
+	SessionSchema string
+	DataDir       string
+
+	CheckInterval    time.Duration
+	RefreshThreshold time.Duration
+	RefreshExtend    time.Duration
+
+	RateLimit      float64
+	RateBurst      int
+	LoginRateLimit int
+
+	PublishKey    string
+	AuthEndpoints bool
+
+	LogFormat string
+	LogLevel  slog.Level
+
+	ShutdownTimeout    time.Duration
+	ShutdownRetryAfter time.Duration
+
+	Demo         bool
+	DemoPassword string
+}
+
+// ConfigError is a setting that cannot be used. main exits with status 2
+// for it, 1 for any other error.
+type ConfigError struct {
+	Setting string // the environment variable or --flag it came from
+	Err     error
+}
+
+func (e *ConfigError) Error() string { return e.Setting + ": " + e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// configErrorf returns a *ConfigError for setting.
+func configErrorf(setting, format string, args ...any) *ConfigError {
+	return &ConfigError{Setting: setting, Err: fmt.Errorf(format, args...)}
+}
+
+// A setting is one environment variable and its flag. parse stores a raw
+// value into a Config; its error names the problem, not the setting.
+type setting struct {
+	env     string
+	def     string
+	arg     string // placeholder in --help; "" for a boolean
+	usage   string
+	secret  bool // never echo the value
+	parse   func(c *Config, v string) error
+	storeOK bool // also read by migrate and users
+}
+
+func (s setting) flagName() string {
+	return strings.ReplaceAll(strings.ToLower(s.env), "_", "-")
+}
+
+// settings lists every setting, in --help order.
+var settings = []setting{
+	{env: "LISTEN_ADDR", def: ":3000", arg: "ADDR", usage: "address to listen on (host:port)",
+		parse: func(c *Config, v string) error { c.ListenAddr = v; return nonEmpty(v) }},
+	{env: "SOCKET_PATH", def: "/socket.io/", arg: "PATH", usage: "path of the Socket.IO endpoint",
+		parse: parseSocketPath},
+	{env: "PING_INTERVAL", def: "25s", arg: "DURATION", usage: "Engine.IO heartbeat interval",
+		parse: func(c *Config, v string) error { return parseDuration(&c.PingInterval, v) }},
+	{env: "PING_TIMEOUT", def: "20s", arg: "DURATION", usage: "time to wait for a heartbeat answer",
+		parse: func(c *Config, v string) error { return parseDuration(&c.PingTimeout, v) }},
+	{env: "MAX_PAYLOAD", def: "1000000", arg: "BYTES", usage: "largest Engine.IO message or polling body",
+		parse: func(c *Config, v string) error { return parsePositiveInt(&c.MaxPayload, v) }},
+	{env: "CONNECT_TIMEOUT", def: "45s", arg: "DURATION", usage: "close a client that joins no namespace by then",
+		parse: func(c *Config, v string) error { return parseDuration(&c.ConnectTimeout, v) }},
+	{env: "ALLOWED_ORIGINS", def: "", arg: "LIST", usage: "comma-separated browser origins allowed (scheme://host[:port])",
+		parse: parseOrigins},
+	{env: "SESSION_COOKIE", def: "connect.sid", arg: "NAME", usage: "name of the express-session cookie",
+		parse: parseCookieName},
+	{env: "SESSION_SECRETS", def: "", arg: "LIST", secret: true, usage: "comma-separated express-session secrets; the first signs new cookies (required unless --demo)",
+		parse: parseSecrets},
+	{env: "SESSION_MAX_AGE", def: "24h", arg: "DURATION", usage: "cookie maxAge of sessions created by /auth/login",
+		parse: func(c *Config, v string) error { return parseDuration(&c.SessionMaxAge, v) }},
+	{env: "SESSION_COOKIE_SECURE", def: "false", usage: "mark cookies set by /auth/login Secure (serve over HTTPS)",
+		parse: func(c *Config, v string) error { return parseBool(&c.CookieSecure, v) }},
+	{env: "DATABASE_URL", def: "", arg: "URL", secret: true, usage: "PostgreSQL URL (postgres://…) of the connect-pg-simple store; empty: embedded SQLite",
+		parse: parseDatabaseURL, storeOK: true},
+	{env: "SESSION_TABLE", def: "session", arg: "NAME", usage: "session table (connect-pg-simple tableName)",
+		parse: func(c *Config, v string) error { c.SessionTable = v; return nonEmpty(v) }, storeOK: true},
+	{env: "SESSION_SCHEMA", def: "", arg: "NAME", usage: "schema of the session table; empty: the search_path",
+		parse: func(c *Config, v string) error { c.SessionSchema = v; return nil }, storeOK: true},
+	{env: "DATA_DIR", def: "./data", arg: "DIR", usage: "directory of the embedded SQLite store (and the demo's secret)",
+		parse: func(c *Config, v string) error { c.DataDir = v; return nonEmpty(v) }, storeOK: true},
+	{env: "SESSION_CHECK_INTERVAL", def: "5m", arg: "DURATION", usage: "how often live sessions are re-validated",
+		parse: func(c *Config, v string) error { return parseDuration(&c.CheckInterval, v) }},
+	{env: "SESSION_REFRESH_THRESHOLD", def: "5m", arg: "DURATION", usage: "refresh a live session expiring within this",
+		parse: func(c *Config, v string) error { return parseDuration(&c.RefreshThreshold, v) }},
+	{env: "SESSION_REFRESH_EXTEND", def: "24h", arg: "DURATION", usage: "a refreshed session expires this long from now",
+		parse: func(c *Config, v string) error { return parseDuration(&c.RefreshExtend, v) }},
+	{env: "RATE_LIMIT", def: "20", arg: "N", usage: "socket handshakes per second per client IP; 0 disables",
+		parse: parseRateLimit},
+	{env: "RATE_BURST", def: "0", arg: "N", usage: "handshake burst per client IP; 0: twice RATE_LIMIT",
+		parse: func(c *Config, v string) error { return parseCount(&c.RateBurst, v, "0 or more") }},
+	{env: "LOGIN_RATE_LIMIT", def: "10", arg: "N", usage: "login attempts per minute per client IP; 0 disables",
+		parse: func(c *Config, v string) error {
+			return parseCount(&c.LoginRateLimit, v, "attempts per minute, 0 disables")
+		}},
+	{env: "PUBLISH_KEY", def: "", arg: "KEY", secret: true, usage: "Bearer key of POST /api/publish; empty disables it (404)",
+		parse: func(c *Config, v string) error { c.PublishKey = v; return nil }},
+	{env: "AUTH_ENDPOINTS", def: "true", usage: "serve /auth/login, /auth/logout, /auth/me (false when a Node app owns login)",
+		parse: func(c *Config, v string) error { return parseBool(&c.AuthEndpoints, v) }},
+	{env: "LOG_FORMAT", def: "text", arg: "FORMAT", usage: "log format: text or json",
+		parse: parseLogFormat},
+	{env: "LOG_LEVEL", def: "info", arg: "LEVEL", usage: "log level: debug, info, warn or error",
+		parse: parseLogLevel},
+	{env: "SHUTDOWN_TIMEOUT", def: "15s", arg: "DURATION", usage: "graceful shutdown deadline after SIGTERM",
+		parse: func(c *Config, v string) error { return parseDuration(&c.ShutdownTimeout, v) }},
+	{env: "SHUTDOWN_RETRY_AFTER", def: "5s", arg: "DURATION", usage: "clients told server_restart reconnect within this random delay",
+		parse: func(c *Config, v string) error { return parseDuration(&c.ShutdownRetryAfter, v) }},
+	{env: "DEMO", def: "false", usage: "demo mode: SQLite, demo users, generated secret, the demo page at /",
+		parse: func(c *Config, v string) error { return parseBool(&c.Demo, v) }},
+	{env: "DEMO_PASSWORD", def: "", arg: "PASSWORD", secret: true, usage: "password of the demo users when they are created; empty: generated",
+		parse: func(c *Config, v string) error { c.DemoPassword = v; return nil }},
+}
+
+// rawValue is a flag that only records its text; settings are parsed after
+// all flags, so that an error can name the flag or the variable it came from.
+type rawValue struct {
+	v      string
+	set    bool
+	isBool bool
+}
+
+func (r *rawValue) String() string     { return r.v }
+func (r *rawValue) Set(s string) error { r.v, r.set = s, true; return nil }
+func (r *rawValue) IsBoolFlag() bool   { return r.isBool }
+
+// settingFlags adds to fs a flag for each setting that keep selects, and
+// returns a function that, after fs.Parse, parses every selected setting
+// (flag, else environment, else default) into c.
+func settingFlags(fs *flag.FlagSet, getenv func(string) string, keep func(setting) bool) func(c *Config) error {
+	type bound struct {
+		s   setting
+		raw *rawValue
+	}
+	var all []bound
+	for _, s := range settings {
+		if !keep(s) {
+			continue
+		}
+		r := &rawValue{isBool: s.arg == ""}
+		fs.Var(r, s.flagName(), s.usage)
+		all = append(all, bound{s, r})
+	}
+	return func(c *Config) error {
+		for _, b := range all {
+			name, v := b.s.env, b.s.def
+			switch {
+			case b.raw.set:
+				name, v = "--"+b.s.flagName(), b.raw.v
+			case getenv(b.s.env) != "":
+				v = getenv(b.s.env)
+			}
+			if err := b.s.parse(c, v); err != nil {
+				return &ConfigError{Setting: name, Err: err}
+			}
+		}
+		return nil
+	}
+}
+
+// printSettings writes the settings that keep selects as a table: flag,
+// environment variable, default, meaning.
+func printSettings(w io.Writer, keep func(setting) bool) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  FLAG\tENV\tDEFAULT\tMEANING")
+	for _, s := range settings {
+		if !keep(s) {
+			continue
+		}
+		f := "--" + s.flagName()
+		if s.arg != "" {
+			f += " " + s.arg
+		}
+		def := s.def
+		if def == "" {
+			def = "(none)"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", f, s.env, def, s.usage)
+	}
+	tw.Flush()
+}
+
+func nonEmpty(v string) error {
+	if v == "" {
+		return errors.New("must not be empty")
+	}
+	return nil
+}
+
+func parseDuration(dst *time.Duration, v string) error {
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return fmt.Errorf("invalid duration %q (use e.g. 30s, 5m, 24h)", v)
+	}
+	if d <= 0 {
+		return fmt.Errorf("must be positive, got %q", v)
+	}
+	*dst = d
+	return nil
+}
+
+func parsePositiveInt[T int | int64](dst *T, v string) error {
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n <= 0 || int64(T(n)) != n {
+		return fmt.Errorf("invalid number %q (a positive integer)", v)
+	}
+	*dst = T(n)
+	return nil
+}
+
+func parseBool(dst *bool, v string) error {
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return fmt.Errorf("invalid boolean %q (true or false)", v)
+	}
+	*dst = b
+	return nil
+}
+
+func parseSocketPath(c *Config, v string) error {
+	if !strings.HasPrefix(v, "/") || strings.ContainsAny(v, "?# ") {
+		return fmt.Errorf("invalid path %q (must start with /)", v)
+	}
+	if !strings.HasSuffix(v, "/") {
+		v += "/"
+	}
+	c.SocketPath = v
+	return nil
+}
+
+func parseOrigins(c *Config, v string) error {
+	c.AllowedOrigins = nil
+	for o := range strings.SplitSeq(v, ",") {
+		o = strings.TrimSpace(o)
+		if o == "" {
+			continue
+		}
+		if err := checkOrigin(o); err != nil {
+			return err
+		}
+		c.AllowedOrigins = append(c.AllowedOrigins, o)
+	}
+	return nil
+}
+
+// checkOrigin reports whether o is an origin as browsers send it: scheme,
+// host and optional port, nothing else.
+func checkOrigin(o string) error {
+	u, err := url.Parse(o)
+	bad := fmt.Errorf("%q is not an origin (scheme://host[:port], no path or trailing slash)", o)
+	if err != nil {
+		return bad
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+		u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" ||
+		strings.HasSuffix(o, ":") || strings.Contains(o, "?") || strings.Contains(o, "#") {
+		return bad
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return bad
+		}
+	}
+	if strings.ToLower(o) != o {
+		return fmt.Errorf("%q must be lower case, as browsers send it", o)
+	}
+	return nil
+}
+
+func parseCookieName(c *Config, v string) error {
+	if v == "" || strings.ContainsAny(v, "=;, \t\"") {
+		return fmt.Errorf("invalid cookie name %q", v)
+	}
+	c.SessionCookie = v
+	return nil
+}
+
+func parseSecrets(c *Config, v string) error {
+	c.SessionSecrets = nil
+	if v == "" {
+		return nil // required only outside --demo: checked in validate
+	}
+	for i, s := range strings.Split(v, ",") {
+		if s == "" {
+			return fmt.Errorf("secret %d of the list is empty", i+1)
+		}
+		c.SessionSecrets = append(c.SessionSecrets, s)
+	}
+	return nil
+}
+
+func parseDatabaseURL(c *Config, v string) error {
+	c.DatabaseURL = v
+	if v == "" {
+		return nil
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		// The value may hold a password: never echo it.
+		return errors.New("must be a postgres:// or postgresql:// URL")
+	}
+	return nil
+}
+
+func parseRateLimit(c *Config, v string) error {
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f < 0 {
+		return fmt.Errorf("invalid rate %q (handshakes per second, 0 disables)", v)
+	}
+	c.RateLimit = f
+	return nil
+}
+
+// parseCount parses a number of 0 or more; hint says what it counts.
+func parseCount(dst *int, v, hint string) error {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return fmt.Errorf("invalid number %q (%s)", v, hint)
+	}
+	*dst = n
+	return nil
+}
+
+func parseLogFormat(c *Config, v string) error {
+	if v != "text" && v != "json" {
+		return fmt.Errorf("invalid format %q (text or json)", v)
+	}
+	c.LogFormat = v
+	return nil
+}
+
+func parseLogLevel(c *Config, v string) error {
+	if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
+		return fmt.Errorf("invalid level %q (debug, info, warn or error)", v)
+	}
+	return nil
+}
+
+// validate checks what no single setting can: the ones that depend on
+// each other, for serve.
+func (c *Config) validate() error {
+	if len(c.SessionSecrets) == 0 && !c.Demo {
+		return configErrorf("SESSION_SECRETS", "required: the express-session secret(s), comma-separated (or run with --demo)")
+	}
+	return nil
+}
+
+// newLogger returns the logger the settings ask for, writing to w.
+func (c *Config) newLogger(w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.LogLevel}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

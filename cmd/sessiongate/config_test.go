@@ -1,0 +1,233 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sessiongate/sessiongate/internal/pgtest"
+)
+
+const testTimeout = 20 * time.Second
+
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// testMain returns a Main reading env (and nothing of the process's
+// environment) with its output captured.
+func testMain(env map[string]string) (m *Main, stdout, stderr *bytes.Buffer) {
+	stdout, stderr = new(bytes.Buffer), new(bytes.Buffer)
+	m = &Main{
+		Stdin:  strings.NewReader(""),
+		Stdout: stdout,
+		Stderr: stderr,
+		Getenv: func(k string) string { return env[k] },
+	}
+	return m, stdout, stderr
+}
+
+// validEnv is the least a non-demo serve needs, on a free port and a
+// temporary DATA_DIR.
+func validEnv(t *testing.T) map[string]string {
+	return map[string]string{
+		"SESSION_SECRETS": "test secret",
+		"LISTEN_ADDR":     "127.0.0.1:0",
+		"DATA_DIR":        t.TempDir(),
+		"LOG_LEVEL":       "error",
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	tests := []struct {
+		name     string
+		env      map[string]string
+		args     []string
+		wantLine string // the whole stderr, one line
+		wantCode int
+	}{
+		{name: "bad duration in env", env: map[string]string{"SESSION_CHECK_INTERVAL": "5x"},
+			wantLine: `sessiongate: SESSION_CHECK_INTERVAL: invalid duration "5x" (use e.g. 30s, 5m, 24h)`, wantCode: 2},
+		{name: "bad duration in flag", args: []string{"serve", "--session-check-interval", "5x"},
+			wantLine: `sessiongate: --session-check-interval: invalid duration "5x" (use e.g. 30s, 5m, 24h)`, wantCode: 2},
+		{name: "negative duration", env: map[string]string{"PING_INTERVAL": "-1s"},
+			wantLine: `sessiongate: PING_INTERVAL: must be positive, got "-1s"`, wantCode: 2},
+		{name: "no secrets", env: map[string]string{"SESSION_SECRETS": ""},
+			wantLine: `sessiongate: SESSION_SECRETS: required: the express-session secret(s), comma-separated (or run with --demo)`, wantCode: 2},
+		{name: "empty secret in list", env: map[string]string{"SESSION_SECRETS": "a,,b"},
+			wantLine: `sessiongate: SESSION_SECRETS: secret 2 of the list is empty`, wantCode: 2},
+		{name: "origin with path", env: map[string]string{"ALLOWED_ORIGINS": "https://app.example.com/"},
+			wantLine: `sessiongate: ALLOWED_ORIGINS: "https://app.example.com/" is not an origin (scheme://host[:port], no path or trailing slash)`, wantCode: 2},
+		{name: "origin without scheme", env: map[string]string{"ALLOWED_ORIGINS": "https://a.example.com,app.example.com"},
+			wantLine: `sessiongate: ALLOWED_ORIGINS: "app.example.com" is not an origin (scheme://host[:port], no path or trailing slash)`, wantCode: 2},
+		{name: "origin upper case", env: map[string]string{"ALLOWED_ORIGINS": "https://App.example.com"},
+			wantLine: `sessiongate: ALLOWED_ORIGINS: "https://App.example.com" must be lower case, as browsers send it`, wantCode: 2},
+		{name: "database URL scheme", env: map[string]string{"DATABASE_URL": "mysql://root:hunter2@db/x"},
+			wantLine: `sessiongate: DATABASE_URL: must be a postgres:// or postgresql:// URL`, wantCode: 2},
+		{name: "unreachable database", env: map[string]string{"DATABASE_URL": "postgres://postgres:hunter2@127.0.0.1:1/test?sslmode=disable&connect_timeout=5"},
+			wantLine: `sessiongate: DATABASE_URL: cannot connect: `, wantCode: 2},
+		{name: "log format", env: map[string]string{"LOG_FORMAT": "xml"},
+			wantLine: `sessiongate: LOG_FORMAT: invalid format "xml" (text or json)`, wantCode: 2},
+		{name: "log level", args: []string{"--log-level=loud"},
+			wantLine: `sessiongate: --log-level: invalid level "loud" (debug, info, warn or error)`, wantCode: 2},
+		{name: "payload", env: map[string]string{"MAX_PAYLOAD": "1e6"},
+			wantLine: `sessiongate: MAX_PAYLOAD: invalid number "1e6" (a positive integer)`, wantCode: 2},
+		{name: "boolean", env: map[string]string{"AUTH_ENDPOINTS": "yes"},
+			wantLine: `sessiongate: AUTH_ENDPOINTS: invalid boolean "yes" (true or false)`, wantCode: 2},
+		{name: "socket path", env: map[string]string{"SOCKET_PATH": "socket.io"},
+			wantLine: `sessiongate: SOCKET_PATH: invalid path "socket.io" (must start with /)`, wantCode: 2},
+		{name: "unknown flag", args: []string{"serve", "--colour"},
+			wantLine: `sessiongate: flags: flag provided but not defined: -colour`, wantCode: 2},
+		{name: "listen address in use or bad", env: map[string]string{"LISTEN_ADDR": "127.0.0.1:99999"},
+			wantLine: `sessiongate: LISTEN_ADDR: listen tcp: address 99999: invalid port`, wantCode: 2},
+		{name: "users without action", args: []string{"users"},
+			wantLine: `sessiongate: users: missing action: add, list or delete`, wantCode: 2},
+		{name: "users add without email", args: []string{"users", "add", "--password", "long enough"},
+			wantLine: `sessiongate: --email: required`, wantCode: 2},
+		{name: "users add short password", args: []string{"users", "add", "--email", "a@example.com", "--password", "short"},
+			wantLine: `sessiongate: --password: must be at least 8 characters`, wantCode: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := validEnv(t)
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			m, _, stderr := testMain(env)
+			code := run(testCtx(t), m, tt.args)
+			got := stderr.String()
+			if code != tt.wantCode {
+				t.Errorf("exit code = %d, want %d", code, tt.wantCode)
+			}
+			if strings.Count(got, "\n") != 1 || !strings.HasSuffix(got, "\n") {
+				t.Errorf("stderr is not one line: %q", got)
+			}
+			if !strings.HasPrefix(got, tt.wantLine) {
+				t.Errorf("stderr = %q\nwant prefix %q", got, tt.wantLine)
+			}
+			if strings.Contains(got, "hunter2") {
+				t.Errorf("stderr shows the database password: %q", got)
+			}
+		})
+	}
+}
+
+func TestUnknownCommand(t *testing.T) {
+	m, _, stderr := testMain(nil)
+	if code := run(testCtx(t), m, []string{"serv"}); code != 2 {
+		t.Errorf("exit code = %d, want 2", code)
+	}
+	if !strings.Contains(stderr.String(), `sessiongate: command: unknown command "serv"`) {
+		t.Errorf("stderr = %q", stderr)
+	}
+}
+
+func TestFlagWinsOverEnv(t *testing.T) {
+	env := validEnv(t)
+	env["SESSION_CHECK_INTERVAL"] = "5x" // ignored: the flag is set
+	env["SESSION_TABLE"] = "from_env"
+	m, _, _ := testMain(env)
+	if err := m.ParseFlags(testCtx(t), []string{"--session-check-interval=2m", "--allowed-origins", "https://a.example.com, http://localhost:3000"}); err != nil {
+		t.Fatalf("ParseFlags: %v", err)
+	}
+	c := m.Config
+	if c.CheckInterval != 2*time.Minute || c.SessionTable != "from_env" || c.ListenAddr != "127.0.0.1:0" {
+		t.Errorf("config = %+v", c)
+	}
+	if len(c.AllowedOrigins) != 2 || c.AllowedOrigins[1] != "http://localhost:3000" {
+		t.Errorf("origins = %q", c.AllowedOrigins)
+	}
+	// Defaults.
+	if c.PingInterval != 25*time.Second || c.PingTimeout != 20*time.Second || c.MaxPayload != 1_000_000 ||
+		c.ConnectTimeout != 45*time.Second || c.SessionCookie != "connect.sid" || c.SocketPath != "/socket.io/" ||
+		c.RefreshThreshold != 5*time.Minute || c.RefreshExtend != 24*time.Hour || !c.AuthEndpoints || c.Demo {
+		t.Errorf("defaults = %+v", c)
+	}
+}
+
+func TestDemoNeedsNoSecret(t *testing.T) {
+	env := validEnv(t)
+	delete(env, "SESSION_SECRETS")
+	m, _, _ := testMain(env)
+	if err := m.ParseFlags(testCtx(t), []string{"serve", "--demo"}); err != nil {
+		t.Fatalf("ParseFlags --demo: %v", err)
+	}
+	if !m.Config.Demo {
+		t.Error("--demo without a value did not set Demo")
+	}
+}
+
+func TestServeHelp(t *testing.T) {
+	m, stdout, _ := testMain(nil)
+	if code := run(testCtx(t), m, []string{"serve", "--help"}); code != 0 {
+		t.Errorf("exit code = %d, want 0", code)
+	}
+	out := stdout.String()
+	for _, s := range settings {
+		line := ""
+		for l := range strings.Lines(out) {
+			if strings.Contains(l, "--"+s.flagName()+" ") || strings.Contains(l, "--"+s.flagName()+"\t") || strings.HasPrefix(strings.TrimSpace(l), "--"+s.flagName()) {
+				line = l
+				break
+			}
+		}
+		if !strings.Contains(line, s.env) {
+			t.Errorf("help has no line with --%s and %s", s.flagName(), s.env)
+			continue
+		}
+		def := s.def
+		if def == "" {
+			def = "(none)"
+		}
+		if !strings.Contains(line, " "+def+" ") {
+			t.Errorf("help line for %s lacks its default %q: %q", s.env, def, line)
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	m, stdout, _ := testMain(nil)
+	if code := run(testCtx(t), m, []string{"version"}); code != 0 || stdout.String() != "sessiongate dev\n" {
+		t.Errorf("version = %d %q", code, stdout)
+	}
+}
+
+func TestServeNeedsMigration(t *testing.T) {
+	schema, url := pgtest.Schema(t)
+	env := validEnv(t)
+	env["DATABASE_URL"] = url
+	env["SESSION_SCHEMA"] = schema
+	m, _, stderr := testMain(env)
+	if code := run(testCtx(t), m, nil); code != 2 {
+		t.Errorf("exit code = %d, want 2", code)
+	}
+	want := `sessiongate: SESSION_TABLE: PostgreSQL table "` + schema + `"."session" does not exist: run ` + "`sessiongate migrate`" + " first\n"
+	if stderr.String() != want {
+		t.Errorf("stderr = %q\nwant     %q", stderr, want)
+	}
+}
+
+func FuzzCheckOrigin(f *testing.F) {
+	for _, s := range []string{
+		"https://app.example.com", "http://localhost:3000", "http://[::1]:8080",
+		"https://app.example.com/", "app.example.com", "https://user@host", "https://h:0",
+		"https://h:99999", "https://h?x", "HTTPS://H", "http://", "https://h:",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, o string) {
+		if checkOrigin(o) != nil {
+			return
+		}
+		// An accepted origin is what a browser sends: scheme://host[:port].
+		scheme, rest, ok := strings.Cut(o, "://")
+		if !ok || (scheme != "http" && scheme != "https") || rest == "" ||
+			strings.ContainsAny(rest, "/?#@") || strings.ToLower(o) != o {
+			t.Fatalf("accepted %q", o)
+		}
+	})
+}

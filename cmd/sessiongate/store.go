@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/sessiongate/sessiongate"
+	"github.com/sessiongate/sessiongate/postgres"
+	"github.com/sessiongate/sessiongate/sqlite"
+)
+
+// store is what both backends implement.
+type store interface {
+	sessiongate.SessionStore
+	sessiongate.RevocationFeed
+	sessiongate.UserStore
+	sessiongate.AuditStore
+	Migrate(ctx context.Context) error
+	Ping(ctx context.Context) error
+}
+
+// openedStore is an open backend and how to close it.
+type openedStore struct {
+	store
+	desc  string // for messages: "PostgreSQL table "session"" or the SQLite path
+	close func() error
+}
+
+// sqlitePath is the embedded store's file.
+func (c *Config) sqlitePath() string { return filepath.Join(c.DataDir, "sessiongate.db") }
+
+// usePostgres reports whether the settings choose PostgreSQL.
+func (c *Config) usePostgres() bool { return c.DatabaseURL != "" && !c.Demo }
+
+// openStore opens the backend the settings choose. The SQLite file is
+// created and migrated (it is sessiongate's own); PostgreSQL is only
+// connected to: its tables belong to the operator, created by migrate.
+// An unreachable database is a *ConfigError naming DATABASE_URL.
+func openStore(ctx context.Context, c *Config) (*openedStore, error) {
+	if c.usePostgres() {
+		db, err := postgres.Open(ctx, postgres.Config{URL: c.DatabaseURL, Schema: c.SessionSchema, Table: c.SessionTable})
+		if err != nil {
+			return nil, &ConfigError{Setting: "DATABASE_URL", Err: fmt.Errorf("cannot connect: %w", err)}
+		}
+		desc := fmt.Sprintf("PostgreSQL table %q", c.SessionTable)
+		if c.SessionSchema != "" {
+			desc = fmt.Sprintf("PostgreSQL table %q.%q", c.SessionSchema, c.SessionTable)
+		}
+		return &openedStore{store: db, desc: desc, close: func() error { db.Close(); return nil }}, nil
+	}
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return nil, &ConfigError{Setting: "DATA_DIR", Err: err}
+	}
+	path := c.sqlitePath()
+	db, err := sqlite.Open(ctx, path)
+	if err != nil {
+		return nil, &ConfigError{Setting: "DATA_DIR", Err: fmt.Errorf("open %s: %w", path, err)}
+	}
+	if err := db.Migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("migrate %s: %w", path, err)
+	}
+	return &openedStore{store: db, desc: "SQLite " + path, close: db.Close}, nil
+}
+
+// checkSchema makes sure the PostgreSQL objects serve needs exist, so that a
+// missing migration is one clear line at start-up rather than errors at
+// every handshake.
+func checkSchema(ctx context.Context, c *Config, s *openedStore) error {
+	if !c.usePostgres() {
+		return nil
+	}
+	missing := func(err error) bool {
+		var pgErr *pgconn.PgError
+		return errors.As(err, &pgErr) && (pgErr.Code == "42P01" || pgErr.Code == "3F000") // undefined_table, invalid_schema_name
+	}
+	_, err := s.Session(ctx, "sessiongate-startup-check")
+	if missing(err) {
+		return &ConfigError{Setting: "SESSION_TABLE", Err: fmt.Errorf("%s does not exist: run `sessiongate migrate` first", s.desc)}
+	}
+	if err != nil && sessiongate.ErrorCode(err) != sessiongate.ECodeNotFound {
+		return fmt.Errorf("check %s: %w", s.desc, err)
+	}
+	if _, err := s.UserByID(ctx, 0); missing(err) {
+		return &ConfigError{Setting: "DATABASE_URL", Err: errors.New("the sessiongate tables do not exist: run `sessiongate migrate` first")}
+	}
+	return nil
+}

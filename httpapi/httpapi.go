@@ -1,0 +1,240 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/sessiongate/sessiongate"
+	"github.com/sessiongate/sessiongate/expresssession"
+)
+
+// Publisher emits an event to every socket in any of rooms. data is the
+// event's single argument as JSON; nil means the event has no argument.
+type Publisher interface {
+	Publish(rooms []string, event string, data json.RawMessage) error
+}
+
+// SessionEnder ends the sockets of a session that was ended in process (the
+// embedded logout), as *gateway.Gateway does.
+type SessionEnder interface {
+	EndSession(ctx context.Context, sid string, reason sessiongate.EndReason)
+}
+
+// Pinger reports whether a dependency (the store) answers.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Defaults of the Config fields left zero.
+const (
+	DefaultSessionMaxAge  = 24 * time.Hour
+	DefaultLoginRateLimit = 10 // login attempts per minute per remote IP
+)
+
+// Config configures a Handler. Zero fields take the defaults above.
+type Config struct {
+	// Publisher and PublishKey enable POST /api/publish; with an empty
+	// PublishKey it answers 404.
+	Publisher  Publisher
+	PublishKey string
+
+	// Auth enables /auth/login, /auth/logout and /auth/me; when false they
+	// answer 404 (a Node app owns login). Users, Sessions and Secrets are
+	// then required; Ender is optional.
+	Auth     bool
+	Users    sessiongate.UserStore
+	Sessions sessiongate.SessionStore
+	Ender    SessionEnder
+	// Secrets sign new cookies with the first and verify with all.
+	Secrets    [][]byte
+	CookieName string // default "connect.sid"
+	// SessionMaxAge is the cookie's maxAge and the session's lifetime.
+	SessionMaxAge time.Duration
+	// CookieSecure adds the Secure attribute (serve over HTTPS then).
+	CookieSecure bool
+	// LoginRateLimit is the login attempts allowed per minute from one
+	// remote IP (a token bucket of that size). Negative disables it.
+	LoginRateLimit int
+
+	// DemoIncidents enables POST /api/demo/incident, which publishes an
+	// incident to the logged-in caller's own room (the demo page uses it).
+	// It needs Auth and a Publisher.
+	DemoIncidents bool
+
+	// Ready is checked by /readyz; nil means always ready.
+	Ready Pinger
+	// Stats feeds /metrics with the gateway's counters; nil omits them.
+	Stats func() Stats
+
+	// Static serves every other path (the demo page); nil answers 404.
+	Static http.Handler
+
+	Logger *slog.Logger     // default slog.Default()
+	Now    func() time.Time // default time.Now; for tests
+}
+
+// Handler serves the HTTP API. It is safe for concurrent use.
+type Handler struct {
+	cfg     Config
+	log     *slog.Logger
+	now     func() time.Time
+	mux     *http.ServeMux
+	limiter *loginLimiter // nil when disabled
+	metrics *metrics
+	dummy   []byte // bcrypt hash compared when a user does not exist
+}
+
+// New returns a Handler for cfg.
+func New(cfg Config) (*Handler, error) {
+	if (cfg.PublishKey != "" || cfg.DemoIncidents) && cfg.Publisher == nil {
+		return nil, errors.New("httpapi: Config.Publisher is required with a PublishKey or DemoIncidents")
+	}
+	if cfg.DemoIncidents && !cfg.Auth {
+		return nil, errors.New("httpapi: Config.DemoIncidents needs Auth")
+	}
+	if cfg.Auth {
+		switch {
+		case cfg.Users == nil:
+			return nil, errors.New("httpapi: Config.Users is required with Auth")
+		case cfg.Sessions == nil:
+			return nil, errors.New("httpapi: Config.Sessions is required with Auth")
+		case len(cfg.Secrets) == 0 || len(cfg.Secrets[0]) == 0:
+			return nil, errors.New("httpapi: Config.Secrets is required with Auth")
+		}
+	}
+	if cfg.CookieName == "" {
+		cfg.CookieName = expresssession.DefaultCookieName
+	}
+	if cfg.SessionMaxAge <= 0 {
+		cfg.SessionMaxAge = DefaultSessionMaxAge
+	}
+	if cfg.LoginRateLimit == 0 {
+		cfg.LoginRateLimit = DefaultLoginRateLimit
+	}
+	h := &Handler{cfg: cfg, log: cfg.Logger, now: cfg.Now, mux: http.NewServeMux()}
+	if h.log == nil {
+		h.log = slog.Default()
+	}
+	h.log = h.log.With("component", "http")
+	if h.now == nil {
+		h.now = time.Now
+	}
+	if cfg.LoginRateLimit > 0 {
+		h.limiter = newLoginLimiter(cfg.LoginRateLimit, time.Minute)
+	}
+	h.metrics = newMetrics(cfg.Stats)
+	if cfg.Auth {
+		hash, err := dummyHash()
+		if err != nil {
+			return nil, err
+		}
+		h.dummy = hash
+	}
+	h.routes()
+	return h, nil
+}
+
+func (h *Handler) routes() {
+	h.handle("GET /healthz", http.HandlerFunc(h.healthz))
+	h.handle("GET /readyz", http.HandlerFunc(h.readyz))
+	h.handle("GET /metrics", h.metrics.handler())
+
+	if h.cfg.PublishKey != "" {
+		h.handle("POST /api/publish", http.HandlerFunc(h.publish))
+	}
+	if h.cfg.Auth {
+		h.handle("POST /auth/login", http.HandlerFunc(h.login))
+		h.handle("POST /auth/logout", http.HandlerFunc(h.logout))
+		h.handle("GET /auth/me", http.HandlerFunc(h.me))
+	}
+	if h.cfg.DemoIncidents {
+		h.handle("POST /api/demo/incident", http.HandlerFunc(h.demoIncident))
+	}
+	// Disabled and unknown API paths answer JSON 404 rather than reaching
+	// Static.
+	h.mux.HandleFunc("/auth/", notFound)
+	h.mux.HandleFunc("/api/", notFound)
+	if h.cfg.Static != nil {
+		h.mux.Handle("/", h.cfg.Static)
+	} else {
+		h.mux.HandleFunc("/", notFound)
+	}
+}
+
+// handle registers handler for pattern ("METHOD /path"), and a 405 for the
+// path's other methods.
+func (h *Handler) handle(pattern string, handler http.Handler) {
+	method, path, _ := strings.Cut(pattern, " ")
+	h.mux.Handle(pattern, handler)
+	allow := method
+	if method == http.MethodGet {
+		allow += ", HEAD"
+	}
+	h.mux.HandleFunc(path, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Allow", allow)
+		writeError(w, http.StatusMethodNotAllowed, "method not allowed")
+	})
+}
+
+// ServeHTTP routes r and logs it at debug level (never its cookies).
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	h.mux.ServeHTTP(rec, r)
+	level := slog.LevelDebug
+	if rec.status >= 500 {
+		level = slog.LevelWarn
+	}
+	h.log.Log(r.Context(), level, "request",
+		"method", r.Method, "path", r.URL.Path, "status", rec.status,
+		"duration", time.Since(start), "remote", remoteIP(r.RemoteAddr))
+}
+
+// statusRecorder remembers the status code written through it.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// errorBody is the body of every error response.
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, errorBody{Error: msg})
+}
+
+func notFound(w http.ResponseWriter, _ *http.Request) {
+	writeError(w, http.StatusNotFound, "not found")
+}
+
+// remoteIP returns the host part of a RemoteAddr ("ip:port").
+func remoteIP(addr string) string {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	return host
+}
