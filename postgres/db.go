@@ -243,3 +243,38 @@ func isCode(err error, code string) bool {
 	var pe interface{ SQLState() string }
 	return errors.As(err, &pe) && pe.SQLState() == code
 }
+
+// Check reports what Migrate would have to create: it returns nil when the
+// session table, the revocation trigger and sessiongate's own tables are all
+// in place, and otherwise an *sessiongate.Error (ECodeNotFound) naming the
+// missing objects, so a server can refuse to start without revocations.
+func (db *DB) Check(ctx context.Context) error {
+	var missing []string
+	for _, rel := range []string{db.names.Table, db.names.Audit, db.names.Users} {
+		var ok bool
+		if err := db.pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", rel).Scan(&ok); err != nil {
+			return fmt.Errorf("postgres: check %s: %w", rel, err)
+		}
+		if !ok {
+			missing = append(missing, "table "+rel)
+		}
+	}
+	if len(missing) == 0 {
+		// Trigger names are unquoted identifiers in pg_trigger.tgname.
+		prefix := "sessiongate_" + db.table + "_"
+		var n int
+		err := db.pool.QueryRow(ctx,
+			`SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = ANY($2) AND tgenabled <> 'D'`,
+			db.names.Table, []string{prefix + "revoked", prefix + "logged_out", prefix + "expired"}).Scan(&n)
+		if err != nil {
+			return fmt.Errorf("postgres: check triggers: %w", err)
+		}
+		if n != 3 {
+			missing = append(missing, "revocation trigger on "+db.names.Table)
+		}
+	}
+	if len(missing) > 0 {
+		return sessiongate.Errorf(sessiongate.ECodeNotFound, "missing %s", strings.Join(missing, ", "))
+	}
+	return nil
+}

@@ -589,3 +589,31 @@ func BenchmarkCheck5000(b *testing.B) {
 	}
 	b.ReportMetric(float64(db.Stats().SessionStatements-before)/float64(b.N), "statements/check")
 }
+
+func TestCheck(t *testing.T) {
+	schema, url := pgtest.Schema(t)
+	ctx := testCtx(t)
+	db, err := Open(ctx, Config{URL: url, Schema: schema, Table: "Session"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+
+	err = db.Check(ctx)
+	if sessiongate.ErrorCode(err) != sessiongate.ECodeNotFound || !strings.Contains(err.Error(), `"Session"`) {
+		t.Fatalf("Check before Migrate = %v, want NOT_FOUND naming the session table", err)
+	}
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Check(ctx); err != nil {
+		t.Fatalf("Check after Migrate = %v", err)
+	}
+	c := rawConn(t, url)
+	if _, err := c.Exec(ctx, `DROP TRIGGER "sessiongate_Session_revoked" ON "Session"`); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Check(ctx); err == nil || !strings.Contains(err.Error(), "revocation trigger") {
+		t.Fatalf("Check without a trigger = %v, want it named", err)
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/sessiongate/sessiongate/internal/pgtest"
 )
 
@@ -205,7 +207,32 @@ func TestServeNeedsMigration(t *testing.T) {
 	if code := run(testCtx(t), m, nil); code != 2 {
 		t.Errorf("exit code = %d, want 2", code)
 	}
-	want := `sessiongate: SESSION_TABLE: PostgreSQL table "` + schema + `"."session" does not exist: run ` + "`sessiongate migrate`" + " first\n"
+	q := `"` + schema + `".`
+	want := "sessiongate: DATABASE_URL: missing table " + q + `"session", table ` + q + `"sessiongate_audit", table ` +
+		q + `"sessiongate_users": run ` + "`sessiongate migrate`" + " first\n"
+	if stderr.String() != want {
+		t.Errorf("stderr = %q\nwant     %q", stderr, want)
+	}
+
+	// Tables without the revocation trigger would let logged-out users stay
+	// connected until the next check: refused too.
+	migrate, _, _ := testMain(env)
+	if code := run(testCtx(t), migrate, []string{"migrate"}); code != 0 {
+		t.Fatalf("migrate: exit %d", code)
+	}
+	conn, err := pgx.Connect(testCtx(t), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(testCtx(t), `DROP TRIGGER sessiongate_session_revoked ON session`); err != nil {
+		t.Fatal(err)
+	}
+	m, _, stderr = testMain(env)
+	if code := run(testCtx(t), m, nil); code != 2 {
+		t.Errorf("exit code without trigger = %d, want 2", code)
+	}
+	want = "sessiongate: DATABASE_URL: missing revocation trigger on " + q + `"session": run ` + "`sessiongate migrate`" + " first\n"
 	if stderr.String() != want {
 		t.Errorf("stderr = %q\nwant     %q", stderr, want)
 	}

@@ -2,12 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/sessiongate/sessiongate"
 	"github.com/sessiongate/sessiongate/postgres"
@@ -68,26 +65,21 @@ func openStore(ctx context.Context, c *Config) (*openedStore, error) {
 	return &openedStore{store: db, desc: "SQLite " + path, close: db.Close}, nil
 }
 
-// checkSchema makes sure the PostgreSQL objects serve needs exist, so that a
+// checkSchema makes sure the PostgreSQL objects serve needs exist (the
+// session table, the revocation trigger, sessiongate's own tables), so that a
 // missing migration is one clear line at start-up rather than errors at
-// every handshake.
+// every handshake, or sockets that are never told of a logout.
 func checkSchema(ctx context.Context, c *Config, s *openedStore) error {
-	if !c.usePostgres() {
+	pg, ok := s.store.(*postgres.DB)
+	if !c.usePostgres() || !ok {
 		return nil
 	}
-	missing := func(err error) bool {
-		var pgErr *pgconn.PgError
-		return errors.As(err, &pgErr) && (pgErr.Code == "42P01" || pgErr.Code == "3F000") // undefined_table, invalid_schema_name
+	err := pg.Check(ctx)
+	if sessiongate.ErrorCode(err) == sessiongate.ECodeNotFound {
+		return &ConfigError{Setting: "DATABASE_URL", Err: fmt.Errorf("%s: run `sessiongate migrate` first", sessiongate.ErrorMessage(err))}
 	}
-	_, err := s.Session(ctx, "sessiongate-startup-check")
-	if missing(err) {
-		return &ConfigError{Setting: "SESSION_TABLE", Err: fmt.Errorf("%s does not exist: run `sessiongate migrate` first", s.desc)}
-	}
-	if err != nil && sessiongate.ErrorCode(err) != sessiongate.ECodeNotFound {
+	if err != nil {
 		return fmt.Errorf("check %s: %w", s.desc, err)
-	}
-	if _, err := s.UserByID(ctx, 0); missing(err) {
-		return &ConfigError{Setting: "DATABASE_URL", Err: errors.New("the sessiongate tables do not exist: run `sessiongate migrate` first")}
 	}
 	return nil
 }
