@@ -5,13 +5,29 @@
 // An idle websocket connection holds no goroutine, no timer and no buffer:
 // readiness is watched by a shared poller, heartbeats by one scheduler for
 // all sockets, and buffers are taken from pools only while bytes move.
+//
+// On Linux the poller is epoll; elsewhere, or when built with the tag
+// sessiongate_noepoll, each websocket connection has a reading goroutine.
 package engineio
 
 import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/gobwas/ws"
 )
+
+// ErrClosed is returned by Socket.Send once the session has ended or is
+// closing.
+var ErrClosed = errors.New("engineio: session closed")
 
 // Options configure a Server. The zero value of each field selects the
 // default given beside it.
@@ -25,6 +41,11 @@ type Options struct {
 	// polling requests answer CORS for, with credentials and the origin
 	// echoed. Empty: no CORS headers at all.
 	AllowedOrigins []string
+
+	// AllowRequest, when set, is called with each request that would open
+	// a session (not with later requests of a session). A non-nil error
+	// refuses it with HTTP 403 and error code 4 "Forbidden".
+	AllowRequest func(*http.Request) error
 
 	// OnConnection is called once for each new session, before its
 	// handshake packet is sent; it sets the socket's handlers.
@@ -47,48 +68,242 @@ type Message struct {
 	Binary bool
 }
 
+// writeTimeout bounds each websocket write.
+const writeTimeout = 10 * time.Second
+
 // Server serves Engine.IO at the path it is mounted on.
 // It is safe for concurrent use.
-type Server struct{}
+type Server struct {
+	opts     Options
+	origins  map[string]bool
+	epoch    time.Time
+	upgrader ws.HTTPUpgrader
+
+	shards [shardCount]shard
+	count  atomic.Int64
+
+	mu     sync.Mutex
+	closed bool
+	poller *poller // created with the first websocket connection
+	stop   chan struct{}
+	done   chan struct{}
+}
 
 // NewServer returns a Server with opts; see Options for defaults.
-func NewServer(opts Options) *Server { panic("unimplemented") }
+// It starts the heartbeat scheduler; call Close to stop it.
+func NewServer(opts Options) *Server {
+	if opts.PingInterval <= 0 {
+		opts.PingInterval = 25 * time.Second
+	}
+	if opts.PingTimeout <= 0 {
+		opts.PingTimeout = 20 * time.Second
+	}
+	if opts.MaxPayload <= 0 {
+		opts.MaxPayload = 1e6
+	}
+	if opts.UpgradeTimeout <= 0 {
+		opts.UpgradeTimeout = 10 * time.Second
+	}
+	srv := &Server{
+		opts:    opts,
+		origins: make(map[string]bool, len(opts.AllowedOrigins)),
+		epoch:   time.Now(),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	for _, o := range opts.AllowedOrigins {
+		srv.origins[o] = true
+	}
+	for i := range srv.shards {
+		srv.shards[i].m = make(map[string]*Socket)
+	}
+	go srv.schedule(tickInterval(opts.PingInterval))
+	return srv
+}
+
+// now is the server's monotonic clock, in nanoseconds.
+func (srv *Server) now() int64 { return int64(time.Since(srv.epoch)) }
 
 // ServeHTTP handles polling requests and websocket upgrades.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { panic("unimplemented") }
+func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodOptions {
+		srv.preflight(w, r)
+		return
+	}
+	srv.cors(w, r)
+	q := r.URL.Query()
+	srv.mu.Lock()
+	closed := srv.closed
+	srv.mu.Unlock()
+	if closed {
+		http.Error(w, "engine.io server closed", http.StatusServiceUnavailable)
+		return
+	}
+	transport := q.Get("transport")
+	if transport != "polling" && transport != "websocket" {
+		writeError(w, errTransportUnknown)
+		return
+	}
+	if q.Get("EIO") != "4" {
+		writeError(w, errUnsupportedVersion)
+		return
+	}
+	sid := q.Get("sid")
+	if sid == "" {
+		if r.Method != http.MethodGet {
+			writeError(w, errBadHandshakeMethod)
+			return
+		}
+		if srv.opts.AllowRequest != nil {
+			if err := srv.opts.AllowRequest(r); err != nil {
+				writeError(w, errForbidden)
+				return
+			}
+		}
+	}
+	if transport == "websocket" {
+		srv.serveWebsocket(w, r, q, sid)
+		return
+	}
+	if sid == "" {
+		srv.handshakePolling(w, r, q)
+		return
+	}
+	s := srv.lookup(sid)
+	if s == nil {
+		writeError(w, errSessionUnknown)
+		return
+	}
+	switch r.Method {
+	case http.MethodGet:
+		s.servePoll(w, r)
+	case http.MethodPost:
+		s.servePost(w, r)
+	default:
+		writeError(w, errBadRequest)
+	}
+}
 
-// Close closes every session and stops the background goroutines.
-func (s *Server) Close() error { panic("unimplemented") }
+// Close closes every session with reason "server shutting down" and stops
+// the background goroutines. Websocket connections are closed after their
+// queued messages are written. It is safe to call more than once.
+func (srv *Server) Close() error {
+	srv.mu.Lock()
+	if srv.closed {
+		srv.mu.Unlock()
+		return nil
+	}
+	srv.closed = true
+	p := srv.poller
+	srv.mu.Unlock()
+
+	close(srv.stop)
+	<-srv.done
+	for _, s := range srv.sockets(nil) {
+		s.end(reasonShutdown, pktClose)
+	}
+	if p != nil {
+		p.close()
+	}
+	return nil
+}
 
 // Count returns the number of open sessions.
-func (s *Server) Count() int { panic("unimplemented") }
+func (srv *Server) Count() int { return int(srv.count.Load()) }
 
-// Socket is one Engine.IO session, across transport upgrades. Its methods
-// are safe for concurrent use.
-type Socket struct{}
+// newSocket creates a session for the request r opened.
+func (srv *Server) newSocket(r *http.Request, q url.Values) *Socket {
+	secure := r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
+	now := srv.now()
+	return &Socket{
+		srv: srv,
+		id:  newSID(),
+		hs: &Handshake{
+			Header:     r.Header,
+			Query:      q,
+			RemoteAddr: r.RemoteAddr,
+			Time:       time.Now(),
+			Secure:     secure,
+		},
+		pingAt: now + int64(srv.opts.PingInterval),
+	}
+}
 
-// ID returns the session id sent in the handshake.
-func (s *Socket) ID() string { panic("unimplemented") }
+// openPacket is the handshake packet of s.
+func (srv *Server) openPacket(s *Socket, upgrades string) packet {
+	b := make([]byte, 0, 128)
+	b = append(b, `{"sid":"`...)
+	b = append(b, s.id...)
+	b = append(b, `","upgrades":`...)
+	b = append(b, upgrades...)
+	b = append(b, `,"pingInterval":`...)
+	b = strconv.AppendInt(b, srv.opts.PingInterval.Milliseconds(), 10)
+	b = append(b, `,"pingTimeout":`...)
+	b = strconv.AppendInt(b, srv.opts.PingTimeout.Milliseconds(), 10)
+	b = append(b, `,"maxPayload":`...)
+	b = strconv.AppendInt(b, srv.opts.MaxPayload, 10)
+	b = append(b, '}')
+	return packet{typ: pktOpen, data: b}
+}
 
-// Handshake returns what the opening request carried.
-func (s *Socket) Handshake() *Handshake { panic("unimplemented") }
+// newSID returns a random, URL-safe session id of 20 characters.
+func newSID() string {
+	var b [15]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
 
-// Transport returns "polling" or "websocket".
-func (s *Socket) Transport() string { panic("unimplemented") }
+// protocolError is an Engine.IO HTTP error, answered as JSON.
+type protocolError struct {
+	code    int
+	message string
+	status  int
+}
 
-// OnMessage sets the handler for messages from the client. Handlers of one
-// socket are called one at a time, in order; a slow handler delays only its
-// own socket. Set it in Options.OnConnection.
-func (s *Socket) OnMessage(h func(Message)) { panic("unimplemented") }
+var (
+	errTransportUnknown   = protocolError{0, "Transport unknown", http.StatusBadRequest}
+	errSessionUnknown     = protocolError{1, "Session ID unknown", http.StatusBadRequest}
+	errBadHandshakeMethod = protocolError{2, "Bad handshake method", http.StatusBadRequest}
+	errBadRequest         = protocolError{3, "Bad request", http.StatusBadRequest}
+	errForbidden          = protocolError{4, "Forbidden", http.StatusForbidden}
+	errUnsupportedVersion = protocolError{5, "Unsupported protocol version", http.StatusBadRequest}
+)
 
-// OnClose sets the handler called once when the session ends, with the
-// Engine.IO reason ("transport close", "ping timeout", "transport error",
-// "forced close", "server shutting down", "parse error").
-func (s *Socket) OnClose(h func(reason string)) { panic("unimplemented") }
+func writeError(w http.ResponseWriter, e protocolError) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(e.status)
+	_, _ = w.Write([]byte(`{"code":` + strconv.Itoa(e.code) + `,"message":"` + e.message + `"}`))
+}
 
-// Send queues msgs to be written in order, together; it never blocks on the
-// network. It returns ErrClosed once the session has ended.
-func (s *Socket) Send(msgs ...Message) error { panic("unimplemented") }
+// cors sets the CORS response headers for an allowed Origin and reports
+// whether it was allowed.
+func (srv *Server) cors(w http.ResponseWriter, r *http.Request) bool {
+	if len(srv.origins) == 0 {
+		return false
+	}
+	h := w.Header()
+	h.Add("Vary", "Origin")
+	origin := r.Header.Get("Origin")
+	if origin == "" || !srv.origins[origin] {
+		return false
+	}
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Set("Access-Control-Allow-Credentials", "true")
+	return true
+}
 
-// Close ends the session after flushing what was queued before it.
-func (s *Socket) Close() error { panic("unimplemented") }
+// preflight answers a CORS preflight request.
+func (srv *Server) preflight(w http.ResponseWriter, r *http.Request) {
+	if srv.cors(w, r) {
+		h := w.Header()
+		h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+		if req := r.Header.Get("Access-Control-Request-Headers"); req != "" {
+			h.Set("Access-Control-Allow-Headers", req)
+			h.Add("Vary", "Access-Control-Request-Headers")
+		} else {
+			h.Set("Access-Control-Allow-Headers", "Content-Type")
+		}
+		h.Set("Access-Control-Max-Age", "86400")
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

@@ -1,0 +1,203 @@
+//go:build linux && !sessiongate_noepoll
+
+package engineio
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// poller watches idle websocket connections with epoll, so that they hold
+// no goroutine and no buffer. Each descriptor is armed with EPOLLONESHOT:
+// one readiness event starts one reader goroutine, which drains the socket
+// and re-arms it.
+type poller struct {
+	epfd int
+	evfd int // wakes the loop to stop it
+
+	mu     sync.Mutex
+	conns  map[int]*wsConn
+	closed bool
+	done   chan struct{}
+}
+
+// readBufPool holds the buffers readers use while bytes arrive.
+var readBufPool = sync.Pool{New: func() any { b := make([]byte, 8192); return &b }}
+
+func newPoller() (*poller, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("epoll create: %w", err)
+	}
+	evfd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, fmt.Errorf("eventfd: %w", err)
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(evfd)}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, evfd, &ev); err != nil {
+		unix.Close(epfd)
+		unix.Close(evfd)
+		return nil, fmt.Errorf("epoll add eventfd: %w", err)
+	}
+	p := &poller{epfd: epfd, evfd: evfd, conns: make(map[int]*wsConn), done: make(chan struct{})}
+	go p.loop()
+	return p, nil
+}
+
+// watch starts reading c. Connections without a descriptor (TLS) get a
+// reading goroutine instead.
+func (p *poller) watch(c *wsConn) error {
+	sc, ok := c.conn.(syscall.Conn)
+	if !ok {
+		go c.readLoop()
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("poller watch: %w", err)
+	}
+	// c.mu orders this with teardown, which may already have run.
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.dead {
+		return nil
+	}
+	if err := rc.Control(func(fd uintptr) { c.fd = int(fd) }); err != nil {
+		return fmt.Errorf("poller watch: %w", err)
+	}
+	c.rc = rc
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return errServerClosed
+	}
+	p.conns[c.fd] = c
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT, Fd: int32(c.fd)}
+	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, c.fd, &ev); err != nil {
+		delete(p.conns, c.fd)
+		return fmt.Errorf("epoll add: %w", err)
+	}
+	return nil
+}
+
+// rearm watches c for the next readiness event, unless it is closed. The
+// check and the re-arm happen under c.mu, as does closing the descriptor,
+// so a reused descriptor number is never touched.
+func (p *poller) rearm(c *wsConn) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.dead {
+		return
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT, Fd: int32(c.fd)}
+	_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, c.fd, &ev)
+}
+
+// forget stops watching c; c.mu is held and its descriptor still open.
+func (p *poller) forget(c *wsConn) {
+	if c.rc == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.conns[c.fd] == c {
+		delete(p.conns, c.fd)
+	}
+	if !p.closed {
+		_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
+	}
+}
+
+// close stops the loop and releases the epoll descriptor.
+func (p *poller) close() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	p.mu.Unlock()
+	var one [8]byte
+	one[0] = 1 // eventfd takes a host-endian uint64; 1 is non-zero either way
+	_, _ = unix.Write(p.evfd, one[:])
+	<-p.done
+}
+
+func (p *poller) loop() {
+	defer close(p.done)
+	events := make([]unix.EpollEvent, 256)
+	for {
+		n, err := unix.EpollWait(p.epfd, events, -1)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		stop := err != nil
+		p.mu.Lock()
+		for i := 0; i < n && !stop; i++ {
+			fd := int(events[i].Fd)
+			if fd == p.evfd {
+				stop = true
+				break
+			}
+			if c := p.conns[fd]; c != nil {
+				go c.onReadable(p)
+			}
+		}
+		if stop {
+			p.closed = true
+			unix.Close(p.epfd)
+			unix.Close(p.evfd)
+		}
+		p.mu.Unlock()
+		if stop {
+			return
+		}
+	}
+}
+
+// onReadable drains the socket with non-blocking reads into a pooled
+// buffer, handles complete frames, and re-arms the descriptor.
+func (c *wsConn) onReadable(p *poller) {
+	// Taking c.mu orders this reader after the previous one, which re-armed
+	// the descriptor under it (the kernel orders them too, unseen by the
+	// race detector).
+	c.mu.Lock()
+	dead := c.dead
+	c.mu.Unlock()
+	if dead {
+		return
+	}
+	bp := readBufPool.Get().(*[]byte)
+	buf := *bp
+	defer readBufPool.Put(bp)
+	for {
+		var n int
+		var rerr error
+		err := c.rc.Read(func(fd uintptr) bool {
+			n, rerr = unix.Read(int(fd), buf)
+			return true
+		})
+		if err == nil {
+			err = rerr
+		}
+		if errors.Is(err, unix.EAGAIN) {
+			break
+		}
+		if err != nil || n <= 0 {
+			c.lost(err)
+			return
+		}
+		if !c.handle(buf[:n]) {
+			return
+		}
+		if n < len(buf) {
+			break
+		}
+	}
+	p.rearm(c)
+}

@@ -1,0 +1,198 @@
+package engineio
+
+import (
+	"io"
+	"net/http"
+	"net/url"
+	"time"
+)
+
+// pollWaiter is a GET request waiting for packets. The sender hands it the
+// packets and closes ch.
+type pollWaiter struct {
+	ch       chan struct{}
+	pkts     []packet
+	upgraded bool // the session moved to websocket while it waited
+}
+
+// noopDelay is how long a GET waiting during an upgrade probe is held
+// before a noop packet releases it, as the reference server does: a
+// client that completes the upgrade at once finds its GET refused.
+const noopDelay = 100 * time.Millisecond
+
+// releasePollLater releases the waiting GET with a noop packet after
+// noopDelay, if the upgrade is still in progress then. The timer exists
+// only during an upgrade.
+func (s *Socket) releasePollLater() {
+	time.AfterFunc(noopDelay, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.upgrading && s.poll != nil {
+			if len(s.queue) == 0 {
+				s.queue = append(s.queue, packet{typ: pktNoop})
+			}
+			s.handoffLocked()
+		}
+	})
+}
+
+// handoffLocked gives the queued packets to a waiting GET, if any.
+func (s *Socket) handoffLocked() {
+	if s.poll == nil || len(s.queue) == 0 {
+		return
+	}
+	s.poll.pkts = s.queue
+	s.queue = nil
+	close(s.poll.ch)
+	s.poll = nil
+}
+
+// handshakePolling opens a session over HTTP long-polling.
+func (srv *Server) handshakePolling(w http.ResponseWriter, r *http.Request, q url.Values) {
+	s := srv.newSocket(r, q)
+	s.queue = append(s.queue, srv.openPacket(s, `["websocket"]`))
+	srv.register(s)
+	if srv.opts.OnConnection != nil {
+		srv.opts.OnConnection(s)
+	}
+	s.mu.Lock()
+	pkts := s.queue
+	s.queue = nil
+	s.mu.Unlock()
+	writePayload(w, pkts)
+}
+
+func writePayload(w http.ResponseWriter, pkts []packet) {
+	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write(appendPayload(nil, pkts))
+}
+
+// servePoll answers a polling GET with the queued packets, waiting for some
+// when there are none. A second concurrent GET ends the session.
+func (s *Socket) servePoll(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	switch {
+	case s.state == stateClosed:
+		lingering := s.lingering
+		s.lingering = false
+		s.mu.Unlock()
+		if lingering {
+			s.srv.unregister(s)
+			writePayload(w, []packet{{typ: pktNoop}})
+			return
+		}
+		writeError(w, errSessionUnknown)
+		return
+	case s.ws != nil:
+		s.mu.Unlock()
+		writeError(w, errBadRequest)
+		return
+	case s.poll != nil:
+		s.mu.Unlock()
+		s.end(reasonTransportError, pktClose)
+		writeError(w, errBadRequest)
+		return
+	case s.pongBy != 0 && s.srv.now() >= s.pongBy:
+		s.mu.Unlock()
+		s.end(reasonPingTimeout, pktClose)
+		writeError(w, errSessionUnknown)
+		return
+	}
+	var pkts []packet
+	switch {
+	case len(s.queue) > 0:
+		pkts, s.queue = s.queue, nil
+	default:
+		wt := &pollWaiter{ch: make(chan struct{})}
+		s.poll = wt
+		if s.upgrading {
+			s.releasePollLater()
+		}
+		s.mu.Unlock()
+		select {
+		case <-wt.ch:
+		case <-r.Context().Done():
+		}
+		s.mu.Lock()
+		if s.poll == wt {
+			s.poll = nil
+		}
+		pkts = wt.pkts
+		if wt.upgraded {
+			s.mu.Unlock()
+			writeError(w, errBadRequest)
+			return
+		}
+	}
+	closing, reason := s.state == stateClosing, s.reason
+	s.mu.Unlock()
+	if len(pkts) == 0 {
+		return // the client went away
+	}
+	writePayload(w, pkts)
+	if closing && pkts[len(pkts)-1].typ == pktClose {
+		s.end(reason, 0)
+	}
+}
+
+// servePost decodes a polling POST and handles its packets in order.
+func (s *Socket) servePost(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	switch {
+	case s.state != stateOpen:
+		s.mu.Unlock()
+		writeError(w, errSessionUnknown)
+		return
+	case s.ws != nil:
+		s.mu.Unlock()
+		writeError(w, errBadRequest)
+		return
+	case s.posting:
+		s.mu.Unlock()
+		s.end(reasonTransportError, pktClose)
+		writeError(w, errBadRequest)
+		return
+	case s.pongBy != 0 && s.srv.now() >= s.pongBy:
+		s.mu.Unlock()
+		s.end(reasonPingTimeout, pktClose)
+		writeError(w, errSessionUnknown)
+		return
+	}
+	s.posting = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.posting = false
+		s.mu.Unlock()
+	}()
+
+	max := s.srv.opts.MaxPayload
+	if r.ContentLength > max {
+		s.end(reasonTransportError, pktClose)
+		http.Error(w, "payload too large", http.StatusRequestEntityTooLarge)
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, max+1))
+	if err != nil {
+		s.end(reasonTransportError, pktClose)
+		writeError(w, errBadRequest)
+		return
+	}
+	if int64(len(body)) > max {
+		s.end(reasonTransportError, pktClose)
+		http.Error(w, "payload too large", http.StatusRequestEntityTooLarge)
+		return
+	}
+	pkts, err := decodePayload(body)
+	if err != nil {
+		s.end(reasonParseError, pktClose)
+		writeError(w, errBadRequest)
+		return
+	}
+	for _, p := range pkts {
+		s.onPacket(p)
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
+	_, _ = io.WriteString(w, "ok")
+}

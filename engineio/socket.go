@@ -1,0 +1,271 @@
+package engineio
+
+import (
+	"sync"
+	"time"
+)
+
+// lingerTime is how long a polling session closed by its client still
+// answers a GET, with a noop packet.
+const lingerTime = time.Second
+
+// Session states.
+const (
+	stateOpen    uint8 = iota
+	stateClosing       // polling: a close packet waits for the next GET
+	stateClosed
+)
+
+// Close reasons, indexes into reasonText.
+const (
+	reasonTransportClose uint8 = iota + 1
+	reasonPingTimeout
+	reasonTransportError
+	reasonForcedClose
+	reasonShutdown
+	reasonParseError
+)
+
+var reasonText = [...]string{
+	reasonTransportClose: "transport close",
+	reasonPingTimeout:    "ping timeout",
+	reasonTransportError: "transport error",
+	reasonForcedClose:    "forced close",
+	reasonShutdown:       "server shutting down",
+	reasonParseError:     "parse error",
+}
+
+// Socket is one Engine.IO session, across transport upgrades. Its methods
+// are safe for concurrent use.
+//
+// A Socket holds no goroutine, channel, timer or buffer of its own while
+// idle: it is small on purpose, as servers keep many of them.
+type Socket struct {
+	srv *Server
+	id  string
+	hs  *Handshake
+
+	inMu sync.Mutex // held while a message handler runs
+
+	mu        sync.Mutex
+	state     uint8
+	reason    uint8 // why the session is closing
+	upgrading bool  // a websocket probe was answered
+	lingering bool  // closed, kept to answer one more GET
+	posting   bool  // a polling POST is being handled
+	onMessage func(Message)
+	onClose   func(reason string)
+	queue     []packet    // polling: packets for the next GET
+	poll      *pollWaiter // polling: the GET waiting for packets
+	ws        *wsConn     // the websocket transport, once upgraded
+	probe     *wsConn     // a websocket being probed for the upgrade
+	pingAt    int64       // when to send the next ping (server clock)
+	pongBy    int64       // deadline for the pong; 0 when none is awaited
+	deadline  int64       // end of the upgrade probe, or of a polling close
+}
+
+// ID returns the session id sent in the handshake.
+func (s *Socket) ID() string { return s.id }
+
+// Handshake returns what the opening request carried.
+func (s *Socket) Handshake() *Handshake { return s.hs }
+
+// Transport returns "polling" or "websocket".
+func (s *Socket) Transport() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ws != nil {
+		return "websocket"
+	}
+	return "polling"
+}
+
+// OnMessage sets the handler for messages from the client. Handlers of one
+// socket are called one at a time, in order; a slow handler delays only its
+// own socket. Set it in Options.OnConnection. Message.Data belongs to the
+// handler.
+func (s *Socket) OnMessage(h func(Message)) {
+	s.mu.Lock()
+	s.onMessage = h
+	s.mu.Unlock()
+}
+
+// OnClose sets the handler called once when the session ends, with the
+// Engine.IO reason ("transport close", "ping timeout", "transport error",
+// "forced close", "server shutting down", "parse error").
+func (s *Socket) OnClose(h func(reason string)) {
+	s.mu.Lock()
+	s.onClose = h
+	s.mu.Unlock()
+}
+
+// Send queues msgs to be written in order, together; it never blocks on the
+// network. It returns ErrClosed once the session has ended.
+func (s *Socket) Send(msgs ...Message) error {
+	pkts := make([]packet, len(msgs))
+	for i, m := range msgs {
+		pkts[i] = packet{typ: pktMessage, binary: m.Binary, data: m.Data}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state != stateOpen || !s.sendLocked(pkts...) {
+		return ErrClosed
+	}
+	return nil
+}
+
+// Close ends the session after flushing what was queued before it: on
+// websocket the queued messages and a close frame are written; on polling
+// they go, with a close packet, to the pending or next GET. OnClose is
+// called with "forced close".
+func (s *Socket) Close() error {
+	s.mu.Lock()
+	if s.state != stateOpen {
+		s.mu.Unlock()
+		return nil
+	}
+	if s.ws != nil {
+		s.mu.Unlock()
+		s.end(reasonForcedClose, 0)
+		return nil
+	}
+	s.state = stateClosing
+	s.reason = reasonForcedClose
+	s.deadline = s.srv.now() + int64(s.srv.opts.PingTimeout)
+	probe := s.probe
+	s.probe, s.upgrading = nil, false
+	s.sendLocked(packet{typ: pktClose})
+	s.mu.Unlock()
+	if probe != nil {
+		probe.teardown()
+	}
+	return nil
+}
+
+// sendLocked queues pkts on the current transport. It reports false when
+// the websocket connection is already gone.
+func (s *Socket) sendLocked(pkts ...packet) bool {
+	if s.ws != nil {
+		return s.ws.send(pkts...)
+	}
+	s.queue = append(s.queue, pkts...)
+	s.handoffLocked()
+	return true
+}
+
+// end closes the session at once with reason. A GET waiting on a polling
+// session receives what was queued and then the packet pollLast, if not
+// zero. A websocket gets its queued frames and a close frame. OnClose is
+// called once, after the session left the server's registry.
+func (s *Socket) end(reason uint8, pollLast byte) {
+	s.mu.Lock()
+	if s.state == stateClosed {
+		s.mu.Unlock()
+		return
+	}
+	s.state = stateClosed
+	s.reason = reason
+	ws, probe := s.ws, s.probe
+	s.probe, s.upgrading = nil, false
+	// A client that closes over polling may race its close packet against
+	// its GET: the session lingers briefly to answer that GET with a noop.
+	linger := ws == nil && pollLast == pktNoop && s.poll == nil
+	if ws != nil {
+		ws.closeAfterFlush(closeNormal)
+	} else if s.poll != nil {
+		if pollLast != 0 {
+			s.queue = append(s.queue, packet{typ: pollLast})
+		}
+		s.handoffLocked()
+	}
+	s.queue = nil
+	if linger {
+		s.lingering = true
+		s.deadline = s.srv.now() + int64(lingerTime)
+	}
+	h := s.onClose
+	s.onClose, s.onMessage = nil, nil
+	s.mu.Unlock()
+	if probe != nil {
+		probe.teardown()
+	}
+	s.srv.count.Add(-1)
+	if !linger {
+		s.srv.unregister(s)
+	}
+	if h != nil {
+		h(reasonText[reason])
+	}
+}
+
+// onPacket handles a packet from the client on the current transport.
+func (s *Socket) onPacket(p packet) {
+	switch p.typ {
+	case pktClose:
+		s.end(reasonTransportClose, pktNoop)
+	case pktPing:
+		s.mu.Lock()
+		if s.state == stateOpen {
+			s.sendLocked(packet{typ: pktPong, data: append([]byte(nil), p.data...)})
+		}
+		s.mu.Unlock()
+	case pktPong:
+		s.mu.Lock()
+		if s.pongBy != 0 {
+			s.pongBy = 0
+			s.pingAt = s.srv.now() + int64(s.srv.opts.PingInterval)
+		}
+		s.mu.Unlock()
+	case pktMessage:
+		msg := Message{Data: p.data, Binary: p.binary}
+		if !p.binary {
+			msg.Data = append([]byte(nil), p.data...)
+		}
+		s.inMu.Lock()
+		s.mu.Lock()
+		h := s.onMessage
+		s.mu.Unlock()
+		if h != nil {
+			h(msg)
+		}
+		s.inMu.Unlock()
+	}
+	// open, upgrade (outside a probe) and noop packets are ignored.
+}
+
+// tick runs the heartbeat and the deadlines of s at time now; the
+// scheduler calls it.
+func (s *Socket) tick(now int64) {
+	s.mu.Lock()
+	switch {
+	case s.state == stateClosed:
+		expired := s.lingering && now >= s.deadline
+		s.lingering = s.lingering && !expired
+		s.mu.Unlock()
+		if expired {
+			s.srv.unregister(s)
+		}
+	case s.state == stateClosing:
+		expired := now >= s.deadline
+		s.mu.Unlock()
+		if expired {
+			s.end(s.reason, 0)
+		}
+	case s.pongBy != 0 && now >= s.pongBy:
+		s.mu.Unlock()
+		s.end(reasonPingTimeout, pktClose)
+	case s.probe != nil && now >= s.deadline:
+		probe := s.probe
+		s.probe, s.upgrading = nil, false
+		s.mu.Unlock()
+		probe.teardown()
+	case s.pongBy == 0 && now >= s.pingAt:
+		// The deadline counts from when the ping was due, not from this
+		// tick, so that a late tick does not extend it.
+		s.pongBy = s.pingAt + int64(s.srv.opts.PingTimeout)
+		s.sendLocked(packet{typ: pktPing})
+		s.mu.Unlock()
+	default:
+		s.mu.Unlock()
+	}
+}

@@ -1,0 +1,474 @@
+package engineio
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// wsConn is one websocket connection: the transport of a session, or a
+// probe for its upgrade. Reading is driven by the poller (one reader at a
+// time); writing by a flusher goroutine that runs only while frames are
+// queued.
+type wsConn struct {
+	srv  *Server
+	sock *Socket // set before reading starts, never changed
+	conn net.Conn
+	rc   syscall.RawConn // epoll: the connection's descriptor; nil otherwise
+	fd   int
+
+	frameReader // owned by the current reader
+
+	mu        sync.Mutex
+	out       []outFrame
+	closeCode uint16
+	flushing  bool // a flusher is running
+	reading   bool // a reader is handling frames; it flushes when done
+	closing   bool // write the queue, then a close frame, then close
+	dead      bool // the connection is closed
+}
+
+// outFrame is a queued server frame, or, when then is set, a function
+// called once the frames queued before it are written (or dropped).
+type outFrame struct {
+	op   byte
+	data []byte
+	then func()
+}
+
+var writeBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// serveWebsocket opens a session over websocket, or a probe to upgrade the
+// polling session sid.
+func (srv *Server) serveWebsocket(w http.ResponseWriter, r *http.Request, q url.Values, sid string) {
+	var s *Socket
+	if sid != "" {
+		s = srv.lookup(sid)
+		if s == nil {
+			writeError(w, errSessionUnknown)
+			return
+		}
+	}
+	conn, rw, _, err := srv.upgrader.Upgrade(r, w)
+	if err != nil {
+		return // the upgrader answered the client
+	}
+	c := &wsConn{srv: srv, conn: conn}
+	if n := rw.Reader.Buffered(); n > 0 {
+		b, _ := rw.Reader.Peek(n)
+		c.in = append(make([]byte, 0, n), b...)
+	}
+	rw = nil
+
+	if s == nil {
+		s = srv.newSocket(r, q)
+		s.ws = c
+		c.sock = s
+		// Hold the flusher until OnConnection has run: the handshake
+		// packet goes first, then what the handler sent.
+		c.flushing = true
+		c.send(srv.openPacket(s, `[]`))
+		srv.register(s)
+		if srv.opts.OnConnection != nil {
+			srv.opts.OnConnection(s)
+		}
+		go c.flush()
+	} else {
+		c.sock = s
+		s.mu.Lock()
+		ok := s.state == stateOpen && s.ws == nil && s.probe == nil
+		if ok {
+			s.probe = c
+			s.deadline = srv.now() + int64(srv.opts.UpgradeTimeout)
+		}
+		s.mu.Unlock()
+		if !ok {
+			// Upgraded, upgrading or closing already: refused the way the
+			// reference server does, with a close once connected.
+			c.closeAfterFlush(closeNormal)
+			return
+		}
+	}
+	if len(c.in) > 0 && !c.handle(nil) {
+		return
+	}
+	if err := srv.watch(c); err != nil {
+		c.teardown()
+		c.sock.transportGone(c, reasonTransportError)
+	}
+}
+
+// watch hands c to the poller, creating it on first use.
+func (srv *Server) watch(c *wsConn) error {
+	srv.mu.Lock()
+	if srv.closed {
+		srv.mu.Unlock()
+		return errServerClosed
+	}
+	if srv.poller == nil {
+		p, err := newPoller()
+		if err != nil {
+			srv.mu.Unlock()
+			return err
+		}
+		srv.poller = p
+	}
+	p := srv.poller
+	srv.mu.Unlock()
+	return p.watch(c)
+}
+
+var errServerClosed = errors.New("engineio: server closed")
+
+// send queues pkts as frames. It reports false once the connection is
+// closing.
+func (c *wsConn) send(pkts ...packet) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing || c.dead {
+		return false
+	}
+	for _, p := range pkts {
+		if p.binary {
+			c.out = append(c.out, outFrame{op: opBinary, data: p.data})
+			continue
+		}
+		data := make([]byte, 1+len(p.data))
+		data[0] = p.typ
+		copy(data[1:], p.data)
+		c.out = append(c.out, outFrame{op: opText, data: data})
+	}
+	c.kickLocked()
+	return true
+}
+
+// control queues a control frame.
+func (c *wsConn) control(op byte, data []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing || c.dead {
+		return
+	}
+	c.out = append(c.out, outFrame{op: op, data: data})
+	c.kickLocked()
+}
+
+// afterWrite calls fn once the frames queued so far are written, or at
+// once if the connection is closing.
+func (c *wsConn) afterWrite(fn func()) {
+	c.mu.Lock()
+	if c.closing || c.dead {
+		c.mu.Unlock()
+		fn()
+		return
+	}
+	c.out = append(c.out, outFrame{then: fn})
+	c.kickLocked()
+	c.mu.Unlock()
+}
+
+// kickLocked starts a flusher goroutine, unless one runs or a reader will
+// flush.
+func (c *wsConn) kickLocked() {
+	if !c.flushing && !c.reading {
+		c.flushing = true
+		go c.flush()
+	}
+}
+
+// flushHere writes what is queued from the calling reader goroutine, unless
+// a flusher already runs: answers go out before the next frame is handled,
+// without a goroutine of their own.
+func (c *wsConn) flushHere(done bool) {
+	c.mu.Lock()
+	if done {
+		c.reading = false
+	}
+	run := !c.flushing && (len(c.out) > 0 || c.closing && !c.dead)
+	if run {
+		c.flushing = true
+	}
+	c.mu.Unlock()
+	if run {
+		c.flush()
+	}
+}
+
+// closeAfterFlush makes the flusher write what is queued, then a close
+// frame with code, then close the connection.
+func (c *wsConn) closeAfterFlush(code uint16) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing || c.dead {
+		return
+	}
+	c.closing = true
+	c.closeCode = code
+	c.kickLocked()
+}
+
+// flush writes queued frames until none are left, then the close frame if
+// one is due. It runs in a goroutine started by kickLocked, or in a reader
+// (flushHere); c.flushing is set by whoever starts it.
+func (c *wsConn) flush() {
+	for {
+		c.mu.Lock()
+		out := c.out
+		c.out = nil
+		if len(out) == 0 {
+			last := c.closing && !c.dead
+			code := c.closeCode
+			if !last {
+				c.flushing = false
+				c.mu.Unlock()
+				return
+			}
+			c.mu.Unlock()
+			out = []outFrame{{op: opClose, data: binary.BigEndian.AppendUint16(nil, code)}}
+			_ = c.write(out)
+			c.teardown()
+			c.mu.Lock()
+			c.flushing = false
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
+		if err := c.write(out); err != nil {
+			c.teardown()
+			c.mu.Lock()
+			c.flushing = false
+			c.mu.Unlock()
+			c.sock.transportGone(c, reasonTransportError)
+			return
+		}
+	}
+}
+
+func (c *wsConn) write(out []outFrame) error {
+	bp := writeBufPool.Get().(*[]byte)
+	b := (*bp)[:0]
+	var err error
+	for i, f := range out {
+		if f.then == nil {
+			b = appendFrame(b, f.op, f.data)
+			continue
+		}
+		if len(b) > 0 {
+			if err = c.writeNow(b); err != nil {
+				runThen(out[i:])
+				break
+			}
+			b = b[:0]
+		}
+		f.then()
+	}
+	if err == nil && len(b) > 0 {
+		err = c.writeNow(b)
+	}
+	if cap(b) <= 64<<10 {
+		*bp = b[:0]
+		writeBufPool.Put(bp)
+	}
+	return err
+}
+
+func (c *wsConn) writeNow(b []byte) error {
+	_ = c.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	_, err := c.conn.Write(b)
+	return err
+}
+
+// runThen calls the functions queued in out.
+func runThen(out []outFrame) {
+	for _, f := range out {
+		if f.then != nil {
+			f.then()
+		}
+	}
+}
+
+// teardown closes the connection now; it is safe to call more than once.
+func (c *wsConn) teardown() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.dead {
+		return
+	}
+	c.dead = true
+	defer runThen(c.out)
+	c.out = nil
+	c.srv.forget(c)
+	_ = c.conn.Close()
+}
+
+// stopped reports whether reading should stop.
+func (c *wsConn) stopped() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.dead || c.closing
+}
+
+func (srv *Server) forget(c *wsConn) {
+	srv.mu.Lock()
+	p := srv.poller
+	srv.mu.Unlock()
+	if p != nil {
+		p.forget(c)
+	}
+}
+
+// handle parses data read from the connection and handles what it holds.
+// It reports whether reading should go on.
+func (c *wsConn) handle(data []byte) bool {
+	c.mu.Lock()
+	c.reading = true
+	c.mu.Unlock()
+	err := c.feed(data, c.srv.opts.MaxPayload, c.onFrame)
+	defer c.flushHere(true)
+	if err == nil {
+		return !c.stopped()
+	}
+	reason := reasonTransportError
+	switch {
+	case errors.Is(err, errPeerClosed):
+		reason = reasonTransportClose
+	case errors.Is(err, errFrameTooBig):
+		c.closeAfterFlush(closeTooBig)
+	case errors.Is(err, errParse):
+		reason = reasonParseError
+		c.closeAfterFlush(closeUnsupported)
+	default:
+		c.closeAfterFlush(closeProtocol)
+	}
+	c.sock.transportGone(c, reason)
+	return false
+}
+
+// lost handles the end of the connection, or a read error.
+func (c *wsConn) lost(err error) {
+	c.teardown()
+	reason := reasonTransportError
+	if err == nil || errors.Is(err, io.EOF) {
+		reason = reasonTransportClose
+	}
+	c.sock.transportGone(c, reason)
+}
+
+// readLoop reads c with a goroutine of its own: the fallback when c cannot
+// be polled.
+func (c *wsConn) readLoop() {
+	buf := make([]byte, 4096)
+	for {
+		n, err := c.conn.Read(buf)
+		if n > 0 && !c.handle(buf[:n]) {
+			return
+		}
+		if err != nil {
+			c.lost(err)
+			return
+		}
+	}
+}
+
+var errPeerClosed = errors.New("engineio: websocket closed by peer")
+
+// onFrame handles one message or control frame from the client.
+func (c *wsConn) onFrame(op byte, payload []byte) error {
+	switch op {
+	case opPing:
+		c.control(opPong, append([]byte(nil), payload...))
+	case opPong:
+	case opClose:
+		code := closeNormal
+		if len(payload) >= 2 {
+			code = binary.BigEndian.Uint16(payload)
+		}
+		c.closeAfterFlush(code)
+		return errPeerClosed
+	case opText:
+		p, err := decodePacket(payload)
+		if err != nil {
+			return err
+		}
+		p.data = append([]byte(nil), p.data...)
+		return c.deliver(p)
+	case opBinary:
+		return c.deliver(packet{typ: pktMessage, binary: true, data: append([]byte(nil), payload...)})
+	}
+	return nil
+}
+
+// deliver passes p to the socket and writes any answer at once.
+func (c *wsConn) deliver(p packet) error {
+	if p.typ == pktMessage {
+		// A message handler may take its time: what other goroutines
+		// send meanwhile gets a flusher of its own.
+		c.mu.Lock()
+		c.reading = false
+		c.mu.Unlock()
+	}
+	err := c.sock.onWebsocket(c, p)
+	c.flushHere(false)
+	return err
+}
+
+// onWebsocket handles a packet that arrived on c: the transport, or a probe.
+func (s *Socket) onWebsocket(c *wsConn, p packet) error {
+	s.mu.Lock()
+	if s.probe == c {
+		switch {
+		case p.typ == pktPing && string(p.data) == "probe":
+			c.send(packet{typ: pktPong, data: []byte("probe")})
+			if !s.upgrading && s.poll != nil {
+				s.releasePollLater()
+			}
+			s.upgrading = true
+		case p.typ == pktUpgrade && s.upgrading:
+			s.probe, s.upgrading = nil, false
+			if wt := s.poll; wt != nil {
+				// A client completes the upgrade only once its GET has
+				// returned; this one came from elsewhere. It is refused
+				// a little after the probe's answer is written, so that
+				// the client sees them in that order.
+				wt.upgraded = true
+				s.poll = nil
+				c.afterWrite(func() {
+					time.AfterFunc(noopDelay, func() { close(wt.ch) })
+				})
+			}
+			s.ws = c
+			c.send(s.queue...)
+			s.queue = nil
+		}
+		s.mu.Unlock()
+		return nil
+	}
+	current := s.ws == c && s.state == stateOpen
+	s.mu.Unlock()
+	if current {
+		s.onPacket(p)
+	}
+	return nil
+}
+
+// transportGone handles the loss of c: the session ends if c was its
+// transport; a probe is only dropped.
+func (s *Socket) transportGone(c *wsConn, reason uint8) {
+	s.mu.Lock()
+	if s.probe == c {
+		s.probe, s.upgrading = nil, false
+		s.mu.Unlock()
+		return
+	}
+	current := s.ws == c
+	s.mu.Unlock()
+	if current {
+		s.end(reason, 0)
+	}
+}
