@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"time"
@@ -293,8 +295,25 @@ func (c *client) drain() {
 		c.queue[0] = nil
 		c.queue = c.queue[1:]
 		c.mu.Unlock()
-		f()
+		c.run(f)
 	}
+}
+
+// run calls f, turning a panic into a logged error that closes this
+// connection rather than the process.
+func (c *client) run(f func()) {
+	defer func() {
+		if r := recover(); r != nil {
+			logger := c.srv.opts.Logger
+			if logger == nil {
+				logger = slog.Default()
+			}
+			logger.Error("socketio: handler panicked; closing its connection",
+				"panic", r, "engine_id", c.conn.ID(), "stack", string(debug.Stack()))
+			c.close("forced close")
+		}
+	}()
+	f()
 }
 
 // onClose is called by the engine when the session has ended.

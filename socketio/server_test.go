@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"reflect"
 	"runtime"
@@ -682,4 +684,40 @@ func BenchmarkBroadcast(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+func TestHandlerPanicClosesOnlyItsConnection(t *testing.T) {
+	var logs strings.Builder
+	var logMu sync.Mutex
+	srv := newServer(Options{Logger: slog.New(slog.NewTextHandler(lockedWriter{&logMu, &logs}, nil))})
+	srv.Of("/").On("boom", func(s *Socket, ev Event, ack func(args ...any) error) { panic("kaboom") })
+	srv.Of("/").On("hello", func(s *Socket, ev Event, ack func(args ...any) error) { ack("pong") })
+
+	bad, good := dial(t, srv), dial(t, srv)
+	bad.connect("/")
+	good.connect("/")
+	bad.in(`2["boom"]`)
+	select {
+	case <-bad.done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the panicking connection was not closed")
+	}
+	good.in(`21["hello"]`)
+	good.expect(`31["pong"]`)
+	logMu.Lock()
+	defer logMu.Unlock()
+	if !strings.Contains(logs.String(), "kaboom") {
+		t.Errorf("panic not logged: %q", logs.String())
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

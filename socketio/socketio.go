@@ -38,6 +38,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -51,6 +52,11 @@ type Options struct {
 	Engine         engineio.Options // OnConnection is set by the Server
 	ConnectTimeout time.Duration    // 45s: an Engine.IO session with no namespace by then is closed
 	AckTimeout     time.Duration    // default timeout of EmitWithAck when ctx has no deadline: 0 = none
+
+	// Logger receives handler panics; nil means slog.Default(). A handler
+	// that panics closes its own connection only, as net/http confines a
+	// panicking handler to its request.
+	Logger *slog.Logger
 }
 
 // Server is a Socket.IO server. It is an http.Handler for the Socket.IO path
