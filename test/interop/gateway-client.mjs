@@ -35,14 +35,19 @@ const fail = (name, msg) => {
   print({ client: name, event: 'failure', message: msg });
 };
 
-function finish() {
+// finish prints the result. Unless exitNow, Node exits once the closing
+// sockets' last requests are sent (a polling client's close packet travels
+// in a POST that process.exit would cut), or after a second at most.
+function finish(exitNow) {
   print({ done: true, ok: failures.length === 0, failures });
-  process.exit(failures.length === 0 ? 0 : 1);
+  process.exitCode = failures.length === 0 ? 0 : 1;
+  if (exitNow) process.exit();
+  setTimeout(() => process.exit(), 1000).unref();
 }
 
 const timer = setTimeout(() => {
   fail('script', `timed out after ${spec.timeoutMs ?? 10000} ms`);
-  finish();
+  finish(true);
 }, spec.timeoutMs ?? 10000);
 
 // run connects one client and resolves with its socket once its first

@@ -1,0 +1,71 @@
+// Package gateway ties express-session sessions to Socket.IO sockets.
+//
+// A Gateway is attached to a socketio.Namespace. It then
+//
+//   - authenticates every client at the handshake, from the HTTP request
+//     that opened its Engine.IO session: Origin, the connect.sid cookie and
+//     its signature, the session row and its passport.user. A refused client
+//     gets a CONNECT_ERROR {"message":"unauthorized","data":{"code":CODE}}
+//     (see the ECode constants of package sessiongate), which the official
+//     client treats as final: it does not reconnect;
+//   - puts the identity on the socket (IdentityOf) and joins the socket to
+//     the room "user:<id>";
+//   - keeps a registry of live sessions (all sockets of one session, keyed by
+//     sessiongate.SessionHash) and, from one scheduler goroutine for all
+//     sockets, re-validates them in batches of at most 500 ids per store
+//     call every CheckInterval, refreshes the ones about to expire, and ends
+//     a session the moment its known expiry passes;
+//   - ends a session's sockets as soon as the store announces that it ended
+//     (RevocationFeed), or when EndSession is called: each socket gets the
+//     event "session_expired" {"reason": "revoked"|"expired"|"logged_out"}
+//     and is disconnected by the server (the client sees
+//     "io server disconnect" and does not reconnect);
+//   - records every decision in the audit trail through an asynchronous,
+//     batched writer that retries failed writes and never drops an event
+//     silently;
+//   - counts what it does (Stats) for metrics.
+//
+// # Handshake order
+//
+// The checks run in this order; the first that fails decides the code:
+//
+//  1. Origin, when present, must be one of Config.AllowedOrigins
+//     (ORIGIN_NOT_ALLOWED).
+//  2. Rate limit per remote IP, a token bucket (RATE_LIMITED). It comes after
+//     the Origin check, which costs nothing, and before anything that reads
+//     the cookie or the store, so a flood never reaches the database.
+//  3. The session cookie (NO_COOKIE) and its signature (BAD_SIGNATURE).
+//  4. The session row (SESSION_NOT_FOUND, SESSION_EXPIRED); a store failure
+//     is INTERNAL and admits no one.
+//  5. passport.user (NOT_AUTHENTICATED).
+//
+// The checks run for every namespace a client joins (each CONNECT packet),
+// from the request that opened its Engine.IO session; the rate limit counts
+// each of them.
+//
+// # Sessions on open sockets
+//
+// A check refreshes a session whose expiry is within RefreshThreshold, so an
+// open socket keeps its session alive. A session the periodic checks did not
+// refresh in time (a round ran late) gets a check of its own 10 seconds
+// (at most RefreshThreshold) before its expiry. A session that reaches its
+// expiry is ended at that instant by the scheduler, after one look at its
+// row (a Node app may have moved the expiry meanwhile).
+//
+// An ended socket is sent "session_expired", then a DISCONNECT for its
+// namespace; the official client then closes its connection, and the server
+// closes whatever is still open two seconds later.
+//
+// # Lifecycle
+//
+// New starts the audit writer. Run runs the monitor scheduler and the
+// revocation watcher until its context ends or Shutdown is called; without
+// Run, sockets are authenticated and EndSession works, but sessions are
+// neither re-checked nor ended by the store. Shutdown tells every socket to
+// reconnect later ("server_restart" {"retryAfterMs": N}), disconnects it,
+// stops the scheduler and flushes the audit trail. Close only flushes and
+// stops the audit writer.
+//
+// Raw session ids never appear in logs or the audit trail: they carry
+// sessiongate.ShortHash(sid).
+package gateway

@@ -1,0 +1,279 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sessiongate/sessiongate"
+	"github.com/sessiongate/sessiongate/socketio"
+)
+
+// Defaults of the Config fields left zero.
+const (
+	DefaultCookieName       = "connect.sid"
+	DefaultCheckInterval    = 5 * time.Minute
+	DefaultRefreshThreshold = 5 * time.Minute
+	DefaultRefreshExtend    = 24 * time.Hour
+	DefaultRateLimit        = 20 // handshakes per second per remote IP
+)
+
+// Events the gateway sends to clients.
+const (
+	// EventSessionExpired is sent to every socket of a session that ended,
+	// with {"reason": "revoked"|"expired"|"logged_out"}, just before the
+	// server disconnects it.
+	EventSessionExpired = "session_expired"
+	// EventServerRestart is sent by Shutdown with {"retryAfterMs": N}: the
+	// client reconnects after a random delay in [0, N] milliseconds.
+	EventServerRestart = "server_restart"
+)
+
+// batchSize is the most session ids sent to the store in one call.
+const batchSize = 500
+
+// Config configures a Gateway. Sessions, Audit and Secrets are required; zero
+// values of the other fields take the defaults above.
+type Config struct {
+	Sessions    sessiongate.SessionStore
+	Revocations sessiongate.RevocationFeed // optional: nil means no push notifications
+	Audit       sessiongate.AuditStore
+
+	// Secrets verify the cookie signature, tried in order (the first one is
+	// the one new cookies are signed with).
+	Secrets    [][]byte
+	CookieName string // DefaultCookieName
+
+	// AllowedOrigins lists the exact origins (scheme://host[:port]) a
+	// handshake may come from. A handshake without an Origin header is
+	// allowed (non-browser clients); one with any other Origin is refused.
+	AllowedOrigins []string
+
+	CheckInterval    time.Duration // how often every live session is re-validated
+	RefreshThreshold time.Duration // a live session expiring within it is refreshed; negative: never
+	RefreshExtend    time.Duration // to now + RefreshExtend
+
+	// RateLimit is the sustained handshakes per second allowed from one
+	// remote IP, RateBurst the bucket size (default 2×RateLimit, at least
+	// 1). Zero takes DefaultRateLimit; negative disables rate limiting.
+	RateLimit float64
+	RateBurst int
+
+	Logger *slog.Logger     // default slog.Default()
+	Now    func() time.Time // default time.Now; for tests
+}
+
+// Gateway authenticates sockets against express-session sessions and ends
+// them when their session ends. Its methods are safe for concurrent use.
+type Gateway struct {
+	sessions    sessiongate.SessionStore
+	revocations sessiongate.RevocationFeed
+	secrets     [][]byte
+	cookieName  string
+	origins     map[string]bool
+	interval    time.Duration
+	threshold   time.Duration
+	extend      time.Duration
+	log         *slog.Logger
+	now         func() time.Time
+
+	limiter *limiter // nil when disabled
+	audit   *auditWriter
+	stats   counters
+
+	mu       sync.Mutex
+	live     map[string]*liveSession // by SessionHash
+	expiries expiryHeap
+	recent   recentEnds
+	sockets  int           // sockets registered, across all sessions
+	closing  bool          // Shutdown has begun
+	retryMs  int64         // Shutdown's retryAfter, in milliseconds
+	idle     chan struct{} // closed when closing and sockets reaches 0
+
+	wake    chan struct{} // the earliest expiry moved
+	resync  chan struct{} // every live session must be checked
+	stop    chan struct{} // closed by Shutdown
+	stopped sync.Once
+	running atomic.Bool
+	runDone chan struct{} // closed when Run returns
+}
+
+// New returns a Gateway and starts its audit writer; stop it with Shutdown
+// or Close.
+func New(cfg Config) (*Gateway, error) {
+	switch {
+	case cfg.Sessions == nil:
+		return nil, errors.New("gateway: Config.Sessions is required")
+	case cfg.Audit == nil:
+		return nil, errors.New("gateway: Config.Audit is required")
+	case len(cfg.Secrets) == 0:
+		return nil, errors.New("gateway: Config.Secrets is required")
+	}
+	if cfg.CheckInterval < 0 || cfg.RefreshExtend < 0 {
+		return nil, errors.New("gateway: CheckInterval and RefreshExtend must not be negative")
+	}
+	for i, s := range cfg.Secrets {
+		if len(s) == 0 {
+			return nil, fmt.Errorf("gateway: secret %d is empty", i)
+		}
+	}
+	g := &Gateway{
+		sessions:    cfg.Sessions,
+		revocations: cfg.Revocations,
+		secrets:     cfg.Secrets,
+		cookieName:  orDefault(cfg.CookieName, DefaultCookieName),
+		origins:     make(map[string]bool, len(cfg.AllowedOrigins)),
+		interval:    orDefault(cfg.CheckInterval, DefaultCheckInterval),
+		threshold:   orDefault(cfg.RefreshThreshold, DefaultRefreshThreshold),
+		extend:      orDefault(cfg.RefreshExtend, DefaultRefreshExtend),
+		log:         cfg.Logger,
+		now:         cfg.Now,
+		live:        make(map[string]*liveSession),
+		recent:      recentEnds{at: make(map[string]recentEnd)},
+		idle:        make(chan struct{}),
+		wake:        make(chan struct{}, 1),
+		resync:      make(chan struct{}, 1),
+		stop:        make(chan struct{}),
+		runDone:     make(chan struct{}),
+	}
+	for _, o := range cfg.AllowedOrigins {
+		g.origins[o] = true
+	}
+	if g.log == nil {
+		g.log = slog.Default()
+	}
+	g.log = g.log.With("component", "gateway")
+	if g.now == nil {
+		g.now = time.Now
+	}
+	if cfg.RateLimit >= 0 {
+		rate := cfg.RateLimit
+		if rate == 0 {
+			rate = DefaultRateLimit
+		}
+		burst := float64(cfg.RateBurst)
+		if burst <= 0 {
+			burst = max(2*rate, 1)
+		}
+		g.limiter = newLimiter(rate, burst)
+	}
+	g.stats.init()
+	g.audit = newAuditWriter(cfg.Audit, g.log, auditMinRetry)
+	return g, nil
+}
+
+func orDefault[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// Attach installs the handshake middleware and the connect and disconnect
+// hooks on ns. Call it before clients connect and before adding handlers
+// that rely on the identity. Attach reserves the sockets' Data for the
+// gateway: read the identity with IdentityOf.
+func (g *Gateway) Attach(ns *socketio.Namespace) {
+	ns.Use(g.authenticate)
+	ns.OnConnect(g.connected)
+	ns.OnDisconnect(g.disconnected)
+}
+
+// IdentityOf returns the identity the gateway put on s at the handshake, and
+// false for a socket of a namespace the gateway is not attached to.
+func IdentityOf(s *socketio.Socket) (sessiongate.Identity, bool) {
+	c, ok := s.Data().(*conn)
+	if !ok {
+		return sessiongate.Identity{}, false
+	}
+	return c.identity, true
+}
+
+// EndSession ends the session sid on this server at once, as a revocation
+// would: its sockets get "session_expired" with reason and are disconnected.
+// Call it after the session row was deleted or logged out in process (the
+// embedded login), where no store notification may come. ctx bounds the wait
+// for room in the audit queue.
+func (g *Gateway) EndSession(ctx context.Context, sid string, reason sessiongate.EndReason) {
+	g.end(ctx, sessiongate.SessionHash(sid), reason)
+}
+
+// Shutdown sends "server_restart" {"retryAfterMs": N} to every socket and
+// disconnects it, stops Run, and flushes the audit trail (see Close). New
+// handshakes that complete meanwhile are sent away the same way. It returns
+// ctx.Err() if ctx ended before all of this was done.
+func (g *Gateway) Shutdown(ctx context.Context, retryAfter time.Duration) error {
+	g.mu.Lock()
+	first := !g.closing
+	if first {
+		g.closing = true
+		g.retryMs = retryAfter.Milliseconds()
+	}
+	var socks []*socketio.Socket
+	for _, l := range g.live {
+		for s := range l.sockets {
+			socks = append(socks, s)
+		}
+	}
+	if first && g.sockets == 0 {
+		close(g.idle)
+	}
+	g.mu.Unlock()
+
+	payload := map[string]int64{"retryAfterMs": retryAfter.Milliseconds()}
+	for _, s := range socks {
+		sendAway(s, EventServerRestart, payload)
+	}
+	g.stopped.Do(func() { close(g.stop) })
+
+	var err error
+	if g.running.Load() {
+		select {
+		case <-g.runDone:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
+	// Let the disconnect hooks queue their audit events before the flush.
+	select {
+	case <-g.idle:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	if cerr := g.Close(ctx); cerr != nil && err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("gateway: shutdown: %w", err)
+	}
+	return nil
+}
+
+// Close flushes the audit events queued so far and stops the audit writer.
+// Events recorded after Close are counted as dropped. If ctx ends before the
+// backlog is written, the rest is dropped (counted and logged) and Close
+// returns ctx.Err().
+func (g *Gateway) Close(ctx context.Context) error {
+	return g.audit.close(ctx)
+}
+
+// closeGrace is how long a client whose namespace the server disconnected
+// has to close its connection itself before the server closes it.
+const closeGrace = 2 * time.Second
+
+// sendAway emits event with payload on s and then disconnects it: the client
+// sees "io server disconnect" and does not reconnect. It then closes the
+// connection itself, as socket.disconnect(true) does in Node, but only after
+// closeGrace: the official client closes it first, and closing at once may
+// overtake the DISCONNECT packet on a polling or upgrading connection.
+func sendAway(s *socketio.Socket, event string, payload any) {
+	// Errors mean the socket is already gone, which is the goal.
+	_ = s.Emit(event, payload)
+	_ = s.Disconnect(false)
+	time.AfterFunc(closeGrace, func() { _ = s.CloseTransport() })
+}

@@ -1,0 +1,292 @@
+package gateway
+
+import (
+	"context"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/sessiongate/sessiongate"
+	"github.com/sessiongate/sessiongate/expresssession"
+	"github.com/sessiongate/sessiongate/socketio"
+)
+
+// storeTimeout bounds the session lookup of one handshake.
+const storeTimeout = 5 * time.Second
+
+// conn is what the gateway keeps on an authenticated socket (its Data).
+type conn struct {
+	identity  sessiongate.Identity
+	hash      string    // SessionHash(sid)
+	short     string    // ShortHash(sid)
+	expire    time.Time // the row's expiry at the handshake
+	checkedAt time.Time // when the handshake began reading the row
+	client    client
+
+	registered bool // guarded by Gateway.mu
+}
+
+// client is who asked, as recorded in the audit trail.
+type client struct {
+	remoteAddr string // IP only
+	userAgent  string
+	socketID   string
+}
+
+func clientOf(s *socketio.Socket) client {
+	hs := s.Handshake()
+	return client{
+		remoteAddr: remoteIP(hs.RemoteAddr),
+		userAgent:  hs.Header.Get("User-Agent"),
+		socketID:   s.ID(),
+	}
+}
+
+// remoteIP strips the port from a host:port address.
+func remoteIP(addr string) string {
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
+	}
+	return addr
+}
+
+// refusal is a handshake that failed: the code sent to the client and, for
+// INTERNAL, the cause (logged, never sent).
+type refusal struct {
+	code  string
+	short string // ShortHash of the sid, once the cookie was verified
+	err   error
+}
+
+// authenticate is the namespace middleware: it runs the checks in the order
+// of the package documentation and puts the identity on s.
+func (g *Gateway) authenticate(ctx context.Context, s *socketio.Socket) error {
+	cl := clientOf(s)
+	c, ref := g.check(ctx, s, cl)
+	if ref != nil {
+		g.refuse(ctx, cl, ref)
+		return connectError(ref.code)
+	}
+	s.SetData(c)
+	s.Join(c.identity.Room())
+	g.stats.handshake(HandshakeOK)
+	g.audit.add(ctx, sessiongate.AuditEvent{
+		Time:        g.now(),
+		Action:      sessiongate.ActionAuthSuccess,
+		Severity:    sessiongate.SeverityInfo,
+		UserID:      c.identity.UserID,
+		SessionHash: c.short,
+		RemoteAddr:  cl.remoteAddr,
+		UserAgent:   cl.userAgent,
+		SocketID:    cl.socketID,
+	})
+	return nil
+}
+
+func (g *Gateway) check(ctx context.Context, s *socketio.Socket, cl client) (*conn, *refusal) {
+	hs := s.Handshake()
+	if origin := hs.Header.Get("Origin"); origin != "" && !g.origins[origin] {
+		return nil, &refusal{code: sessiongate.ECodeOriginNotAllowed}
+	}
+	if g.limiter != nil && !g.limiter.allow(cl.remoteAddr, g.now()) {
+		return nil, &refusal{code: sessiongate.ECodeRateLimited}
+	}
+	sid, err := expresssession.SessionIDFromHeader(hs.Header, g.cookieName, g.secrets)
+	if err != nil {
+		return nil, &refusal{code: sessiongate.ErrorCode(err), err: err}
+	}
+	short := sessiongate.ShortHash(sid)
+	checkedAt := g.now()
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	sess, err := g.sessions.Session(ctx, sid)
+	switch {
+	case sessiongate.ErrorCode(err) == sessiongate.ECodeNotFound:
+		return nil, &refusal{code: sessiongate.ECodeSessionNotFound, short: short}
+	case err != nil:
+		return nil, &refusal{code: sessiongate.ECodeInternal, short: short, err: err}
+	case !sess.Valid(g.now()):
+		return nil, &refusal{code: sessiongate.ECodeSessionExpired, short: short}
+	}
+	uid, ok, err := expresssession.UserID(sess.Data)
+	if err != nil || !ok {
+		// A row whose JSON cannot be read has no user either; express-session
+		// would destroy it on load.
+		return nil, &refusal{code: sessiongate.ECodeNotAuthenticated, short: short, err: err}
+	}
+	return &conn{
+		identity:  sessiongate.Identity{UserID: uid, SessionID: sid},
+		hash:      sessiongate.SessionHash(sid),
+		short:     short,
+		expire:    sess.Expire,
+		checkedAt: checkedAt,
+		client:    cl,
+	}, nil
+}
+
+// refuse counts, logs and audits a refused handshake.
+func (g *Gateway) refuse(ctx context.Context, cl client, r *refusal) {
+	g.stats.handshake(r.code)
+	ev := sessiongate.AuditEvent{
+		Time:        g.now(),
+		Action:      sessiongate.ActionAuthFailure,
+		Severity:    sessiongate.SeverityWarn,
+		SessionHash: r.short,
+		RemoteAddr:  cl.remoteAddr,
+		UserAgent:   cl.userAgent,
+		SocketID:    cl.socketID,
+		Details:     r.code,
+	}
+	if r.code == sessiongate.ECodeInternal {
+		ev.Action, ev.Severity = sessiongate.ActionAuthError, sessiongate.SeverityHigh
+		g.log.Error("handshake failed", "code", r.code, "session", r.short, "remote", cl.remoteAddr, "err", r.err)
+	} else {
+		g.log.Debug("handshake refused", "code", r.code, "session", r.short, "remote", cl.remoteAddr)
+	}
+	g.audit.add(ctx, ev)
+}
+
+// connectError is the CONNECT_ERROR payload for a handshake code.
+func connectError(code string) *socketio.ConnectError {
+	msg := "unauthorized"
+	switch code {
+	case sessiongate.ECodeInternal:
+		msg = "internal error"
+	case sessiongate.ECodeRateLimited:
+		msg = "rate limited"
+	}
+	return &socketio.ConnectError{Message: msg, Data: map[string]string{"code": code}}
+}
+
+// connected registers an authenticated socket with its live session. A
+// session that ended while the handshake was reading its row, or a server
+// that is shutting down, sends the socket away at once.
+func (g *Gateway) connected(s *socketio.Socket) {
+	c, ok := s.Data().(*conn)
+	if !ok {
+		return
+	}
+	g.mu.Lock()
+	if g.closing {
+		retryMs := g.retryMs
+		g.mu.Unlock()
+		sendAway(s, EventServerRestart, map[string]int64{"retryAfterMs": retryMs})
+		return
+	}
+	c.registered = true
+	g.sockets++
+	g.stats.connections.Add(1)
+	l := g.live[c.hash]
+	if l == nil {
+		l = &liveSession{
+			sid:     c.identity.SessionID,
+			userID:  c.identity.UserID,
+			hash:    c.hash,
+			short:   c.short,
+			sockets: make(map[*socketio.Socket]*conn),
+		}
+		g.live[c.hash] = l
+		g.stats.liveSessions.Add(1)
+	}
+	l.sockets[s] = c
+	if c.expire.After(l.expire) {
+		g.setExpireLocked(l, c.expire)
+	}
+	e, ended := g.recent.at[c.hash]
+	ended = ended && !e.at.Before(c.checkedAt)
+	g.mu.Unlock()
+	if ended {
+		g.end(context.Background(), c.hash, e.reason)
+	}
+}
+
+// disconnected unregisters a socket and audits its disconnection.
+func (g *Gateway) disconnected(s *socketio.Socket, reason string) {
+	c, ok := s.Data().(*conn)
+	if !ok {
+		return
+	}
+	g.mu.Lock()
+	if !c.registered {
+		g.mu.Unlock()
+		return
+	}
+	c.registered = false
+	g.sockets--
+	g.stats.connections.Add(-1)
+	if l := g.live[c.hash]; l != nil && l.sockets[s] == c {
+		delete(l.sockets, s)
+		if len(l.sockets) == 0 {
+			delete(g.live, c.hash)
+			g.stats.liveSessions.Add(-1)
+		}
+	}
+	if g.closing && g.sockets == 0 {
+		close(g.idle)
+	}
+	g.mu.Unlock()
+	g.audit.add(context.Background(), sessiongate.AuditEvent{
+		Time:        g.now(),
+		Action:      sessiongate.ActionDisconnect,
+		Severity:    sessiongate.SeverityInfo,
+		UserID:      c.identity.UserID,
+		SessionHash: c.short,
+		RemoteAddr:  c.client.remoteAddr,
+		UserAgent:   c.client.userAgent,
+		SocketID:    c.client.socketID,
+		Details:     reason,
+	})
+}
+
+// limiter is a token bucket per key (remote IP).
+type limiter struct {
+	rate, burst float64
+
+	mu        sync.Mutex
+	buckets   map[string]*bucket
+	nextPrune int
+}
+
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+const minPrune = 1024
+
+func newLimiter(rate, burst float64) *limiter {
+	return &limiter{rate: rate, burst: burst, buckets: make(map[string]*bucket), nextPrune: minPrune}
+}
+
+// allow takes a token from key's bucket, reporting whether there was one.
+func (l *limiter) allow(key string, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.buckets[key]
+	if b == nil {
+		if len(l.buckets) >= l.nextPrune {
+			l.pruneLocked(now)
+		}
+		b = &bucket{tokens: l.burst, last: now}
+		l.buckets[key] = b
+	}
+	if elapsed := now.Sub(b.last); elapsed > 0 {
+		b.tokens = min(l.burst, b.tokens+elapsed.Seconds()*l.rate)
+	}
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// pruneLocked forgets buckets that have refilled: they would start full.
+func (l *limiter) pruneLocked(now time.Time) {
+	for k, b := range l.buckets {
+		if b.tokens+now.Sub(b.last).Seconds()*l.rate >= l.burst {
+			delete(l.buckets, k)
+		}
+	}
+	l.nextPrune = max(minPrune, 2*len(l.buckets))
+}

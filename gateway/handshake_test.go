@@ -1,0 +1,264 @@
+package gateway
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sessiongate/sessiongate"
+	"github.com/sessiongate/sessiongate/expresssession"
+)
+
+// backends are the stores every handshake test runs against.
+var backends = []struct {
+	name string
+	open func(t *testing.T) store
+}{
+	{"postgres", func(t *testing.T) store { db, _ := openPostgres(t); return db }},
+	{"sqlite", openSQLite},
+}
+
+func TestHandshakeCodes(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) { testHandshakeCodes(t, b.open(t)) })
+	}
+}
+
+func testHandshakeCodes(t *testing.T, st store) {
+	audit := newRecordingAudit(st)
+	g := newGateway(t, Config{Sessions: st, Audit: audit, AllowedOrigins: []string{"http://app.example"}})
+	ns, url := serve(t, g)
+
+	now := time.Now()
+	okSID, okCookie := saveSession(t, st, "42", now.Add(time.Hour))
+	_, aliceCookie := saveSession(t, st, `"alice"`, now.Add(time.Hour))
+	_, anonCookie := saveSession(t, st, "", now.Add(time.Hour))
+	_, emptyUserCookie := saveSession(t, st, `""`, now.Add(time.Hour))
+	_, nullUserCookie := saveSession(t, st, `null`, now.Add(time.Hour))
+	expiredSID, expiredCookie := saveSession(t, st, "42", now.Add(-time.Minute))
+	missingSID := expresssession.NewSessionID()
+	ws := []string{"websocket"}
+
+	clients := []clientSpec{
+		{Name: "ok", Cookie: okCookie, Await: "hello"},
+		{Name: "ok-websocket", Cookie: aliceCookie, Transports: ws},
+		{Name: "allowed-origin", Cookie: okCookie, Origin: "http://app.example", Transports: ws},
+		{Name: "no-cookie", ExpectError: sessiongate.ECodeNoCookie},
+		{Name: "no-cookie-websocket", Transports: ws, ExpectError: sessiongate.ECodeNoCookie},
+		{Name: "other-cookie", Cookie: "theme=dark", ExpectError: sessiongate.ECodeNoCookie},
+		{Name: "unsigned", Cookie: "connect.sid=" + okSID, ExpectError: sessiongate.ECodeNoCookie},
+		{Name: "bad-signature", Cookie: "connect.sid=" + expresssession.CookieValue(okSID, []byte("other secret")), ExpectError: sessiongate.ECodeBadSignature},
+		{Name: "bad-signature-websocket", Transports: ws, Cookie: okCookie + "x", ExpectError: sessiongate.ECodeBadSignature},
+		{Name: "not-found", Cookie: cookieHeader(missingSID), ExpectError: sessiongate.ECodeSessionNotFound},
+		{Name: "expired", Cookie: expiredCookie, ExpectError: sessiongate.ECodeSessionExpired},
+		{Name: "anonymous", Cookie: anonCookie, ExpectError: sessiongate.ECodeNotAuthenticated},
+		{Name: "empty-user", Cookie: emptyUserCookie, ExpectError: sessiongate.ECodeNotAuthenticated},
+		{Name: "null-user", Cookie: nullUserCookie, ExpectError: sessiongate.ECodeNotAuthenticated},
+		{Name: "bad-origin", Cookie: okCookie, Origin: "http://evil.example", ExpectError: sessiongate.ECodeOriginNotAllowed},
+		{Name: "bad-origin-websocket", Cookie: okCookie, Origin: "http://app.example:8080", Transports: ws, ExpectError: sessiongate.ECodeOriginNotAllowed},
+	}
+	r := startClients(t, url, false, clients...)
+	r.waitFor("ok", "connect")
+
+	socks := ns.Sockets("user:42")
+	if len(socks) == 0 {
+		t.Fatal("no socket in room user:42")
+	}
+	for _, s := range socks {
+		id, ok := IdentityOf(s)
+		if !ok || id.UserID != "42" || id.SessionID != okSID {
+			t.Errorf("IdentityOf(%s) = %+v, %v; want user 42 of the ok session", s.ID(), id, ok)
+		}
+	}
+	if err := ns.To("user:42").Emit("hello", "world"); err != nil {
+		t.Fatal(err)
+	}
+	lines := r.finish()
+
+	if l, ok := find(lines, "ok", "event"); !ok || l.Name != "hello" || !slices.Equal(l.Args, []any{"world"}) {
+		t.Errorf("ok client got %+v, want hello [world] sent to room user:42", l)
+	}
+	wantHandshakes := map[string]uint64{HandshakeOK: 3}
+	for _, c := range clients {
+		if c.ExpectError == "" {
+			continue
+		}
+		wantHandshakes[c.ExpectError]++
+		l, _ := find(lines, c.Name, "connect_error")
+		if l.Message != "unauthorized" {
+			t.Errorf("%s: connect_error message %q, want unauthorized", c.Name, l.Message)
+		}
+	}
+	st2 := g.Stats()
+	for code, n := range wantHandshakes {
+		if st2.Handshakes[code] != n {
+			t.Errorf("Stats().Handshakes[%s] = %d, want %d", code, st2.Handshakes[code], n)
+		}
+	}
+
+	success := audit.waitFor(t, "success", action(sessiongate.ActionAuthSuccess, ""))
+	if success.Severity != sessiongate.SeverityInfo || success.UserID == "" || success.SocketID == "" || success.RemoteAddr != "127.0.0.1" {
+		t.Errorf("success audit = %+v", success)
+	}
+	for code := range wantHandshakes {
+		if code == HandshakeOK {
+			continue
+		}
+		ev := audit.waitFor(t, code, action(sessiongate.ActionAuthFailure, code))
+		if ev.Severity != sessiongate.SeverityWarn {
+			t.Errorf("%s audit severity %s, want WARN", code, ev.Severity)
+		}
+	}
+	ev := audit.waitFor(t, "expired failure", action(sessiongate.ActionAuthFailure, sessiongate.ECodeSessionExpired))
+	if ev.SessionHash != sessiongate.ShortHash(expiredSID) {
+		t.Errorf("SESSION_EXPIRED audit session hash %q, want ShortHash(sid)", ev.SessionHash)
+	}
+	audit.waitFor(t, "disconnect", func(ev sessiongate.AuditEvent) bool {
+		return ev.Action == sessiongate.ActionDisconnect && ev.SessionHash == sessiongate.ShortHash(okSID)
+	})
+	audit.mu.Lock()
+	defer audit.mu.Unlock()
+	for _, sid := range []string{okSID, expiredSID, missingSID} {
+		if auditContains(audit.events, sid) {
+			t.Errorf("a raw session id is in the audit trail")
+		}
+	}
+}
+
+// TestAuditTablePostgres checks the rows in PostgreSQL's audit table: the
+// right actions and severities, and no raw session id anywhere.
+func TestAuditTablePostgres(t *testing.T) {
+	db, url := openPostgres(t)
+	audit := newRecordingAudit(db)
+	g := newGateway(t, Config{Sessions: db, Audit: audit})
+	_, srvURL := serve(t, g)
+	sid, cookie := saveSession(t, db, "7", time.Now().Add(time.Hour))
+	missing := expresssession.NewSessionID()
+	r := startClients(t, srvURL, true,
+		clientSpec{Name: "ok", Cookie: cookie},
+		clientSpec{Name: "missing", Cookie: cookieHeader(missing), ExpectError: sessiongate.ECodeSessionNotFound},
+	)
+	r.finish()
+	disc := audit.waitFor(t, "disconnect", func(ev sessiongate.AuditEvent) bool { return ev.Action == sessiongate.ActionDisconnect })
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT action, severity, user_id, session_hash, details FROM sessiongate_audit ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type row struct{ Action, Severity, UserID, SessionHash, Details string }
+	got, err := pgx.CollectRows(rows, pgx.RowToStructByPos[row])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []row{
+		{sessiongate.ActionAuthSuccess, "INFO", "7", sessiongate.ShortHash(sid), ""},
+		{sessiongate.ActionAuthFailure, "WARN", "", sessiongate.ShortHash(missing), sessiongate.ECodeSessionNotFound},
+		{sessiongate.ActionDisconnect, "INFO", "7", sessiongate.ShortHash(sid), disc.Details},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("audit rows:\n got %+v\nwant %+v", got, want)
+	}
+	for _, s := range []string{sid, missing} {
+		var n int
+		err := conn.QueryRow(ctx, `SELECT count(*) FROM sessiongate_audit a WHERE a::text LIKE '%' || $1 || '%'`, s).Scan(&n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != 0 {
+			t.Errorf("%d audit rows hold a raw session id", n)
+		}
+	}
+}
+
+func TestHandshakeInternal(t *testing.T) {
+	_, url := openPostgres(t)
+	closed, err := postgresOpen(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed.Close()
+	audit := newRecordingAudit(nil)
+	g := newGateway(t, Config{Sessions: closed, Audit: audit})
+	_, srvURL := serve(t, g)
+	r := startClients(t, srvURL, false, clientSpec{
+		Name: "a", Cookie: cookieHeader(expresssession.NewSessionID()), ExpectError: sessiongate.ECodeInternal,
+	})
+	lines := r.finish()
+	if l, _ := find(lines, "a", "connect_error"); l.Message != "internal error" {
+		t.Errorf("message %q, want internal error", l.Message)
+	}
+	ev := audit.waitFor(t, "auth error", action(sessiongate.ActionAuthError, sessiongate.ECodeInternal))
+	if ev.Severity != sessiongate.SeverityHigh {
+		t.Errorf("severity %s, want HIGH", ev.Severity)
+	}
+	if n := g.Stats().Handshakes[sessiongate.ECodeInternal]; n != 1 {
+		t.Errorf("INTERNAL handshakes = %d, want 1", n)
+	}
+}
+
+func TestHandshakeRateLimited(t *testing.T) {
+	st := openSQLite(t)
+	audit := newRecordingAudit(nil)
+	g := newGateway(t, Config{Sessions: st, Audit: audit, RateLimit: 0.001, RateBurst: 2})
+	_, url := serve(t, g)
+	_, cookie := saveSession(t, st, "42", time.Now().Add(time.Hour))
+	r := startClients(t, url, true,
+		clientSpec{Name: "1", Cookie: cookie},
+		clientSpec{Name: "2", Cookie: cookie},
+		clientSpec{Name: "3", Cookie: cookie, ExpectError: sessiongate.ECodeRateLimited},
+	)
+	lines := r.finish()
+	if l, _ := find(lines, "3", "connect_error"); l.Message != "rate limited" {
+		t.Errorf("message %q, want rate limited", l.Message)
+	}
+	audit.waitFor(t, "rate limited", action(sessiongate.ActionAuthFailure, sessiongate.ECodeRateLimited))
+}
+
+func TestLimiter(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	type step struct {
+		key  string
+		at   time.Duration // after t0
+		want bool
+	}
+	tests := []struct {
+		name        string
+		rate, burst float64
+		steps       []step
+	}{
+		{"burst then refused", 1, 2, []step{{"a", 0, true}, {"a", 0, true}, {"a", 0, false}}},
+		{"keys are separate", 1, 1, []step{{"a", 0, true}, {"b", 0, true}, {"a", 0, false}, {"b", 0, false}}},
+		{"refills at rate", 2, 1, []step{{"a", 0, true}, {"a", 0, false}, {"a", 400 * time.Millisecond, false}, {"a", 500 * time.Millisecond, true}}},
+		{"never above burst", 10, 2, []step{{"a", 0, true}, {"a", time.Hour, true}, {"a", time.Hour, true}, {"a", time.Hour, false}}},
+		{"clock going back", 1, 1, []step{{"a", time.Second, true}, {"a", 0, false}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := newLimiter(tt.rate, tt.burst)
+			for i, s := range tt.steps {
+				if got := l.allow(s.key, t0.Add(s.at)); got != s.want {
+					t.Fatalf("step %d: allow(%s, +%v) = %v, want %v", i, s.key, s.at, got, s.want)
+				}
+			}
+		})
+	}
+}
+
+func TestLimiterPrunes(t *testing.T) {
+	l := newLimiter(1, 1)
+	t0 := time.Unix(1_700_000_000, 0)
+	for i := range 3 * minPrune {
+		l.allow(string(rune(i)), t0.Add(time.Duration(i)*time.Second))
+	}
+	if n := len(l.buckets); n > 2*minPrune {
+		t.Errorf("%d buckets kept, want refilled ones pruned", n)
+	}
+}

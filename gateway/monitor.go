@@ -1,0 +1,276 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/sessiongate/sessiongate"
+	"github.com/sessiongate/sessiongate/expresssession"
+)
+
+// Run runs the monitor until ctx ends or Shutdown is called: one scheduler
+// goroutine for all sockets re-validates every live session each
+// CheckInterval (in batches of at most 500 ids per store call), refreshes the
+// ones about to expire, and ends each session when its known expiry passes;
+// beside it, the revocation watcher ends sessions the store announces as
+// ended. Run returns nil after Shutdown and ctx.Err() when ctx ends; it may
+// be called only once.
+func (g *Gateway) Run(ctx context.Context) error {
+	if !g.running.CompareAndSwap(false, true) {
+		return errors.New("gateway: Run called twice")
+	}
+	defer close(g.runDone)
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	if g.revocations != nil {
+		wg.Go(func() { g.watch(runCtx) })
+	}
+	g.schedule(runCtx)
+	cancel()
+	wg.Wait()
+	select {
+	case <-g.stop:
+		return nil
+	default:
+		return ctx.Err()
+	}
+}
+
+// schedule is the scheduler loop.
+func (g *Gateway) schedule(ctx context.Context) {
+	ticker := time.NewTicker(g.interval)
+	defer ticker.Stop()
+	expiry := time.NewTimer(time.Hour)
+	defer expiry.Stop()
+	for {
+		if next, ok := g.nextExpiry(); ok {
+			expiry.Reset(max(0, next.Sub(g.now())))
+		} else {
+			expiry.Stop()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-g.stop:
+			return
+		case <-ticker.C:
+			g.checkSessions(ctx, g.liveHashes(), false)
+		case <-g.resync:
+			g.checkSessions(ctx, g.liveHashes(), false)
+		case <-g.wake:
+		case <-expiry.C:
+			g.expireDue(ctx)
+		}
+	}
+}
+
+// expireDue looks at the sessions whose scheduled moment has come. One
+// near its expiry that the periodic checks did not refresh is checked (and
+// so refreshed) on its own. One whose known expiry has passed is ended unless
+// its row moved the expiry meanwhile; if the store cannot be read it is
+// ended all the same.
+func (g *Gateway) expireDue(ctx context.Context) {
+	refresh, expired := g.dueSessions(g.now())
+	if len(refresh) > 0 {
+		g.checkSessions(ctx, refresh, false)
+	}
+	if len(expired) > 0 {
+		g.checkSessions(ctx, expired, true)
+	}
+}
+
+// requestResync asks the scheduler to check every live session now.
+func (g *Gateway) requestResync() {
+	select {
+	case g.resync <- struct{}{}:
+	default:
+	}
+}
+
+// checkSessions re-validates the live sessions among hashes, batchSize ids
+// per store call. With failClosed, a store failure ends the batch's sessions
+// as expired; otherwise they stay until the next check.
+func (g *Gateway) checkSessions(ctx context.Context, hashes []string, failClosed bool) {
+	for i := 0; i < len(hashes) && ctx.Err() == nil; i += batchSize {
+		g.checkBatch(ctx, hashes[i:min(i+batchSize, len(hashes))], failClosed)
+	}
+}
+
+// checked is one live session being re-validated.
+type checked struct {
+	hash, sid, userID, short string
+}
+
+func (g *Gateway) checkBatch(ctx context.Context, hashes []string, failClosed bool) {
+	g.mu.Lock()
+	items := make([]checked, 0, len(hashes))
+	for _, h := range hashes {
+		if l := g.live[h]; l != nil {
+			items = append(items, checked{hash: h, sid: l.sid, userID: l.userID, short: l.short})
+		}
+	}
+	g.mu.Unlock()
+	if len(items) == 0 {
+		return
+	}
+	sids := make([]string, len(items))
+	for i, it := range items {
+		sids[i] = it.sid
+	}
+	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	rows, err := g.sessions.Sessions(sctx, sids)
+	cancel()
+	g.stats.checkBatches.Add(1)
+	g.stats.sessionsChecked.Add(uint64(len(items)))
+	if err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		g.log.Error("session check failed", "sessions", len(items), "err", err)
+		if failClosed {
+			for _, it := range items {
+				g.end(ctx, it.hash, sessiongate.EndExpired)
+			}
+		}
+		return
+	}
+
+	now := g.now()
+	var refreshes []sessiongate.Refresh
+	for _, it := range items {
+		row := rows[it.sid]
+		if reason := endReason(row, now, it.userID); reason != "" {
+			g.end(ctx, it.hash, reason)
+			continue
+		}
+		g.mu.Lock()
+		if l := g.live[it.hash]; l != nil {
+			g.setExpireLocked(l, row.Expire)
+		}
+		g.mu.Unlock()
+		if g.threshold >= 0 && row.Expire.Sub(now) <= g.threshold {
+			refreshes = append(refreshes, sessiongate.Refresh{ID: it.sid, Expire: now.Add(g.extend)})
+		}
+	}
+	if len(refreshes) > 0 {
+		g.refresh(ctx, refreshes, items)
+	}
+}
+
+// endReason says why a live session of userID must end given its row (nil
+// when gone), or "" if it is still good.
+func endReason(row *sessiongate.Session, now time.Time, userID string) sessiongate.EndReason {
+	if row == nil {
+		return sessiongate.EndRevoked
+	}
+	if !row.Valid(now) {
+		return sessiongate.EndExpired
+	}
+	uid, ok, err := expresssession.UserID(row.Data)
+	if err != nil || !ok || uid != userID {
+		return sessiongate.EndLoggedOut
+	}
+	return ""
+}
+
+// refresh moves the expiry of the listed sessions in one store call.
+func (g *Gateway) refresh(ctx context.Context, refreshes []sessiongate.Refresh, items []checked) {
+	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	ids, err := g.sessions.RefreshSessions(sctx, refreshes)
+	cancel()
+	if err != nil {
+		if ctx.Err() == nil {
+			g.log.Error("session refresh failed", "sessions", len(refreshes), "err", err)
+		}
+		return
+	}
+	expire := make(map[string]time.Time, len(refreshes))
+	for _, r := range refreshes {
+		expire[r.ID] = r.Expire
+	}
+	bySID := make(map[string]checked, len(items))
+	for _, it := range items {
+		bySID[it.sid] = it
+	}
+	for _, id := range ids {
+		it, ok := bySID[id]
+		if !ok {
+			continue
+		}
+		g.mu.Lock()
+		if l := g.live[it.hash]; l != nil {
+			g.setExpireLocked(l, expire[id])
+		}
+		g.mu.Unlock()
+		g.stats.refreshes.Add(1)
+		g.audit.add(ctx, sessiongate.AuditEvent{
+			Time:        g.now(),
+			Action:      sessiongate.ActionSessionRefreshed,
+			Severity:    sessiongate.SeverityInfo,
+			UserID:      it.userID,
+			SessionHash: it.short,
+			Details:     expresssession.ISOString(expire[id]),
+		})
+	}
+}
+
+// watch runs the revocation feed until ctx ends, restarting it (and
+// re-checking every live session, as after any gap) if it fails.
+func (g *Gateway) watch(ctx context.Context) {
+	b := backoff{min: 100 * time.Millisecond, max: 10 * time.Second}
+	for {
+		started := time.Now()
+		err := g.revocations.WatchRevocations(ctx, g.onRevocation)
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(started) > time.Minute {
+			b.reset() // it had been working: a new failure starts short
+		}
+		g.log.Error("revocation feed stopped; restarting", "err", err)
+		if !b.wait(ctx) {
+			return
+		}
+		g.requestResync()
+	}
+}
+
+// onRevocation handles one notification of the feed.
+func (g *Gateway) onRevocation(r sessiongate.Revocation) {
+	if r.Resync {
+		g.log.Info("revocation feed resync: checking every live session")
+		g.requestResync()
+		return
+	}
+	reason := r.Reason
+	if reason == "" {
+		reason = sessiongate.EndRevoked
+	}
+	g.end(context.Background(), r.SessionHash, reason)
+}
+
+// backoff is an exponential delay between retries, from min doubling up to
+// max.
+type backoff struct {
+	min, max time.Duration
+	next     time.Duration
+}
+
+// wait sleeps for the next delay, reporting false if ctx ended first.
+func (b *backoff) wait(ctx context.Context) bool {
+	b.next = min(max(b.next*2, b.min), b.max)
+	t := time.NewTimer(b.next)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// reset makes the next wait the shortest again.
+func (b *backoff) reset() { b.next = 0 }

@@ -1,0 +1,112 @@
+package gateway
+
+import (
+	"sync/atomic"
+
+	"github.com/sessiongate/sessiongate"
+)
+
+// HandshakeOK is the result code under which Stats counts accepted
+// handshakes; refusals are counted under their sessiongate.ECode.
+const HandshakeOK = "OK"
+
+// handshakeCodes are the result codes a handshake can have.
+var handshakeCodes = []string{
+	HandshakeOK,
+	sessiongate.ECodeOriginNotAllowed,
+	sessiongate.ECodeNoCookie,
+	sessiongate.ECodeBadSignature,
+	sessiongate.ECodeSessionNotFound,
+	sessiongate.ECodeSessionExpired,
+	sessiongate.ECodeNotAuthenticated,
+	sessiongate.ECodeRateLimited,
+	sessiongate.ECodeInternal,
+}
+
+var endReasons = []sessiongate.EndReason{
+	sessiongate.EndRevoked, sessiongate.EndExpired, sessiongate.EndLoggedOut,
+}
+
+// Stats is a snapshot of a Gateway's counters. Counters (uint64) only grow
+// over the Gateway's life; gauges (int64) go up and down.
+type Stats struct {
+	Connections  int64 // sockets authenticated and connected now
+	LiveSessions int64 // distinct sessions with at least one socket now
+
+	// Handshakes counts handshakes by result: HandshakeOK or the refusal
+	// code. Every code has an entry, zero or not.
+	Handshakes map[string]uint64
+
+	SessionCheckBatches uint64 // Sessions store calls made by the monitor
+	SessionsChecked     uint64 // sessions re-validated by those calls
+	Refreshes           uint64 // sessions whose expiry the monitor moved
+
+	// SessionsEnded counts sessions ended while they had sockets, by
+	// reason: revocations, logouts and expiries.
+	SessionsEnded map[sessiongate.EndReason]uint64
+
+	AuditBacklog       int64  // audit events waiting to be written
+	AuditWriteFailures uint64 // failed WriteAudit calls (each is retried)
+	AuditDropped       uint64 // audit events given up on (each logged at error level)
+}
+
+// Stats returns a snapshot of the counters. It is cheap and safe to call
+// concurrently (e.g. from a metrics scrape).
+func (g *Gateway) Stats() Stats {
+	st := Stats{
+		Connections:         g.stats.connections.Load(),
+		LiveSessions:        g.stats.liveSessions.Load(),
+		Handshakes:          make(map[string]uint64, len(handshakeCodes)),
+		SessionCheckBatches: g.stats.checkBatches.Load(),
+		SessionsChecked:     g.stats.sessionsChecked.Load(),
+		Refreshes:           g.stats.refreshes.Load(),
+		SessionsEnded:       make(map[sessiongate.EndReason]uint64, len(endReasons)),
+		AuditBacklog:        g.audit.backlog(),
+		AuditWriteFailures:  g.audit.failures.Load(),
+		AuditDropped:        g.audit.dropped.Load(),
+	}
+	for code, n := range g.stats.handshakes {
+		st.Handshakes[code] = n.Load()
+	}
+	for reason, n := range g.stats.ends {
+		st.SessionsEnded[reason] = n.Load()
+	}
+	return st
+}
+
+// counters are the live counters behind Stats. The maps are filled by init
+// and only read afterwards.
+type counters struct {
+	connections     atomic.Int64
+	liveSessions    atomic.Int64
+	handshakes      map[string]*atomic.Uint64
+	checkBatches    atomic.Uint64
+	sessionsChecked atomic.Uint64
+	refreshes       atomic.Uint64
+	ends            map[sessiongate.EndReason]*atomic.Uint64
+}
+
+func (c *counters) init() {
+	c.handshakes = make(map[string]*atomic.Uint64, len(handshakeCodes))
+	for _, code := range handshakeCodes {
+		c.handshakes[code] = new(atomic.Uint64)
+	}
+	c.ends = make(map[sessiongate.EndReason]*atomic.Uint64, len(endReasons))
+	for _, r := range endReasons {
+		c.ends[r] = new(atomic.Uint64)
+	}
+}
+
+func (c *counters) handshake(code string) {
+	if n, ok := c.handshakes[code]; ok {
+		n.Add(1)
+	} else {
+		c.handshakes[sessiongate.ECodeInternal].Add(1)
+	}
+}
+
+func (c *counters) ended(reason sessiongate.EndReason) {
+	if n, ok := c.ends[reason]; ok {
+		n.Add(1)
+	}
+}
