@@ -14,9 +14,9 @@ web:
 	bash web/build.sh
 
 test: web
+	npm test --prefix client
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
-	npm test --prefix client
 
 bench:
 	bash bench/run.sh

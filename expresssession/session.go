@@ -11,13 +11,6 @@ import (
 	"github.com/sessiongate/sessiongate"
 )
 
-// cookieKeyOrder is the order in which express-session's Cookie serialises
-// its fields (each only when defined).
-var cookieKeyOrder = []string{
-	"originalMaxAge", "partitioned", "priority", "expires",
-	"secure", "httpOnly", "domain", "path", "sameSite",
-}
-
 // invalid returns an ECodeInvalid error for a session JSON.
 func invalid(msg string, err error) *sessiongate.Error {
 	return sessiongate.Wrap(sessiongate.ECodeInvalid, msg, err)

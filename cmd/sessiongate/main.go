@@ -91,8 +91,7 @@ type Main struct {
 	// Config is filled by ParseFlags.
 	Config Config
 
-	command string   // serve, migrate, users, version
-	args    []string // the users subcommand and its arguments
+	command string // serve, migrate, users, version
 	users   usersCommand
 
 	srv *server // while serving
