@@ -308,3 +308,15 @@ func ISOString(t time.Time) string {
 		return fmt.Sprintf("%04d", y) + t.Format(layout)
 	}
 }
+
+// StoreExpire returns the expire column connect-pg-simple stores for a
+// session whose cookie expires at t: Math.ceil(expires.getTime() / 1000)
+// seconds, in UTC. Only that column decides a session's validity.
+func StoreExpire(t time.Time) time.Time {
+	t = t.UTC().Truncate(time.Millisecond)
+	s := t.Truncate(time.Second)
+	if s.Before(t) {
+		s = s.Add(time.Second)
+	}
+	return s
+}

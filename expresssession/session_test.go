@@ -211,3 +211,20 @@ func TestAppendJSString(t *testing.T) {
 		t.Errorf("not JSON: %v", err)
 	}
 }
+
+func TestStoreExpire(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"2026-11-27T00:11:14.274Z", "2026-11-27T00:11:15Z"},
+		{"2026-11-27T00:11:14.000Z", "2026-11-27T00:11:14Z"},
+		{"2026-11-27T00:11:14.0004Z", "2026-11-27T00:11:14Z"}, // below a millisecond: as JS, which has none
+		{"2026-11-27T01:11:14.001+01:00", "2026-11-27T00:11:15Z"},
+	} {
+		in, err := time.Parse(time.RFC3339Nano, tt.in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := StoreExpire(in).Format(time.RFC3339Nano); got != tt.want {
+			t.Errorf("StoreExpire(%s) = %s, want %s", tt.in, got, tt.want)
+		}
+	}
+}

@@ -92,7 +92,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	sid := expresssession.NewSessionID()
 	cookie := h.cookieOptions()
 	data, expires := cookie.NewSession(strconv.FormatInt(user.ID, 10), h.now())
-	sess := &sessiongate.Session{ID: sid, Data: data, Expire: storeExpire(expires)}
+	sess := &sessiongate.Session{ID: sid, Data: data, Expire: expresssession.StoreExpire(expires)}
 	if err := h.cfg.Sessions.SaveSession(ctx, sess); err != nil {
 		h.internalError(w, "login: save session", err)
 		return
@@ -101,17 +101,6 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	h.metrics.logins.WithLabelValues("ok").Inc()
 	h.log.Info("login", "user_id", user.ID, "session", sessiongate.ShortHash(sid), "remote", ip)
 	writeJSON(w, http.StatusOK, userResponse{User: userBody{ID: user.ID, Email: user.Email}})
-}
-
-// storeExpire is the expire column connect-pg-simple writes for a cookie
-// expiring at t: to_timestamp(ceil(t in seconds)). A cookie without expiry
-// (zero t) does not happen here: SessionMaxAge is always positive.
-func storeExpire(t time.Time) time.Time {
-	s := t.Truncate(time.Second)
-	if s.Before(t) {
-		s = s.Add(time.Second)
-	}
-	return s.UTC()
 }
 
 func (h *Handler) cookieOptions() expresssession.CookieOptions {

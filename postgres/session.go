@@ -145,7 +145,7 @@ func (db *DB) RefreshSessions(ctx context.Context, refreshes []sessiongate.Refre
 		sids = append(sids, sid)
 		olds = append(olds, sess)
 		news = append(news, string(updated))
-		expires = append(expires, expireColumn(t))
+		expires = append(expires, expresssession.StoreExpire(t))
 		return nil
 	})
 	if err != nil {
@@ -168,17 +168,6 @@ func (db *DB) RefreshSessions(ctx context.Context, refreshes []sessiongate.Refre
 		return nil, fmt.Errorf("refresh sessions: update: %w", err)
 	}
 	return done, nil
-}
-
-// expireColumn returns the expire column connect-pg-simple would store for a
-// cookie expiring at t: Math.ceil(expires.getTime() / 1000) seconds, in UTC.
-func expireColumn(t time.Time) time.Time {
-	t = t.UTC().Truncate(time.Millisecond)
-	s := t.Truncate(time.Second)
-	if s.Before(t) {
-		s = s.Add(time.Second)
-	}
-	return s
 }
 
 // unixSeconds returns t as the fractional Unix seconds to_timestamp takes,

@@ -213,7 +213,7 @@ func (db *DB) RefreshSessions(ctx context.Context, refreshes []sessiongate.Refre
 			// No cookie to edit: move the column only, as a touch does.
 			sess = []byte(r.sess)
 		}
-		expire := formatTime(expireColumn(t))
+		expire := formatTime(expresssession.StoreExpire(t))
 		if _, err := update.ExecContext(ctx, string(sess), expire, r.sid); err != nil {
 			return nil, fmt.Errorf("refresh sessions: update: %w", err)
 		}
@@ -225,15 +225,4 @@ func (db *DB) RefreshSessions(ctx context.Context, refreshes []sessiongate.Refre
 	}
 	db.hub.publish(ended)
 	return done, nil
-}
-
-// expireColumn returns the expire column connect-pg-simple would store for a
-// cookie expiring at t: Math.ceil(expires.getTime() / 1000) seconds, in UTC.
-func expireColumn(t time.Time) time.Time {
-	t = t.UTC().Truncate(time.Millisecond)
-	s := t.Truncate(time.Second)
-	if s.Before(t) {
-		s = s.Add(time.Second)
-	}
-	return s
 }
