@@ -251,6 +251,27 @@ func waitPoll(t *testing.T, s *Socket) {
 	}
 }
 
+// waitProbe waits until s has a websocket probe: the server takes it once
+// the client's dial has returned.
+func waitProbe(t *testing.T, s *Socket) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for {
+		s.mu.Lock()
+		probing := s.probe != nil
+		s.mu.Unlock()
+		if probing {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("no websocket probe")
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
 func TestPollingConcurrentGet(t *testing.T) {
 	h := newHarness(t, Options{}, false)
 	_, url := h.openPolling(t)
@@ -316,20 +337,90 @@ func TestPollingClose(t *testing.T) {
 			t.Fatalf("Send after close = %v", err)
 		}
 	})
-	t.Run("by server", func(t *testing.T) {
-		h := newHarness(t, Options{}, false)
-		_, url := h.openPolling(t)
-		s := h.socket(t)
-		_ = s.Send(Message{Data: []byte("last")})
-		_ = s.Close()
-		if status, _, body := do(t, "GET", url, "", nil); status != 200 || body != "4last\x1e1" {
-			t.Fatalf("GET = %d %q, want queued message then close", status, body)
+}
+
+// TestPollingServerClose checks that the close packet never shares a
+// payload with messages queued before Close: socket.io-client handles a
+// close packet at once but its messages a tick later, so it would see the
+// transport close before a DISCONNECT sent with it.
+func TestPollingServerClose(t *testing.T) {
+	tests := []struct {
+		name    string
+		waiting bool     // a GET is waiting when the server sends and closes
+		send    []string // messages sent before Close
+		gets    []string // the answers to the GETs, in order
+	}{
+		{"queued then close", false, []string{"41", "last"}, []string{"441\x1e4last", "1"}},
+		{"waiting GET then close", true, []string{"41"}, []string{"441", "1"}},
+		{"close alone, waiting GET", true, nil, []string{"1"}},
+		{"close alone", false, nil, []string{"1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, Options{}, false)
+			_, url := h.openPolling(t)
+			s := h.socket(t)
+			gets := tt.gets
+			if tt.waiting {
+				first := make(chan string, 1)
+				go func() {
+					_, _, body := do(t, "GET", url, "", nil)
+					first <- body
+				}()
+				waitPoll(t, s)
+				send(t, s, tt.send)
+				_ = s.Close()
+				if body := <-first; body != gets[0] {
+					t.Fatalf("pending GET = %q, want %q", body, gets[0])
+				}
+				gets = gets[1:]
+			} else {
+				send(t, s, tt.send)
+				_ = s.Close()
+			}
+			if err := s.Send(Message{Data: []byte("late")}); !errors.Is(err, ErrClosed) {
+				t.Fatalf("Send after Close = %v, want ErrClosed", err)
+			}
+			for i, want := range gets {
+				if status, _, body := do(t, "GET", url, "", nil); status != 200 || body != want {
+					t.Fatalf("GET %d = %d %q, want %q", i, status, body, want)
+				}
+			}
+			h.closed(t, "forced close")
+			if status, _, _ := do(t, "GET", url, "", nil); status != 400 {
+				t.Fatalf("GET after close = %d, want 400", status)
+			}
+		})
+	}
+}
+
+// TestPollingServerCloseTakesPosts checks that a closing session still
+// accepts POSTs (a refused POST fails the client's transport early), and
+// that the client's close packet ends it.
+func TestPollingServerCloseTakesPosts(t *testing.T) {
+	h := newHarness(t, Options{}, false)
+	_, url := h.openPolling(t)
+	s := h.socket(t)
+	send(t, s, []string{"41"})
+	_ = s.Close()
+	if status, _, body := do(t, "POST", url, "4late\x1e1", nil); status != 200 || body != "ok" {
+		t.Fatalf("POST while closing = %d %q, want ok", status, body)
+	}
+	h.closed(t, "forced close")
+	select {
+	case m := <-h.msgs:
+		t.Fatalf("message %q delivered while closing", m.Data)
+	default:
+	}
+}
+
+func send(t *testing.T, s *Socket, msgs []string) {
+	t.Helper()
+	for _, m := range msgs {
+		if err := s.Send(Message{Data: []byte(m)}); err != nil {
+			t.Fatalf("Send(%q): %v", m, err)
 		}
-		h.closed(t, "forced close")
-		if status, _, _ := do(t, "GET", url, "", nil); status != 400 {
-			t.Fatalf("GET after close = %d", status)
-		}
-	})
+	}
 }
 
 func TestCORS(t *testing.T) {
@@ -601,5 +692,72 @@ func TestHandlersSerial(t *testing.T) {
 	}
 	if overlap {
 		t.Fatal("handlers of one socket ran concurrently")
+	}
+}
+
+// TestUpgradeServerClose closes a session during its upgrade: the messages
+// queued before Close reach the client on the transport that ends up
+// active, followed by the close.
+func TestUpgradeServerClose(t *testing.T) {
+	tests := []struct {
+		name     string
+		answered bool // the probe was answered before Close
+		upgrade  bool // the client completes the upgrade after Close
+	}{
+		{"probe answered, upgrade completes", true, true},
+		{"probe opened, upgrade completes", false, true},
+		{"probe opened, upgrade abandoned", false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, Options{}, false)
+			sid, url := h.openPolling(t)
+			s := h.socket(t)
+			c := dialWS(t, h.url+"&transport=websocket&sid="+sid)
+			waitProbe(t, s)
+			if tt.answered {
+				pending := make(chan string, 1)
+				go func() {
+					_, _, body := do(t, "GET", url, "", nil)
+					pending <- body
+				}()
+				waitPoll(t, s)
+				writeWS(t, c, websocket.MessageText, "2probe")
+				if _, m := readWS(t, c); m != "3probe" {
+					t.Fatalf("probe answer = %q", m)
+				}
+				if body := <-pending; body != "6" {
+					t.Fatalf("pending GET = %q, want noop", body)
+				}
+			}
+			send(t, s, []string{"41"})
+			_ = s.Close()
+			if !tt.upgrade {
+				for i, want := range []string{"441", "1"} {
+					if status, _, body := do(t, "GET", url, "", nil); status != 200 || body != want {
+						t.Fatalf("GET %d = %d %q, want %q", i, status, body, want)
+					}
+				}
+				h.closed(t, "forced close")
+				if _, _, err := c.Read(context.Background()); err == nil {
+					t.Fatal("the probe is still open after the session closed")
+				}
+				return
+			}
+			if !tt.answered {
+				writeWS(t, c, websocket.MessageText, "2probe")
+				if _, m := readWS(t, c); m != "3probe" {
+					t.Fatalf("probe answer = %q", m)
+				}
+			}
+			writeWS(t, c, websocket.MessageText, "5")
+			if _, m := readWS(t, c); m != "441" {
+				t.Fatalf("read %q after the upgrade, want the queued message", m)
+			}
+			if _, _, err := c.Read(context.Background()); websocket.CloseStatus(err) != websocket.StatusNormalClosure {
+				t.Fatalf("read = %v, want a normal closure", err)
+			}
+			h.closed(t, "forced close")
+		})
 	}
 }

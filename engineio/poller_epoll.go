@@ -15,15 +15,35 @@ import (
 // no goroutine and no buffer. Each descriptor is armed with EPOLLONESHOT:
 // one readiness event starts one reader goroutine, which drains the socket
 // and re-arms it.
+//
+// Events carry a key unique to each registration, not the descriptor: an
+// event epoll_wait returned for a connection that closed meanwhile must not
+// start a reader for a new connection that reused its descriptor number,
+// which would then have two readers (that one, and its own armed event).
 type poller struct {
 	epfd int
-	evfd int // wakes the loop to stop it
+	evfd int // wakes the loop to stop it; its events carry key 0
 
-	mu     sync.Mutex
-	conns  map[int]*wsConn
-	closed bool
-	done   chan struct{}
+	mu      sync.Mutex
+	conns   map[uint64]*wsConn // by key
+	lastKey uint64
+	closed  bool
+	done    chan struct{}
 }
+
+// epollEvent returns the event for the registration key: the key is the
+// event's 64-bit user data.
+func epollEvent(events uint32, key uint64) *unix.EpollEvent {
+	return &unix.EpollEvent{Events: events, Fd: int32(uint32(key)), Pad: int32(uint32(key >> 32))}
+}
+
+// eventKey returns the registration key ev carries.
+func eventKey(ev *unix.EpollEvent) uint64 {
+	return uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
+}
+
+// readEvents are the events a connection is armed for, once.
+const readEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
 
 // readBufPool holds the buffers readers use while bytes arrive.
 var readBufPool = sync.Pool{New: func() any { b := make([]byte, 8192); return &b }}
@@ -38,13 +58,12 @@ func newPoller() (*poller, error) {
 		unix.Close(epfd)
 		return nil, fmt.Errorf("eventfd: %w", err)
 	}
-	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(evfd)}
-	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, evfd, &ev); err != nil {
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, evfd, epollEvent(unix.EPOLLIN, 0)); err != nil {
 		unix.Close(epfd)
 		unix.Close(evfd)
 		return nil, fmt.Errorf("epoll add eventfd: %w", err)
 	}
-	p := &poller{epfd: epfd, evfd: evfd, conns: make(map[int]*wsConn), done: make(chan struct{})}
+	p := &poller{epfd: epfd, evfd: evfd, conns: make(map[uint64]*wsConn), done: make(chan struct{})}
 	go p.loop()
 	return p, nil
 }
@@ -76,10 +95,11 @@ func (p *poller) watch(c *wsConn) error {
 	if p.closed {
 		return errServerClosed
 	}
-	p.conns[c.fd] = c
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT, Fd: int32(c.fd)}
-	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, c.fd, &ev); err != nil {
-		delete(p.conns, c.fd)
+	p.lastKey++
+	c.key = p.lastKey
+	p.conns[c.key] = c
+	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, c.fd, epollEvent(readEvents, c.key)); err != nil {
+		delete(p.conns, c.key)
 		return fmt.Errorf("epoll add: %w", err)
 	}
 	return nil
@@ -94,8 +114,7 @@ func (p *poller) rearm(c *wsConn) {
 	if c.dead {
 		return
 	}
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT, Fd: int32(c.fd)}
-	_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, c.fd, &ev)
+	_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, c.fd, epollEvent(readEvents, c.key))
 }
 
 // forget stops watching c; c.mu is held and its descriptor still open.
@@ -105,9 +124,7 @@ func (p *poller) forget(c *wsConn) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.conns[c.fd] == c {
-		delete(p.conns, c.fd)
-	}
+	delete(p.conns, c.key)
 	if !p.closed {
 		_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
 	}
@@ -139,14 +156,12 @@ func (p *poller) loop() {
 		stop := err != nil
 		p.mu.Lock()
 		for i := 0; i < n && !stop; i++ {
-			fd := int(events[i].Fd)
-			if fd == p.evfd {
+			key := eventKey(&events[i])
+			if key == 0 {
 				stop = true
 				break
 			}
-			if c := p.conns[fd]; c != nil {
-				go c.onReadable(p)
-			}
+			p.dispatchLocked(key)
 		}
 		if stop {
 			p.closed = true
@@ -158,6 +173,17 @@ func (p *poller) loop() {
 			return
 		}
 	}
+}
+
+// dispatchLocked starts a reader for the connection registered with key,
+// if it is still watched, and reports whether it did. p.mu is held.
+func (p *poller) dispatchLocked(key uint64) bool {
+	c := p.conns[key]
+	if c == nil {
+		return false // closed since epoll_wait returned the event
+	}
+	go c.onReadable(p)
+	return true
 }
 
 // onReadable drains the socket with non-blocking reads into a pooled

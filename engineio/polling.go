@@ -69,7 +69,8 @@ func writePayload(w http.ResponseWriter, pkts []packet) {
 }
 
 // servePoll answers a polling GET with the queued packets, waiting for some
-// when there are none. A second concurrent GET ends the session.
+// when there are none. A closing session answers with the close packet
+// once its queue is empty. A second concurrent GET ends the session.
 func (s *Socket) servePoll(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	switch {
@@ -85,7 +86,19 @@ func (s *Socket) servePoll(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errSessionUnknown)
 		return
 	case s.ws != nil:
+		// Refused, but not before noopDelay has passed since the upgrade,
+		// as a GET waiting then is: a client sees the probe's answer on
+		// the websocket before this refusal.
+		wait := time.Duration(s.upgraded + int64(noopDelay) - s.srv.now())
 		s.mu.Unlock()
+		if wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-r.Context().Done():
+			}
+			t.Stop()
+		}
 		writeError(w, errBadRequest)
 		return
 	case s.poll != nil:
@@ -103,6 +116,9 @@ func (s *Socket) servePoll(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case len(s.queue) > 0:
 		pkts, s.queue = s.queue, nil
+	case s.state == stateClosing:
+		// The messages queued before Close went in earlier payloads.
+		pkts = []packet{{typ: pktClose}}
 	default:
 		wt := &pollWaiter{ch: make(chan struct{})}
 		s.poll = wt
@@ -140,7 +156,10 @@ func (s *Socket) servePoll(w http.ResponseWriter, r *http.Request) {
 func (s *Socket) servePost(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	switch {
-	case s.state != stateOpen:
+	case s.state == stateClosed:
+		// A closing session still takes POSTs, as the reference server
+		// does: refusing one would make the client fail its transport
+		// before it has seen the messages queued before the close.
 		s.mu.Unlock()
 		writeError(w, errSessionUnknown)
 		return

@@ -12,7 +12,7 @@ const lingerTime = time.Second
 // Session states.
 const (
 	stateOpen    uint8 = iota
-	stateClosing       // polling: a close packet waits for the next GET
+	stateClosing       // polling: the close packet waits for the queue to drain
 	stateClosed
 )
 
@@ -62,6 +62,7 @@ type Socket struct {
 	pingAt    int64       // when to send the next ping (server clock)
 	pongBy    int64       // deadline for the pong; 0 when none is awaited
 	deadline  int64       // end of the upgrade probe, or of a polling close
+	upgraded  int64       // when the upgrade completed (server clock)
 }
 
 // ID returns the session id sent in the handshake.
@@ -114,10 +115,14 @@ func (s *Socket) Send(msgs ...Message) error {
 	return nil
 }
 
-// Close ends the session after flushing what was queued before it: on
-// websocket the queued messages and a close frame are written; on polling
-// they go, with a close packet, to the pending or next GET. OnClose is
-// called with "forced close".
+// Close ends the session after flushing what was queued before it, as the
+// reference server does: on websocket the queued messages and then a close
+// frame are written. On polling the queued messages go to the pending or
+// next GET and the close packet to the GET after them, never in the same
+// payload: a client handles a close packet as soon as it decodes it, before
+// the messages decoded with it have reached its application. A websocket
+// probe in progress may still complete the upgrade; the queued messages and
+// the close frame then go over it. OnClose is called with "forced close".
 func (s *Socket) Close() error {
 	s.mu.Lock()
 	if s.state != stateOpen {
@@ -132,13 +137,14 @@ func (s *Socket) Close() error {
 	s.state = stateClosing
 	s.reason = reasonForcedClose
 	s.deadline = s.srv.now() + int64(s.srv.opts.PingTimeout)
-	probe := s.probe
-	s.probe, s.upgrading = nil, false
-	s.sendLocked(packet{typ: pktClose})
-	s.mu.Unlock()
-	if probe != nil {
-		probe.teardown()
+	if s.poll != nil {
+		// A waiting GET has been given everything sent before (the queue
+		// is empty): the close packet goes to it alone. Otherwise
+		// servePoll sends it once the queue has drained.
+		s.queue = append(s.queue, packet{typ: pktClose})
+		s.handoffLocked()
 	}
+	s.mu.Unlock()
 	return nil
 }
 
@@ -202,7 +208,13 @@ func (s *Socket) end(reason uint8, pollLast byte) {
 func (s *Socket) onPacket(p packet) {
 	switch p.typ {
 	case pktClose:
-		s.end(reasonTransportClose, pktNoop)
+		reason := reasonTransportClose
+		s.mu.Lock()
+		if s.state == stateClosing {
+			reason = s.reason // the client answers the server's close
+		}
+		s.mu.Unlock()
+		s.end(reason, pktNoop)
 	case pktPing:
 		s.mu.Lock()
 		if s.state == stateOpen {
@@ -224,6 +236,9 @@ func (s *Socket) onPacket(p packet) {
 		s.inMu.Lock()
 		s.mu.Lock()
 		h := s.onMessage
+		if s.state != stateOpen {
+			h = nil // messages that arrive while closing are dropped
+		}
 		s.mu.Unlock()
 		if h != nil {
 			h(msg)

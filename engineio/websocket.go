@@ -22,6 +22,7 @@ type wsConn struct {
 	conn net.Conn
 	rc   syscall.RawConn // epoll: the connection's descriptor; nil otherwise
 	fd   int
+	key  uint64 // epoll: the poller's key for this registration
 
 	frameReader // owned by the current reader
 
@@ -443,8 +444,17 @@ func (s *Socket) onWebsocket(c *wsConn, p packet) error {
 				})
 			}
 			s.ws = c
+			s.upgraded = s.srv.now()
 			c.send(s.queue...)
 			s.queue = nil
+			if s.state == stateClosing {
+				// Closed during the upgrade: what was queued goes over
+				// the websocket, then the close frame.
+				reason := s.reason
+				s.mu.Unlock()
+				s.end(reason, 0)
+				return nil
+			}
 		}
 		s.mu.Unlock()
 		return nil

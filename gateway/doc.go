@@ -53,8 +53,9 @@
 // row (a Node app may have moved the expiry meanwhile).
 //
 // An ended socket is sent "session_expired", then a DISCONNECT for its
-// namespace; the official client then closes its connection, and the server
-// closes whatever is still open two seconds later.
+// namespace, and its connection is closed once both have been written (as
+// Node's socket.disconnect(true)): the client sees "io server disconnect"
+// and does not reconnect.
 //
 // # Lifecycle
 //

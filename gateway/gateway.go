@@ -262,18 +262,12 @@ func (g *Gateway) Close(ctx context.Context) error {
 	return g.audit.close(ctx)
 }
 
-// closeGrace is how long a client whose namespace the server disconnected
-// has to close its connection itself before the server closes it.
-const closeGrace = 2 * time.Second
-
-// sendAway emits event with payload on s and then disconnects it: the client
-// sees "io server disconnect" and does not reconnect. It then closes the
-// connection itself, as socket.disconnect(true) does in Node, but only after
-// closeGrace: the official client closes it first, and closing at once may
-// overtake the DISCONNECT packet on a polling or upgrading connection.
+// sendAway emits event with payload on s and then disconnects it as Node's
+// socket.disconnect(true) does: the client gets the event, then the
+// DISCONNECT for its namespace, sees "io server disconnect" and does not
+// reconnect; the connection is closed after both have been written.
 func sendAway(s *socketio.Socket, event string, payload any) {
 	// Errors mean the socket is already gone, which is the goal.
 	_ = s.Emit(event, payload)
-	_ = s.Disconnect(false)
-	time.AfterFunc(closeGrace, func() { _ = s.CloseTransport() })
+	_ = s.Disconnect(true)
 }

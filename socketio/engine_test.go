@@ -2,6 +2,9 @@ package socketio_test
 
 import (
 	"context"
+	"encoding/json"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -64,5 +67,68 @@ func TestServerOverEngine(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatal("no disconnect")
+	}
+}
+
+// Over a real Engine.IO server, polling: Disconnect(true) sends the event
+// and the DISCONNECT first, and the close packet alone in a later response,
+// so that the client handles the DISCONNECT before the transport closes.
+func TestDisconnectCloseOverPolling(t *testing.T) {
+	sio := socketio.NewServer(socketio.Options{})
+	sio.Of("/").OnConnect(func(s *socketio.Socket) {
+		s.Emit("bye")
+		s.Disconnect(true)
+	})
+	srv := httptest.NewServer(sio)
+	defer srv.Close()
+	defer sio.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	base := srv.URL + "/socket.io/?EIO=4&transport=polling"
+	do := func(method, url, body string) string {
+		t.Helper()
+		req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %d %q", method, resp.StatusCode, b)
+		}
+		return string(b)
+	}
+	open := do("GET", base, "")
+	var hs struct{ SID string }
+	if err := json.Unmarshal([]byte(strings.TrimPrefix(open, "0")), &hs); err != nil {
+		t.Fatalf("open packet %q: %v", open, err)
+	}
+	url := base + "&sid=" + hs.SID
+	if got := do("POST", url, "40"); got != "ok" {
+		t.Fatalf("POST = %q", got)
+	}
+	var got []string // the packets before the close, in order
+	for {
+		payload := do("GET", url, "")
+		if payload == "1" {
+			break
+		}
+		for _, p := range strings.Split(payload, "\x1e") {
+			if p == "1" {
+				t.Fatalf("close packet in payload %q, with packets sent before it", payload)
+			}
+			got = append(got, p)
+		}
+	}
+	if len(got) != 3 || !strings.HasPrefix(got[0], "40{") || got[1] != `42["bye"]` || got[2] != "41" {
+		t.Fatalf("packets before the close = %q, want CONNECT, the event, DISCONNECT", got)
 	}
 }

@@ -23,6 +23,13 @@ func newSocketIOServer(t *testing.T, reasons map[string]chan string) *httptest.S
 	t.Helper()
 	io := socketio.NewServer(socketio.Options{ConnectTimeout: 5 * time.Second, AckTimeout: 5 * time.Second})
 	main := io.Of("/")
+	main.OnConnect(func(s *socketio.Socket) {
+		var auth struct{ DisconnectOnConnect bool }
+		json.Unmarshal(s.Handshake().Auth, &auth)
+		if auth.DisconnectOnConnect {
+			s.Disconnect(true)
+		}
+	})
 	main.OnDisconnect(func(s *socketio.Socket, reason string) {
 		var auth struct{ Scenario string }
 		json.Unmarshal(s.Handshake().Auth, &auth)
@@ -48,6 +55,10 @@ func newSocketIOServer(t *testing.T, reasons map[string]chan string) *httptest.S
 	main.On("disconnect-me", func(s *socketio.Socket, ev socketio.Event, _ func(...any) error) {
 		closeConn, _ := ev.Args[0].(bool)
 		s.Disconnect(closeConn)
+	})
+	main.On("disconnect-me-in", func(s *socketio.Socket, ev socketio.Event, _ func(...any) error) {
+		ms, _ := ev.Args[0].(float64)
+		time.AfterFunc(time.Duration(ms)*time.Millisecond, func() { s.Disconnect(true) })
 	})
 	main.On("drop-me", func(s *socketio.Socket, _ socketio.Event, _ func(...any) error) {
 		s.CloseTransport()
@@ -114,6 +125,13 @@ func TestSocketIOClient(t *testing.T) {
 		{"connectError", ""},
 		{"serverDisconnect", "server namespace disconnect"},
 		{"serverDisconnectClose", "server namespace disconnect"},
+		{"serverDisconnectClosePolling", "server namespace disconnect"},
+		{"serverDisconnectCloseUpgrading", "server namespace disconnect"},
+		{"serverDisconnectCloseUpgraded", "server namespace disconnect"},
+		{"serverDisconnectCloseDuringUpgrade", "server namespace disconnect"},
+		{"serverDisconnectCloseOnConnect", "server namespace disconnect"},
+		{"serverDisconnectCloseOnConnectPolling", "server namespace disconnect"},
+		{"serverDisconnectCloseOnConnectWebsocket", "server namespace disconnect"},
 		{"transportDrop", "forced close"},
 		{"customNamespace", ""},
 		{"rooms", ""},

@@ -62,6 +62,40 @@ async function roundTrip(s) {
   return res;
 }
 
+// disconnectClose connects with opts, waits for the upgrade if upgraded,
+// and has the server call Disconnect(true). The transport in use when it is
+// asked for must be transport, unless null.
+async function disconnectClose(opts, transport, upgraded = false) {
+  const s = connect('/', opts);
+  const upgrade = once(s.io, 'open').then(() => once(s.io.engine, 'upgrade'));
+  await connected(s);
+  if (upgraded) await upgrade;
+  const attempts = countReconnects(s);
+  const reason = once(s, 'disconnect');
+  const at = s.io.engine.transport.name;
+  if (transport) assert.equal(at, transport);
+  s.emit('disconnect-me', true);
+  const [r] = await reason;
+  assert.equal(r, 'io server disconnect');
+  await quiet(400);
+  assert.equal(attempts.n, 0);
+  assert.equal(s.connected, false);
+  return { reason: r, attempts: attempts.n, transport: at };
+}
+
+// disconnectOnConnect connects with opts to a server that disconnects the
+// socket (with close) in its connect handler.
+async function disconnectOnConnect(opts) {
+  const s = connect('/', { ...opts, auth: { disconnectOnConnect: true } });
+  const attempts = countReconnects(s);
+  const [r] = await once(s, 'disconnect');
+  assert.equal(r, 'io server disconnect');
+  await quiet(400);
+  assert.equal(attempts.n, 0);
+  assert.equal(s.connected, false);
+  return { reason: r, attempts: attempts.n };
+}
+
 const scenarios = {
   // One transport only, then acks and binary both ways.
   async websocket() {
@@ -131,17 +165,38 @@ const scenarios = {
     assert.equal(s.connected, false);
     return { reason: r, attempts: attempts.n };
   },
-  async serverDisconnectClose() {
-    const s = await connected(connect('/', { transports: ['websocket'] }));
-    const attempts = countReconnects(s);
-    const reason = once(s, 'disconnect');
-    s.emit('disconnect-me', true);
-    const [r] = await reason;
-    assert.equal(r, 'io server disconnect');
+  // Socket.Disconnect(true) on each transport: the DISCONNECT arrives
+  // before the connection closes, so "io server disconnect", no retry.
+  serverDisconnectClose: () => disconnectClose({ transports: ['websocket'] }, 'websocket'),
+  serverDisconnectClosePolling: () => disconnectClose({ transports: ['polling'] }, 'polling'),
+  // Default transports: asked for as soon as connected, while the upgrade
+  // is probably in progress, and once the upgrade has completed.
+  serverDisconnectCloseUpgrading: () => disconnectClose({}, null),
+  serverDisconnectCloseUpgraded: () => disconnectClose({}, 'websocket', true),
+  // Several sockets, each disconnected by the server at a different delay
+  // after connecting: the upgrade is caught at its various steps.
+  async serverDisconnectCloseDuringUpgrade() {
+    const delays = [0, 5, 10, 20, 30, 45, 60];
+    const results = await Promise.all(delays.map(async (ms) => {
+      const s = await connected(connect('/'));
+      const attempts = countReconnects(s);
+      const reason = once(s, 'disconnect');
+      s.emit('disconnect-me-in', ms);
+      const [r] = await reason;
+      return { ms, r, s, attempts };
+    }));
     await quiet(400);
-    assert.equal(attempts.n, 0);
-    return { reason: r, attempts: attempts.n };
+    for (const { ms, r, s, attempts } of results) {
+      assert.equal(r, 'io server disconnect', `delay ${ms} ms`);
+      assert.equal(attempts.n, 0, `delay ${ms} ms`);
+      assert.equal(s.connected, false, `delay ${ms} ms`);
+    }
+    return { reasons: results.map(({ ms, r }) => [ms, r]) };
   },
+  // The server disconnects in its connect handler, racing the upgrade.
+  serverDisconnectCloseOnConnect: () => disconnectOnConnect({}),
+  serverDisconnectCloseOnConnectPolling: () => disconnectOnConnect({ transports: ['polling'] }),
+  serverDisconnectCloseOnConnectWebsocket: () => disconnectOnConnect({ transports: ['websocket'] }),
 
   // The server drops the Engine.IO session: the client reconnects.
   async transportDrop() {
