@@ -32,6 +32,27 @@ const (
 type Refresh struct {
 	ID     string
 	Expire time.Time
+
+	// Data, when set, is the session JSON as the caller last read it: the
+	// store refreshes the row only if it still holds exactly these bytes,
+	// and need not read it again, so a batch costs one statement.
+	Data json.RawMessage
+}
+
+// UniqueRefreshes returns refreshes with one entry per session id, the
+// last one given for it, in the order the ids first appear.
+func UniqueRefreshes(refreshes []Refresh) []Refresh {
+	index := make(map[string]int, len(refreshes))
+	out := make([]Refresh, 0, len(refreshes))
+	for _, r := range refreshes {
+		if i, ok := index[r.ID]; ok {
+			out[i] = r
+			continue
+		}
+		index[r.ID] = len(out)
+		out = append(out, r)
+	}
+	return out
 }
 
 // SessionStore reads and writes express-session rows. Implementations are
@@ -56,8 +77,8 @@ type SessionStore interface {
 	// RefreshSessions moves the expiry of each listed session, in one
 	// statement: the expire column and sess.cookie.expires change together
 	// and every other byte of the JSON is kept. It returns the ids that were
-	// refreshed; a row that is gone, or that was rewritten concurrently, is
-	// left alone and not returned.
+	// refreshed; a row that is gone, or that was rewritten concurrently (or
+	// no longer holds Refresh.Data), is left alone and not returned.
 	RefreshSessions(ctx context.Context, refreshes []Refresh) ([]string, error)
 }
 

@@ -152,7 +152,7 @@ func (g *Gateway) checkBatch(ctx context.Context, hashes []string, failClosed bo
 		}
 		g.mu.Unlock()
 		if g.threshold >= 0 && row.Expire.Sub(now) <= g.threshold {
-			refreshes = append(refreshes, sessiongate.Refresh{ID: it.sid, Expire: now.Add(g.extend)})
+			refreshes = append(refreshes, sessiongate.Refresh{ID: it.sid, Expire: now.Add(g.extend), Data: row.Data})
 		}
 	}
 	if len(refreshes) > 0 {

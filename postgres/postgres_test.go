@@ -441,6 +441,20 @@ func TestStatements(t *testing.T) {
 	if d := db.Stats().SessionStatements - before; d != 2 {
 		t.Errorf("RefreshSessions(500) issued %d statements, want 2 (read, update)", d)
 	}
+
+	// With the JSON the check just read, the read is skipped: one statement.
+	for i := range refreshes {
+		id := ids[500+i]
+		refreshes[i] = sessiongate.Refresh{ID: id, Expire: exp.Add(24 * time.Hour), Data: got[id].Data}
+	}
+	before = db.Stats().SessionStatements
+	done, err = db.RefreshSessions(ctx, refreshes)
+	if err != nil || len(done) != len(refreshes) {
+		t.Fatalf("RefreshSessions with Data = %d, %v", len(done), err)
+	}
+	if d := db.Stats().SessionStatements - before; d != 1 {
+		t.Errorf("RefreshSessions(500 with Data) issued %d statements, want 1", d)
+	}
 	var v struct {
 		Cookie struct{ Expires string }
 	}

@@ -110,33 +110,18 @@ func (db *DB) DeleteSession(ctx context.Context, sid string) error {
 // RefreshSessions moves each session's expiry to its Refresh.Expire: the
 // expire column becomes Expire rounded up to a whole second (as
 // connect-pg-simple computes it) and sess.cookie.expires becomes Expire, every
-// other byte of the JSON kept. It reads the rows in one query and updates
-// them all in one statement that skips a row rewritten in between.
+// other byte of the JSON kept. Rows whose Refresh carries no Data are read
+// first, in one query; then one statement updates them all, skipping a row
+// whose JSON is no longer what was read (a concurrent rewrite by the Node
+// app wins).
 func (db *DB) RefreshSessions(ctx context.Context, refreshes []sessiongate.Refresh) ([]string, error) {
-	want := make(map[string]time.Time, len(refreshes))
-	ids := make([]string, 0, len(refreshes))
-	for _, r := range refreshes {
-		if _, dup := want[r.ID]; !dup {
-			ids = append(ids, r.ID)
-		}
-		want[r.ID] = r.Expire
-	}
-	if len(ids) == 0 {
-		return nil, nil
-	}
-
-	db.sessionStmts.Add(1)
-	rows, err := db.pool.Query(ctx, db.sql.readSess, ids)
-	if err != nil {
-		return nil, fmt.Errorf("refresh sessions: read: %w", err)
-	}
 	var (
-		sid, sess        string
 		sids, olds, news []string
 		expires          []time.Time
+		unread           = make(map[string]time.Time)
+		unreadIDs        []string
 	)
-	_, err = pgx.ForEachRow(rows, []any{&sid, &sess}, func() error {
-		t := want[sid]
+	add := func(sid, sess string, t time.Time) {
 		updated, err := expresssession.SetCookieExpires([]byte(sess), t)
 		if err != nil {
 			// No cookie to edit: move the column only, as a touch does.
@@ -146,10 +131,30 @@ func (db *DB) RefreshSessions(ctx context.Context, refreshes []sessiongate.Refre
 		olds = append(olds, sess)
 		news = append(news, string(updated))
 		expires = append(expires, expresssession.StoreExpire(t))
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("refresh sessions: read: %w", err)
+	}
+	for _, r := range sessiongate.UniqueRefreshes(refreshes) {
+		if r.Data != nil {
+			add(r.ID, string(r.Data), r.Expire)
+			continue
+		}
+		unread[r.ID] = r.Expire
+		unreadIDs = append(unreadIDs, r.ID)
+	}
+
+	if len(unreadIDs) > 0 {
+		db.sessionStmts.Add(1)
+		rows, err := db.pool.Query(ctx, db.sql.readSess, unreadIDs)
+		if err != nil {
+			return nil, fmt.Errorf("refresh sessions: read: %w", err)
+		}
+		var sid, sess string
+		_, err = pgx.ForEachRow(rows, []any{&sid, &sess}, func() error {
+			add(sid, sess, unread[sid])
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("refresh sessions: read: %w", err)
+		}
 	}
 	if len(sids) == 0 {
 		return nil, nil
@@ -159,7 +164,7 @@ func (db *DB) RefreshSessions(ctx context.Context, refreshes []sessiongate.Refre
 	}
 
 	db.sessionStmts.Add(1)
-	rows, err = db.pool.Query(ctx, db.sql.refresh, sids, olds, news, expires)
+	rows, err := db.pool.Query(ctx, db.sql.refresh, sids, olds, news, expires)
 	if err != nil {
 		return nil, fmt.Errorf("refresh sessions: update: %w", err)
 	}

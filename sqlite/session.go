@@ -158,13 +158,11 @@ func (db *DB) DeleteSession(ctx context.Context, sid string) error {
 // every other byte of the JSON kept. It runs in one write transaction, so no
 // other write can come between the read and the update.
 func (db *DB) RefreshSessions(ctx context.Context, refreshes []sessiongate.Refresh) ([]string, error) {
-	want := make(map[string]time.Time, len(refreshes))
+	want := make(map[string]sessiongate.Refresh, len(refreshes))
 	ids := make([]string, 0, len(refreshes))
-	for _, r := range refreshes {
-		if _, dup := want[r.ID]; !dup {
-			ids = append(ids, r.ID)
-		}
-		want[r.ID] = r.Expire
+	for _, r := range sessiongate.UniqueRefreshes(refreshes) {
+		want[r.ID] = r
+		ids = append(ids, r.ID)
 	}
 	if len(ids) == 0 {
 		return nil, nil
@@ -207,7 +205,10 @@ func (db *DB) RefreshSessions(ctx context.Context, refreshes []sessiongate.Refre
 	done := make([]string, 0, len(found))
 	var ended []sessiongate.Revocation
 	for _, r := range found {
-		t := want[r.sid]
+		if data := want[r.sid].Data; data != nil && string(data) != r.sess {
+			continue // rewritten since the caller read it
+		}
+		t := want[r.sid].Expire
 		sess, err := expresssession.SetCookieExpires([]byte(r.sess), t)
 		if err != nil {
 			// No cookie to edit: move the column only, as a touch does.

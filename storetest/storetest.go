@@ -51,6 +51,7 @@ func Run(t *testing.T, open func(t *testing.T) Backend) {
 		{"SessionsBatch", testSessionsBatch},
 		{"Delete", testDelete},
 		{"Refresh", testRefresh},
+		{"RefreshWithData", testRefreshWithData},
 		{"RefreshKeepsConcurrentRewrite", testRefreshConcurrentRewrite},
 		{"RevokedOnDelete", testRevokedOnDelete},
 		{"LoggedOutOnSave", testLoggedOutOnSave},
@@ -306,6 +307,41 @@ func testRefresh(t *testing.T, b Backend) {
 
 	if done, err := b.RefreshSessions(ctxFor(t), nil); err != nil || len(done) != 0 {
 		t.Errorf("RefreshSessions(nil) = %q, %v; want nothing", done, err)
+	}
+}
+
+// testRefreshWithData checks Refresh.Data: the row is refreshed only while
+// it still holds exactly the JSON the caller read.
+func testRefreshWithData(t *testing.T, b Backend) {
+	old := ms(time.Now().Add(2 * time.Minute))
+	to := time.Now().Add(24 * time.Hour)
+	same, changed := newSID(t), newSID(t)
+	data := sessJSON(42, old, `,"theme":"dark"`)
+	save(t, b, same, data, old)
+	save(t, b, changed, data, old)
+	// The Node app rewrites one row after the caller read it.
+	rewritten := sessJSON(42, old, `,"theme":"light"`)
+	save(t, b, changed, rewritten, old)
+
+	done, err := b.RefreshSessions(ctxFor(t), []sessiongate.Refresh{
+		{ID: same, Expire: to, Data: data},
+		{ID: changed, Expire: to, Data: data},
+	})
+	if err != nil {
+		t.Fatalf("RefreshSessions: %v", err)
+	}
+	if !slices.Equal(done, []string{same}) {
+		t.Errorf("RefreshSessions returned %q, want [%s]", done, same)
+	}
+	want, err := expresssession.SetCookieExpires(data, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := get(t, b, same); string(s.Data) != string(want) || !s.Expire.Equal(expireColumn(to)) {
+		t.Errorf("refreshed row = %s %v, want %s %v", s.Data, s.Expire, want, expireColumn(to))
+	}
+	if s := get(t, b, changed); string(s.Data) != string(rewritten) || !s.Expire.Equal(old) {
+		t.Errorf("rewritten row = %s %v, want it untouched: %s %v", s.Data, s.Expire, rewritten, old)
 	}
 }
 
