@@ -225,12 +225,6 @@ func eventName(data []byte) (string, error) {
 	return "", invalid("event name is not a string")
 }
 
-// placeholder is the JSON object that stands for binary attachment Num.
-type placeholder struct {
-	Placeholder bool `json:"_placeholder"`
-	Num         int  `json:"num"`
-}
-
 // Messages returns the Engine.IO messages carrying p and its attachments:
 // the text packet, then one binary message per attachment.
 func (p *Packet) Messages(attachments [][]byte) []engineio.Message {
