@@ -1,23 +1,19 @@
 package expresssession_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"math"
 	"net/http"
-	"os"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/sessiongate/sessiongate/expresssession"
-	"github.com/sessiongate/sessiongate/internal/nodetest"
+	"github.com/sessiongate/sessiongate/internal/expressapp"
 	"github.com/sessiongate/sessiongate/internal/pgtest"
 )
 
@@ -41,54 +37,7 @@ type fixture struct {
 func startFixture(t *testing.T, secrets string) *fixture {
 	t.Helper()
 	_, dbURL := pgtest.Schema(t)
-	cmd := nodetest.Command(t, "testdata/express-app", "server.js")
-	cmd.Env = append(os.Environ(),
-		"PORT=0",
-		"DATABASE_URL="+dbURL,
-		"SESSION_SECRETS="+secrets,
-		"USERS="+fixtureUsers,
-	)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start fixture: %v", err)
-	}
-	exited := make(chan error, 1)
-	lines := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		if sc.Scan() {
-			lines <- sc.Text()
-		}
-		io.Copy(io.Discard, stdout)
-		exited <- cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case err := <-exited:
-			if err != nil {
-				t.Errorf("fixture exit: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			t.Error("fixture did not exit on SIGTERM")
-		}
-	})
-
-	var port int
-	select {
-	case line := <-lines:
-		if _, err := fmt.Sscanf(line, "listening %d", &port); err != nil {
-			t.Fatalf("fixture said %q", line)
-		}
-	case err := <-exited:
-		t.Fatalf("fixture exited: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("fixture did not start within 30s")
-	}
+	url := expressapp.Start(t, expressapp.Options{DatabaseURL: dbURL, Secrets: secrets, Users: fixtureUsers})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -102,7 +51,7 @@ func startFixture(t *testing.T, secrets string) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close(context.Background()) })
-	return &fixture{url: fmt.Sprintf("http://127.0.0.1:%d", port), conn: conn}
+	return &fixture{url: url, conn: conn}
 }
 
 // do sends a request with the given Cookie header (if any) and returns the

@@ -1,63 +1,14 @@
 package gateway
 
 import (
-	"bufio"
 	"bytes"
 	"net/http"
-	"os"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/sessiongate/sessiongate"
-	"github.com/sessiongate/sessiongate/internal/nodetest"
+	"github.com/sessiongate/sessiongate/internal/expressapp"
 )
-
-// startExpress runs the Express fixture on the schema of dbURL and returns
-// its base URL.
-func startExpress(t *testing.T, dbURL, users string) string {
-	t.Helper()
-	cmd := nodetest.Command(t, "testdata/express-app", "server.js")
-	cmd.Env = append(os.Environ(),
-		"PORT=0",
-		"DATABASE_URL="+dbURL,
-		"SESSION_SECRETS="+testSecret,
-		"SESSION_TABLE=Session",
-		"USERS="+users,
-	)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	port := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if p, ok := strings.CutPrefix(sc.Text(), "listening "); ok {
-				port <- p
-			}
-		}
-		close(port)
-	}()
-	select {
-	case p, ok := <-port:
-		if !ok {
-			t.Fatal("express-app exited before listening")
-		}
-		return "http://127.0.0.1:" + p
-	case <-time.After(waitTimeout):
-		t.Fatal("express-app did not start")
-		return ""
-	}
-}
 
 // post sends a JSON POST and returns the response, body drained.
 func post(t *testing.T, url, cookie, body string) *http.Response {
@@ -85,7 +36,7 @@ func post(t *testing.T, url, cookie, body string) *http.Response {
 // within 1 second.
 func TestExpressInterop(t *testing.T) {
 	db, dbURL := openPostgres(t)
-	app := startExpress(t, dbURL, "alice@example.com:wonderland:42")
+	app := expressapp.Start(t, expressapp.Options{DatabaseURL: dbURL, Secrets: testSecret, Users: "alice@example.com:wonderland:42"})
 
 	audit := newRecordingAudit(db)
 	g := newGateway(t, Config{Sessions: db, Revocations: db, Audit: audit})
