@@ -5,8 +5,10 @@ package engineio
 import (
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -226,4 +228,42 @@ func (c *wsConn) onReadable(p *poller) {
 		}
 	}
 	p.rearm(c)
+}
+
+// writeNonBlocking writes b to the descriptor until the socket buffer is
+// full, and returns how many bytes it took.
+func (c *wsConn) writeNonBlocking(b []byte) (int, error) {
+	written, cleared := 0, false
+	for written < len(b) {
+		var n int
+		var werr error
+		err := c.rc.Write(func(fd uintptr) bool {
+			n, werr = unix.Write(int(fd), b[written:])
+			return true
+		})
+		if errors.Is(err, os.ErrDeadlineExceeded) && !cleared {
+			// The deadline of an earlier blocking write has passed; it
+			// does not apply to this one.
+			cleared = true
+			if err = c.conn.SetWriteDeadline(time.Time{}); err == nil {
+				continue
+			}
+		}
+		if err == nil {
+			err = werr
+		}
+		switch {
+		case errors.Is(err, unix.EINTR):
+			continue
+		case errors.Is(err, unix.EAGAIN):
+			return written, nil
+		case err != nil:
+			return written, fmt.Errorf("engineio: websocket write: %w", err)
+		}
+		written += n
+		if n <= 0 || written < len(b) {
+			return written, nil // a partial write: the buffer is full
+		}
+	}
+	return written, nil
 }

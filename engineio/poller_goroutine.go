@@ -2,6 +2,8 @@
 
 package engineio
 
+import "errors"
+
 // poller gives each websocket connection a reading goroutine: the
 // portable fallback for the epoll poller.
 type poller struct{}
@@ -16,3 +18,9 @@ func (p *poller) watch(c *wsConn) error {
 func (p *poller) forget(*wsConn) {}
 
 func (p *poller) close() {}
+
+// writeNonBlocking is never called here: connections have no descriptor
+// (c.rc is nil), so their frames are written by a flusher goroutine.
+func (c *wsConn) writeNonBlocking([]byte) (int, error) {
+	return 0, errors.New("engineio: no non-blocking writes without the epoll poller")
+}

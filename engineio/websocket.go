@@ -129,10 +129,15 @@ var errServerClosed = errors.New("engineio: server closed")
 
 // send queues pkts as frames. It reports false once the connection is
 // closing.
+//
+// With no flusher running and no reader that will flush, a connection the
+// poller watches is written from the calling goroutine without blocking
+// (writeInline): a broadcast to many idle connections starts no goroutine
+// per connection. Others get a flusher goroutine.
 func (c *wsConn) send(pkts ...packet) bool {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.closing || c.dead {
+		c.mu.Unlock()
 		return false
 	}
 	for _, p := range pkts {
@@ -145,8 +150,93 @@ func (c *wsConn) send(pkts ...packet) bool {
 		copy(data[1:], p.data)
 		c.out = append(c.out, outFrame{op: opText, data: data})
 	}
-	c.kickLocked()
+	if c.flushing || c.reading || c.rc == nil || hasThen(c.out) {
+		c.kickLocked()
+		c.mu.Unlock()
+		return true
+	}
+	c.flushing = true
+	out := c.out
+	c.out = nil
+	c.mu.Unlock()
+	c.writeInline(out)
 	return true
+}
+
+// hasThen reports whether out holds a function to call after a write.
+func hasThen(out []outFrame) bool {
+	for _, f := range out {
+		if f.then != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// writeInline writes out, which holds no then entry, with non-blocking
+// writes from the calling goroutine; the caller holds the flushing token
+// and not c.mu. What the socket buffer cannot take at once is handed, with
+// the token, to a flusher goroutine, which writes it before anything queued
+// meanwhile; so is the token if frames were queued or a close became due
+// during the write.
+func (c *wsConn) writeInline(out []outFrame) {
+	bp := writeBufPool.Get().(*[]byte)
+	b := (*bp)[:0]
+	for _, f := range out {
+		b = appendFrame(b, f.op, f.data)
+	}
+	*bp = b
+	n, err := c.writeNonBlocking(b)
+	if err != nil {
+		putWriteBuf(bp)
+		// The caller may hold the socket's lock, which transportGone
+		// takes: the connection is torn down from a goroutine of its own.
+		go c.writeFailed()
+		return
+	}
+	if n < len(b) {
+		go c.flushRest(bp, n)
+		return
+	}
+	putWriteBuf(bp)
+	c.mu.Lock()
+	if len(c.out) == 0 && (!c.closing || c.dead) {
+		c.flushing = false
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	go c.flush()
+}
+
+// flushRest writes what an inline write left of *bp from offset off, with
+// blocking writes, then goes on as a flusher; it holds the flushing token.
+func (c *wsConn) flushRest(bp *[]byte, off int) {
+	err := c.writeNow((*bp)[off:])
+	putWriteBuf(bp)
+	if err != nil {
+		c.writeFailed()
+		return
+	}
+	c.flush()
+}
+
+// writeFailed tears the connection down after a write error; the caller
+// holds the flushing token.
+func (c *wsConn) writeFailed() {
+	c.teardown()
+	c.mu.Lock()
+	c.flushing = false
+	c.mu.Unlock()
+	c.sock.transportGone(c, reasonTransportError)
+}
+
+// putWriteBuf returns a write buffer to its pool unless it grew large.
+func putWriteBuf(bp *[]byte) {
+	if cap(*bp) <= 64<<10 {
+		*bp = (*bp)[:0]
+		writeBufPool.Put(bp)
+	}
 }
 
 // control queues a control frame.
@@ -241,11 +331,7 @@ func (c *wsConn) flush() {
 		}
 		c.mu.Unlock()
 		if err := c.write(out); err != nil {
-			c.teardown()
-			c.mu.Lock()
-			c.flushing = false
-			c.mu.Unlock()
-			c.sock.transportGone(c, reasonTransportError)
+			c.writeFailed()
 			return
 		}
 	}
@@ -272,10 +358,8 @@ func (c *wsConn) write(out []outFrame) error {
 	if err == nil && len(b) > 0 {
 		err = c.writeNow(b)
 	}
-	if cap(b) <= 64<<10 {
-		*bp = b[:0]
-		writeBufPool.Put(bp)
-	}
+	*bp = b
+	putWriteBuf(bp)
 	return err
 }
 
