@@ -1,0 +1,225 @@
+// Command compare runs sessiongate's benchmarks on this machine and writes
+// the comparison tables into docs/benchmarks.md. bench/run.sh builds the
+// binaries it needs and runs it; see docs/benchmarks.md for what each figure
+// means and how it is measured.
+//
+// Usage:
+//
+//	compare -bin DIR [-quick] [-out docs/benchmarks.md] [memory broadcast handshake statements revocation codec]
+//	compare -render [-out docs/benchmarks.md]
+//
+// With no section named, all run. Each server under test and the load tool
+// run as separate processes; PostgreSQL work happens in fresh schemas of the
+// test database, dropped afterwards. Results accumulate in a JSON file beside
+// the document (docs/benchmarks.json), so a section can be re-run alone; a
+// -quick run writes to a temporary directory unless -out is given.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// table is the session table name used in every schema.
+const table = "session"
+
+// Sections, in the order they run and appear.
+var sectionNames = []string{"memory", "broadcast", "handshake", "statements", "revocation", "codec"}
+
+// sizes are the dimensions of a run.
+type sizes struct {
+	Memory         int           // idle connections for the memory figure
+	Broadcast      int           // sockets in the broadcast room
+	HandshakeC     int           // concurrent connecting clients
+	HandshakeD     time.Duration // measured run length
+	Statements     int           // live sessions for the statement count
+	CheckInterval  time.Duration // session check interval of the statement count
+	Intervals      int           // intervals counted
+	Revoke         int           // sessions revoked at once
+	NodeRevokeEach time.Duration // the Node baseline's shortened check interval for revocation
+	Settle         time.Duration // pause after connecting, before measuring
+}
+
+var fullSizes = sizes{
+	Memory: 10000, Broadcast: 10000, HandshakeC: 100, HandshakeD: 10 * time.Second,
+	Statements: 5000, CheckInterval: 5 * time.Second, Intervals: 3,
+	Revoke: 1000, NodeRevokeEach: 10 * time.Second, Settle: 10 * time.Second,
+}
+
+var quickSizes = sizes{
+	Memory: 300, Broadcast: 300, HandshakeC: 10, HandshakeD: 2 * time.Second,
+	Statements: 200, CheckInterval: 2 * time.Second, Intervals: 2,
+	Revoke: 100, NodeRevokeEach: 2 * time.Second, Settle: 2 * time.Second,
+}
+
+// env is what every section needs.
+type env struct {
+	bin        string // the built binaries
+	repo       string // the repository root
+	tmp        string // scratch directory, removed at the end
+	dbURL      string // the PostgreSQL test database
+	secret     string // signs the seeded cookies
+	publishKey string
+	sizes      sizes
+	quick      bool
+	keep       bool // keep the schemas
+}
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "compare:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	var (
+		e     env
+		out   = flag.String("out", "", "document to write (default docs/benchmarks.md; a temporary file with -quick)")
+		limit = flag.Duration("limit", 20*time.Minute, "abort the whole run after this long")
+		only  = flag.Bool("render", false, "only rewrite the document from its JSON figures")
+	)
+	flag.StringVar(&e.bin, "bin", "", "directory holding loadtool, echoserver, wsbaseline and sessiongate (required)")
+	flag.StringVar(&e.dbURL, "db", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "PostgreSQL test database (loopback)")
+	flag.BoolVar(&e.quick, "quick", false, "small sizes: a smoke test of the whole pipeline")
+	flag.BoolVar(&e.keep, "keep", false, "keep the benchmark schemas")
+	flag.Parse()
+	if *only {
+		if *out == "" {
+			*out = filepath.Join("docs", "benchmarks.md")
+		}
+		res, err := loadResults(strings.TrimSuffix(*out, filepath.Ext(*out)) + ".json")
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(*out, render(res), 0o644)
+	}
+	if e.bin == "" {
+		return errors.New("-bin is required (bench/run.sh sets it)")
+	}
+	want := flag.Args()
+	if len(want) == 0 {
+		want = sectionNames
+	}
+	for _, w := range want {
+		if !slices.Contains(sectionNames, w) {
+			return fmt.Errorf("unknown section %q (have %s)", w, strings.Join(sectionNames, ", "))
+		}
+	}
+	e.sizes = fullSizes
+	if e.quick {
+		e.sizes = quickSizes
+	}
+	var err error
+	if e.repo, err = os.Getwd(); err != nil {
+		return err
+	}
+	if _, err := os.Stat(filepath.Join(e.repo, "bench", "node-baseline", "server.js")); err != nil {
+		return errors.New("run from the repository root")
+	}
+	if *out == "" {
+		*out = filepath.Join(e.repo, "docs", "benchmarks.md")
+		if e.quick {
+			*out = filepath.Join(os.TempDir(), "sessiongate-benchmarks-quick.md")
+		}
+	}
+	if e.tmp, err = os.MkdirTemp("", "sessiongate-bench-"); err != nil {
+		return err
+	}
+	defer os.RemoveAll(e.tmp)
+	e.secret, e.publishKey = randomHex(16), randomHex(16)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, *limit)
+	defer cancel()
+
+	jsonPath := strings.TrimSuffix(*out, filepath.Ext(*out)) + ".json"
+	res, err := loadResults(jsonPath)
+	if err != nil {
+		return err
+	}
+	res.Machine = describeMachine(ctx, e.dbURL)
+	command := "bench/run.sh"
+	if e.quick {
+		command += " --quick"
+	}
+	if len(flag.Args()) > 0 {
+		command += " " + strings.Join(flag.Args(), " ")
+	}
+
+	began := time.Now()
+	memory, broadcast := slices.Contains(want, "memory"), slices.Contains(want, "broadcast")
+	var failed []string
+	record := func(name string, sec *section, err error) {
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "compare: %s: %v\n", name, err)
+			failed = append(failed, name)
+		}
+		if len(sec.Rows) > 0 || len(sec.Codec) > 0 {
+			sec.Date, sec.Command, sec.Quick, sec.Sizes = nowUTC(), command, e.quick, e.sizes
+			res.Sections[name] = sec
+		}
+	}
+	if memory || broadcast {
+		fmt.Fprintln(os.Stderr, "== memory and broadcast")
+		load := loadAvg()
+		mem, bc, err := e.memoryAndBroadcast(ctx, memory, broadcast)
+		if memory {
+			record("memory", &section{LoadAvg: load, Rows: mem}, err)
+		}
+		if broadcast {
+			record("broadcast", &section{LoadAvg: load, Rows: bc}, err)
+		}
+	}
+	for _, s := range []struct {
+		name string
+		run  func(context.Context) ([]row, error)
+	}{
+		{"handshake", e.handshake},
+		{"statements", e.statements},
+		{"revocation", e.revocation},
+	} {
+		if !slices.Contains(want, s.name) || ctx.Err() != nil {
+			continue
+		}
+		fmt.Fprintln(os.Stderr, "== "+s.name)
+		load := loadAvg()
+		rows, err := s.run(ctx)
+		record(s.name, &section{LoadAvg: load, Rows: rows}, err)
+	}
+	if slices.Contains(want, "codec") && ctx.Err() == nil {
+		fmt.Fprintln(os.Stderr, "== codec")
+		load := loadAvg()
+		lines, err := e.codec(ctx)
+		record("codec", &section{LoadAvg: load, Codec: lines}, err)
+	}
+	if err := saveResults(jsonPath, res); err != nil {
+		return err
+	}
+	if err := os.WriteFile(*out, render(res), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "compare: wrote %s and %s in %s\n", *out, jsonPath, time.Since(began).Round(time.Second))
+	if len(failed) > 0 {
+		return fmt.Errorf("sections failed: %s", strings.Join(failed, ", "))
+	}
+	return ctx.Err()
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}

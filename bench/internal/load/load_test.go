@@ -1,0 +1,138 @@
+package load
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestEventName(t *testing.T) {
+	tests := []struct {
+		msg  string
+		name string
+		ok   bool
+	}{
+		{`42["tick",{"bench":true}]`, "tick", true},
+		{`42["session_expired",{"reason":"revoked"}]`, "session_expired", true},
+		{`4217["ask","x"]`, "ask", true}, // with an ack id
+		{`42[]`, "", false},
+		{`42[1,2]`, "", false},
+		{`42`, "", false},
+		{`40{"sid":"x"}`, "", false},
+		{`2`, "", false},
+		{`42["unterminated`, "", false},
+	}
+	for _, tt := range tests {
+		name, ok := eventName([]byte(tt.msg))
+		if name != tt.name || ok != tt.ok {
+			t.Errorf("eventName(%s) = %q, %v; want %q, %v", tt.msg, name, ok, tt.name, tt.ok)
+		}
+	}
+}
+
+func TestExpiredReason(t *testing.T) {
+	tests := map[string]string{
+		`42["session_expired",{"reason":"revoked"}]`:    "revoked",
+		`42["session_expired",{"reason":"logged_out"}]`: "logged_out",
+		`42["session_expired"]`:                         "?",
+		`42["session_expired",{}]`:                      "?",
+	}
+	for msg, want := range tests {
+		if got := expiredReason([]byte(msg)); got != want {
+			t.Errorf("expiredReason(%s) = %q, want %q", msg, got, want)
+		}
+	}
+}
+
+func TestCredentialsRoundTrip(t *testing.T) {
+	in := []Credential{
+		{SID: "abc123", Cookie: "connect.sid=s%3Aabc123.L3URH8qEUlRhbJErOXuJ%2FR5i21GJUY02kERb2c2p5w0"},
+		{SID: "x", Cookie: "a=b; connect.sid=s%3Ax.y"},
+	}
+	var b strings.Builder
+	if err := WriteCredentials(&b, in); err != nil {
+		t.Fatal(err)
+	}
+	out, err := ReadCredentials(strings.NewReader("# comment\n\n" + b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != len(in) || out[0] != in[0] || out[1] != in[1] {
+		t.Errorf("read back %+v, want %+v", out, in)
+	}
+	if _, err := ReadCredentials(strings.NewReader("no tab here\n")); err == nil {
+		t.Error("a line without a tab was accepted")
+	}
+}
+
+func TestDistribution(t *testing.T) {
+	var d []time.Duration
+	for i := 100; i >= 1; i-- {
+		d = append(d, time.Duration(i)*time.Millisecond)
+	}
+	got := distribution(d)
+	want := Dist{Count: 100, Min: 1, P50: 50, P90: 90, P99: 99, Max: 100, Mean: 50.5}
+	if *got != want {
+		t.Errorf("distribution = %+v, want %+v", *got, want)
+	}
+	if distribution(nil) != nil {
+		t.Error("distribution(nil) is not nil")
+	}
+}
+
+func TestConfigRefuses(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"remote target", Config{Mode: ModeIdle, URL: "http://192.0.2.1:3000", N: 1}, "loopback"},
+		{"too many", Config{Mode: ModeIdle, URL: "http://127.0.0.1:3000", N: MaxConnections + 1}, "-n"},
+		{"too long", Config{Mode: ModeIdle, URL: "http://127.0.0.1:3000", N: 1, Hold: MaxDuration + 1}, "limited"},
+		{"unknown mode", Config{Mode: "flood", URL: "http://127.0.0.1:3000", N: 1}, "unknown mode"},
+		{"broadcast without publisher", Config{Mode: ModeBroadcast, URL: "http://127.0.0.1:3000", N: 1}, "exactly one"},
+		{"remote publisher", Config{Mode: ModeBroadcast, URL: "http://127.0.0.1:3000", N: 1, PublishURL: "http://192.0.2.1/api/publish", Room: "r"}, "loopback"},
+		{"revoke without db", Config{Mode: ModeRevoke, URL: "http://127.0.0.1:3000", N: 1}, "-db"},
+		{"revoke with too few sessions", Config{Mode: ModeRevoke, URL: "http://127.0.0.1:3000", N: 2, DatabaseURL: "postgres://127.0.0.1/test", Table: "session",
+			Creds: []Credential{{SID: "a", Cookie: "c"}, {SID: "a", Cookie: "c"}}}, "distinct"},
+		{"raw broadcast", Config{Mode: ModeBroadcast, Raw: true, URL: "http://127.0.0.1:3000", N: 1, Trigger: "b"}, "raw"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.cfg.fill()
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("fill() = %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func FuzzEventName(f *testing.F) {
+	for _, s := range []string{`42["tick",{}]`, `4217["a"]`, `42[`, `42`, `2`, `451-["b",{"_placeholder":true,"num":0}]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		name, ok := eventName(msg)
+		if !ok && name != "" {
+			t.Fatalf("eventName(%q) = %q, false", msg, name)
+		}
+		expiredReason(append([]byte("42"), msg...))
+	})
+}
+
+func FuzzReadCredentials(f *testing.F) {
+	f.Add("sid\tconnect.sid=s%3Asid.sig\n")
+	f.Add("# c\n\n\tx\n")
+	f.Add("a\tb\nc")
+	f.Fuzz(func(t *testing.T, in string) {
+		creds, err := ReadCredentials(strings.NewReader(in))
+		if err != nil {
+			return
+		}
+		for _, c := range creds {
+			if c.SID == "" || c.Cookie == "" {
+				t.Fatalf("empty field in %+v", c)
+			}
+		}
+	})
+}
