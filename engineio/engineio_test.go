@@ -234,39 +234,32 @@ func TestPollingWaitsForSend(t *testing.T) {
 // waitPoll waits until s has a GET waiting.
 func waitPoll(t *testing.T, s *Socket) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	for {
-		s.mu.Lock()
-		waiting := s.poll != nil
-		s.mu.Unlock()
-		if waiting {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatal("no GET waiting")
-		case <-time.After(time.Millisecond):
-		}
-	}
+	waitState(t, s, "a GET waiting", func() bool { return s.poll != nil })
 }
 
 // waitProbe waits until s has a websocket probe: the server takes it once
 // the client's dial has returned.
 func waitProbe(t *testing.T, s *Socket) {
 	t.Helper()
+	waitState(t, s, "a websocket probe", func() bool { return s.probe != nil })
+}
+
+// waitState polls cond, under s.mu, until it holds: the states it waits for
+// are set by server goroutines that signal nothing a test could await.
+func waitState(t *testing.T, s *Socket, what string, cond func() bool) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for {
 		s.mu.Lock()
-		probing := s.probe != nil
+		ok := cond()
 		s.mu.Unlock()
-		if probing {
+		if ok {
 			return
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatal("no websocket probe")
+			t.Fatal("timed out waiting for " + what)
 		case <-time.After(time.Millisecond):
 		}
 	}
