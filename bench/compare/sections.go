@@ -393,17 +393,17 @@ func (e *env) statementsRun(ctx context.Context, t target) (row, error) {
 	// Let every socket's timer (or the batch schedule) start, then align
 	// the window half an interval after a check was seen, so that a
 	// periodic batch check falls inside it exactly Intervals times.
-	if err := sleepCtx(ctx, iv); err != nil {
+	if err := load.Sleep(ctx, iv); err != nil {
 		return r, err
 	}
 	if err := awaitStatement(ctx, proxy, iv+iv/2); err != nil {
 		return r, err
 	}
-	if err := sleepCtx(ctx, iv/2); err != nil {
+	if err := load.Sleep(ctx, iv/2); err != nil {
 		return r, err
 	}
 	before, serverBefore := proxy.Snapshot(), e.serverCount(ctx, s)
-	if err := sleepCtx(ctx, time.Duration(e.sizes.Intervals)*iv); err != nil {
+	if err := load.Sleep(ctx, time.Duration(e.sizes.Intervals)*iv); err != nil {
 		return r, err
 	}
 	d, serverAfter := proxy.Snapshot().Sub(before), e.serverCount(ctx, s)
@@ -432,7 +432,7 @@ func awaitStatement(ctx context.Context, proxy *pgcount.Proxy, max time.Duration
 	start := proxy.Snapshot().Table
 	deadline := time.Now().Add(max)
 	for proxy.Snapshot().Table == start && time.Now().Before(deadline) {
-		if err := sleepCtx(ctx, 10*time.Millisecond); err != nil {
+		if err := load.Sleep(ctx, 10*time.Millisecond); err != nil {
 			return err
 		}
 	}
@@ -520,15 +520,4 @@ func (e *env) revocationRun(ctx context.Context, t target, interval time.Duratio
 	return e.runLoad(ctx, "-mode", load.ModeRevoke, "-url", s.url, "-cookies", creds,
 		"-n", strconv.Itoa(e.sizes.Revoke), "-db", dbURL, "-table", table,
 		"-settle", "2s", "-timeout", timeout.String())
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

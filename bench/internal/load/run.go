@@ -97,7 +97,7 @@ func runHeld(ctx context.Context, cfg *Config, rep *Report) error {
 		return ctx.Err()
 	}
 
-	if err := sleep(ctx, cfg.Settle); err != nil {
+	if err := Sleep(ctx, cfg.Settle); err != nil {
 		return err
 	}
 	for _, h := range conns {
@@ -127,7 +127,7 @@ func runHeld(ctx context.Context, cfg *Config, rep *Report) error {
 	var err error
 	switch cfg.Mode {
 	case ModeIdle:
-		sleep(ctx, cfg.Hold) // an interrupt ends the hold early: not an error
+		Sleep(ctx, cfg.Hold) // an interrupt ends the hold early: not an error
 		return nil
 	case ModeBroadcast:
 		t0, err = publish(ctx, cfg, conns)
@@ -354,7 +354,8 @@ func runHandshake(ctx context.Context, cfg *Config, rep *Report) error {
 	return ctx.Err()
 }
 
-func sleep(ctx context.Context, d time.Duration) error {
+// Sleep waits for d, or until ctx is done (then it returns ctx.Err()).
+func Sleep(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		return nil
 	}
