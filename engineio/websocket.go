@@ -1,6 +1,8 @@
 package engineio
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -33,6 +35,40 @@ type wsConn struct {
 	reading   bool // a reader is handling frames; it flushes when done
 	closing   bool // write the queue, then a close frame, then close
 	dead      bool // the connection is closed
+
+	// pre is the upgrade response of a new session, written by the first
+	// write together with the open packet: one system call instead of two.
+	// Owned by the writer (the one holding flushing).
+	pre []byte
+}
+
+// heldUpgrade is the ResponseWriter given to the upgrader: it hijacks the
+// connection but keeps what the upgrader writes to it (the 101 response, or
+// a refusal) in held, for the caller to write.
+type heldUpgrade struct {
+	http.ResponseWriter
+	held bytes.Buffer
+}
+
+// Hijack hijacks the underlying connection; the returned writer writes to
+// h.held.
+func (h *heldUpgrade) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, rw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if err != nil {
+		return conn, rw, err
+	}
+	rw.Writer.Reset(&h.held)
+	return conn, rw, nil
+}
+
+// writeHeld writes what the upgrader answered, now.
+func writeHeld(conn net.Conn, h *heldUpgrade) error {
+	if conn == nil || h.held.Len() == 0 {
+		return nil
+	}
+	_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	_, err := conn.Write(h.held.Bytes())
+	return err
 }
 
 // outFrame is a queued server frame, or, when then is set, a function
@@ -56,9 +92,16 @@ func (srv *Server) serveWebsocket(w http.ResponseWriter, r *http.Request, q url.
 			return
 		}
 	}
-	conn, rw, _, err := srv.upgrader.Upgrade(r, w)
+	hw := &heldUpgrade{ResponseWriter: w}
+	conn, rw, _, err := srv.upgrader.Upgrade(r, hw)
 	if err != nil {
-		return // the upgrader answered the client
+		// The upgrader's answer to the client; then the hijacked
+		// connection is closed, as no one else will.
+		if conn != nil {
+			_ = writeHeld(conn, hw)
+			_ = conn.Close()
+		}
+		return
 	}
 	c := &wsConn{srv: srv, conn: conn}
 	if n := rw.Reader.Buffered(); n > 0 {
@@ -74,6 +117,7 @@ func (srv *Server) serveWebsocket(w http.ResponseWriter, r *http.Request, q url.
 		// Hold the flusher until OnConnection has run: the handshake
 		// packet goes first, then what the handler sent.
 		c.flushing = true
+		c.pre = hw.held.Bytes()
 		c.send(srv.openPacket(s, `[]`))
 		srv.register(s)
 		if srv.opts.OnConnection != nil {
@@ -81,6 +125,10 @@ func (srv *Server) serveWebsocket(w http.ResponseWriter, r *http.Request, q url.
 		}
 		go c.flush()
 	} else {
+		if err := writeHeld(conn, hw); err != nil {
+			_ = conn.Close()
+			return
+		}
 		c.sock = s
 		s.mu.Lock()
 		ok := s.state == stateOpen && s.ws == nil && s.probe == nil
@@ -339,7 +387,8 @@ func (c *wsConn) flush() {
 
 func (c *wsConn) write(out []outFrame) error {
 	bp := writeBufPool.Get().(*[]byte)
-	b := (*bp)[:0]
+	b := append((*bp)[:0], c.pre...)
+	c.pre = nil
 	var err error
 	for i, f := range out {
 		if f.then == nil {

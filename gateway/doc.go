@@ -39,6 +39,19 @@
 //     is INTERNAL and admits no one.
 //  5. passport.user (NOT_AUTHENTICATED).
 //
+// A client that disconnects while its session row is being read (the
+// middleware's context is done when the lookup returns) has left, which is
+// not a store failure: the handshake is counted under HandshakeClientGone,
+// logged at DEBUG, and audited as SOCKET_AUTH_FAILURE (WARN) with details
+// CLIENT_GONE, never as INTERNAL or a HIGH SOCKET_AUTH_ERROR. A store call
+// that fails while the client is still there stays INTERNAL (HIGH).
+//
+// Concurrent handshakes share their row lookups: at most two store calls
+// are in flight, and the lookups that arrive meanwhile go together in the
+// next one (SessionStore.Sessions, one round trip), so a burst of N
+// handshakes costs far fewer than N statements. A lone handshake runs at
+// once with SessionStore.Session, bounded by its own context.
+//
 // The checks run for every namespace a client joins (each CONNECT packet),
 // from the request that opened its Engine.IO session; the rate limit counts
 // each of them.

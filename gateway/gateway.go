@@ -82,6 +82,7 @@ type Gateway struct {
 	now         func() time.Time
 
 	limiter *limiter // nil when disabled
+	loader  sessionLoader
 	audit   *auditWriter
 	stats   counters
 
@@ -140,6 +141,7 @@ func New(cfg Config) (*Gateway, error) {
 		stop:        make(chan struct{}),
 		runDone:     make(chan struct{}),
 	}
+	g.loader.store = cfg.Sessions
 	for _, o := range cfg.AllowedOrigins {
 		g.origins[o] = true
 	}

@@ -11,8 +11,15 @@ import (
 	"github.com/sessiongate/sessiongate/socketio"
 )
 
-// storeTimeout bounds the session lookup of one handshake.
+// storeTimeout bounds one store call: the session lookup of a handshake, an
+// audit write.
 const storeTimeout = 5 * time.Second
+
+// HandshakeClientGone is the result code under which Stats counts, and the
+// audit trail records (SOCKET_AUTH_FAILURE, WARN, details CLIENT_GONE), a
+// handshake whose client disconnected while its session row was being read.
+// It is never sent: there is no one left to send it to.
+const HandshakeClientGone = "CLIENT_GONE"
 
 // conn is what the gateway keeps on an authenticated socket (its Data).
 type conn struct {
@@ -97,12 +104,14 @@ func (g *Gateway) check(ctx context.Context, s *socketio.Socket, cl client) (*co
 	}
 	short := sessiongate.ShortHash(sid)
 	checkedAt := g.now()
-	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
-	defer cancel()
-	sess, err := g.sessions.Session(ctx, sid)
+	sess, err := g.loader.session(ctx, sid)
 	switch {
 	case sessiongate.ErrorCode(err) == sessiongate.ECodeNotFound:
 		return nil, &refusal{code: sessiongate.ECodeSessionNotFound, short: short}
+	case err != nil && ctx.Err() != nil:
+		// The client left (its connection closed) while the row was
+		// being read: not a store failure.
+		return nil, &refusal{code: HandshakeClientGone, short: short, err: err}
 	case err != nil:
 		return nil, &refusal{code: sessiongate.ECodeInternal, short: short, err: err}
 	case !sess.Valid(g.now()):

@@ -94,6 +94,9 @@ func (g *Gateway) setExpireLocked(l *liveSession, expire time.Time) {
 		return
 	}
 	l.expire = expire
+	if len(g.expiries) >= max(minPrune, 4*len(g.live)) {
+		g.pruneExpiriesLocked()
+	}
 	if lead := g.refreshLead(); lead > 0 {
 		heap.Push(&g.expiries, expiryEntry{at: expire.Add(-lead), expire: expire, hash: l.hash})
 	}
@@ -104,6 +107,24 @@ func (g *Gateway) setExpireLocked(l *liveSession, expire time.Time) {
 		default:
 		}
 	}
+}
+
+// pruneExpiriesLocked drops the stale entries from the heap. Sessions whose
+// sockets all left (handshake churn) leave entries that would otherwise
+// stay until their expiry, hours away, reached the top: called when the
+// heap holds twice the entries live sessions can have (two each), it keeps
+// the heap proportional to the live sessions at an amortised constant cost
+// per entry pushed.
+func (g *Gateway) pruneExpiriesLocked() {
+	kept := g.expiries[:0]
+	for _, e := range g.expiries {
+		if g.currentLocked(e) {
+			kept = append(kept, e)
+		}
+	}
+	clear(g.expiries[len(kept):]) // release the hashes
+	g.expiries = kept
+	heap.Init(&g.expiries)
 }
 
 // currentLocked reports whether e still describes its session.

@@ -7,7 +7,8 @@ import (
 )
 
 // HandshakeOK is the result code under which Stats counts accepted
-// handshakes; refusals are counted under their sessiongate.ECode.
+// handshakes; refusals are counted under their sessiongate.ECode, and
+// handshakes whose client left under HandshakeClientGone.
 const HandshakeOK = "OK"
 
 // handshakeCodes are the result codes a handshake can have.
@@ -21,6 +22,7 @@ var handshakeCodes = []string{
 	sessiongate.ECodeNotAuthenticated,
 	sessiongate.ECodeRateLimited,
 	sessiongate.ECodeInternal,
+	HandshakeClientGone,
 }
 
 var endReasons = []sessiongate.EndReason{

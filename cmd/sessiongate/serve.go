@@ -75,7 +75,11 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 		}
 	}
 
-	if s.ln, err = net.Listen("tcp", cfg.ListenAddr); err != nil {
+	// No TCP keep-alive on accepted connections: it costs four setsockopt
+	// calls per connection, and dead peers are found without it (Engine.IO
+	// heartbeats on sockets, IdleTimeout on idle HTTP connections).
+	lc := net.ListenConfig{KeepAlive: -1}
+	if s.ln, err = lc.Listen(ctx, "tcp", cfg.ListenAddr); err != nil {
 		return nil, &ConfigError{Setting: "LISTEN_ADDR", Err: err}
 	}
 	origins := cfg.AllowedOrigins
