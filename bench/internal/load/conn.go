@@ -6,18 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/netip"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/gobwas/ws"
-	"github.com/gobwas/ws/wsutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -28,11 +24,12 @@ import (
 // Connections that are held (idle, broadcast, revoke) use
 // github.com/coder/websocket. The handshake benchmark, where the client's
 // CPU cost per connection competes with the server for this machine's cores,
-// uses the lighter github.com/gobwas/ws, with no net/http client in the way.
+// has its own minimal client (handshake.go) sharing only the source dialers.
 type dialer struct {
 	url     string
 	header  []http.Header // one per credential, or a single empty header
 	nets    []*net.Dialer // one per source address
+	quick   []*net.Dialer // the same, for the handshake mode's short connections
 	clients []*http.Client
 	next    atomic.Uint64
 }
@@ -49,6 +46,14 @@ func newDialer(url string, sources []netip.Addr, creds []Credential) *dialer {
 			Control:   bindAddressNoPort,
 		}
 		d.nets = append(d.nets, nd)
+		// The handshake mode's connections live for a millisecond: no
+		// keep-alive (four setsockopt calls fewer per dial), and the run's
+		// context bounds the dial instead of a timeout of its own.
+		d.quick = append(d.quick, &net.Dialer{
+			KeepAlive: -1,
+			LocalAddr: nd.LocalAddr,
+			Control:   bindAddressNoPort,
+		})
 		d.clients = append(d.clients, &http.Client{Transport: &http.Transport{
 			DialContext:        nd.DialContext,
 			DisableCompression: true,
@@ -113,33 +118,6 @@ func (e *ConnectError) Error() string {
 	return "connect_error " + e.Message
 }
 
-// handshake opens connection i with gobwas/ws, completes the Socket.IO
-// connect and closes the connection.
-func (d *dialer) handshake(ctx context.Context, i int, auth string) error {
-	wd := ws.Dialer{
-		NetDial: d.nets[int(d.next.Add(1))%len(d.nets)].DialContext,
-		Header:  ws.HandshakeHeaderHTTP(d.header[i%len(d.header)]),
-	}
-	conn, br, _, err := wd.Dial(ctx, "ws"+strings.TrimPrefix(d.url, "http"))
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(dl)
-	}
-	var r io.Reader = conn
-	if br != nil { // bytes the server sent right after its upgrade response
-		r = io.MultiReader(br, conn)
-		defer ws.PutReader(br)
-	}
-	_, err = socketIOConnect(gobwasConn{struct {
-		io.Reader
-		io.Writer
-	}{r, conn}}, auth)
-	return err
-}
-
 // msgConn is a client websocket seen as a sequence of text messages.
 type msgConn interface {
 	ReadMessage() ([]byte, error)
@@ -160,12 +138,6 @@ func (c coderConn) ReadMessage() ([]byte, error) {
 func (c coderConn) WriteMessage(p []byte) error {
 	return c.c.Write(c.ctx, websocket.MessageText, p)
 }
-
-// gobwasConn is a github.com/gobwas/ws connection as a msgConn.
-type gobwasConn struct{ rw io.ReadWriter }
-
-func (c gobwasConn) ReadMessage() ([]byte, error) { return wsutil.ReadServerText(c.rw) }
-func (c gobwasConn) WriteMessage(p []byte) error  { return wsutil.WriteClientText(c.rw, p) }
 
 // socketIOConnect performs the Engine.IO open and the Socket.IO CONNECT to the
 // main namespace on c, answering pings meanwhile. It returns the Socket.IO
@@ -191,27 +163,34 @@ func socketIOConnect(c msgConn, auth string) (string, error) {
 			if err := c.WriteMessage([]byte("3")); err != nil {
 				return "", fmt.Errorf("write pong: %w", err)
 			}
-		case bytes.HasPrefix(msg, []byte("40")):
-			var p struct {
-				SID string `json:"sid"`
-			}
-			if err := json.Unmarshal(msg[2:], &p); err != nil || p.SID == "" {
-				return "", fmt.Errorf("bad CONNECT reply %.60q", msg)
-			}
-			return p.SID, nil
-		case bytes.HasPrefix(msg, []byte("44")):
-			var p struct {
-				Message string `json:"message"`
-				Data    struct {
-					Code string `json:"code"`
-				} `json:"data"`
-			}
-			if err := json.Unmarshal(msg[2:], &p); err != nil {
-				return "", fmt.Errorf("bad CONNECT_ERROR %.60q", msg)
-			}
-			return "", &ConnectError{Message: p.Message, Code: p.Data.Code}
+		case bytes.HasPrefix(msg, []byte("40")), bytes.HasPrefix(msg, []byte("44")):
+			return parseConnectReply(msg)
 		}
 	}
+}
+
+// parseConnectReply decodes a CONNECT ("40{...}") or CONNECT_ERROR
+// ("44{...}") packet: the socket id, or a *ConnectError.
+func parseConnectReply(msg []byte) (string, error) {
+	if bytes.HasPrefix(msg, []byte("40")) {
+		var p struct {
+			SID string `json:"sid"`
+		}
+		if err := json.Unmarshal(msg[2:], &p); err != nil || p.SID == "" {
+			return "", fmt.Errorf("bad CONNECT reply %.60q", msg)
+		}
+		return p.SID, nil
+	}
+	var p struct {
+		Message string `json:"message"`
+		Data    struct {
+			Code string `json:"code"`
+		} `json:"data"`
+	}
+	if !bytes.HasPrefix(msg, []byte("44")) || json.Unmarshal(msg[2:], &p) != nil {
+		return "", fmt.Errorf("bad CONNECT_ERROR %.60q", msg)
+	}
+	return "", &ConnectError{Message: p.Message, Code: p.Data.Code}
 }
 
 // eventArgs returns the arguments (the event name first) of a Socket.IO

@@ -301,38 +301,29 @@ func revoke(ctx context.Context, cfg *Config) (time.Time, error) {
 // Socket.IO CONNECT reply and close, until cfg.Duration has passed.
 func runHandshake(ctx context.Context, cfg *Config, rep *Report) error {
 	d := newDialer(cfg.socketURL(), cfg.Sources, cfg.Creds)
+	t, err := newHSTemplate(cfg.socketURL(), d.quick, cfg.Creds, cfg.Auth)
+	if err != nil {
+		return err
+	}
 	runCtx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
+	end, _ := runCtx.Deadline()
 	var (
 		mu   sync.Mutex
 		all  []time.Duration
 		wg   sync.WaitGroup
 		next atomic.Int64
 	)
+	nextIndex := func() int { return int(next.Add(1) - 1) }
 	cpuBefore := processCPU()
 	start := time.Now()
 	for range cfg.Concurrency {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var lat []time.Duration
+			w := &hsWorker{t: t}
 			errs := map[string]int{}
-			end, _ := runCtx.Deadline()
-			for runCtx.Err() == nil {
-				i := int(next.Add(1) - 1)
-				t := time.Now()
-				err := d.handshake(runCtx, i, cfg.Auth)
-				// The connection's deadline can pass a moment before runCtx
-				// is marked done: either way the run is over.
-				if runCtx.Err() != nil || !time.Now().Before(end) {
-					break // cut short by the end of the run: not counted
-				}
-				if err != nil {
-					errs[errClass(err)]++
-					continue
-				}
-				lat = append(lat, time.Since(t))
-			}
+			lat := w.run(runCtx, nextIndex, end, make([]time.Duration, 0, 1024), errs)
 			mu.Lock()
 			all = append(all, lat...)
 			for k, v := range errs {
