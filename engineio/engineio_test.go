@@ -216,19 +216,27 @@ func TestPollingWaitsForSend(t *testing.T) {
 	h := newHarness(t, Options{}, false)
 	_, url := h.openPolling(t)
 	s := h.socket(t)
-	got := make(chan string, 1)
-	go func() {
-		_, _, body := do(t, "GET", url, "", nil)
-		got <- body
-	}()
 	// The GET is pending; a Send releases it with the whole batch.
-	waitPoll(t, s)
+	got := pendingGet(t, s, url)
 	if err := s.Send(Message{Data: []byte("a")}, Message{Data: []byte("b")}); err != nil {
 		t.Fatal(err)
 	}
 	if body := <-got; body != "4a\x1e4b" {
 		t.Fatalf("GET = %q", body)
 	}
+}
+
+// pendingGet sends a GET in the background and returns once it is waiting
+// on s; the channel yields its body.
+func pendingGet(t *testing.T, s *Socket, url string) <-chan string {
+	t.Helper()
+	body := make(chan string, 1)
+	go func() {
+		_, _, b := do(t, "GET", url, "", nil)
+		body <- b
+	}()
+	waitPoll(t, s)
+	return body
 }
 
 // waitPoll waits until s has a GET waiting.
@@ -269,12 +277,7 @@ func TestPollingConcurrentGet(t *testing.T) {
 	h := newHarness(t, Options{}, false)
 	_, url := h.openPolling(t)
 	s := h.socket(t)
-	first := make(chan string, 1)
-	go func() {
-		_, _, body := do(t, "GET", url, "", nil)
-		first <- body
-	}()
-	waitPoll(t, s)
+	first := pendingGet(t, s, url)
 	if status, _, _ := do(t, "GET", url, "", nil); status != 400 {
 		t.Fatalf("second GET = %d, want 400", status)
 	}
@@ -315,12 +318,7 @@ func TestPollingClose(t *testing.T) {
 		h := newHarness(t, Options{}, false)
 		_, url := h.openPolling(t)
 		s := h.socket(t)
-		got := make(chan string, 1)
-		go func() {
-			_, _, body := do(t, "GET", url, "", nil)
-			got <- body
-		}()
-		waitPoll(t, s)
+		got := pendingGet(t, s, url)
 		do(t, "POST", url, "1", nil)
 		if body := <-got; body != "6" {
 			t.Fatalf("pending GET = %q, want noop", body)
@@ -355,12 +353,7 @@ func TestPollingServerClose(t *testing.T) {
 			s := h.socket(t)
 			gets := tt.gets
 			if tt.waiting {
-				first := make(chan string, 1)
-				go func() {
-					_, _, body := do(t, "GET", url, "", nil)
-					first <- body
-				}()
-				waitPoll(t, s)
+				first := pendingGet(t, s, url)
 				send(t, s, tt.send)
 				_ = s.Close()
 				if body := <-first; body != gets[0] {
@@ -559,12 +552,7 @@ func TestUpgrade(t *testing.T) {
 	h := newHarness(t, Options{}, true)
 	sid, url := h.openPolling(t)
 	s := h.socket(t)
-	pending := make(chan string, 1)
-	go func() {
-		_, _, body := do(t, "GET", url, "", nil)
-		pending <- body
-	}()
-	waitPoll(t, s)
+	pending := pendingGet(t, s, url)
 
 	c := dialWS(t, h.url+"&transport=websocket&sid="+sid)
 	writeWS(t, c, websocket.MessageText, "2probe")
@@ -709,12 +697,7 @@ func TestUpgradeServerClose(t *testing.T) {
 			c := dialWS(t, h.url+"&transport=websocket&sid="+sid)
 			waitProbe(t, s)
 			if tt.answered {
-				pending := make(chan string, 1)
-				go func() {
-					_, _, body := do(t, "GET", url, "", nil)
-					pending <- body
-				}()
-				waitPoll(t, s)
+				pending := pendingGet(t, s, url)
 				writeWS(t, c, websocket.MessageText, "2probe")
 				if _, m := readWS(t, c); m != "3probe" {
 					t.Fatalf("probe answer = %q", m)
