@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sessiongate/sessiongate/internal/gopool"
 )
 
 // poller watches idle websocket connections with epoll, so that they hold
@@ -119,7 +121,12 @@ func (p *poller) rearm(c *wsConn) {
 	_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, c.fd, epollEvent(readEvents, c.key))
 }
 
-// forget stops watching c; c.mu is held and its descriptor still open.
+// forget stops watching c; c.mu is held and its descriptor is about to be
+// closed. Closing the descriptor removes it from the epoll set (nothing else
+// holds the socket open), so there is no EPOLL_CTL_DEL, which would cost one
+// more system call per connection. An event that fires in between, or
+// before a close the runtime defers while a read finishes, carries a key no
+// longer in conns and is dropped.
 func (p *poller) forget(c *wsConn) {
 	if c.rc == nil {
 		return
@@ -127,9 +134,6 @@ func (p *poller) forget(c *wsConn) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	delete(p.conns, c.key)
-	if !p.closed {
-		_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
-	}
 }
 
 // close stops the loop and releases the epoll descriptor.
@@ -184,7 +188,7 @@ func (p *poller) dispatchLocked(key uint64) bool {
 	if c == nil {
 		return false // closed since epoll_wait returned the event
 	}
-	go c.onReadable(p)
+	gopool.Go(func() { c.onReadable(p) })
 	return true
 }
 

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/sessiongate/sessiongate/internal/gopool"
 )
 
 // wsConn is one websocket connection: the transport of a session, or a
@@ -123,7 +125,9 @@ func (srv *Server) serveWebsocket(w http.ResponseWriter, r *http.Request, q url.
 		if srv.opts.OnConnection != nil {
 			srv.opts.OnConnection(s)
 		}
-		go c.flush()
+		// This goroutine is the connection's until the handler returns:
+		// it writes the upgrade response and what is queued itself.
+		c.flush()
 	} else {
 		if err := writeHeld(conn, hw); err != nil {
 			_ = conn.Close()
@@ -239,11 +243,11 @@ func (c *wsConn) writeInline(out []outFrame) {
 		putWriteBuf(bp)
 		// The caller may hold the socket's lock, which transportGone
 		// takes: the connection is torn down from a goroutine of its own.
-		go c.writeFailed()
+		gopool.Go(c.writeFailed)
 		return
 	}
 	if n < len(b) {
-		go c.flushRest(bp, n)
+		gopool.Go(func() { c.flushRest(bp, n) })
 		return
 	}
 	putWriteBuf(bp)
@@ -254,7 +258,7 @@ func (c *wsConn) writeInline(out []outFrame) {
 		return
 	}
 	c.mu.Unlock()
-	go c.flush()
+	gopool.Go(c.flush)
 }
 
 // flushRest writes what an inline write left of *bp from offset off, with
@@ -317,7 +321,7 @@ func (c *wsConn) afterWrite(fn func()) {
 func (c *wsConn) kickLocked() {
 	if !c.flushing && !c.reading {
 		c.flushing = true
-		go c.flush()
+		gopool.Go(c.flush)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sessiongate/sessiongate/engineio"
+	"github.com/sessiongate/sessiongate/internal/gopool"
 )
 
 // conn is what the server needs of an Engine.IO session; tests replace it.
@@ -280,7 +281,7 @@ func (c *client) enqueue(f func()) {
 	}
 	c.running = true
 	c.mu.Unlock()
-	go c.drain()
+	gopool.Go(c.drain)
 }
 
 func (c *client) drain() {
