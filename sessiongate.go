@@ -27,5 +27,9 @@ func SessionHash(sid string) string {
 // ShortHash returns the first 16 hex digits of SessionHash(sid): enough to tell
 // sessions apart in logs and the audit trail, useless for finding the id.
 func ShortHash(sid string) string {
-	return SessionHash(sid)[:16]
+	return SessionHash(sid)[:ShortHashLen]
 }
+
+// ShortHashLen is the length of ShortHash's result: ShortHash(sid) is
+// SessionHash(sid)[:ShortHashLen].
+const ShortHashLen = 16

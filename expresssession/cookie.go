@@ -183,6 +183,7 @@ func latin1(s string) string {
 // encoded code point (overlong forms and surrogates included).
 func decodeURIComponent(s string) (string, bool) {
 	var b strings.Builder
+	b.Grow(len(s)) // decoding never lengthens ASCII; one allocation in the usual case
 	for k := 0; k < len(s); k++ {
 		c := s[k]
 		if c != '%' {

@@ -102,7 +102,8 @@ func (g *Gateway) check(ctx context.Context, s *socketio.Socket, cl client) (*co
 	if err != nil {
 		return nil, &refusal{code: sessiongate.ErrorCode(err), err: err}
 	}
-	short := sessiongate.ShortHash(sid)
+	hash := sessiongate.SessionHash(sid)
+	short := hash[:sessiongate.ShortHashLen] // ShortHash(sid), without hashing twice
 	checkedAt := g.now()
 	sess, err := g.loader.session(ctx, sid)
 	switch {
@@ -125,7 +126,7 @@ func (g *Gateway) check(ctx context.Context, s *socketio.Socket, cl client) (*co
 	}
 	return &conn{
 		identity:  sessiongate.Identity{UserID: uid, SessionID: sid},
-		hash:      sessiongate.SessionHash(sid),
+		hash:      hash,
 		short:     short,
 		expire:    sess.Expire,
 		checkedAt: checkedAt,

@@ -11,8 +11,11 @@ import (
 // have in flight at once. Lookups that arrive while they are all busy wait
 // and go together in the next call (SessionStore.Sessions, one round trip),
 // so a burst of handshakes costs a few statements rather than one each,
-// while a lone handshake is never delayed.
-const lookupConcurrency = 2
+// while a lone handshake is never delayed. One call in flight gave the
+// highest handshake rate and the lowest p99 at 100 concurrent handshakes
+// (bench/run.sh handshake; two calls: about 4% fewer handshakes per second):
+// the database's work per statement outweighs the wait for the call ahead.
+const lookupConcurrency = 1
 
 // sessionLoader reads the session rows of handshakes, coalescing concurrent
 // lookups into batches as a group commit does: no lookup waits for a batch

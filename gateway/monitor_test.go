@@ -13,6 +13,7 @@ import (
 
 	"github.com/sessiongate/sessiongate"
 	"github.com/sessiongate/sessiongate/expresssession"
+	"github.com/sessiongate/sessiongate/internal/nodetest"
 	"github.com/sessiongate/sessiongate/postgres"
 	"github.com/sessiongate/sessiongate/socketio"
 )
@@ -21,6 +22,7 @@ import (
 // each socket must get session_expired with the reason and be disconnected
 // within 1 second of the commit.
 func TestRevocationPostgres(t *testing.T) {
+	nodetest.Require(t, "test/interop") // the subtests' clients; the totals below need them all
 	db, _ := openPostgres(t)
 	audit := newRecordingAudit(nil)
 	g := newGateway(t, Config{Sessions: db, Revocations: db, Audit: audit})

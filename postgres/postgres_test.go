@@ -572,6 +572,37 @@ func TestAuditAllOrNothing(t *testing.T) {
 	}
 }
 
+// TestAuditKeepsEveryByte writes fields holding what COPY's text format
+// escapes, and other text, and reads them back unchanged; a zero Time is
+// recorded as the time of the write.
+func TestAuditKeepsEveryByte(t *testing.T) {
+	db, _, _ := openDB(t)
+	ctx := testCtx(t)
+	ev := sessiongate.AuditEvent{
+		Action: sessiongate.ActionAuthFailure, Severity: sessiongate.SeverityHigh,
+		UserID: `back\slash \N`, SessionHash: "tab\there", RemoteAddr: "line\nfeed\r\n",
+		UserAgent: "Mozilla/5.0 (X11; Linux) \u00e9\u4e2d \"quoted\" ; , =", SocketID: "\\.\t", Details: "",
+	}
+	before := time.Now().Add(-time.Second)
+	if err := db.WriteAudit(ctx, []sessiongate.AuditEvent{ev}); err != nil {
+		t.Fatal(err)
+	}
+	var got sessiongate.AuditEvent
+	var sev string
+	err := db.pool.QueryRow(ctx, `SELECT time, action, severity, user_id, session_hash, remote_addr, user_agent, socket_id, details FROM `+db.names.Audit).
+		Scan(&got.Time, &got.Action, &sev, &got.UserID, &got.SessionHash, &got.RemoteAddr, &got.UserAgent, &got.SocketID, &got.Details)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Time.Before(before) || got.Time.After(time.Now().Add(time.Second)) {
+		t.Errorf("time %v, want about now", got.Time)
+	}
+	got.Time, got.Severity = time.Time{}, sessiongate.Severity(sev)
+	if got != ev {
+		t.Errorf("stored %+v, want %+v", got, ev)
+	}
+}
+
 // BenchmarkCheck5000 measures one check of 5,000 live sessions: one Sessions
 // call for all of them.
 func BenchmarkCheck5000(b *testing.B) {
