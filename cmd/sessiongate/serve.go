@@ -164,6 +164,7 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 
 	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
 	s.stopRun = stopRun
+	go runGCFloor(runCtx)
 	go func() {
 		defer close(s.runDone)
 		if err := s.gw.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
