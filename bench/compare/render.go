@@ -249,25 +249,32 @@ func renderHandshake(p printer, s *section) {
 	if !header(p, "3. Authenticated handshakes", s) {
 		return
 	}
-	p("%d clients each loop for %s (after a 2 s warm-up): open a websocket to", s.Sizes.HandshakeC, s.Sizes.HandshakeD)
+	p("%d connections each loop for %s (after a 2 s warm-up): open a websocket to", s.Sizes.HandshakeC, s.Sizes.HandshakeD)
 	p("`/socket.io/?EIO=4&transport=websocket` with a valid signed `connect.sid` (1000 sessions of")
 	p("1000 users, round-robin), send the Socket.IO CONNECT, wait for the CONNECT reply (the session")
 	p("row has been read and `passport.user` found), then drop the connection. Latency is from the")
 	p("TCP dial to the CONNECT reply. sessiongate runs with `RATE_LIMIT=0`: its per-IP limit")
 	p("(20/s by default) would otherwise refuse this load, which comes from four addresses.")
+	if n := s.Sizes.HandshakeRuns; n > 1 {
+		p("Each server runs %d times, the two alternating (each run on a fresh server and schema), so that", n)
+		p("a drift in what else the machine does falls on both alike; a row is the server's median run,")
+		p("and the last column lists the rates of all its runs.")
+	}
 	p("")
 	p("The CPU columns are the server process's CPU time over the measured run (user + system, from")
 	p("`/proc/<pid>/stat`) — the cores it kept busy and its cost per handshake — and the load tool's")
-	p("own. To stay light, like wrk, the load tool's handshake client has no HTTP or websocket library:")
-	p("it writes a request prebuilt per cookie (fixed `Sec-WebSocket-Key`, its accept checked), reads")
-	p("the `101` and the frames into one reused buffer per worker, sends a premasked `40` frame and")
-	p("checks the `0{` open packet and the `40{\"sid\":…}` reply (`44` counts as a failure); sockets")
-	p("have no keep-alive and close without a close frame. The load tool and PostgreSQL still compete")
-	p("with the server for this machine's cores, so the rate is bounded by the machine as much as by")
-	p("the server; the server's CPU cost per handshake is the steadier comparison.")
+	p("own. To stay light, like wrk, the load tool's handshake client has no HTTP or websocket library")
+	p("and no Go network poller: one event loop on one OS thread drives non-blocking sockets with an")
+	p("epoll set of its own (registered once, edge-triggered), writes a request prebuilt per cookie")
+	p("(fixed `Sec-WebSocket-Key`, its accept checked), reads the `101` and the frames into a buffer")
+	p("per connection slot, sends a premasked `40` frame and checks the `0{` open packet and the")
+	p("`40{\"sid\":…}` reply (`44` counts as a failure); sockets have no keep-alive and close without a")
+	p("close frame. The load tool and PostgreSQL still compete with the server for this machine's")
+	p("cores, so the rate is bounded by the machine as much as by the server; the server's CPU cost per")
+	p("handshake is the steadier comparison.")
 	p("")
-	p("| server | handshakes/s | p50 | p99 | max (ms) | failed | server CPU (cores) | server CPU per handshake | load tool CPU (cores) |")
-	p("|---|---|---|---|---|---|---|---|---|")
+	p("| server | handshakes/s | p50 | p99 | max (ms) | failed | server CPU (cores) | server CPU per handshake | load tool CPU (cores) | all runs (handshakes/s) |")
+	p("|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range s.Rows {
 		if r.Report == nil || r.Report.Latency == nil {
 			continue
@@ -281,7 +288,15 @@ func renderHandshake(p printer, s *section) {
 		if r.Report.ClientCPUSeconds > 0 {
 			client = fmt.Sprintf("%.2f", r.Report.ClientCPUSeconds/s.Sizes.HandshakeD.Seconds())
 		}
-		p("| %s | **%.0f** | %.1f | %.1f | %.1f | %d | %s | %s | %s |", r.Server, r.Report.HandshakeRate, d.P50, d.P99, d.Max, r.Report.Failed, cores, perHS, client)
+		runs := make([]string, len(r.RunRates))
+		for i, v := range r.RunRates {
+			runs[i] = fmt.Sprintf("%.0f", v)
+		}
+		all := strings.Join(runs, ", ")
+		if all == "" {
+			all = "—"
+		}
+		p("| %s | **%.0f** | %.1f | %.1f | %.1f | %d | %s | %s | %s | %s |", r.Server, r.Report.HandshakeRate, d.P50, d.P99, d.Max, r.Report.Failed, cores, perHS, client, all)
 	}
 	p("")
 	errorRows(p, s)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -55,5 +56,40 @@ func TestRenderSummary(t *testing.T) {
 		if !strings.Contains(doc, want) {
 			t.Errorf("document lacks %q", want)
 		}
+	}
+}
+
+func TestMedianRun(t *testing.T) {
+	run := func(rate float64) row {
+		return row{Server: "s", Report: &load.Report{HandshakeRate: rate}, ServerCPUSeconds: rate / 1000}
+	}
+	failed := row{Server: "s", Error: "boom"}
+	tests := []struct {
+		name    string
+		runs    []row
+		want    float64 // the median run's rate; 0: the failure
+		wantAll []float64
+	}{
+		{"three", []row{run(30), run(10), run(20)}, 20, []float64{30, 10, 20}},
+		{"even takes the lower middle", []row{run(40), run(10), run(30), run(20)}, 20, []float64{40, 10, 30, 20}},
+		{"failures left out", []row{failed, run(10), run(20)}, 10, []float64{10, 20}},
+		{"all failed", []row{failed, failed}, 0, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := medianRun("s", tt.runs)
+			if tt.want == 0 {
+				if got.Error == "" {
+					t.Fatalf("got %+v, want the failure", got)
+				}
+				return
+			}
+			if got.Report == nil || got.Report.HandshakeRate != tt.want || got.ServerCPUSeconds != tt.want/1000 {
+				t.Fatalf("median %+v, want the run at %v/s", got, tt.want)
+			}
+			if !slices.Equal(got.RunRates, tt.wantAll) {
+				t.Errorf("run rates %v, want %v", got.RunRates, tt.wantAll)
+			}
+		})
 	}
 }

@@ -5,7 +5,7 @@
 // Modes:
 //
 //	idle       open -n connections, settle, sample the server's RSS (-pid), hold (-hold)
-//	handshake  -c workers connect-until-authenticated-then-close for -d; rate and latency
+//	handshake  -c connections connect-until-authenticated-then-close for -d; rate and latency
 //	broadcast  open -n, make the server broadcast once (-trigger or -publish-url), time receipt
 //	revoke     open -n with distinct sessions, DELETE them all in one commit, time session_expired
 //
@@ -59,7 +59,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 A Socket.IO v4 load client (websocket only) for loopback servers. Modes:
   idle       open -n connections, settle, sample the server's RSS (-pid), hold (-hold)
-  handshake  -c workers connect-until-authenticated-then-close for -d; rate and latency
+  handshake  -c connections connect-until-authenticated-then-close for -d; rate and latency
   broadcast  open -n, make the server broadcast once (-trigger or -publish-url), time receipt
   revoke     open -n with distinct sessions, DELETE them in one commit (-db), time session_expired
 Prints progress on stderr and one JSON report on stdout.
@@ -77,7 +77,8 @@ Prints progress on stderr and one JSON report on stdout.
 	fs.StringVar(&cfg.URL, "url", "http://127.0.0.1:3000", "server base URL (loopback only)")
 	fs.BoolVar(&cfg.Raw, "raw", false, "plain websocket at -url, no Engine.IO (idle only)")
 	fs.IntVar(&cfg.N, "n", 100, "connections to open (idle, broadcast, revoke)")
-	fs.IntVar(&cfg.Concurrency, "c", 100, "parallel dials; workers in handshake mode")
+	fs.IntVar(&cfg.Concurrency, "c", 100, "parallel dials; connections in handshake mode")
+	fs.IntVar(&cfg.Loops, "loops", 1, "handshake mode: event loops (OS threads) sharing the -c connections")
 	fs.DurationVar(&cfg.Duration, "d", 0, "handshake run length (default 10s)")
 	fs.StringVar(&cfg.Auth, "auth", "", "JSON auth payload of the CONNECT packet")
 	fs.DurationVar(&cfg.Settle, "settle", 0, "pause after connecting, before measuring and acting")

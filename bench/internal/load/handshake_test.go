@@ -2,13 +2,13 @@ package load
 
 import (
 	"bufio"
-	"context"
 	"encoding/base64"
 	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -100,7 +100,9 @@ func TestMaskedTextFrame(t *testing.T) {
 }
 
 // cannedServer answers every connection, after reading its request head,
-// with the bytes reply returns for that request.
+// with the bytes reply returns for that request; then, after the client's
+// next bytes, with what reply returns for nil, or, when that is empty, it
+// closes the connection at once.
 func cannedServer(t *testing.T, reply func(req *http.Request) string) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -122,8 +124,12 @@ func cannedServer(t *testing.T, reply func(req *http.Request) string) string {
 					return
 				}
 				c.Write([]byte(reply(req)))
+				next := reply(nil)
+				if next == "" {
+					return
+				}
 				br.ReadByte() // wait for the client's CONNECT or close
-				c.Write([]byte(reply(nil)))
+				c.Write([]byte(next))
 				c.Read(make([]byte, 16))
 			}()
 		}
@@ -160,31 +166,33 @@ func TestHandshakeOutcomes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			var mu sync.Mutex // raw socket calls do not tell the race detector of the ordering
 			var gotCookie string
 			url := cannedServer(t, func(req *http.Request) string {
 				if req == nil {
 					return tt.reply
 				}
+				mu.Lock()
 				gotCookie = req.Header.Get("Cookie")
+				mu.Unlock()
 				if req.Header.Get("Sec-WebSocket-Key") != wsKey || req.Header.Get("Upgrade") != "websocket" {
 					return "HTTP/1.1 400 Bad Request\r\n\r\n"
 				}
 				return tt.head
 			})
-			tmpl, err := newHSTemplate(url, []*net.Dialer{{}}, []Credential{{SID: "a", Cookie: "connect.sid=a"}}, "")
+			tmpl, err := newHSTemplate(url, nil, []Credential{{SID: "a", Cookie: "connect.sid=a"}}, "")
 			if err != nil {
 				t.Fatal(err)
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			defer cancel()
-			w := &hsWorker{t: tmpl}
-			err = w.handshake(ctx, 0, 0)
+			err = handshakeOnce(t, tmpl)
 			switch {
 			case tt.wantErr == "" && err != nil:
 				t.Fatalf("handshake: %v", err)
 			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
 				t.Fatalf("handshake = %v, want an error containing %q", err, tt.wantErr)
 			}
+			mu.Lock()
+			defer mu.Unlock()
 			if tt.wantErr == "" && gotCookie != "connect.sid=a" {
 				t.Errorf("server saw Cookie %q", gotCookie)
 			}
@@ -196,6 +204,24 @@ func TestHandshakeOutcomes(t *testing.T) {
 	}
 }
 
+// handshakeOnce runs one handshake with an event loop of one slot and
+// returns its error.
+func handshakeOnce(t testing.TB, tmpl *hsTemplate) error {
+	l, err := newHSLoop(tmpl, 1, func() int { return 0 }, time.Now().Add(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.limit = 1
+	l.run()
+	switch {
+	case l.count != 1:
+		t.Fatalf("%d handshakes ended, want 1", l.count)
+	case len(l.lat) == 1:
+		return nil
+	}
+	return l.lastErr
+}
+
 // BenchmarkHandshake measures the client's cost of one handshake against
 // the in-process echo server (server cost included):
 //
@@ -205,15 +231,13 @@ func BenchmarkHandshake(b *testing.B) {
 	ts := httptest.NewServer(handler)
 	defer ts.Close()
 	defer io.Close()
-	tmpl, err := newHSTemplate(ts.URL+"/socket.io/?EIO=4&transport=websocket", newDialer(ts.URL, nil, nil).quick, nil, "")
+	tmpl, err := newHSTemplate(ts.URL+"/socket.io/?EIO=4&transport=websocket", nil, nil, "")
 	if err != nil {
 		b.Fatal(err)
 	}
-	w := &hsWorker{t: tmpl}
-	ctx := context.Background()
 	b.ReportAllocs()
-	for i := 0; b.Loop(); i++ {
-		if err := w.handshake(ctx, i, i); err != nil {
+	for b.Loop() {
+		if err := handshakeOnce(b, tmpl); err != nil {
 			b.Fatal(err)
 		}
 	}

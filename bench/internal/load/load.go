@@ -29,7 +29,7 @@ import (
 // Modes of a run.
 const (
 	ModeIdle      = "idle"      // open N connections, hold them, report server memory
-	ModeHandshake = "handshake" // connect-until-authenticated-then-close, C workers, D seconds
+	ModeHandshake = "handshake" // connect-until-authenticated-then-close, C connections, D seconds
 	ModeBroadcast = "broadcast" // open N, publish once, time receipt on every socket
 	ModeRevoke    = "revoke"    // open N with distinct sessions, delete them all, time session_expired
 )
@@ -57,7 +57,8 @@ type Config struct {
 	// baseline servers that speak no Engine.IO.
 	Raw         bool
 	N           int           // connections (idle, broadcast, revoke)
-	Concurrency int           // 100: parallel dials; handshake workers
+	Concurrency int           // 100: parallel dials; handshake connections
+	Loops       int           // 1: handshake event loops (OS threads) sharing the connections
 	Duration    time.Duration // 10s: length of a handshake run
 	Creds       []Credential  // used round-robin; revoke needs N distinct ones
 	Auth        string        // JSON payload of the CONNECT packet, or ""
@@ -147,6 +148,9 @@ func (cfg *Config) fill() error {
 	case ModeIdle, ModeHandshake, ModeBroadcast, ModeRevoke:
 	default:
 		return fmt.Errorf("unknown mode %q", cfg.Mode)
+	}
+	if cfg.Loops <= 0 {
+		cfg.Loops = 1
 	}
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 100

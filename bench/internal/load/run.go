@@ -16,6 +16,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/jackc/pgx/v5"
+	"golang.org/x/sys/unix"
 )
 
 // held is one connection kept open by runHeld. Its reader goroutine records
@@ -297,44 +298,62 @@ func revoke(ctx context.Context, cfg *Config) (time.Time, error) {
 	return t0, nil
 }
 
-// runHandshake runs cfg.Concurrency workers that each connect, wait for the
-// Socket.IO CONNECT reply and close, until cfg.Duration has passed.
+// runHandshake keeps cfg.Concurrency connections, spread over cfg.Loops event
+// loops, each of which connects, waits for the
+// Socket.IO CONNECT reply and closes, until cfg.Duration has passed.
 func runHandshake(ctx context.Context, cfg *Config, rep *Report) error {
-	d := newDialer(cfg.socketURL(), cfg.Sources, cfg.Creds)
-	t, err := newHSTemplate(cfg.socketURL(), d.quick, cfg.Creds, cfg.Auth)
+	t, err := newHSTemplate(cfg.socketURL(), cfg.Sources, cfg.Creds, cfg.Auth)
 	if err != nil {
 		return err
 	}
-	runCtx, cancel := context.WithTimeout(ctx, cfg.Duration)
-	defer cancel()
-	end, _ := runCtx.Deadline()
-	var (
-		mu   sync.Mutex
-		all  []time.Duration
-		wg   sync.WaitGroup
-		next atomic.Int64
-	)
+	end := time.Now().Add(cfg.Duration)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(end) {
+		end = dl
+	}
+	var next atomic.Int64
 	nextIndex := func() int { return int(next.Add(1) - 1) }
+	var stopped atomic.Bool
+	// The connections are dealt to the loops as evenly as they go.
+	loops := make([]*hsLoop, 0, cfg.Loops)
+	for i := range cfg.Loops {
+		slots := cfg.Concurrency / cfg.Loops
+		if i < cfg.Concurrency%cfg.Loops {
+			slots++
+		}
+		if slots == 0 {
+			continue
+		}
+		l, err := newHSLoop(t, slots, nextIndex, end)
+		if err == nil {
+			l.stopped = &stopped
+		} else {
+			for _, l := range loops {
+				unix.Close(l.epfd)
+			}
+			return err
+		}
+		loops = append(loops, l)
+	}
+	// ctx ends the run early; a loop notices within its epoll wait's
+	// timeout.
+	stop := context.AfterFunc(ctx, func() { stopped.Store(true) })
+	defer stop()
 	cpuBefore := processCPU()
 	start := time.Now()
-	for range cfg.Concurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			w := &hsWorker{t: t}
-			errs := map[string]int{}
-			lat := w.run(runCtx, nextIndex, end, make([]time.Duration, 0, 1024), errs)
-			mu.Lock()
-			all = append(all, lat...)
-			for k, v := range errs {
-				rep.Errors[k] += v
-			}
-			mu.Unlock()
-		}()
+	var wg sync.WaitGroup
+	for _, l := range loops {
+		wg.Go(l.run)
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
 	rep.ClientCPUSeconds = (processCPU() - cpuBefore).Seconds()
+	var all []time.Duration
+	for _, l := range loops {
+		all = append(all, l.lat...)
+		for k, v := range l.errs {
+			rep.Errors[k] += v
+		}
+	}
 	rep.HandshakesOK = len(all)
 	for _, v := range rep.Errors {
 		rep.Failed += v
