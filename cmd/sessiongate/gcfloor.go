@@ -3,9 +3,10 @@ package main
 import (
 	"context"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
-	"time"
+	"sync"
 )
 
 // The garbage collector's default (GOGC=100) starts a cycle when the heap
@@ -23,7 +24,6 @@ const (
 	gcHeadroom    = 32 << 20
 	gcMaxPercent  = 1000
 	gcStepPercent = 50 // settings are multiples of this, so they seldom change
-	gcFloorEvery  = time.Second
 )
 
 // gcPercentFor returns the GOGC percentage giving a live heap of live bytes
@@ -38,32 +38,70 @@ func gcPercentFor(live uint64) int {
 	return max(p, 100)
 }
 
-// runGCFloor adjusts the GOGC percentage to the live heap every
-// gcFloorEvery until ctx is done. Setting the percentage stops the world
-// briefly, so it is set only when it changes.
+// runGCFloor sets the GOGC percentage for the live heap after every
+// garbage collection until ctx is done, then restores the default. Doing it
+// once per cycle, not on a timer, keeps the next goal at most gcHeadroom
+// above the heap just marked even while the heap grows fast (thousands of
+// sockets connecting): a percentage set for a small heap and left in place
+// would let a grown one double several times over. Setting the percentage
+// stops the world briefly, so it is set only when it changes.
 func runGCFloor(ctx context.Context) {
 	if _, ok := os.LookupEnv("GOGC"); ok {
 		return
 	}
-	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-	current := 100
-	defer func() { debug.SetGCPercent(100) }()
-	t := time.NewTicker(gcFloorEvery)
-	defer t.Stop()
-	for {
-		metrics.Read(sample)
-		var live uint64
-		if sample[0].Value.Kind() == metrics.KindUint64 {
-			live = sample[0].Value.Uint64()
-		}
-		if p := gcPercentFor(live); p != current {
-			debug.SetGCPercent(p)
-			current = p
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	f := &gcFloor{ctx: ctx, current: 100, sample: []metrics.Sample{{Name: "/gc/heap/live:bytes"}}}
+	f.adjust()
+	f.arm()
+	<-ctx.Done()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.stopped = true
+	debug.SetGCPercent(100)
+}
+
+// gcFloor is runGCFloor's state, used from the cleanup that runs after each
+// garbage collection.
+type gcFloor struct {
+	ctx context.Context
+
+	mu      sync.Mutex
+	stopped bool
+	current int
+	sample  []metrics.Sample
+}
+
+// gcSentinel is garbage as soon as it is allocated: the cleanup attached to
+// it runs after the next collection. It is larger than the tiny allocator's
+// blocks, which are freed (and their cleanups run) only all together.
+type gcSentinel [32]byte
+
+// arm arranges for onGC to run after the next garbage collection.
+func (f *gcFloor) arm() {
+	runtime.AddCleanup(new(gcSentinel), (*gcFloor).onGC, f)
+}
+
+func (f *gcFloor) onGC() {
+	if f.ctx.Err() != nil {
+		return
+	}
+	f.adjust()
+	f.arm()
+}
+
+// adjust sets the percentage for the live heap the last collection marked.
+func (f *gcFloor) adjust() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.stopped {
+		return
+	}
+	metrics.Read(f.sample)
+	var live uint64
+	if f.sample[0].Value.Kind() == metrics.KindUint64 {
+		live = f.sample[0].Value.Uint64()
+	}
+	if p := gcPercentFor(live); p != f.current {
+		debug.SetGCPercent(p)
+		f.current = p
 	}
 }

@@ -1,6 +1,13 @@
 package main
 
-import "testing"
+import (
+	"context"
+	"os"
+	"runtime"
+	"runtime/metrics"
+	"testing"
+	"time"
+)
 
 func TestGCPercentFor(t *testing.T) {
 	const mib = 1 << 20
@@ -21,5 +28,42 @@ func TestGCPercentFor(t *testing.T) {
 		if got := gcPercentFor(tt.live); got != tt.want {
 			t.Errorf("gcPercentFor(%d MiB) = %d, want %d", tt.live/mib, got, tt.want)
 		}
+	}
+}
+
+// TestRunGCFloor runs the floor in this test's process, whose live heap is
+// small: after a collection the percentage is the one gcPercentFor gives,
+// and once the context ends it is back to the default.
+func TestRunGCFloor(t *testing.T) {
+	if _, ok := os.LookupEnv("GOGC"); ok {
+		t.Skip("GOGC is set: the floor leaves it alone")
+	}
+	sample := []metrics.Sample{{Name: "/gc/gogc:percent"}, {Name: "/gc/heap/live:bytes"}}
+	read := func() (gogc int, live uint64) {
+		metrics.Read(sample)
+		return int(sample[0].Value.Uint64()), sample[1].Value.Uint64()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		runGCFloor(ctx)
+		close(done)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		runtime.GC()
+		gogc, live := read()
+		if want := gcPercentFor(live); gogc == want && want > 100 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GOGC %d with %d bytes live, want %d", gogc, live, gcPercentFor(live))
+		}
+		time.Sleep(10 * time.Millisecond) // the cleanup runs on its own goroutine after the GC
+	}
+	cancel()
+	<-done
+	if gogc, _ := read(); gogc != 100 {
+		t.Errorf("GOGC %d after the floor stopped, want 100", gogc)
 	}
 }
