@@ -45,6 +45,22 @@ func (g *Gateway) schedule(ctx context.Context) {
 	defer ticker.Stop()
 	expiry := time.NewTimer(time.Hour)
 	defer expiry.Stop()
+	// A resync that could not read every session (the store is still
+	// coming back: the listener often reconnects before the pool's
+	// connections do) is retried with backoff until it can; a revocation
+	// missed while the listener was away must not wait for the next tick.
+	resyncRetry := time.NewTimer(time.Hour)
+	resyncRetry.Stop()
+	defer resyncRetry.Stop()
+	retryWait := backoff{min: resyncMinRetry, max: resyncMaxRetry}
+	resync := func() {
+		if g.checkSessions(ctx, g.liveHashes(), false) {
+			retryWait.reset()
+			resyncRetry.Stop()
+			return
+		}
+		resyncRetry.Reset(retryWait.advance())
+	}
 	for {
 		if next, ok := g.nextExpiry(); ok {
 			expiry.Reset(max(0, next.Sub(g.now())))
@@ -59,7 +75,10 @@ func (g *Gateway) schedule(ctx context.Context) {
 		case <-ticker.C:
 			g.checkSessions(ctx, g.liveHashes(), false)
 		case <-g.resync:
-			g.checkSessions(ctx, g.liveHashes(), false)
+			resync()
+		case <-resyncRetry.C:
+			g.log.Info("retrying the resync: the last one could not read every session")
+			resync()
 		case <-g.wake:
 		case <-expiry.C:
 			g.expireDue(ctx)
@@ -82,6 +101,12 @@ func (g *Gateway) expireDue(ctx context.Context) {
 	}
 }
 
+// Delays between retries of a resync that could not read every session.
+const (
+	resyncMinRetry = 100 * time.Millisecond
+	resyncMaxRetry = 5 * time.Second
+)
+
 // requestResync asks the scheduler to check every live session now.
 func (g *Gateway) requestResync() {
 	select {
@@ -91,12 +116,17 @@ func (g *Gateway) requestResync() {
 }
 
 // checkSessions re-validates the live sessions among hashes, batchSize ids
-// per store call. With failClosed, a store failure ends the batch's sessions
-// as expired; otherwise they stay until the next check.
-func (g *Gateway) checkSessions(ctx context.Context, hashes []string, failClosed bool) {
+// per store call, and reports whether every batch could be read. With
+// failClosed, a store failure ends the batch's sessions as expired;
+// otherwise they stay until the next check.
+func (g *Gateway) checkSessions(ctx context.Context, hashes []string, failClosed bool) bool {
+	ok := true
 	for i := 0; i < len(hashes) && ctx.Err() == nil; i += batchSize {
-		g.checkBatch(ctx, hashes[i:min(i+batchSize, len(hashes))], failClosed)
+		if !g.checkBatch(ctx, hashes[i:min(i+batchSize, len(hashes))], failClosed) {
+			ok = false
+		}
 	}
+	return ok && ctx.Err() == nil
 }
 
 // checked is one live session being re-validated.
@@ -104,7 +134,8 @@ type checked struct {
 	hash, sid, userID, short string
 }
 
-func (g *Gateway) checkBatch(ctx context.Context, hashes []string, failClosed bool) {
+// checkBatch checks one batch and reports whether the store could be read.
+func (g *Gateway) checkBatch(ctx context.Context, hashes []string, failClosed bool) bool {
 	g.mu.Lock()
 	items := make([]checked, 0, len(hashes))
 	for _, h := range hashes {
@@ -114,7 +145,7 @@ func (g *Gateway) checkBatch(ctx context.Context, hashes []string, failClosed bo
 	}
 	g.mu.Unlock()
 	if len(items) == 0 {
-		return
+		return true
 	}
 	sids := make([]string, len(items))
 	for i, it := range items {
@@ -127,7 +158,7 @@ func (g *Gateway) checkBatch(ctx context.Context, hashes []string, failClosed bo
 	g.stats.sessionsChecked.Add(uint64(len(items)))
 	if err != nil {
 		if ctx.Err() != nil {
-			return
+			return false
 		}
 		g.log.Error("session check failed", "sessions", len(items), "err", err)
 		if failClosed {
@@ -135,7 +166,7 @@ func (g *Gateway) checkBatch(ctx context.Context, hashes []string, failClosed bo
 				g.end(ctx, it.hash, sessiongate.EndExpired)
 			}
 		}
-		return
+		return false
 	}
 
 	now := g.now()
@@ -158,6 +189,7 @@ func (g *Gateway) checkBatch(ctx context.Context, hashes []string, failClosed bo
 	if len(refreshes) > 0 {
 		g.refresh(ctx, refreshes, items)
 	}
+	return true
 }
 
 // endReason says why a live session of userID must end given its row (nil
@@ -259,10 +291,15 @@ type backoff struct {
 	next     time.Duration
 }
 
+// advance returns the next delay: min, then twice the last, up to max.
+func (b *backoff) advance() time.Duration {
+	b.next = min(max(b.next*2, b.min), b.max)
+	return b.next
+}
+
 // wait sleeps for the next delay, reporting false if ctx ended first.
 func (b *backoff) wait(ctx context.Context) bool {
-	b.next = min(max(b.next*2, b.min), b.max)
-	t := time.NewTimer(b.next)
+	t := time.NewTimer(b.advance())
 	defer t.Stop()
 	select {
 	case <-t.C:

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 	"github.com/sessiongate/sessiongate"
 	"github.com/sessiongate/sessiongate/expresssession"
 	"github.com/sessiongate/sessiongate/internal/nodetest"
+	"github.com/sessiongate/sessiongate/internal/pgtest"
 	"github.com/sessiongate/sessiongate/postgres"
 	"github.com/sessiongate/sessiongate/socketio"
 )
@@ -134,6 +136,111 @@ func TestResyncAfterListenerLoss(t *testing.T) {
 	r.finish()
 	if feed.resyncs.Load() == 0 {
 		t.Error("the socket ended without a Resync")
+	}
+}
+
+// TestResyncAfterDatabaseRestart restarts a PostgreSQL server of the test's
+// own under a live socket. The socket's row was deleted without a
+// notification just before, as a row deleted while the listener is away
+// would be: once the listener is back it must resync, find the row gone and
+// end the socket. A handshake after the restart must succeed too (the
+// pool's connections died with the server).
+func TestResyncAfterDatabaseRestart(t *testing.T) {
+	nodetest.Require(t, "test/interop")
+	cluster := pgtest.NewCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*waitTimeout)
+	defer cancel()
+	db, err := postgres.Open(ctx, postgres.Config{URL: cluster.URL, Table: "Session"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	feed := &watchCounter{RevocationFeed: db}
+	g := newGateway(t, Config{Sessions: db, Revocations: feed, Audit: newRecordingAudit(nil)})
+	run(t, g)
+	_, srvURL := serve(t, g)
+	sid, cookie := saveSession(t, db, "42", time.Now().Add(time.Hour))
+	_, laterCookie := saveSession(t, db, "43", time.Now().Add(time.Hour))
+	r := startClients(t, srvURL, false, clientSpec{Name: "a", Cookie: cookie, Transports: []string{"websocket"}, ExpectEnd: string(sessiongate.EndRevoked)})
+	r.waitFor("a", "connect")
+
+	conn, err := pgx.Connect(ctx, cluster.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// With the replica role no trigger fires: the delete is missed.
+	if _, err := conn.Exec(ctx, `SET session_replication_role = replica`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `DELETE FROM "Session" WHERE sid = $1`, sid); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(ctx)
+	before := feed.resyncs.Load()
+	cluster.Stop(t)
+	cluster.Start(t)
+	r.finish()
+	if feed.resyncs.Load() == before {
+		t.Error("the socket ended without a Resync")
+	}
+	startClients(t, srvURL, false, clientSpec{Name: "later", Cookie: laterCookie, Transports: []string{"websocket"}}).finish()
+}
+
+// manualFeed is a RevocationFeed the test drives.
+type manualFeed chan sessiongate.Revocation
+
+func (f manualFeed) WatchRevocations(ctx context.Context, fn func(sessiongate.Revocation)) error {
+	for {
+		select {
+		case r := <-f:
+			fn(r)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// failingReads fails Sessions while fail is positive, counting down.
+type failingReads struct {
+	sessiongate.SessionStore
+	fail  atomic.Int64
+	calls atomic.Int64
+}
+
+func (s *failingReads) Sessions(ctx context.Context, sids []string) (map[string]*sessiongate.Session, error) {
+	s.calls.Add(1)
+	if s.fail.Add(-1) >= 0 {
+		return nil, errors.New("connection refused (the database is still starting)")
+	}
+	return s.SessionStore.Sessions(ctx, sids)
+}
+
+// TestResyncRetried sends a Resync while the store cannot be read: the
+// scheduler must retry it until the store answers, and then end the socket
+// whose row went away unannounced, without waiting for the next periodic
+// check (an hour away here).
+func TestResyncRetried(t *testing.T) {
+	st := openSQLite(t)
+	reads := &failingReads{SessionStore: st}
+	feed := make(manualFeed)
+	g := newGateway(t, Config{Sessions: reads, Revocations: feed, Audit: newRecordingAudit(nil), CheckInterval: time.Hour})
+	run(t, g)
+	_, url := serve(t, g)
+	sid, cookie := saveSession(t, st, "42", time.Now().Add(time.Hour))
+	r := startClients(t, url, false, clientSpec{Name: "a", Cookie: cookie, Transports: []string{"websocket"}, ExpectEnd: string(sessiongate.EndRevoked)})
+	r.waitFor("a", "connect")
+	if err := st.DeleteSession(context.Background(), sid); err != nil { // st's own feed is not watched
+		t.Fatal(err)
+	}
+	reads.fail.Store(2)
+	before := reads.calls.Load()
+	feed <- sessiongate.Revocation{Resync: true}
+	r.finish()
+	if n := reads.calls.Load() - before; n != 3 {
+		t.Errorf("%d reads for the resync, want 3 (two failures, then the one that found the row gone)", n)
 	}
 }
 

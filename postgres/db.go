@@ -18,11 +18,15 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"text/template"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sessiongate/sessiongate"
@@ -239,6 +243,36 @@ func (db *DB) Migrate(ctx context.Context) error {
 }
 
 // isCode reports whether err is a PostgreSQL error with the given SQLSTATE.
+// readAttempts bounds how often a read is tried when its connection turns
+// out to be dead.
+const readAttempts = 3
+
+// retryRead runs read, and runs it again (up to readAttempts in all) while
+// it fails because its connection was lost: after a database restart every
+// pooled connection is dead, and each is found so only by using it (the
+// pool then drops it). Reads are safe to repeat.
+func retryRead(ctx context.Context, read func() error) error {
+	var err error
+	for range readAttempts {
+		if err = read(); err == nil || !connectionLost(err) || ctx.Err() != nil {
+			return err
+		}
+	}
+	return err
+}
+
+// connectionLost reports whether err says the connection, not the
+// statement, failed: the server shut it down (SQLSTATE class 57P) or it
+// broke before or while the statement was sent.
+func connectionLost(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return strings.HasPrefix(pe.Code, "57P")
+	}
+	return pgconn.SafeToRetry(err) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
 func isCode(err error, code string) bool {
 	var pe interface{ SQLState() string }
 	return errors.As(err, &pe) && pe.SQLState() == code

@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/sessiongate/sessiongate"
 	"github.com/sessiongate/sessiongate/internal/pgtest"
@@ -660,5 +663,25 @@ func TestCheck(t *testing.T) {
 	}
 	if err := db.Check(ctx); err == nil || !strings.Contains(err.Error(), "revocation trigger") {
 		t.Fatalf("Check without a trigger = %v, want it named", err)
+	}
+}
+
+func TestConnectionLost(t *testing.T) {
+	tests := []struct {
+		err  error
+		want bool
+	}{
+		{&pgconn.PgError{Code: "57P01"}, true}, // admin_shutdown: the server is restarting
+		{fmt.Errorf("get: %w", &pgconn.PgError{Code: "57P03"}), true},
+		{&pgconn.PgError{Code: "23505"}, false}, // a statement's own error
+		{io.ErrUnexpectedEOF, true},
+		{syscall.ECONNRESET, true},
+		{pgx.ErrNoRows, false},
+		{context.Canceled, false},
+	}
+	for _, tt := range tests {
+		if got := connectionLost(tt.err); got != tt.want {
+			t.Errorf("connectionLost(%v) = %v, want %v", tt.err, got, tt.want)
+		}
 	}
 }

@@ -43,7 +43,9 @@ func (db *DB) Session(ctx context.Context, sid string) (*sessiongate.Session, er
 		s    sessiongate.Session
 		sess string
 	)
-	err := db.pool.QueryRow(ctx, db.sql.get, sid).Scan(&s.ID, &sess, &s.Expire)
+	err := retryRead(ctx, func() error {
+		return db.pool.QueryRow(ctx, db.sql.get, sid).Scan(&s.ID, &sess, &s.Expire)
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, sessiongate.Errorf(sessiongate.ECodeNotFound, "session not found")
 	}
@@ -63,17 +65,21 @@ func (db *DB) Sessions(ctx context.Context, sids []string) (map[string]*sessiong
 		return out, nil
 	}
 	db.sessionStmts.Add(1)
-	rows, err := db.pool.Query(ctx, db.sql.many, sids)
-	if err != nil {
-		return nil, fmt.Errorf("get sessions: %w", err)
-	}
 	var (
 		sid, sess string
 		expire    time.Time
 	)
-	_, err = pgx.ForEachRow(rows, []any{&sid, &sess, &expire}, func() error {
-		out[sid] = &sessiongate.Session{ID: sid, Data: json.RawMessage(sess), Expire: expire.UTC()}
-		return nil
+	err := retryRead(ctx, func() error {
+		clear(out)
+		rows, err := db.pool.Query(ctx, db.sql.many, sids)
+		if err != nil {
+			return err
+		}
+		_, err = pgx.ForEachRow(rows, []any{&sid, &sess, &expire}, func() error {
+			out[sid] = &sessiongate.Session{ID: sid, Data: json.RawMessage(sess), Expire: expire.UTC()}
+			return nil
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("get sessions: %w", err)
