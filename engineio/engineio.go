@@ -42,6 +42,14 @@ type Options struct {
 	// echoed. Empty: no CORS headers at all.
 	AllowedOrigins []string
 
+	// MaxSessions caps the open sessions. A request that would open one
+	// more is refused with HTTP 503 (Retry-After: 5) and error code 4
+	// "Server at capacity", before any upgrade; clients count it as a
+	// failed attempt and retry with their backoff. The count is read when
+	// the handshake starts, so handshakes in flight at that moment may
+	// overshoot the cap by their number. 0: no cap.
+	MaxSessions int
+
 	// AllowRequest, when set, is called with each request that would open
 	// a session (not with later requests of a session). A non-nil error
 	// refuses it with HTTP 403 and error code 4 "Forbidden".
@@ -152,6 +160,11 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if sid == "" {
 		if r.Method != http.MethodGet {
 			writeError(w, errBadHandshakeMethod)
+			return
+		}
+		if n := srv.opts.MaxSessions; n > 0 && srv.count.Load() >= int64(n) {
+			w.Header().Set("Retry-After", "5")
+			writeError(w, errAtCapacity)
 			return
 		}
 		if srv.opts.AllowRequest != nil {
@@ -267,6 +280,9 @@ var (
 	errBadRequest         = protocolError{3, "Bad request", http.StatusBadRequest}
 	errForbidden          = protocolError{4, "Forbidden", http.StatusForbidden}
 	errUnsupportedVersion = protocolError{5, "Unsupported protocol version", http.StatusBadRequest}
+	// Engine.IO has no code for this; 4 is what a reference server's
+	// allowRequest refusal (the usual place for a cap there) answers.
+	errAtCapacity = protocolError{4, "Server at capacity", http.StatusServiceUnavailable}
 )
 
 func writeError(w http.ResponseWriter, e protocolError) {

@@ -147,6 +147,41 @@ func TestHandshake(t *testing.T) {
 	}
 }
 
+// TestMaxSessions fills the server to its cap: a further handshake, by
+// polling or websocket, is refused with 503 and a Retry-After before any
+// upgrade; once a session ends, the next one is let in.
+func TestMaxSessions(t *testing.T) {
+	h := newHarness(t, Options{MaxSessions: 2}, false)
+	_, first := h.openPolling(t)
+	h.socket(t)
+	h.openPolling(t)
+	h.socket(t)
+	for _, transport := range []string{"polling", "websocket"} {
+		hdr := http.Header{}
+		if transport == "websocket" {
+			hdr.Set("Connection", "Upgrade")
+			hdr.Set("Upgrade", "websocket")
+			hdr.Set("Sec-WebSocket-Version", "13")
+			hdr.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+		}
+		status, got, body := do(t, "GET", h.url+"&transport="+transport, "", hdr)
+		if status != http.StatusServiceUnavailable || got.Get("Retry-After") != "5" || body != `{"code":4,"message":"Server at capacity"}` {
+			t.Errorf("%s handshake at the cap = %d (Retry-After %q) %s", transport, status, got.Get("Retry-After"), body)
+		}
+	}
+	if n := h.srv.Count(); n != 2 {
+		t.Fatalf("Count = %d after refusals, want 2", n)
+	}
+	if status, _, _ := do(t, "POST", first, "1", nil); status != http.StatusOK { // close packet
+		t.Fatalf("close = %d", status)
+	}
+	h.closed(t, "transport close")
+	c := dialWS(t, h.url+"&transport=websocket")
+	if _, open := readWS(t, c); !strings.HasPrefix(open, "0{") {
+		t.Fatalf("after a session ended, handshake = %q, want the open packet", open)
+	}
+}
+
 func TestErrors(t *testing.T) {
 	h := newHarness(t, Options{AllowRequest: func(r *http.Request) error {
 		if r.URL.Query().Get("deny") != "" {

@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/sessiongate/sessiongate/internal/clientip"
 )
 
 // Config is every setting of sessiongate, read from the environment and
@@ -21,6 +24,7 @@ type Config struct {
 	PingInterval   time.Duration
 	PingTimeout    time.Duration
 	MaxPayload     int64
+	MaxConnections int
 	ConnectTimeout time.Duration
 	AllowedOrigins []string
 
@@ -41,6 +45,7 @@ type Config struct {
 	RateLimit      float64
 	RateBurst      int
 	LoginRateLimit int
+	TrustedProxies []netip.Prefix
 
 	PublishKey    string
 	AuthEndpoints bool
@@ -98,6 +103,8 @@ var settings = []setting{
 		parse: func(c *Config, v string) error { return parseDuration(&c.PingTimeout, v) }},
 	{env: "MAX_PAYLOAD", def: "1000000", arg: "BYTES", usage: "largest Engine.IO message or polling body",
 		parse: func(c *Config, v string) error { return parsePositiveInt(&c.MaxPayload, v) }},
+	{env: "MAX_CONNECTIONS", def: "50000", arg: "N", usage: "most open Engine.IO sessions; more are refused with HTTP 503; 0: no cap",
+		parse: func(c *Config, v string) error { return parseCount(&c.MaxConnections, v, "0 or more") }},
 	{env: "CONNECT_TIMEOUT", def: "45s", arg: "DURATION", usage: "close a client that joins no namespace by then",
 		parse: func(c *Config, v string) error { return parseDuration(&c.ConnectTimeout, v) }},
 	{env: "ALLOWED_ORIGINS", def: "", arg: "LIST", usage: "comma-separated browser origins allowed (scheme://host[:port])",
@@ -128,6 +135,8 @@ var settings = []setting{
 		parse: parseRateLimit},
 	{env: "RATE_BURST", def: "0", arg: "N", usage: "handshake burst per client IP; 0: twice RATE_LIMIT",
 		parse: func(c *Config, v string) error { return parseCount(&c.RateBurst, v, "0 or more") }},
+	{env: "TRUSTED_PROXIES", def: "", arg: "LIST", usage: "comma-separated reverse proxy addresses or CIDRs whose X-Forwarded-For gives the client IP (rate limits, audit)",
+		parse: parseTrustedProxies},
 	{env: "LOGIN_RATE_LIMIT", def: "10", arg: "N", usage: "login attempts per minute per client IP; 0 disables",
 		parse: func(c *Config, v string) error {
 			return parseCount(&c.LoginRateLimit, v, "attempts per minute, 0 disables")
@@ -263,6 +272,21 @@ func parseSocketPath(c *Config, v string) error {
 		v += "/"
 	}
 	c.SocketPath = v
+	return nil
+}
+
+func parseTrustedProxies(c *Config, v string) error {
+	var list []string
+	for p := range strings.SplitSeq(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			list = append(list, p)
+		}
+	}
+	prefixes, err := clientip.ParsePrefixes(list)
+	if err != nil {
+		return fmt.Errorf("invalid address or CIDR (%v)", err)
+	}
+	c.TrustedProxies = prefixes
 	return nil
 }
 

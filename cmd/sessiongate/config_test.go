@@ -78,6 +78,10 @@ func TestConfigErrors(t *testing.T) {
 			wantLine: `sessiongate: --log-level: invalid level "loud" (debug, info, warn or error)`, wantCode: 2},
 		{name: "payload", env: map[string]string{"MAX_PAYLOAD": "1e6"},
 			wantLine: `sessiongate: MAX_PAYLOAD: invalid number "1e6" (a positive integer)`, wantCode: 2},
+		{name: "connections", env: map[string]string{"MAX_CONNECTIONS": "-1"},
+			wantLine: `sessiongate: MAX_CONNECTIONS: invalid number "-1" (0 or more)`, wantCode: 2},
+		{name: "proxies", env: map[string]string{"TRUSTED_PROXIES": "10.0.0.1, proxy.local"},
+			wantLine: `sessiongate: TRUSTED_PROXIES: invalid address or CIDR (ParseAddr("proxy.local"): unexpected character (at "proxy.local"))`, wantCode: 2},
 		{name: "boolean", env: map[string]string{"AUTH_ENDPOINTS": "yes"},
 			wantLine: `sessiongate: AUTH_ENDPOINTS: invalid boolean "yes" (true or false)`, wantCode: 2},
 		{name: "socket path", env: map[string]string{"SOCKET_PATH": "socket.io"},
@@ -144,7 +148,7 @@ func TestFlagWinsOverEnv(t *testing.T) {
 		t.Errorf("origins = %q", c.AllowedOrigins)
 	}
 	// Defaults.
-	if c.PingInterval != 25*time.Second || c.PingTimeout != 20*time.Second || c.MaxPayload != 1_000_000 ||
+	if c.PingInterval != 25*time.Second || c.PingTimeout != 20*time.Second || c.MaxPayload != 1_000_000 || c.MaxConnections != 50_000 ||
 		c.ConnectTimeout != 45*time.Second || c.SessionCookie != "connect.sid" || c.SocketPath != "/socket.io/" ||
 		c.RefreshThreshold != 5*time.Minute || c.RefreshExtend != 24*time.Hour || !c.AuthEndpoints || c.Demo {
 		t.Errorf("defaults = %+v", c)

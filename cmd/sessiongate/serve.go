@@ -96,6 +96,7 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 			PingInterval:   cfg.PingInterval,
 			PingTimeout:    cfg.PingTimeout,
 			MaxPayload:     cfg.MaxPayload,
+			MaxSessions:    cfg.MaxConnections,
 			AllowedOrigins: origins,
 		},
 		ConnectTimeout: cfg.ConnectTimeout,
@@ -116,6 +117,7 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 		RefreshExtend:    cfg.RefreshExtend,
 		RateLimit:        rate,
 		RateBurst:        cfg.RateBurst,
+		TrustedProxies:   cfg.TrustedProxies,
 		Logger:           log,
 	})
 	if err != nil {
@@ -136,6 +138,7 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 		SessionMaxAge:  cfg.SessionMaxAge,
 		CookieSecure:   cfg.CookieSecure,
 		LoginRateLimit: cfg.LoginRateLimit,
+		TrustedProxies: cfg.TrustedProxies,
 		Ready:          s.store,
 		Stats:          func() httpapi.Stats { return statsOf(s.gw.Stats()) },
 		Logger:         log,
