@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/sessiongate/sessiongate"
+	"github.com/sessiongate/sessiongate/internal/clientip"
 	"github.com/sessiongate/sessiongate/socketio"
 )
 
@@ -57,6 +59,12 @@ type Config struct {
 	RefreshThreshold time.Duration // a live session expiring within it is refreshed; negative: never
 	RefreshExtend    time.Duration // to now + RefreshExtend
 
+	// TrustedProxies are the addresses of reverse proxies in front of the
+	// server: for a handshake from one of them, the client's address (for
+	// rate limits and the audit trail) is taken from X-Forwarded-For, as
+	// package clientip does. Empty: the peer is the client.
+	TrustedProxies []netip.Prefix
+
 	// RateLimit is the sustained handshakes per second allowed from one
 	// remote IP, RateBurst the bucket size (default 2×RateLimit, at least
 	// 1). Zero takes DefaultRateLimit; negative disables rate limiting.
@@ -82,6 +90,7 @@ type Gateway struct {
 	now         func() time.Time
 
 	limiter *limiter // nil when disabled
+	clients *clientip.Resolver
 	loader  sessionLoader
 	audit   *auditWriter
 	stats   counters
@@ -152,6 +161,7 @@ func New(cfg Config) (*Gateway, error) {
 	if g.now == nil {
 		g.now = time.Now
 	}
+	g.clients = clientip.New(cfg.TrustedProxies)
 	if cfg.RateLimit >= 0 {
 		rate := cfg.RateLimit
 		if rate == 0 {

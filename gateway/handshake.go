@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"net"
 	"sync"
 	"time"
 
@@ -35,26 +34,18 @@ type conn struct {
 
 // client is who asked, as recorded in the audit trail.
 type client struct {
-	remoteAddr string // IP only
+	remoteAddr string // IP only: the peer, or the client behind a trusted proxy
 	userAgent  string
 	socketID   string
 }
 
-func clientOf(s *socketio.Socket) client {
+func (g *Gateway) clientOf(s *socketio.Socket) client {
 	hs := s.Handshake()
 	return client{
-		remoteAddr: remoteIP(hs.RemoteAddr),
+		remoteAddr: g.clients.ClientIP(hs.RemoteAddr, hs.Header),
 		userAgent:  hs.Header.Get("User-Agent"),
 		socketID:   s.ID(),
 	}
-}
-
-// remoteIP strips the port from a host:port address.
-func remoteIP(addr string) string {
-	if host, _, err := net.SplitHostPort(addr); err == nil {
-		return host
-	}
-	return addr
 }
 
 // refusal is a handshake that failed: the code sent to the client and, for
@@ -68,7 +59,7 @@ type refusal struct {
 // authenticate is the namespace middleware: it runs the checks in the order
 // of the package documentation and puts the identity on s.
 func (g *Gateway) authenticate(ctx context.Context, s *socketio.Socket) error {
-	cl := clientOf(s)
+	cl := g.clientOf(s)
 	c, ref := g.check(ctx, s, cl)
 	if ref != nil {
 		g.refuse(ctx, cl, ref)

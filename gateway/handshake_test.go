@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"net/netip"
 	"slices"
 	"testing"
 	"time"
@@ -220,6 +221,28 @@ func TestHandshakeRateLimited(t *testing.T) {
 		t.Errorf("message %q, want rate limited", l.Message)
 	}
 	audit.waitFor(t, "rate limited", action(sessiongate.ActionAuthFailure, sessiongate.ECodeRateLimited))
+}
+
+// TestRateLimitBehindProxy serves through a trusted proxy (the loopback
+// peer): each client is limited by the address X-Forwarded-For gives, which
+// the audit trail records; the same header from an untrusted peer would be
+// ignored (package clientip's tests).
+func TestRateLimitBehindProxy(t *testing.T) {
+	st := openSQLite(t)
+	audit := newRecordingAudit(nil)
+	proxies := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	g := newGateway(t, Config{Sessions: st, Audit: audit, RateLimit: 0.001, RateBurst: 1, TrustedProxies: proxies})
+	_, url := serve(t, g)
+	_, cookie := saveSession(t, st, "42", time.Now().Add(time.Hour))
+	startClients(t, url, true,
+		clientSpec{Name: "a", Cookie: cookie, ForwardedFor: "198.51.100.1"},
+		clientSpec{Name: "b", Cookie: cookie, ForwardedFor: "198.51.100.2"}, // another client: its own bucket
+		clientSpec{Name: "a again", Cookie: cookie, ForwardedFor: "198.51.100.1", ExpectError: sessiongate.ECodeRateLimited},
+	).finish()
+	ev := audit.waitFor(t, "rate limited", action(sessiongate.ActionAuthFailure, sessiongate.ECodeRateLimited))
+	if ev.RemoteAddr != "198.51.100.1" {
+		t.Errorf("audit remote_addr %q, want the forwarded client 198.51.100.1", ev.RemoteAddr)
+	}
 }
 
 func TestLimiter(t *testing.T) {

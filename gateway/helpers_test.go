@@ -138,6 +138,7 @@ type clientSpec struct {
 	Name          string   `json:"name"`
 	Cookie        string   `json:"cookie,omitempty"`
 	Origin        string   `json:"origin,omitempty"`
+	ForwardedFor  string   `json:"forwardedFor,omitempty"`
 	Transports    []string `json:"transports,omitempty"`
 	ExpectError   string   `json:"expectError,omitempty"`
 	ExpectEnd     string   `json:"expectEnd,omitempty"`

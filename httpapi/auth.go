@@ -47,7 +47,7 @@ var dummyHash = sync.OnceValues(func() ([]byte, error) {
 // a new sid (the old session, if any, is destroyed: no fixation), a row
 // {"cookie":{...},"passport":{"user":<id>}}, and the Set-Cookie header.
 func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
-	ip := remoteIP(r.RemoteAddr)
+	ip := h.clients.ClientIP(r.RemoteAddr, r.Header)
 	if h.limiter != nil {
 		if ok, wait := h.limiter.allow(ip, h.now()); !ok {
 			h.metrics.logins.WithLabelValues("rate_limited").Inc()

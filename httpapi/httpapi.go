@@ -5,13 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
 	"github.com/sessiongate/sessiongate"
 	"github.com/sessiongate/sessiongate/expresssession"
+	"github.com/sessiongate/sessiongate/internal/clientip"
 )
 
 // Publisher emits an event to every socket in any of rooms. data is the
@@ -61,6 +62,10 @@ type Config struct {
 	// LoginRateLimit is the login attempts allowed per minute from one
 	// remote IP (a token bucket of that size). Negative disables it.
 	LoginRateLimit int
+	// TrustedProxies are reverse proxies whose X-Forwarded-For is believed
+	// for the client's address (login rate limit, logs), as package
+	// clientip does. Empty: the peer is the client.
+	TrustedProxies []netip.Prefix
 
 	// DemoIncidents enables POST /api/demo/incident, which publishes an
 	// incident to the logged-in caller's own room (the demo page uses it).
@@ -86,6 +91,7 @@ type Handler struct {
 	now     func() time.Time
 	mux     *http.ServeMux
 	limiter *loginLimiter // nil when disabled
+	clients *clientip.Resolver
 	metrics *metrics
 	dummy   []byte // bcrypt hash compared when a user does not exist
 }
@@ -117,7 +123,7 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.LoginRateLimit == 0 {
 		cfg.LoginRateLimit = DefaultLoginRateLimit
 	}
-	h := &Handler{cfg: cfg, log: cfg.Logger, now: cfg.Now, mux: http.NewServeMux()}
+	h := &Handler{cfg: cfg, log: cfg.Logger, now: cfg.Now, mux: http.NewServeMux(), clients: clientip.New(cfg.TrustedProxies)}
 	if h.log == nil {
 		h.log = slog.Default()
 	}
@@ -193,7 +199,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.log.Log(r.Context(), level, "request",
 		"method", r.Method, "path", r.URL.Path, "status", rec.status,
-		"duration", time.Since(start), "remote", remoteIP(r.RemoteAddr))
+		"duration", time.Since(start), "remote", h.clients.ClientIP(r.RemoteAddr, r.Header))
 }
 
 // statusRecorder remembers the status code written through it.
@@ -228,13 +234,4 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 
 func notFound(w http.ResponseWriter, _ *http.Request) {
 	writeError(w, http.StatusNotFound, "not found")
-}
-
-// remoteIP returns the host part of a RemoteAddr ("ip:port").
-func remoteIP(addr string) string {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return addr
-	}
-	return host
 }

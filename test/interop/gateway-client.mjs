@@ -11,6 +11,7 @@
 //     "name": "a",
 //     "cookie": "connect.sid=…",  // Cookie header, optional
 //     "origin": "http://…",       // Origin header, optional
+//     "forwardedFor": "203.0.113.9", // X-Forwarded-For header, optional
 //     "transports": ["websocket"],// optional; default polling then upgrade
 //     "expectError": "NO_COOKIE", // expect connect_error with data.code
 //     "expectEnd": "revoked"      // expect connect, then session_expired with this
@@ -61,6 +62,7 @@ function run(c) {
   const headers = {};
   if (c.cookie) headers.Cookie = c.cookie;
   if (c.origin) headers.Origin = c.origin;
+  if (c.forwardedFor) headers['X-Forwarded-For'] = c.forwardedFor;
   const socket = io(spec.url, {
     forceNew: true,
     transports: c.transports ?? ['polling', 'websocket'],
