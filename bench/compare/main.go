@@ -53,7 +53,7 @@ type sizes struct {
 }
 
 var fullSizes = sizes{
-	Memory: 10000, Broadcast: 10000, HandshakeC: 100, HandshakeD: 10 * time.Second, HandshakeRuns: 3,
+	Memory: 10000, Broadcast: 10000, HandshakeC: 100, HandshakeD: 10 * time.Second, HandshakeRuns: 5,
 	Statements: 5000, CheckInterval: 5 * time.Second, Intervals: 3,
 	Revoke: 1000, NodeRevokeEach: 10 * time.Second, Settle: 10 * time.Second,
 }
