@@ -13,7 +13,8 @@
 //   - keeps a registry of live sessions (all sockets of one session, keyed by
 //     sessiongate.SessionHash) and, from one scheduler goroutine for all
 //     sockets, re-validates them in batches of at most 500 ids per store
-//     call every CheckInterval, refreshes the ones about to expire, and ends
+//     call every CheckInterval (the batches spread evenly over it),
+//     refreshes the ones about to expire, and ends
 //     a session the moment its known expiry passes;
 //   - ends a session's sockets as soon as the store announces that it ended
 //     (RevocationFeed), or when EndSession is called: each socket gets the

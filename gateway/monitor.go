@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -12,11 +13,11 @@ import (
 
 // Run runs the monitor until ctx ends or Shutdown is called: one scheduler
 // goroutine for all sockets re-validates every live session each
-// CheckInterval (in batches of at most 500 ids per store call), refreshes the
-// ones about to expire, and ends each session when its known expiry passes;
-// beside it, the revocation watcher ends sessions the store announces as
-// ended. Run returns nil after Shutdown and ctx.Err() when ctx ends; it may
-// be called only once.
+// CheckInterval (in batches of at most 500 ids per store call, spread over
+// the interval), refreshes the ones about to expire, and ends each session
+// when its known expiry passes; beside it, the revocation watcher ends
+// sessions the store announces as ended. Run returns nil after Shutdown and
+// ctx.Err() when ctx ends; it may be called only once.
 func (g *Gateway) Run(ctx context.Context) error {
 	if !g.running.CompareAndSwap(false, true) {
 		return errors.New("gateway: Run called twice")
@@ -41,8 +42,10 @@ func (g *Gateway) Run(ctx context.Context) error {
 
 // schedule is the scheduler loop.
 func (g *Gateway) schedule(ctx context.Context) {
-	ticker := time.NewTicker(g.interval)
-	defer ticker.Stop()
+	sw := sweep{interval: g.interval}
+	sweepAt := time.Now().Add(g.interval)
+	sweepTimer := time.NewTimer(g.interval)
+	defer sweepTimer.Stop()
 	expiry := time.NewTimer(time.Hour)
 	defer expiry.Stop()
 	// A resync that could not read every session (the store is still
@@ -72,8 +75,14 @@ func (g *Gateway) schedule(ctx context.Context) {
 			return
 		case <-g.stop:
 			return
-		case <-ticker.C:
-			g.checkSessions(ctx, g.liveHashes(), false)
+		case <-sweepTimer.C:
+			batch, wait := sw.next(g.liveHashes)
+			if len(batch) > 0 {
+				g.checkSessions(ctx, batch, false)
+			}
+			// From when this batch was due, so that checks do not drift.
+			sweepAt = sweepAt.Add(wait)
+			sweepTimer.Reset(max(0, time.Until(sweepAt)))
 		case <-g.resync:
 			resync()
 		case <-resyncRetry.C:
@@ -84,6 +93,37 @@ func (g *Gateway) schedule(ctx context.Context) {
 			g.expireDue(ctx)
 		}
 	}
+}
+
+// sweep spreads each interval's check of the live sessions over the
+// interval: the sessions, in hash order, are cut into batches of batchSize,
+// and batch k of n is due k/n of the way through the interval, so the
+// database sees a statement every interval/n instead of n at once. Hash
+// order keeps a session's place from one interval to the next (sessions
+// that come and go shift it by their number), so each is checked about one
+// interval after the last time, rather than anywhere within two.
+type sweep struct {
+	interval time.Duration
+	hashes   []string // this interval's live sessions, sorted
+	pos      int      // the first not yet checked
+	step     time.Duration
+}
+
+// next returns the batch due now, and how long after it the next one is
+// due. Once an interval's batches are done, it starts the next interval
+// with the sessions live then.
+func (s *sweep) next(live func() []string) (batch []string, wait time.Duration) {
+	if s.pos >= len(s.hashes) {
+		s.hashes = live()
+		slices.Sort(s.hashes)
+		s.pos = 0
+		batches := max(1, (len(s.hashes)+batchSize-1)/batchSize)
+		s.step = s.interval / time.Duration(batches)
+	}
+	end := min(s.pos+batchSize, len(s.hashes))
+	batch = s.hashes[s.pos:end]
+	s.pos = end
+	return batch, s.step
 }
 
 // expireDue looks at the sessions whose scheduled moment has come. One

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -661,4 +663,59 @@ func TestEndDuringHandshake(t *testing.T) {
 	close(blocking.release)
 	r.finish()
 	waitStats(t, g, func(s Stats) bool { return s.LiveSessions == 0 && s.Connections == 0 })
+}
+
+// TestSweep spreads 1,200 sessions over a 3 s interval: three batches a
+// second apart, each session in exactly one per interval and in the same
+// place the next interval; sessions that appear mid-interval wait for the
+// next one.
+func TestSweep(t *testing.T) {
+	live := make([]string, 1200)
+	for i := range live {
+		live[i] = fmt.Sprintf("%064x", (i*7919)%1200) // unsorted, distinct
+	}
+	liveNow := func() []string { return slices.Clone(live) }
+	sw := sweep{interval: 3 * time.Second}
+	place := map[string]int{} // batch index in the first interval
+	for interval := range 2 {
+		seen := map[string]int{}
+		var sizes []int
+		for k := range 3 {
+			batch, wait := sw.next(liveNow)
+			if wait != time.Second {
+				t.Fatalf("interval %d: wait %v, want 1s", interval, wait)
+			}
+			sizes = append(sizes, len(batch))
+			for i, h := range batch {
+				seen[h]++
+				if p, ok := place[h]; interval == 0 {
+					place[h] = k
+				} else if ok && p != k {
+					t.Errorf("%s moved from batch %d to %d", h, p, k)
+				}
+				if i > 0 && batch[i-1] >= h {
+					t.Fatalf("batch not in hash order at %d", i)
+				}
+			}
+		}
+		if want := []int{batchSize, batchSize, len(live) - 2*batchSize}; !slices.Equal(sizes, want) {
+			t.Errorf("interval %d: batch sizes %v, want %v", interval, sizes, want)
+		}
+		if len(seen) != len(live) {
+			t.Errorf("interval %d: %d sessions checked, want %d", interval, len(seen), len(live))
+		}
+		for h, n := range seen {
+			if n != 1 {
+				t.Fatalf("interval %d: %s checked %d times", interval, h, n)
+			}
+		}
+		if interval == 0 {
+			live = append(live, strings.Repeat("f", 64)) // arrives now: checked from the next interval on
+		}
+	}
+	// With nothing live, the sweep waits a whole interval between looks.
+	empty := sweep{interval: time.Minute}
+	if batch, wait := empty.next(func() []string { return nil }); len(batch) != 0 || wait != time.Minute {
+		t.Errorf("no sessions: batch %d, wait %v; want none and 1m", len(batch), wait)
+	}
 }
