@@ -49,7 +49,7 @@ func runGCFloor(ctx context.Context) {
 	if _, ok := os.LookupEnv("GOGC"); ok {
 		return
 	}
-	f := &gcFloor{ctx: ctx, current: 100, sample: []metrics.Sample{{Name: "/gc/heap/live:bytes"}}}
+	f := &gcFloor{current: 100, sample: []metrics.Sample{{Name: "/gc/heap/live:bytes"}}}
 	f.adjust()
 	f.arm()
 	<-ctx.Done()
@@ -62,8 +62,6 @@ func runGCFloor(ctx context.Context) {
 // gcFloor is runGCFloor's state, used from the cleanup that runs after each
 // garbage collection.
 type gcFloor struct {
-	ctx context.Context
-
 	mu      sync.Mutex
 	stopped bool
 	current int
@@ -80,20 +78,21 @@ func (f *gcFloor) arm() {
 	runtime.AddCleanup(new(gcSentinel), (*gcFloor).onGC, f)
 }
 
+// onGC adjusts the percentage and waits for the next collection, until
+// runGCFloor has stopped.
 func (f *gcFloor) onGC() {
-	if f.ctx.Err() != nil {
-		return
+	if f.adjust() {
+		f.arm()
 	}
-	f.adjust()
-	f.arm()
 }
 
-// adjust sets the percentage for the live heap the last collection marked.
-func (f *gcFloor) adjust() {
+// adjust sets the percentage for the live heap the last collection marked,
+// and reports false once runGCFloor has stopped (and restored the default).
+func (f *gcFloor) adjust() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.stopped {
-		return
+		return false
 	}
 	metrics.Read(f.sample)
 	var live uint64
@@ -104,4 +103,5 @@ func (f *gcFloor) adjust() {
 		debug.SetGCPercent(p)
 		f.current = p
 	}
+	return true
 }

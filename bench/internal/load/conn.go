@@ -24,12 +24,11 @@ import (
 // Connections that are held (idle, broadcast, revoke) use
 // github.com/coder/websocket. The handshake benchmark, where the client's
 // CPU cost per connection competes with the server for this machine's cores,
-// has its own minimal client (handshake.go) sharing only the source dialers.
+// has its own event-loop client on raw sockets (hsloop.go).
 type dialer struct {
 	url     string
 	header  []http.Header // one per credential, or a single empty header
 	nets    []*net.Dialer // one per source address
-	quick   []*net.Dialer // the same, for the handshake mode's short connections
 	clients []*http.Client
 	next    atomic.Uint64
 }
@@ -46,14 +45,6 @@ func newDialer(url string, sources []netip.Addr, creds []Credential) *dialer {
 			Control:   bindAddressNoPort,
 		}
 		d.nets = append(d.nets, nd)
-		// The handshake mode's connections live for a millisecond: no
-		// keep-alive (four setsockopt calls fewer per dial), and the run's
-		// context bounds the dial instead of a timeout of its own.
-		d.quick = append(d.quick, &net.Dialer{
-			KeepAlive: -1,
-			LocalAddr: nd.LocalAddr,
-			Control:   bindAddressNoPort,
-		})
 		d.clients = append(d.clients, &http.Client{Transport: &http.Transport{
 			DialContext:        nd.DialContext,
 			DisableCompression: true,
