@@ -50,7 +50,10 @@ func (n *Namespace) Use(mw Middleware) {
 }
 
 // OnConnect adds a handler called when a socket has connected, after the
-// client was sent the CONNECT packet.
+// client was sent the CONNECT packet. Handlers of other clients run
+// concurrently, so a broadcast can land between that CONNECT and a Join made
+// here; rooms a socket must be in by the time its client sees it connected
+// are joined in middleware (see Use), which takes effect before CONNECT.
 func (n *Namespace) OnConnect(h func(s *Socket)) {
 	n.hmu.Lock()
 	n.onConnect = append(n.onConnect, h)

@@ -249,6 +249,28 @@ func TestMiddleware(t *testing.T) {
 	}
 }
 
+// A room joined in middleware holds the socket by the time its CONNECT is
+// sent, even while an OnConnect handler is still running: a broadcast made
+// as soon as the client has seen CONNECT reaches it, and comes after CONNECT.
+func TestRoomJoinedInMiddlewareBeforeConnect(t *testing.T) {
+	srv := newTestServer(t)
+	ns := srv.Of("/")
+	ns.Use(func(ctx context.Context, s *Socket) error {
+		s.Join("early")
+		return nil
+	})
+	release := make(chan struct{})
+	ns.OnConnect(func(s *Socket) { <-release })
+	defer close(release)
+
+	c := dial(t, srv)
+	c.connect("/")
+	if err := ns.To("early").Emit("news", 1); err != nil {
+		t.Fatal(err)
+	}
+	c.expect(`2["news",1]`)
+}
+
 func TestMiddlewareContextCancelled(t *testing.T) {
 	srv := newTestServer(t)
 	entered := make(chan struct{})

@@ -6,6 +6,7 @@
 package echo
 
 import (
+	"context"
 	"net/http"
 	"runtime"
 	"runtime/debug"
@@ -22,7 +23,13 @@ const Room = "bench"
 func New(opts socketio.Options) (*socketio.Server, http.Handler) {
 	srv := socketio.NewServer(opts)
 	ns := srv.Of("/")
-	ns.OnConnect(func(s *socketio.Socket) { s.Join(Room) })
+	// Joined in middleware, not OnConnect: the room then holds the socket
+	// before its CONNECT is sent, so a broadcast triggered by another client
+	// that has seen every socket connect reaches this one too.
+	ns.Use(func(_ context.Context, s *socketio.Socket) error {
+		s.Join(Room)
+		return nil
+	})
 	ns.On("echo", func(s *socketio.Socket, ev socketio.Event, ack func(args ...any) error) {
 		if ack != nil {
 			ack(ev.Args...)
