@@ -99,10 +99,14 @@ type Gateway struct {
 	live     map[string]*liveSession // by SessionHash
 	expiries expiryHeap
 	recent   recentEnds
-	sockets  int           // sockets registered, across all sessions
-	closing  bool          // Shutdown has begun
-	retryMs  int64         // Shutdown's retryAfter, in milliseconds
-	idle     chan struct{} // closed when closing and sockets reaches 0
+	// resyncedAt is when the last resync took its list of live sessions; a
+	// socket whose handshake read its row before then but registered after
+	// was not on the list, and is checked when it registers.
+	resyncedAt time.Time
+	sockets    int           // sockets registered, across all sessions
+	closing    bool          // Shutdown has begun
+	retryMs    int64         // Shutdown's retryAfter, in milliseconds
+	idle       chan struct{} // closed when closing and sockets reaches 0
 
 	wake    chan struct{} // the earliest expiry moved
 	resync  chan struct{} // every live session must be checked

@@ -161,7 +161,10 @@ func connectError(code string) *socketio.ConnectError {
 
 // connected registers an authenticated socket with its live session. A
 // session that ended while the handshake was reading its row, or a server
-// that is shutting down, sends the socket away at once.
+// that is shutting down, sends the socket away at once. A resync that ran
+// between the handshake's read and now did not see this socket: its session
+// is checked here, so that a revocation the feed missed cannot slip through
+// that window.
 func (g *Gateway) connected(s *socketio.Socket) {
 	c, ok := s.Data().(*conn)
 	if !ok {
@@ -195,9 +198,17 @@ func (g *Gateway) connected(s *socketio.Socket) {
 	}
 	e, ended := g.recent.at[c.hash]
 	ended = ended && !e.at.Before(c.checkedAt)
+	missedResync := !g.resyncedAt.Before(c.checkedAt)
 	g.mu.Unlock()
-	if ended {
+	switch {
+	case ended:
 		g.end(context.Background(), c.hash, e.reason)
+	case missedResync:
+		// On the socket's own handler queue: its first events wait for
+		// this one read, in a window that is rarely hit.
+		if !g.checkSessions(context.Background(), []string{c.hash}, false) {
+			g.requestResync() // retried with backoff until the store answers
+		}
 	}
 }
 

@@ -57,7 +57,7 @@ func (g *Gateway) schedule(ctx context.Context) {
 	defer resyncRetry.Stop()
 	retryWait := backoff{min: resyncMinRetry, max: resyncMaxRetry}
 	resync := func() {
-		if g.checkSessions(ctx, g.liveHashes(), false) {
+		if g.checkSessions(ctx, g.resyncHashes(), false) {
 			retryWait.reset()
 			resyncRetry.Stop()
 			return

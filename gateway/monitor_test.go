@@ -210,10 +210,15 @@ type failingReads struct {
 	sessiongate.SessionStore
 	fail  atomic.Int64
 	calls atomic.Int64
+	read  chan struct{} // if set, gets a value at each read, when there is room
 }
 
 func (s *failingReads) Sessions(ctx context.Context, sids []string) (map[string]*sessiongate.Session, error) {
 	s.calls.Add(1)
+	select {
+	case s.read <- struct{}{}:
+	default:
+	}
 	if s.fail.Add(-1) >= 0 {
 		return nil, errors.New("connection refused (the database is still starting)")
 	}
@@ -234,6 +239,9 @@ func TestResyncRetried(t *testing.T) {
 	sid, cookie := saveSession(t, st, "42", time.Now().Add(time.Hour))
 	r := startClients(t, url, false, clientSpec{Name: "a", Cookie: cookie, Transports: []string{"websocket"}, ExpectEnd: string(sessiongate.EndRevoked)})
 	r.waitFor("a", "connect")
+	// The client sees CONNECT before the socket is registered (see
+	// TestResyncDuringHandshake for that window).
+	waitStats(t, g, func(s Stats) bool { return s.LiveSessions == 1 })
 	if err := st.DeleteSession(context.Background(), sid); err != nil { // st's own feed is not watched
 		t.Fatal(err)
 	}
@@ -243,6 +251,55 @@ func TestResyncRetried(t *testing.T) {
 	r.finish()
 	if n := reads.calls.Load() - before; n != 3 {
 		t.Errorf("%d reads for the resync, want 3 (two failures, then the one that found the row gone)", n)
+	}
+}
+
+// TestResyncDuringHandshake runs a resync after a handshake read its row
+// but before its socket was registered, so the resync's list of live
+// sessions misses it; the row goes away unannounced in between. The socket
+// must be checked as it registers and ended, not left until the next
+// periodic check (an hour away here).
+func TestResyncDuringHandshake(t *testing.T) {
+	st := openSQLite(t)
+	reads := &failingReads{SessionStore: st, read: make(chan struct{}, 1)}
+	feed := make(manualFeed)
+	g := newGateway(t, Config{Sessions: reads, Revocations: feed, Audit: newRecordingAudit(nil), CheckInterval: time.Hour})
+	run(t, g)
+	ns, url := serve(t, g)
+	// Runs after the gateway's middleware (the row is read) and before the
+	// socket is registered; holds client "a" there.
+	authenticated := make(chan struct{})
+	release := make(chan struct{})
+	ns.Use(func(ctx context.Context, s *socketio.Socket) error {
+		if id, _ := IdentityOf(s); id.UserID == "42" {
+			close(authenticated)
+			<-release
+		}
+		return nil
+	})
+	// Another live session, so that the resync reads the store and the test
+	// can tell it has taken its list.
+	otherSID, _ := saveSession(t, st, "7", time.Now().Add(time.Hour))
+	addLive(g, otherSID, "7", time.Now().Add(time.Hour))
+
+	sid, cookie := saveSession(t, st, "42", time.Now().Add(time.Hour))
+	r := startClients(t, url, false, clientSpec{Name: "a", Cookie: cookie, Transports: []string{"websocket"}, ExpectEnd: string(sessiongate.EndRevoked)})
+	<-authenticated
+	if err := st.DeleteSession(context.Background(), sid); err != nil { // st's own feed is not watched
+		t.Fatal(err)
+	}
+	select { // forget the handshakes' reads
+	case <-reads.read:
+	default:
+	}
+	feed <- sessiongate.Revocation{Resync: true}
+	<-reads.read // the resync has taken its list once it reads
+	close(release)
+	r.finish()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if _, ok := g.live[sessiongate.SessionHash(sid)]; ok {
+		t.Error("the revoked session is still live")
 	}
 }
 

@@ -181,6 +181,19 @@ func (g *Gateway) liveHashes() []string {
 	return hashes
 }
 
+// resyncHashes returns the hashes of every live session for a resync, and
+// records when it took them (see Gateway.resyncedAt).
+func (g *Gateway) resyncHashes() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.resyncedAt = g.now()
+	hashes := make([]string, 0, len(g.live))
+	for h := range g.live {
+		hashes = append(hashes, h)
+	}
+	return hashes
+}
+
 // end ends the live session with the given hash, if there is one, and
 // remembers the end for handshakes in flight.
 func (g *Gateway) end(ctx context.Context, hash string, reason sessiongate.EndReason) {
