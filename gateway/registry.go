@@ -3,6 +3,7 @@ package gateway
 import (
 	"container/heap"
 	"context"
+	"maps"
 	"slices"
 	"time"
 
@@ -174,11 +175,7 @@ func (g *Gateway) dueSessions(now time.Time) (refresh, expired []string) {
 func (g *Gateway) liveHashes() []string {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	hashes := make([]string, 0, len(g.live))
-	for h := range g.live {
-		hashes = append(hashes, h)
-	}
-	return hashes
+	return slices.Collect(maps.Keys(g.live))
 }
 
 // resyncHashes returns the hashes of every live session for a resync, and
@@ -187,11 +184,7 @@ func (g *Gateway) resyncHashes() []string {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.resyncedAt = g.now()
-	hashes := make([]string, 0, len(g.live))
-	for h := range g.live {
-		hashes = append(hashes, h)
-	}
-	return hashes
+	return slices.Collect(maps.Keys(g.live))
 }
 
 // end ends the live session with the given hash, if there is one, and
