@@ -327,8 +327,11 @@ func TestExpiryBetweenChecks(t *testing.T) {
 	l, _ := find(lines, "a", "session_expired")
 	late := l.received.Sub(expire)
 	t.Logf("ended %v after the expiry", late)
-	if late < 0 || late > 500*time.Millisecond {
-		t.Errorf("ended %v after the expiry, want within [0, 500ms]", late)
+	// Not a latency target (that is the benchmarks' job): anything short of
+	// the hour to the next check shows the scheduler acted on the expiry;
+	// the bound is loose so that a loaded machine does not fail it.
+	if late < 0 || late > 5*time.Second {
+		t.Errorf("ended %v after the expiry, want within [0, 5s]", late)
 	}
 }
 
