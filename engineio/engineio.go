@@ -55,6 +55,14 @@ type Options struct {
 	// refuses it with HTTP 403 and error code 4 "Forbidden".
 	AllowRequest func(*http.Request) error
 
+	// VerifyRequest, when set, is called with every later request of a
+	// session (polling GET and POST, the websocket upgrade) and the
+	// handshake of the request that opened it. A non-nil error refuses the
+	// request with HTTP 403 and error code 4 "Forbidden"; the session
+	// itself goes on. It binds a session to what opened it (a cookie, an
+	// Origin), so that its id alone is not a credential.
+	VerifyRequest func(hs *Handshake, r *http.Request) error
+
 	// OnConnection is called once for each new session, before its
 	// handshake packet is sent; it sets the socket's handlers.
 	OnConnection func(*Socket)
@@ -187,6 +195,9 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errSessionUnknown)
 		return
 	}
+	if !srv.verify(w, r, s) {
+		return
+	}
 	switch r.Method {
 	case http.MethodGet:
 		s.servePoll(w, r)
@@ -195,6 +206,19 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeError(w, errBadRequest)
 	}
+}
+
+// verify applies Options.VerifyRequest to r, a later request of s, and
+// answers a refusal. It reports whether r may go on.
+func (srv *Server) verify(w http.ResponseWriter, r *http.Request, s *Socket) bool {
+	if srv.opts.VerifyRequest == nil {
+		return true
+	}
+	if err := srv.opts.VerifyRequest(s.hs, r); err != nil {
+		writeError(w, errForbidden)
+		return false
+	}
+	return true
 }
 
 // Close closes every session with reason "server shutting down" and stops

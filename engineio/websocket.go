@@ -93,6 +93,9 @@ func (srv *Server) serveWebsocket(w http.ResponseWriter, r *http.Request, q url.
 			writeError(w, errSessionUnknown)
 			return
 		}
+		if !srv.verify(w, r, s) {
+			return
+		}
 	}
 	hw := &heldUpgrade{ResponseWriter: w}
 	conn, rw, _, err := srv.upgrader.Upgrade(r, hw)
