@@ -13,6 +13,7 @@ package engineio
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -52,7 +53,8 @@ type Options struct {
 
 	// AllowRequest, when set, is called with each request that would open
 	// a session (not with later requests of a session). A non-nil error
-	// refuses it with HTTP 403 and error code 4 "Forbidden".
+	// refuses it with HTTP 403 and error code 4 "Forbidden", or with the
+	// status of a *RequestError.
 	AllowRequest func(*http.Request) error
 
 	// VerifyRequest, when set, is called with every later request of a
@@ -177,7 +179,7 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if srv.opts.AllowRequest != nil {
 			if err := srv.opts.AllowRequest(r); err != nil {
-				writeError(w, errForbidden)
+				refuse(w, err)
 				return
 			}
 		}
@@ -206,6 +208,30 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeError(w, errBadRequest)
 	}
+}
+
+// RequestError refuses a request from AllowRequest with an HTTP status of
+// its own (429 for a rate limit, say) instead of 403. The body is Engine.IO's
+// error JSON with code 4 and Message.
+type RequestError struct {
+	Status     int
+	Message    string
+	RetryAfter time.Duration // sent as Retry-After, in whole seconds, when positive
+}
+
+func (e *RequestError) Error() string { return "engineio: refused: " + e.Message }
+
+// refuse answers the refusal err of AllowRequest.
+func refuse(w http.ResponseWriter, err error) {
+	var re *RequestError
+	if !errors.As(err, &re) {
+		writeError(w, errForbidden)
+		return
+	}
+	if re.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((re.RetryAfter+time.Second-1)/time.Second)))
+	}
+	writeError(w, protocolError{4, re.Message, re.Status})
 }
 
 // verify applies Options.VerifyRequest to r, a later request of s, and
@@ -312,7 +338,8 @@ var (
 func writeError(w http.ResponseWriter, e protocolError) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(e.status)
-	_, _ = w.Write([]byte(`{"code":` + strconv.Itoa(e.code) + `,"message":"` + e.message + `"}`))
+	msg, _ := json.Marshal(e.message)
+	_, _ = w.Write([]byte(`{"code":` + strconv.Itoa(e.code) + `,"message":` + string(msg) + `}`))
 }
 
 // cors sets the CORS response headers for an allowed Origin and reports

@@ -59,3 +59,15 @@ func TestVerifyRequest(t *testing.T) {
 		t.Fatalf("GET by the opener = %d %q", code, body)
 	}
 }
+
+// TestAllowRequestStatus: a *RequestError from AllowRequest sets the status
+// and Retry-After of the refusal.
+func TestAllowRequestStatus(t *testing.T) {
+	h := newHarness(t, Options{AllowRequest: func(r *http.Request) error {
+		return &RequestError{Status: http.StatusTooManyRequests, Message: "Too many handshakes", RetryAfter: 1500 * time.Millisecond}
+	}}, false)
+	code, hdr, body := do(t, "GET", h.url+"&transport=polling", "", nil)
+	if code != 429 || hdr.Get("Retry-After") != "2" || body != `{"code":4,"message":"Too many handshakes"}` {
+		t.Fatalf("refusal = %d Retry-After %q %q", code, hdr.Get("Retry-After"), body)
+	}
+}

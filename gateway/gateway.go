@@ -12,6 +12,7 @@ import (
 
 	"github.com/sessiongate/sessiongate"
 	"github.com/sessiongate/sessiongate/internal/clientip"
+	"github.com/sessiongate/sessiongate/internal/ratelimit"
 	"github.com/sessiongate/sessiongate/socketio"
 )
 
@@ -89,7 +90,7 @@ type Gateway struct {
 	log         *slog.Logger
 	now         func() time.Time
 
-	limiter *limiter // nil when disabled
+	limiter *ratelimit.Limiter // nil when disabled
 	clients *clientip.Resolver
 	loader  sessionLoader
 	audit   *auditWriter
@@ -175,7 +176,7 @@ func New(cfg Config) (*Gateway, error) {
 		if burst <= 0 {
 			burst = max(2*rate, 1)
 		}
-		g.limiter = newLimiter(rate, burst)
+		g.limiter = ratelimit.New(rate, burst)
 	}
 	g.stats.init()
 	g.audit = newAuditWriter(cfg.Audit, g.log, auditMinRetry)

@@ -2,11 +2,11 @@ package gateway
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	"github.com/sessiongate/sessiongate"
 	"github.com/sessiongate/sessiongate/expresssession"
+	"github.com/sessiongate/sessiongate/internal/ratelimit"
 	"github.com/sessiongate/sessiongate/socketio"
 )
 
@@ -86,7 +86,7 @@ func (g *Gateway) check(ctx context.Context, s *socketio.Socket, cl client) (*co
 	if origin := hs.Header.Get("Origin"); origin != "" && !g.origins[origin] {
 		return nil, &refusal{code: sessiongate.ECodeOriginNotAllowed}
 	}
-	if g.limiter != nil && !g.limiter.allow(cl.remoteAddr, g.now()) {
+	if g.limiter != nil && !g.allowHandshake(cl.remoteAddr) {
 		return nil, &refusal{code: sessiongate.ECodeRateLimited}
 	}
 	sid, err := expresssession.SessionIDFromHeader(hs.Header, g.cookieName, g.secrets)
@@ -250,55 +250,8 @@ func (g *Gateway) disconnected(s *socketio.Socket, reason string) {
 	})
 }
 
-// limiter is a token bucket per key (remote IP).
-type limiter struct {
-	rate, burst float64
-
-	mu        sync.Mutex
-	buckets   map[string]*bucket
-	nextPrune int
-}
-
-type bucket struct {
-	tokens float64
-	last   time.Time
-}
-
-const minPrune = 1024
-
-func newLimiter(rate, burst float64) *limiter {
-	return &limiter{rate: rate, burst: burst, buckets: make(map[string]*bucket), nextPrune: minPrune}
-}
-
-// allow takes a token from key's bucket, reporting whether there was one.
-func (l *limiter) allow(key string, now time.Time) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	b := l.buckets[key]
-	if b == nil {
-		if len(l.buckets) >= l.nextPrune {
-			l.pruneLocked(now)
-		}
-		b = &bucket{tokens: l.burst, last: now}
-		l.buckets[key] = b
-	}
-	if elapsed := now.Sub(b.last); elapsed > 0 {
-		b.tokens = min(l.burst, b.tokens+elapsed.Seconds()*l.rate)
-	}
-	b.last = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
-}
-
-// pruneLocked forgets buckets that have refilled: they would start full.
-func (l *limiter) pruneLocked(now time.Time) {
-	for k, b := range l.buckets {
-		if b.tokens+now.Sub(b.last).Seconds()*l.rate >= l.burst {
-			delete(l.buckets, k)
-		}
-	}
-	l.nextPrune = max(minPrune, 2*len(l.buckets))
+// allowHandshake takes a token from the bucket of ip's network.
+func (g *Gateway) allowHandshake(ip string) bool {
+	ok, _ := g.limiter.Allow(ratelimit.Key(ip), g.now())
+	return ok
 }

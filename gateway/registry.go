@@ -70,6 +70,9 @@ type recentEnd struct {
 	reason sessiongate.EndReason
 }
 
+// minPrune is the size below which the registry's maps are not pruned.
+const minPrune = 1024
+
 // recentEnds remembers sessions ended in the last recentWindow, by hash.
 type recentEnds struct {
 	at        map[string]recentEnd

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sessiongate/sessiongate"
 	"github.com/sessiongate/sessiongate/expresssession"
+	"github.com/sessiongate/sessiongate/internal/ratelimit"
 )
 
 // maxLoginBody bounds a /auth/login body.
@@ -49,7 +50,7 @@ var dummyHash = sync.OnceValues(func() ([]byte, error) {
 func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	ip := h.clients.ClientIP(r.RemoteAddr, r.Header)
 	if h.limiter != nil {
-		if ok, wait := h.limiter.allow(ip, h.now()); !ok {
+		if ok, wait := h.limiter.Allow(ratelimit.Key(ip), h.now()); !ok {
 			h.metrics.logins.WithLabelValues("rate_limited").Inc()
 			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 			writeError(w, http.StatusTooManyRequests, "too many login attempts")

@@ -13,6 +13,7 @@ import (
 	"github.com/sessiongate/sessiongate"
 	"github.com/sessiongate/sessiongate/expresssession"
 	"github.com/sessiongate/sessiongate/internal/clientip"
+	"github.com/sessiongate/sessiongate/internal/ratelimit"
 )
 
 // Publisher emits an event to every socket in any of rooms. data is the
@@ -90,7 +91,7 @@ type Handler struct {
 	log     *slog.Logger
 	now     func() time.Time
 	mux     *http.ServeMux
-	limiter *loginLimiter // nil when disabled
+	limiter *ratelimit.Limiter // nil when disabled
 	clients *clientip.Resolver
 	metrics *metrics
 	dummy   []byte // bcrypt hash compared when a user does not exist
@@ -132,7 +133,7 @@ func New(cfg Config) (*Handler, error) {
 		h.now = time.Now
 	}
 	if cfg.LoginRateLimit > 0 {
-		h.limiter = newLoginLimiter(cfg.LoginRateLimit, time.Minute)
+		h.limiter = ratelimit.New(float64(cfg.LoginRateLimit)/time.Minute.Seconds(), float64(cfg.LoginRateLimit))
 	}
 	h.metrics = newMetrics(cfg.Stats)
 	if cfg.Auth {
