@@ -147,14 +147,12 @@ func (g *Gateway) refuse(ctx context.Context, cl client, r *refusal) {
 	g.audit.add(ctx, ev)
 }
 
-// connectError is the CONNECT_ERROR payload for a handshake code.
+// connectError is the CONNECT_ERROR payload for a handshake code, with the
+// message the refusal table (sessiongate.RefusalCodes) gives it.
 func connectError(code string) *socketio.ConnectError {
 	msg := "unauthorized"
-	switch code {
-	case sessiongate.ECodeInternal:
-		msg = "internal error"
-	case sessiongate.ECodeRateLimited:
-		msg = "rate limited"
+	if c, ok := sessiongate.LookupRefusal(code); ok {
+		msg = c.Message
 	}
 	return &socketio.ConnectError{Message: msg, Data: map[string]string{"code": code}}
 }
