@@ -6,7 +6,6 @@ import (
 
 	"github.com/sessiongate/sessiongate"
 	"github.com/sessiongate/sessiongate/expresssession"
-	"github.com/sessiongate/sessiongate/internal/ratelimit"
 	"github.com/sessiongate/sessiongate/socketio"
 )
 
@@ -85,9 +84,6 @@ func (g *Gateway) check(ctx context.Context, s *socketio.Socket, cl client) (*co
 	hs := s.Handshake()
 	if origin := hs.Header.Get("Origin"); origin != "" && !g.origins[origin] {
 		return nil, &refusal{code: sessiongate.ECodeOriginNotAllowed}
-	}
-	if g.limiter != nil && !g.allowHandshake(cl.remoteAddr) {
-		return nil, &refusal{code: sessiongate.ECodeRateLimited}
 	}
 	sid, err := expresssession.SessionIDFromHeader(hs.Header, g.cookieName, g.secrets)
 	if err != nil {
@@ -246,10 +242,4 @@ func (g *Gateway) disconnected(s *socketio.Socket, reason string) {
 		SocketID:    c.client.socketID,
 		Details:     reason,
 	})
-}
-
-// allowHandshake takes a token from the bucket of ip's network.
-func (g *Gateway) allowHandshake(ip string) bool {
-	ok, _ := g.limiter.Allow(ratelimit.Key(ip), g.now())
-	return ok
 }
