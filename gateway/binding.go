@@ -3,20 +3,19 @@ package gateway
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"errors"
 	"net/http"
 	"strings"
 
-	"github.com/sessiongate/sessiongate"
 	"github.com/sessiongate/sessiongate/engineio"
 	"github.com/sessiongate/sessiongate/expresssession"
 )
 
-// Refusals of VerifyRequest. They are answered with HTTP 403 and never
-// reach the client's code: the session stays with the browser that opened
-// it.
+// Refusals of VerifyRequest. The engine answers them with HTTP 403
+// "Forbidden"; their text is never sent.
 var (
-	errForeignOrigin = sessiongate.Errorf(sessiongate.ECodeOriginNotAllowed, "request from an origin that is not allowed")
-	errOtherCookie   = sessiongate.Errorf(sessiongate.ECodeBadSignature, "request without the session cookie of the handshake")
+	errForeignOrigin = errors.New("gateway: request from an origin that is not allowed")
+	errOtherCookie   = errors.New("gateway: request without the session cookie of its handshake")
 )
 
 // VerifyRequest binds a later request of an Engine.IO session (a polling
