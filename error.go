@@ -1,13 +1,18 @@
 package sessiongate
 
 import (
+	_ "embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 )
 
 // Machine codes carried by Error. The handshake codes are sent to clients in
-// the data of a Socket.IO CONNECT_ERROR ({"code": "<CODE>"}); the client
-// treats all of them as final and does not retry.
+// the data of a Socket.IO CONNECT_ERROR ({"code": "<CODE>"}). Whether a
+// client retries one is written in the refusal table (codes.json, see
+// RefusalCodes): RATE_LIMITED and INTERNAL are temporary and retried with
+// backoff; the others are final, since only a new cookie or origin can
+// change the answer.
 const (
 	ECodeOriginNotAllowed = "ORIGIN_NOT_ALLOWED"
 	ECodeNoCookie         = "NO_COOKIE"
@@ -76,4 +81,46 @@ func ErrorMessage(err error) string {
 		return e.Message
 	}
 	return "internal error"
+}
+
+// codesJSON is the refusal table: the handshake codes, the CONNECT_ERROR
+// message each is sent with, and whether a client retries it. The
+// TypeScript client is generated from the same file (client/src/codes.ts),
+// so that both sides agree on which refusals are final.
+//
+//go:embed codes.json
+var codesJSON []byte
+
+// RefusalCode is one row of the refusal table.
+type RefusalCode struct {
+	Code    string `json:"code"`    // an ECode constant
+	Message string `json:"message"` // the CONNECT_ERROR message sent with it
+	Retry   bool   `json:"retry"`   // whether a client retries (with backoff) or stops
+}
+
+var refusalCodes = parseRefusalCodes(codesJSON)
+
+func parseRefusalCodes(data []byte) []RefusalCode {
+	var codes []RefusalCode
+	if err := json.Unmarshal(data, &codes); err != nil {
+		panic(fmt.Sprintf("sessiongate: codes.json: %v", err))
+	}
+	return codes
+}
+
+// RefusalCodes returns the refusal table in its order: every code a
+// handshake can be refused with. The slice is a copy.
+func RefusalCodes() []RefusalCode {
+	return append([]RefusalCode(nil), refusalCodes...)
+}
+
+// LookupRefusal returns the table's row of a handshake code, and false for
+// a code the table does not hold.
+func LookupRefusal(code string) (RefusalCode, bool) {
+	for _, c := range refusalCodes {
+		if c.Code == code {
+			return c, true
+		}
+	}
+	return RefusalCode{}, false
 }

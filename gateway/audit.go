@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sessiongate/sessiongate"
+	"github.com/sessiongate/sessiongate/internal/backoff"
 )
 
 // Audit writer limits.
@@ -27,7 +28,7 @@ const (
 type auditWriter struct {
 	store sessiongate.AuditStore
 	log   *slog.Logger
-	retry backoff // delays between retries of a failed write
+	retry backoff.Backoff // delays between retries of a failed write
 
 	queue    chan sessiongate.AuditEvent
 	inFlight atomic.Int64 // events taken from the queue, not yet written
@@ -48,7 +49,7 @@ func newAuditWriter(store sessiongate.AuditStore, log *slog.Logger, minRetry tim
 	w := &auditWriter{
 		store: store,
 		log:   log,
-		retry: backoff{min: minRetry, max: auditMaxRetry},
+		retry: backoff.Backoff{Min: minRetry, Max: auditMaxRetry},
 		queue: make(chan sessiongate.AuditEvent, auditQueueSize),
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
@@ -152,7 +153,7 @@ func (w *auditWriter) drain(batch []sessiongate.AuditEvent) {
 func (w *auditWriter) write(batch []sessiongate.AuditEvent) {
 	w.inFlight.Store(int64(len(batch)))
 	defer w.inFlight.Store(0)
-	defer w.retry.reset()
+	defer w.retry.Reset()
 	for {
 		ctx, cancel := context.WithTimeout(w.abortCtx, storeTimeout)
 		err := w.store.WriteAudit(ctx, batch)
@@ -162,7 +163,7 @@ func (w *auditWriter) write(batch []sessiongate.AuditEvent) {
 		}
 		w.failures.Add(1)
 		w.log.Error("audit write failed; retrying", "events", len(batch), "failures_total", w.failures.Load(), "err", err)
-		if !w.retry.wait(w.abortCtx) {
+		if !w.retry.Wait(w.abortCtx) {
 			w.drop(len(batch), "audit writer closed before the write succeeded")
 			return
 		}

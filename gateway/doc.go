@@ -32,13 +32,14 @@
 //
 //  1. Origin, when present, must be one of Config.AllowedOrigins
 //     (ORIGIN_NOT_ALLOWED).
-//  2. Rate limit per remote IP, a token bucket (RATE_LIMITED). It comes after
-//     the Origin check, which costs nothing, and before anything that reads
-//     the cookie or the store, so a flood never reaches the database.
-//  3. The session cookie (NO_COOKIE) and its signature (BAD_SIGNATURE).
-//  4. The session row (SESSION_NOT_FOUND, SESSION_EXPIRED); a store failure
+//  2. The session cookie (NO_COOKIE) and its signature (BAD_SIGNATURE).
+//  3. The session row (SESSION_NOT_FOUND, SESSION_EXPIRED); a store failure
 //     is INTERNAL and admits no one.
-//  5. passport.user (NOT_AUTHENTICATED).
+//  4. passport.user (NOT_AUTHENTICATED).
+//
+// Handshakes are rate limited per client address before any of this, when
+// the Engine.IO session is opened (HTTP 429), keyed by ClientKey; a flood
+// never reaches the cookie check or the database.
 //
 // A client that disconnects while its session row is being read (the
 // middleware's context is done when the lookup returns) has left, which is
@@ -54,8 +55,11 @@
 // once with SessionStore.Session, bounded by its own context.
 //
 // The checks run for every namespace a client joins (each CONNECT packet),
-// from the request that opened its Engine.IO session; the rate limit counts
-// each of them.
+// from the request that opened its Engine.IO session. That request stays
+// the session's credential: VerifyRequest, set as
+// engineio.Options.VerifyRequest, refuses a later polling request or the
+// websocket upgrade that does not carry the same session cookie or that
+// comes from an Origin not allowed, so the session id alone opens nothing.
 //
 // # Sessions on open sockets
 //

@@ -12,7 +12,6 @@ import (
 
 	"github.com/sessiongate/sessiongate"
 	"github.com/sessiongate/sessiongate/internal/clientip"
-	"github.com/sessiongate/sessiongate/internal/ratelimit"
 	"github.com/sessiongate/sessiongate/socketio"
 )
 
@@ -22,7 +21,6 @@ const (
 	DefaultCheckInterval    = 5 * time.Minute
 	DefaultRefreshThreshold = 5 * time.Minute
 	DefaultRefreshExtend    = 24 * time.Hour
-	DefaultRateLimit        = 20 // handshakes per second per remote IP
 )
 
 // Events the gateway sends to clients.
@@ -62,15 +60,9 @@ type Config struct {
 
 	// TrustedProxies are the addresses of reverse proxies in front of the
 	// server: for a handshake from one of them, the client's address (for
-	// rate limits and the audit trail) is taken from X-Forwarded-For, as
+	// the audit trail and ClientKey) is taken from X-Forwarded-For, as
 	// package clientip does. Empty: the peer is the client.
 	TrustedProxies []netip.Prefix
-
-	// RateLimit is the sustained handshakes per second allowed from one
-	// remote IP, RateBurst the bucket size (default 2×RateLimit, at least
-	// 1). Zero takes DefaultRateLimit; negative disables rate limiting.
-	RateLimit float64
-	RateBurst int
 
 	Logger *slog.Logger     // default slog.Default()
 	Now    func() time.Time // default time.Now; for tests
@@ -90,7 +82,6 @@ type Gateway struct {
 	log         *slog.Logger
 	now         func() time.Time
 
-	limiter *ratelimit.Limiter // nil when disabled
 	clients *clientip.Resolver
 	loader  sessionLoader
 	audit   *auditWriter
@@ -167,17 +158,7 @@ func New(cfg Config) (*Gateway, error) {
 		g.now = time.Now
 	}
 	g.clients = clientip.New(cfg.TrustedProxies)
-	if cfg.RateLimit >= 0 {
-		rate := cfg.RateLimit
-		if rate == 0 {
-			rate = DefaultRateLimit
-		}
-		burst := float64(cfg.RateBurst)
-		if burst <= 0 {
-			burst = max(2*rate, 1)
-		}
-		g.limiter = ratelimit.New(rate, burst)
-	}
+	g.clients.OnUntrustedForwarder = g.warnUntrustedForwarder
 	g.stats.init()
 	g.audit = newAuditWriter(cfg.Audit, g.log, auditMinRetry)
 	return g, nil

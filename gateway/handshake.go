@@ -6,7 +6,6 @@ import (
 
 	"github.com/sessiongate/sessiongate"
 	"github.com/sessiongate/sessiongate/expresssession"
-	"github.com/sessiongate/sessiongate/internal/ratelimit"
 	"github.com/sessiongate/sessiongate/socketio"
 )
 
@@ -86,9 +85,6 @@ func (g *Gateway) check(ctx context.Context, s *socketio.Socket, cl client) (*co
 	if origin := hs.Header.Get("Origin"); origin != "" && !g.origins[origin] {
 		return nil, &refusal{code: sessiongate.ECodeOriginNotAllowed}
 	}
-	if g.limiter != nil && !g.allowHandshake(cl.remoteAddr) {
-		return nil, &refusal{code: sessiongate.ECodeRateLimited}
-	}
 	sid, err := expresssession.SessionIDFromHeader(hs.Header, g.cookieName, g.secrets)
 	if err != nil {
 		return nil, &refusal{code: sessiongate.ErrorCode(err), err: err}
@@ -147,14 +143,12 @@ func (g *Gateway) refuse(ctx context.Context, cl client, r *refusal) {
 	g.audit.add(ctx, ev)
 }
 
-// connectError is the CONNECT_ERROR payload for a handshake code.
+// connectError is the CONNECT_ERROR payload for a handshake code, with the
+// message the refusal table (sessiongate.RefusalCodes) gives it.
 func connectError(code string) *socketio.ConnectError {
 	msg := "unauthorized"
-	switch code {
-	case sessiongate.ECodeInternal:
-		msg = "internal error"
-	case sessiongate.ECodeRateLimited:
-		msg = "rate limited"
+	if c, ok := sessiongate.LookupRefusal(code); ok {
+		msg = c.Message
 	}
 	return &socketio.ConnectError{Message: msg, Data: map[string]string{"code": code}}
 }
@@ -248,10 +242,4 @@ func (g *Gateway) disconnected(s *socketio.Socket, reason string) {
 		SocketID:    c.client.socketID,
 		Details:     reason,
 	})
-}
-
-// allowHandshake takes a token from the bucket of ip's network.
-func (g *Gateway) allowHandshake(ip string) bool {
-	ok, _ := g.limiter.Allow(ratelimit.Key(ip), g.now())
-	return ok
 }

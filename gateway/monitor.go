@@ -9,6 +9,7 @@ import (
 
 	"github.com/sessiongate/sessiongate"
 	"github.com/sessiongate/sessiongate/expresssession"
+	"github.com/sessiongate/sessiongate/internal/backoff"
 )
 
 // Run runs the monitor until ctx ends or Shutdown is called: one scheduler
@@ -55,14 +56,14 @@ func (g *Gateway) schedule(ctx context.Context) {
 	resyncRetry := time.NewTimer(time.Hour)
 	resyncRetry.Stop()
 	defer resyncRetry.Stop()
-	retryWait := backoff{min: resyncMinRetry, max: resyncMaxRetry}
+	retryWait := backoff.Backoff{Min: resyncMinRetry, Max: resyncMaxRetry}
 	resync := func() {
 		if g.checkSessions(ctx, g.resyncHashes(), false) {
-			retryWait.reset()
+			retryWait.Reset()
 			resyncRetry.Stop()
 			return
 		}
-		resyncRetry.Reset(retryWait.advance())
+		resyncRetry.Reset(retryWait.Next())
 	}
 	for {
 		if next, ok := g.nextExpiry(); ok {
@@ -292,7 +293,7 @@ func (g *Gateway) refresh(ctx context.Context, refreshes []sessiongate.Refresh, 
 // watch runs the revocation feed until ctx ends, restarting it (and
 // re-checking every live session, as after any gap) if it fails.
 func (g *Gateway) watch(ctx context.Context) {
-	b := backoff{min: 100 * time.Millisecond, max: 10 * time.Second}
+	b := backoff.Backoff{Min: 100 * time.Millisecond, Max: 10 * time.Second}
 	for {
 		started := time.Now()
 		err := g.revocations.WatchRevocations(ctx, g.onRevocation)
@@ -300,10 +301,10 @@ func (g *Gateway) watch(ctx context.Context) {
 			return
 		}
 		if time.Since(started) > time.Minute {
-			b.reset() // it had been working: a new failure starts short
+			b.Reset() // it had been working: a new failure starts short
 		}
 		g.log.Error("revocation feed stopped; restarting", "err", err)
-		if !b.wait(ctx) {
+		if !b.Wait(ctx) {
 			return
 		}
 		g.requestResync()
@@ -323,31 +324,3 @@ func (g *Gateway) onRevocation(r sessiongate.Revocation) {
 	}
 	g.end(context.Background(), r.SessionHash, reason)
 }
-
-// backoff is an exponential delay between retries, from min doubling up to
-// max.
-type backoff struct {
-	min, max time.Duration
-	next     time.Duration
-}
-
-// advance returns the next delay: min, then twice the last, up to max.
-func (b *backoff) advance() time.Duration {
-	b.next = min(max(b.next*2, b.min), b.max)
-	return b.next
-}
-
-// wait sleeps for the next delay, reporting false if ctx ended first.
-func (b *backoff) wait(ctx context.Context) bool {
-	t := time.NewTimer(b.advance())
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-// reset makes the next wait the shortest again.
-func (b *backoff) reset() { b.next = 0 }

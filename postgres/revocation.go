@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/sessiongate/sessiongate"
+	"github.com/sessiongate/sessiongate/internal/backoff"
 )
 
 // Backoff bounds between attempts to reconnect the listener.
@@ -24,7 +25,7 @@ const (
 // meanwhile. It returns ctx.Err() when ctx is done. Payloads that do not
 // parse are ignored.
 func (db *DB) WatchRevocations(ctx context.Context, fn func(sessiongate.Revocation)) error {
-	backoff := minBackoff
+	retry := backoff.Backoff{Min: minBackoff, Max: maxBackoff}
 	gap := false // whether endings may have been missed since the last listen
 	for {
 		conn, err := db.listen(ctx)
@@ -33,17 +34,12 @@ func (db *DB) WatchRevocations(ctx context.Context, fn func(sessiongate.Revocati
 				return ctx.Err()
 			}
 			gap = true
-			t := time.NewTimer(backoff)
-			select {
-			case <-ctx.Done():
-				t.Stop()
+			if !retry.Wait(ctx) {
 				return ctx.Err()
-			case <-t.C:
 			}
-			backoff = min(2*backoff, maxBackoff)
 			continue
 		}
-		backoff = minBackoff
+		retry.Reset()
 		if db.testHookListening != nil {
 			db.testHookListening(conn.PgConn().PID())
 		}

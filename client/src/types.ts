@@ -1,25 +1,28 @@
+import { CODES } from './codes.js';
+
+/** One row of the refusal table (generated from the server's codes.json). */
+type CodeRow = (typeof CODES)[number];
+
 /**
- * Codes the server sends in a CONNECT_ERROR when it refuses a handshake
- * (contract §2). Retrying cannot help: the browser's cookie or origin must
- * change first, so the client stops and reports `unauthorized`.
+ * A code the server sends in a CONNECT_ERROR when it refuses a handshake
+ * for good (contract §2): retrying cannot help, the browser's cookie or
+ * origin must change first, so the client stops and reports `unauthorized`.
  */
-export const REFUSAL_CODES = [
-  'NO_COOKIE',
-  'BAD_SIGNATURE',
-  'SESSION_NOT_FOUND',
-  'SESSION_EXPIRED',
-  'NOT_AUTHENTICATED',
-  'ORIGIN_NOT_ALLOWED',
-] as const;
-
-/** A handshake refusal code; see {@link REFUSAL_CODES}. */
-export type RefusalCode = (typeof REFUSAL_CODES)[number];
+export type RefusalCode = Extract<CodeRow, { retry: false }>['code'];
 
 /**
- * Codes of a CONNECT_ERROR that is temporary (database down, too many
+ * A code of a CONNECT_ERROR that is temporary (database down, too many
  * attempts): the client retries with backoff.
  */
-export type RetryableCode = 'RATE_LIMITED' | 'INTERNAL';
+export type RetryableCode = Extract<CodeRow, { retry: true }>['code'];
+
+/**
+ * The final refusal codes, {@link RefusalCode}: the rows of the server's
+ * refusal table (codes.json) that say `retry: false`.
+ */
+export const REFUSAL_CODES: readonly RefusalCode[] = CODES.filter(
+  (c): c is Extract<CodeRow, { retry: false }> => !c.retry,
+).map((c) => c.code);
 
 /** Why the server ended the session of an open socket (contract §3). */
 export type SessionExpiredReason = 'revoked' | 'expired' | 'logged_out';

@@ -105,7 +105,7 @@ var settings = []setting{
 		parse: func(c *Config, v string) error { return parsePositiveInt(&c.MaxPayload, v) }},
 	{env: "MAX_CONNECTIONS", def: "50000", arg: "N", usage: "most open Engine.IO sessions; more are refused with HTTP 503; 0: no cap",
 		parse: func(c *Config, v string) error { return parseCount(&c.MaxConnections, v, "0 or more") }},
-	{env: "CONNECT_TIMEOUT", def: "45s", arg: "DURATION", usage: "close a client that joins no namespace by then",
+	{env: "CONNECT_TIMEOUT", def: "10s", arg: "DURATION", usage: "close a client that joins no namespace by then (socket.io-client joins right after opening)",
 		parse: func(c *Config, v string) error { return parseDuration(&c.ConnectTimeout, v) }},
 	{env: "ALLOWED_ORIGINS", def: "", arg: "LIST", usage: "comma-separated browser origins allowed (scheme://host[:port])",
 		parse: parseOrigins},

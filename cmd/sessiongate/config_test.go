@@ -149,7 +149,7 @@ func TestFlagWinsOverEnv(t *testing.T) {
 	}
 	// Defaults.
 	if c.PingInterval != 25*time.Second || c.PingTimeout != 20*time.Second || c.MaxPayload != 1_000_000 || c.MaxConnections != 50_000 ||
-		c.ConnectTimeout != 45*time.Second || c.SessionCookie != "connect.sid" || c.SocketPath != "/socket.io/" ||
+		c.ConnectTimeout != 10*time.Second || c.SessionCookie != "connect.sid" || c.SocketPath != "/socket.io/" ||
 		c.RefreshThreshold != 5*time.Minute || c.RefreshExtend != 24*time.Hour || !c.AuthEndpoints || c.Demo {
 		t.Errorf("defaults = %+v", c)
 	}

@@ -91,20 +91,6 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 		log.Warn("ALLOWED_ORIGINS is empty: browsers (which send an Origin) are refused; only clients without one connect")
 	}
 
-	s.io = socketio.NewServer(socketio.Options{
-		Engine: engineio.Options{
-			PingInterval:   cfg.PingInterval,
-			PingTimeout:    cfg.PingTimeout,
-			MaxPayload:     cfg.MaxPayload,
-			MaxSessions:    cfg.MaxConnections,
-			AllowedOrigins: origins,
-		},
-		ConnectTimeout: cfg.ConnectTimeout,
-	})
-	rate := cfg.RateLimit
-	if rate == 0 {
-		rate = -1 // 0 disables here; gateway takes negative for that
-	}
 	s.gw, err = gateway.New(gateway.Config{
 		Sessions:         s.store,
 		Revocations:      s.store,
@@ -115,14 +101,25 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 		CheckInterval:    cfg.CheckInterval,
 		RefreshThreshold: cfg.RefreshThreshold,
 		RefreshExtend:    cfg.RefreshExtend,
-		RateLimit:        rate,
-		RateBurst:        cfg.RateBurst,
 		TrustedProxies:   cfg.TrustedProxies,
 		Logger:           log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
+	s.io = socketio.NewServer(socketio.Options{
+		Engine: engineio.Options{
+			PingInterval:   cfg.PingInterval,
+			PingTimeout:    cfg.PingTimeout,
+			MaxPayload:     cfg.MaxPayload,
+			MaxSessions:    cfg.MaxConnections,
+			AllowedOrigins: origins,
+			// A session's later requests must come from the browser that
+			// opened it: its sid alone is not a credential.
+			VerifyRequest: s.gw.VerifyRequest,
+		},
+		ConnectTimeout: cfg.ConnectTimeout,
+	})
 	ns := s.io.Of("/")
 	s.gw.Attach(ns)
 

@@ -6,19 +6,47 @@
 // sends the request, so a client talking to the server directly could put
 // any address in it and escape per-address rate limits, or blame another
 // address in the audit trail.
+//
+// The reverse mistake is noticed: a peer that is not trusted but sends
+// X-Forwarded-For is most likely a proxy missing from the trusted list, and
+// every client behind it then shares its address and its rate-limit bucket.
+// A Resolver remembers such peers (UntrustedForwarders) and reports each the
+// first time it is seen (OnUntrustedForwarder).
 package clientip
 
 import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/sessiongate/sessiongate/internal/ratelimit"
 )
 
+// MaxForwarders bounds the untrusted forwarding peers a Resolver
+// remembers: a client sending the header itself can make it note its own
+// address, and a flood of such addresses must not grow the list.
+const MaxForwarders = 16
+
 // Resolver finds client addresses, trusting the proxies in its prefixes.
-// The zero Resolver trusts no proxy: the client is always the peer.
+// The zero Resolver trusts no proxy: the client is always the peer. Its
+// methods are safe for concurrent use.
 type Resolver struct {
+	// OnUntrustedForwarder, when set, is called the first time a request
+	// from peer (an IP address) carries X-Forwarded-For while peer is not
+	// a trusted proxy, for the first MaxForwarders such peers. It is
+	// called on the request's goroutine and must not block. Set it before
+	// the Resolver is used.
+	OnUntrustedForwarder func(peer string)
+
 	trusted []netip.Prefix
+
+	forwarded  atomic.Uint64 // requests with X-Forwarded-For from untrusted peers
+	mu         sync.Mutex
+	forwarders []string // the first MaxForwarders such peers, in order seen
 }
 
 // New returns a Resolver trusting proxies whose address is in one of
@@ -61,11 +89,14 @@ func (r *Resolver) ClientIP(remoteAddr string, h http.Header) string {
 	if host, _, err := net.SplitHostPort(remoteAddr); err == nil {
 		peer = host
 	}
-	if r == nil || len(r.trusted) == 0 {
+	if r == nil {
 		return peer
 	}
 	addr, err := netip.ParseAddr(peer)
 	if err != nil || !r.trustedAddr(addr) {
+		if err == nil && len(h.Values("X-Forwarded-For")) > 0 {
+			r.noteForwarder(addr.Unmap().String())
+		}
 		return peer
 	}
 	client := addr
@@ -84,6 +115,45 @@ func (r *Resolver) ClientIP(remoteAddr string, h http.Header) string {
 		}
 	}
 	return client.String()
+}
+
+// Key is the rate-limit bucket key of the client of req: its address as
+// ClientIP finds it, keyed as ratelimit.Key (an IPv6 client by its /64).
+// It suits engineio.Options.ClientKey.
+func (r *Resolver) Key(req *http.Request) string {
+	return ratelimit.Key(r.ClientIP(req.RemoteAddr, req.Header))
+}
+
+// UntrustedForwarders returns the peers (up to MaxForwarders, in the order
+// first seen) that sent X-Forwarded-For without being trusted proxies, and
+// how many such requests there were in all. A proxy in the list is missing
+// from the trusted list: the clients behind it are all taken for it. With
+// no proxy in front of the server, the peers are clients that set the
+// header themselves, and are rightly ignored.
+func (r *Resolver) UntrustedForwarders() (peers []string, requests uint64) {
+	if r == nil {
+		return nil, 0
+	}
+	r.mu.Lock()
+	peers = slices.Clone(r.forwarders)
+	r.mu.Unlock()
+	return peers, r.forwarded.Load()
+}
+
+// noteForwarder counts a request with X-Forwarded-For from the untrusted
+// peer and remembers peer, reporting it when it is new.
+func (r *Resolver) noteForwarder(peer string) {
+	r.forwarded.Add(1)
+	r.mu.Lock()
+	if len(r.forwarders) >= MaxForwarders || slices.Contains(r.forwarders, peer) {
+		r.mu.Unlock()
+		return
+	}
+	r.forwarders = append(r.forwarders, peer)
+	r.mu.Unlock()
+	if r.OnUntrustedForwarder != nil {
+		r.OnUntrustedForwarder(peer)
+	}
 }
 
 func (r *Resolver) trustedAddr(a netip.Addr) bool {
