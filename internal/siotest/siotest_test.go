@@ -77,6 +77,18 @@ func dial(t *testing.T, url string, opts Options) *Client {
 	return c
 }
 
+// connect dials a client that must be admitted, and returns it with a
+// context for the test's waits.
+func connect(t *testing.T, url string, opts Options) (*Client, context.Context) {
+	t.Helper()
+	ctx := waitCtx(t)
+	c := dial(t, url, opts)
+	if _, err := c.Connected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return c, ctx
+}
+
 func waitCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	t.Cleanup(cancel)
@@ -114,11 +126,7 @@ func TestEventEcho(t *testing.T) {
 	url := serve(t, engineio.Options{})
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			ctx := waitCtx(t)
-			c := dial(t, url, Options{Transport: tr})
-			if _, err := c.Connected(ctx); err != nil {
-				t.Fatal(err)
-			}
+			c, ctx := connect(t, url, Options{Transport: tr})
 			for i := range 3 { // each WaitEvent takes the next one
 				if err := c.Emit(ctx, "message", i, "two", map[string]bool{"three": true}); err != nil {
 					t.Fatal(err)
@@ -143,11 +151,7 @@ func TestAck(t *testing.T) {
 	url := serve(t, engineio.Options{})
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			ctx := waitCtx(t)
-			c := dial(t, url, Options{Transport: tr})
-			if _, err := c.Connected(ctx); err != nil {
-				t.Fatal(err)
-			}
+			c, ctx := connect(t, url, Options{Transport: tr})
 			for _, arg := range []string{"a", "b"} {
 				args, err := c.EmitWithAck(ctx, "message-with-ack", arg, 42)
 				if err != nil {
@@ -190,11 +194,7 @@ func TestServerDisconnect(t *testing.T) {
 	for _, tr := range transports {
 		for _, tt := range tests {
 			t.Run(tr+"/"+tt.event, func(t *testing.T) {
-				ctx := waitCtx(t)
-				c := dial(t, url, Options{Transport: tr})
-				if _, err := c.Connected(ctx); err != nil {
-					t.Fatal(err)
-				}
+				c, ctx := connect(t, url, Options{Transport: tr})
 				if err := c.Emit(ctx, tt.event); err != nil {
 					t.Fatal(err)
 				}
@@ -230,11 +230,7 @@ func TestPingPong(t *testing.T) {
 	url := serve(t, engineio.Options{PingInterval: 20 * time.Millisecond, PingTimeout: waitTimeout})
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			ctx := waitCtx(t)
-			c := dial(t, url, Options{Transport: tr})
-			if _, err := c.Connected(ctx); err != nil {
-				t.Fatal(err)
-			}
+			c, ctx := connect(t, url, Options{Transport: tr})
 			err := c.wait(ctx, "five pings", func() (bool, error) { return c.pings >= 5, nil })
 			if err != nil {
 				t.Fatal(err)
