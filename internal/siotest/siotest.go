@@ -93,8 +93,10 @@ type Disconnect struct {
 	Received time.Time
 }
 
-// HandshakeError is the server's refusal of the Engine.IO handshake: an
-// HTTP error answered before any packet (see engineio's error codes).
+// HandshakeError is an HTTP error the server answered instead of Engine.IO
+// packets (see engineio's error codes): Dial returns it when the handshake
+// is refused; a later poll or post refused ends the connection with it
+// wrapped in Disconnect.Err.
 type HandshakeError struct {
 	StatusCode int
 	Code       int    // Engine.IO error code of the JSON body; -1 if none
@@ -102,7 +104,7 @@ type HandshakeError struct {
 }
 
 func (e *HandshakeError) Error() string {
-	return fmt.Sprintf("siotest: handshake refused: HTTP %d, code %d %q", e.StatusCode, e.Code, e.Message)
+	return fmt.Sprintf("siotest: refused: HTTP %d, Engine.IO code %d %q", e.StatusCode, e.Code, e.Message)
 }
 
 // writeTimeout bounds the writes of Close, which takes no context.

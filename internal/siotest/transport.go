@@ -67,8 +67,8 @@ func engineURL(base, transport string) (*url.URL, error) {
 	return u, nil
 }
 
-// handshakeError reads the refusal resp answers. Its body may already be
-// partly read by the websocket library; the first kilobyte is enough.
+// handshakeError reads the refusal resp answers (the websocket library
+// keeps only the first kilobyte of its body; that is enough).
 func handshakeError(resp *http.Response) error {
 	e := &HandshakeError{StatusCode: resp.StatusCode, Code: -1}
 	if resp.Body != nil {
@@ -235,7 +235,11 @@ func (t *pollingTransport) read(ctx context.Context) ([]enginePacket, error) {
 			return first, nil
 		}
 	}
-	return t.get(ctx, t.url)
+	pkts, err := t.get(ctx, t.url)
+	if err != nil {
+		return nil, fmt.Errorf("siotest: poll: %w", err)
+	}
+	return pkts, nil
 }
 
 func (t *pollingTransport) write(ctx context.Context, pkt []byte) error {
@@ -243,11 +247,11 @@ func (t *pollingTransport) write(ctx context.Context, pkt []byte) error {
 	defer t.postMu.Unlock()
 	resp, err := t.do(ctx, http.MethodPost, t.url, pkt)
 	if err != nil {
-		return err
+		return fmt.Errorf("siotest: post: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return handshakeError(resp)
+		return fmt.Errorf("siotest: post: %w", handshakeError(resp))
 	}
 	_, err = io.Copy(io.Discard, resp.Body)
 	return err
