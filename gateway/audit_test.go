@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sessiongate/sessiongate"
+	"github.com/sessiongate/sessiongate/internal/siotest"
 )
 
 // flakyAudit fails its first n writes, then writes into the recording
@@ -194,11 +195,8 @@ func TestAuditRetryThroughGateway(t *testing.T) {
 	g := newGateway(t, Config{Sessions: st, Audit: store})
 	_, url := serve(t, g)
 	_, cookie := saveSession(t, st, "42", time.Now().Add(time.Hour))
-	r := startClients(t, url, false,
-		clientSpec{Name: "ok", Cookie: cookie},
-		clientSpec{Name: "no-cookie", ExpectError: sessiongate.ECodeNoCookie},
-	)
-	r.finish()
+	connected(t, dial(t, url, browser{cookie: cookie, transport: siotest.Polling}))
+	refused(t, dial(t, url, browser{transport: siotest.Polling}), sessiongate.ECodeNoCookie)
 	store.waitFor(t, "success", action(sessiongate.ActionAuthSuccess, ""))
 	store.waitFor(t, "failure", action(sessiongate.ActionAuthFailure, sessiongate.ECodeNoCookie))
 	if f := g.Stats().AuditWriteFailures; f < 1 {

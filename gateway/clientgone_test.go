@@ -2,12 +2,8 @@ package gateway
 
 import (
 	"context"
-	"net/http"
-	"strings"
 	"testing"
 	"time"
-
-	"github.com/coder/websocket"
 
 	"github.com/sessiongate/sessiongate"
 )
@@ -39,21 +35,13 @@ func TestHandshakeClientGone(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
-	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(url, "http")+"/socket.io/?EIO=4&transport=websocket", &websocket.DialOptions{
-		HTTPHeader: http.Header{"Cookie": {cookie}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ws.Write(ctx, websocket.MessageText, []byte("40")); err != nil {
-		t.Fatal(err)
-	}
+	c := dial(t, url, browser{cookie: cookie})
 	select {
 	case <-stalling.entered:
 	case <-ctx.Done():
 		t.Fatal("the handshake never reached the store")
 	}
-	ws.CloseNow()
+	c.Close() // not connected yet: the transport closes, no DISCONNECT
 
 	ev := audit.waitFor(t, "client gone", action(sessiongate.ActionAuthFailure, HandshakeClientGone))
 	if ev.Severity != sessiongate.SeverityWarn || ev.SessionHash == "" {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sessiongate/sessiongate"
 	"github.com/sessiongate/sessiongate/expresssession"
+	"github.com/sessiongate/sessiongate/internal/siotest"
 )
 
 // backends are the stores every handshake test runs against.
@@ -42,28 +43,45 @@ func testHandshakeCodes(t *testing.T, st store) {
 	_, nullUserCookie := saveSession(t, st, `null`, now.Add(time.Hour))
 	expiredSID, expiredCookie := saveSession(t, st, "42", now.Add(-time.Minute))
 	missingSID := expresssession.NewSessionID()
-	ws := []string{"websocket"}
+	ws := siotest.Websocket
+	// The official client's default transports begin with polling.
+	polling := siotest.Polling
 
-	clients := []clientSpec{
-		{Name: "ok", Cookie: okCookie, Await: "hello"},
-		{Name: "ok-websocket", Cookie: aliceCookie, Transports: ws},
-		{Name: "allowed-origin", Cookie: okCookie, Origin: "http://app.example", Transports: ws},
-		{Name: "no-cookie", ExpectError: sessiongate.ECodeNoCookie},
-		{Name: "no-cookie-websocket", Transports: ws, ExpectError: sessiongate.ECodeNoCookie},
-		{Name: "other-cookie", Cookie: "theme=dark", ExpectError: sessiongate.ECodeNoCookie},
-		{Name: "unsigned", Cookie: "connect.sid=" + okSID, ExpectError: sessiongate.ECodeNoCookie},
-		{Name: "bad-signature", Cookie: "connect.sid=" + expresssession.CookieValue(okSID, []byte("other secret")), ExpectError: sessiongate.ECodeBadSignature},
-		{Name: "bad-signature-websocket", Transports: ws, Cookie: okCookie + "x", ExpectError: sessiongate.ECodeBadSignature},
-		{Name: "not-found", Cookie: cookieHeader(missingSID), ExpectError: sessiongate.ECodeSessionNotFound},
-		{Name: "expired", Cookie: expiredCookie, ExpectError: sessiongate.ECodeSessionExpired},
-		{Name: "anonymous", Cookie: anonCookie, ExpectError: sessiongate.ECodeNotAuthenticated},
-		{Name: "empty-user", Cookie: emptyUserCookie, ExpectError: sessiongate.ECodeNotAuthenticated},
-		{Name: "null-user", Cookie: nullUserCookie, ExpectError: sessiongate.ECodeNotAuthenticated},
-		{Name: "bad-origin", Cookie: okCookie, Origin: "http://evil.example", ExpectError: sessiongate.ECodeOriginNotAllowed},
-		{Name: "bad-origin-websocket", Cookie: okCookie, Origin: "http://app.example:8080", Transports: ws, ExpectError: sessiongate.ECodeOriginNotAllowed},
+	admitted := []struct {
+		name string
+		b    browser
+	}{
+		{"ok", browser{cookie: okCookie, transport: polling}},
+		{"ok-websocket", browser{cookie: aliceCookie, transport: ws}},
+		{"allowed-origin", browser{cookie: okCookie, origin: "http://app.example", transport: ws}},
 	}
-	r := startClients(t, url, false, clients...)
-	r.waitFor("ok", "connect")
+	refusals := []struct {
+		name string
+		b    browser
+		code string
+	}{
+		{"no-cookie", browser{transport: polling}, sessiongate.ECodeNoCookie},
+		{"no-cookie-websocket", browser{transport: ws}, sessiongate.ECodeNoCookie},
+		{"other-cookie", browser{cookie: "theme=dark", transport: polling}, sessiongate.ECodeNoCookie},
+		{"unsigned", browser{cookie: "connect.sid=" + okSID, transport: polling}, sessiongate.ECodeNoCookie},
+		{"bad-signature", browser{cookie: "connect.sid=" + expresssession.CookieValue(okSID, []byte("other secret")), transport: polling}, sessiongate.ECodeBadSignature},
+		{"bad-signature-websocket", browser{cookie: okCookie + "x", transport: ws}, sessiongate.ECodeBadSignature},
+		{"not-found", browser{cookie: cookieHeader(missingSID), transport: polling}, sessiongate.ECodeSessionNotFound},
+		{"expired", browser{cookie: expiredCookie, transport: polling}, sessiongate.ECodeSessionExpired},
+		{"anonymous", browser{cookie: anonCookie, transport: polling}, sessiongate.ECodeNotAuthenticated},
+		{"empty-user", browser{cookie: emptyUserCookie, transport: polling}, sessiongate.ECodeNotAuthenticated},
+		{"null-user", browser{cookie: nullUserCookie, transport: polling}, sessiongate.ECodeNotAuthenticated},
+		{"bad-origin", browser{cookie: okCookie, origin: "http://evil.example", transport: polling}, sessiongate.ECodeOriginNotAllowed},
+		{"bad-origin-websocket", browser{cookie: okCookie, origin: "http://app.example:8080", transport: ws}, sessiongate.ECodeOriginNotAllowed},
+	}
+	clients := map[string]*siotest.Client{}
+	for _, c := range admitted {
+		clients[c.name] = dial(t, url, c.b)
+	}
+	for _, c := range refusals {
+		clients[c.name] = dial(t, url, c.b)
+	}
+	connected(t, clients["ok"])
 
 	socks := ns.Sockets("user:42")
 	if len(socks) == 0 {
@@ -78,21 +96,26 @@ func testHandshakeCodes(t *testing.T, st store) {
 	if err := ns.To("user:42").Emit("hello", "world"); err != nil {
 		t.Fatal(err)
 	}
-	lines := r.finish()
-
-	if l, ok := find(lines, "ok", "event"); !ok || l.Name != "hello" || !slices.Equal(l.Args, []any{"world"}) {
-		t.Errorf("ok client got %+v, want hello [world] sent to room user:42", l)
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if ev, err := clients["ok"].WaitEvent(ctx, "hello"); err != nil {
+		t.Error(err)
+	} else if len(ev.Args) != 1 || string(ev.Args[0]) != `"world"` {
+		t.Errorf("ok client got hello %s, want [world] sent to room user:42", ev.Args)
 	}
-	wantHandshakes := map[string]uint64{HandshakeOK: 3}
-	for _, c := range clients {
-		if c.ExpectError == "" {
-			continue
+	for _, c := range admitted {
+		connected(t, clients[c.name])
+	}
+	wantHandshakes := map[string]uint64{HandshakeOK: uint64(len(admitted))}
+	for _, c := range refusals {
+		wantHandshakes[c.code]++
+		if ce := refused(t, clients[c.name], c.code); ce.Message != "unauthorized" {
+			t.Errorf("%s: connect_error message %q, want unauthorized", c.name, ce.Message)
 		}
-		wantHandshakes[c.ExpectError]++
-		l, _ := find(lines, c.Name, "connect_error")
-		if l.Message != "unauthorized" {
-			t.Errorf("%s: connect_error message %q, want unauthorized", c.Name, l.Message)
-		}
+	}
+	for _, c := range admitted {
+		stillConnected(t, c.name, clients[c.name])
+		clients[c.name].Close()
 	}
 	st2 := g.Stats()
 	for code, n := range wantHandshakes {
@@ -139,11 +162,10 @@ func TestAuditTablePostgres(t *testing.T) {
 	_, srvURL := serve(t, g)
 	sid, cookie := saveSession(t, db, "7", time.Now().Add(time.Hour))
 	missing := expresssession.NewSessionID()
-	r := startClients(t, srvURL, true,
-		clientSpec{Name: "ok", Cookie: cookie},
-		clientSpec{Name: "missing", Cookie: cookieHeader(missing), ExpectError: sessiongate.ECodeSessionNotFound},
-	)
-	r.finish()
+	ok := dial(t, srvURL, browser{cookie: cookie, transport: siotest.Polling})
+	connected(t, ok)
+	refused(t, dial(t, srvURL, browser{cookie: cookieHeader(missing), transport: siotest.Polling}), sessiongate.ECodeSessionNotFound)
+	ok.Close()
 	disc := audit.waitFor(t, "disconnect", func(ev sessiongate.AuditEvent) bool { return ev.Action == sessiongate.ActionDisconnect })
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, url)
@@ -190,12 +212,9 @@ func TestHandshakeInternal(t *testing.T) {
 	audit := newRecordingAudit(nil)
 	g := newGateway(t, Config{Sessions: closed, Audit: audit})
 	_, srvURL := serve(t, g)
-	r := startClients(t, srvURL, false, clientSpec{
-		Name: "a", Cookie: cookieHeader(expresssession.NewSessionID()), ExpectError: sessiongate.ECodeInternal,
-	})
-	lines := r.finish()
-	if l, _ := find(lines, "a", "connect_error"); l.Message != "internal error" {
-		t.Errorf("message %q, want internal error", l.Message)
+	c := dial(t, srvURL, browser{cookie: cookieHeader(expresssession.NewSessionID()), transport: siotest.Polling})
+	if ce := refused(t, c, sessiongate.ECodeInternal); ce.Message != "internal error" {
+		t.Errorf("message %q, want internal error", ce.Message)
 	}
 	ev := audit.waitFor(t, "auth error", action(sessiongate.ActionAuthError, sessiongate.ECodeInternal))
 	if ev.Severity != sessiongate.SeverityHigh {
@@ -217,9 +236,7 @@ func TestForwardedClientAudited(t *testing.T) {
 	g := newGateway(t, Config{Sessions: st, Audit: audit, TrustedProxies: proxies})
 	_, url := serve(t, g)
 	_, cookie := saveSession(t, st, "42", time.Now().Add(time.Hour))
-	startClients(t, url, true,
-		clientSpec{Name: "a", Cookie: cookie, ForwardedFor: "198.51.100.1"},
-	).finish()
+	connected(t, dial(t, url, browser{cookie: cookie, forwardedFor: "198.51.100.1", transport: siotest.Polling}))
 	ev := audit.waitFor(t, "auth success", action(sessiongate.ActionAuthSuccess, ""))
 	if ev.RemoteAddr != "198.51.100.1" {
 		t.Errorf("audit remote_addr %q, want the forwarded client 198.51.100.1", ev.RemoteAddr)

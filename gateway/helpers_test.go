@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"github.com/sessiongate/sessiongate/expresssession"
 	"github.com/sessiongate/sessiongate/internal/nodetest"
 	"github.com/sessiongate/sessiongate/internal/pgtest"
+	"github.com/sessiongate/sessiongate/internal/siotest"
 	"github.com/sessiongate/sessiongate/postgres"
 	"github.com/sessiongate/sessiongate/socketio"
 )
@@ -133,17 +135,13 @@ func serve(t *testing.T, g *Gateway) (*socketio.Namespace, string) {
 	return ns, hs.URL
 }
 
-// clientSpec is one client of test/interop/gateway-client.mjs.
+// clientSpec is one client of test/interop/gateway-client.mjs, which drives
+// the official socket.io-client (TestExpressInterop, TestEndSession).
 type clientSpec struct {
-	Name          string   `json:"name"`
-	Cookie        string   `json:"cookie,omitempty"`
-	Origin        string   `json:"origin,omitempty"`
-	ForwardedFor  string   `json:"forwardedFor,omitempty"`
-	Transports    []string `json:"transports,omitempty"`
-	ExpectError   string   `json:"expectError,omitempty"`
-	ExpectEnd     string   `json:"expectEnd,omitempty"`
-	ExpectRestart bool     `json:"expectRestart,omitempty"`
-	Await         string   `json:"await,omitempty"`
+	Name       string   `json:"name"`
+	Cookie     string   `json:"cookie,omitempty"`
+	Transports []string `json:"transports,omitempty"`
+	ExpectEnd  string   `json:"expectEnd,omitempty"`
 }
 
 type nodeSpec struct {
@@ -155,19 +153,12 @@ type nodeSpec struct {
 
 // line is one line printed by gateway-client.mjs.
 type line struct {
-	Client       string   `json:"client"`
-	Event        string   `json:"event"`
-	Name         string   `json:"name"`
-	Args         []any    `json:"args"`
-	Message      string   `json:"message"`
-	Code         string   `json:"code"`
-	Reason       string   `json:"reason"`
-	Active       *bool    `json:"active"`
-	RetryAfterMs *int64   `json:"retryAfterMs"`
-	T            int64    `json:"t"`
-	Done         bool     `json:"done"`
-	OK           bool     `json:"ok"`
-	Failures     []string `json:"failures"`
+	Client   string   `json:"client"`
+	Event    string   `json:"event"`
+	Reason   string   `json:"reason"`
+	Done     bool     `json:"done"`
+	OK       bool     `json:"ok"`
+	Failures []string `json:"failures"`
 
 	received time.Time
 	raw      string
@@ -286,6 +277,112 @@ func find(lines []line, client, event string) (line, bool) {
 		}
 	}
 	return line{}, false
+}
+
+// browser is what a test's Go Socket.IO client (package siotest) sends as a
+// browser would: its headers, on every request, and its transport.
+type browser struct {
+	cookie       string
+	origin       string
+	forwardedFor string
+	transport    string // siotest.Websocket when empty
+}
+
+// dial opens a Go Socket.IO client to the gateway served at url and sends
+// its CONNECT; the client is closed when the test ends.
+func dial(t *testing.T, url string, b browser) *siotest.Client {
+	t.Helper()
+	h := http.Header{}
+	for k, v := range map[string]string{"Cookie": b.cookie, "Origin": b.origin, "X-Forwarded-For": b.forwardedFor} {
+		if v != "" {
+			h.Set(k, v)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	c, err := siotest.Dial(ctx, url, siotest.Options{Header: h, Transport: b.transport})
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// connected waits until the gateway admitted c.
+func connected(t *testing.T, c *siotest.Client) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if _, err := c.Connected(ctx); err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+}
+
+// refused waits until the gateway refused c, checks the code, and returns
+// the refusal.
+func refused(t *testing.T, c *siotest.Client, code string) *siotest.ConnectError {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	_, err := c.Connected(ctx)
+	var ce *siotest.ConnectError
+	if !errors.As(err, &ce) {
+		t.Fatalf("connect: %v, want connect_error %s", err, code)
+	}
+	if ce.Code != code {
+		t.Errorf("connect_error %q code %q, want %s", ce.Message, ce.Code, code)
+	}
+	return ce
+}
+
+// ended waits until the gateway sent c away after admitting it (an event,
+// then "io server disconnect"), checks that the event came first, and
+// returns both. The
+// event is session_expired, whose reason must be want ("" for any), or
+// server_restart when want is EventServerRestart.
+func ended(t *testing.T, c *siotest.Client, want string) (siotest.Event, siotest.Disconnect) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if _, err := c.Connected(ctx); err != nil {
+		t.Fatalf("sent away before it connected: %v", err)
+	}
+	d, err := c.WaitDisconnect(ctx)
+	if err != nil {
+		t.Fatalf("waiting for the end: %v", err)
+	}
+	if d.Reason != siotest.ReasonServerDisconnect {
+		t.Errorf("disconnect reason %q (%v), want %s", d.Reason, d.Err, siotest.ReasonServerDisconnect)
+	}
+	event := EventSessionExpired
+	if want == EventServerRestart {
+		event = EventServerRestart
+	}
+	// Taken after the end: an event sent before the DISCONNECT is there.
+	ev, err := c.WaitEvent(ctx, event)
+	if err != nil {
+		t.Fatalf("disconnected without %s: %v", event, err)
+	}
+	if event == EventSessionExpired {
+		var payload struct {
+			Reason string `json:"reason"`
+		}
+		if len(ev.Args) != 1 || json.Unmarshal(ev.Args[0], &payload) != nil {
+			t.Fatalf("%s args %s, want {reason}", event, ev.Args)
+		}
+		if want != "" && payload.Reason != want {
+			t.Errorf("%s reason %q, want %s", event, payload.Reason, want)
+		}
+	}
+	return ev, d
+}
+
+// stillConnected fails the test if c was disconnected.
+func stillConnected(t *testing.T, name string, c *siotest.Client) {
+	t.Helper()
+	if d, gone := c.Disconnected(); gone {
+		t.Errorf("%s: unexpected disconnect %q (%v)", name, d.Reason, d.Err)
+	}
 }
 
 // recordingAudit records what it writes, in order, and lets a test wait

@@ -16,8 +16,8 @@ import (
 
 	"github.com/sessiongate/sessiongate"
 	"github.com/sessiongate/sessiongate/expresssession"
-	"github.com/sessiongate/sessiongate/internal/nodetest"
 	"github.com/sessiongate/sessiongate/internal/pgtest"
+	"github.com/sessiongate/sessiongate/internal/siotest"
 	"github.com/sessiongate/sessiongate/postgres"
 	"github.com/sessiongate/sessiongate/socketio"
 )
@@ -26,7 +26,6 @@ import (
 // each socket must get session_expired with the reason and be disconnected
 // within 1 second of the commit.
 func TestRevocationPostgres(t *testing.T) {
-	nodetest.Require(t, "test/interop") // the subtests' clients; the totals below need them all
 	db, _ := openPostgres(t)
 	audit := newRecordingAudit(nil)
 	g := newGateway(t, Config{Sessions: db, Revocations: db, Audit: audit})
@@ -52,20 +51,18 @@ func TestRevocationPostgres(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(string(tt.reason), func(t *testing.T) {
 			sid, cookie := saveSession(t, db, "42", time.Now().Add(time.Hour))
-			r := startClients(t, url, false,
-				clientSpec{Name: "polling", Cookie: cookie, ExpectEnd: string(tt.reason)},
-				clientSpec{Name: "websocket", Cookie: cookie, Transports: []string{"websocket"}, ExpectEnd: string(tt.reason)},
-			)
-			r.waitFor("polling", "connect")
-			r.waitFor("websocket", "connect")
+			clients := map[string]*siotest.Client{}
+			for _, tr := range []string{siotest.Polling, siotest.Websocket} {
+				clients[tr] = dial(t, url, browser{cookie: cookie, transport: tr})
+				connected(t, clients[tr])
+			}
 			committed := time.Now()
 			if err := tt.end(sid); err != nil {
 				t.Fatal(err)
 			}
-			lines := r.finish()
-			for _, c := range []string{"polling", "websocket"} {
-				l, _ := find(lines, c, "disconnect")
-				latency := l.received.Sub(committed)
+			for c, client := range clients {
+				_, d := ended(t, client, string(tt.reason))
+				latency := d.Received.Sub(committed)
 				t.Logf("%s %s: io server disconnect %v after the commit", tt.reason, c, latency)
 				if latency > time.Second {
 					t.Errorf("%s: ended %v after the commit, want within 1s", c, latency)
@@ -109,8 +106,8 @@ func TestResyncAfterListenerLoss(t *testing.T) {
 	run(t, g)
 	_, srvURL := serve(t, g)
 	sid, cookie := saveSession(t, db, "42", time.Now().Add(time.Hour))
-	r := startClients(t, srvURL, false, clientSpec{Name: "a", Cookie: cookie, ExpectEnd: string(sessiongate.EndRevoked)})
-	r.waitFor("a", "connect")
+	c := dial(t, srvURL, browser{cookie: cookie, transport: siotest.Polling})
+	connected(t, c)
 
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, url)
@@ -135,7 +132,7 @@ func TestResyncAfterListenerLoss(t *testing.T) {
 	if killed == 0 {
 		t.Fatal("no listener connection to terminate")
 	}
-	r.finish()
+	ended(t, c, string(sessiongate.EndRevoked))
 	if feed.resyncs.Load() == 0 {
 		t.Error("the socket ended without a Resync")
 	}
@@ -148,7 +145,6 @@ func TestResyncAfterListenerLoss(t *testing.T) {
 // end the socket. A handshake after the restart must succeed too (the
 // pool's connections died with the server).
 func TestResyncAfterDatabaseRestart(t *testing.T) {
-	nodetest.Require(t, "test/interop")
 	cluster := pgtest.NewCluster(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*waitTimeout)
 	defer cancel()
@@ -166,8 +162,8 @@ func TestResyncAfterDatabaseRestart(t *testing.T) {
 	_, srvURL := serve(t, g)
 	sid, cookie := saveSession(t, db, "42", time.Now().Add(time.Hour))
 	_, laterCookie := saveSession(t, db, "43", time.Now().Add(time.Hour))
-	r := startClients(t, srvURL, false, clientSpec{Name: "a", Cookie: cookie, Transports: []string{"websocket"}, ExpectEnd: string(sessiongate.EndRevoked)})
-	r.waitFor("a", "connect")
+	c := dial(t, srvURL, browser{cookie: cookie})
+	connected(t, c)
 
 	conn, err := pgx.Connect(ctx, cluster.URL)
 	if err != nil {
@@ -184,11 +180,11 @@ func TestResyncAfterDatabaseRestart(t *testing.T) {
 	before := feed.resyncs.Load()
 	cluster.Stop(t)
 	cluster.Start(t)
-	r.finish()
+	ended(t, c, string(sessiongate.EndRevoked))
 	if feed.resyncs.Load() == before {
 		t.Error("the socket ended without a Resync")
 	}
-	startClients(t, srvURL, false, clientSpec{Name: "later", Cookie: laterCookie, Transports: []string{"websocket"}}).finish()
+	connected(t, dial(t, srvURL, browser{cookie: laterCookie}))
 }
 
 // manualFeed is a RevocationFeed the test drives.
@@ -237,8 +233,8 @@ func TestResyncRetried(t *testing.T) {
 	run(t, g)
 	_, url := serve(t, g)
 	sid, cookie := saveSession(t, st, "42", time.Now().Add(time.Hour))
-	r := startClients(t, url, false, clientSpec{Name: "a", Cookie: cookie, Transports: []string{"websocket"}, ExpectEnd: string(sessiongate.EndRevoked)})
-	r.waitFor("a", "connect")
+	c := dial(t, url, browser{cookie: cookie})
+	connected(t, c)
 	// The client sees CONNECT before the socket is registered (see
 	// TestResyncDuringHandshake for that window).
 	waitStats(t, g, func(s Stats) bool { return s.LiveSessions == 1 })
@@ -248,7 +244,7 @@ func TestResyncRetried(t *testing.T) {
 	reads.fail.Store(2)
 	before := reads.calls.Load()
 	feed <- sessiongate.Revocation{Resync: true}
-	r.finish()
+	ended(t, c, string(sessiongate.EndRevoked))
 	if n := reads.calls.Load() - before; n != 3 {
 		t.Errorf("%d reads for the resync, want 3 (two failures, then the one that found the row gone)", n)
 	}
@@ -286,7 +282,7 @@ func TestResyncDuringHandshake(t *testing.T) {
 	addLive(g, otherSID, "7", time.Now().Add(time.Hour))
 
 	sid, cookie := saveSession(t, st, "42", time.Now().Add(time.Hour))
-	r := startClients(t, url, false, clientSpec{Name: "a", Cookie: cookie, Transports: []string{"websocket"}, ExpectEnd: string(sessiongate.EndRevoked)})
+	c := dial(t, url, browser{cookie: cookie})
 	<-authenticated
 	if err := st.DeleteSession(context.Background(), sid); err != nil { // st's own feed is not watched
 		t.Fatal(err)
@@ -298,7 +294,7 @@ func TestResyncDuringHandshake(t *testing.T) {
 	feed <- sessiongate.Revocation{Resync: true}
 	<-reads.read // the resync has taken its list once it reads
 	close(release)
-	r.finish()
+	ended(t, c, string(sessiongate.EndRevoked))
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if _, ok := g.live[sessiongate.SessionHash(sid)]; ok {
@@ -314,8 +310,8 @@ func TestExpiryBetweenChecks(t *testing.T) {
 	run(t, g)
 	_, url := serve(t, g)
 	sid, cookie := saveSession(t, st, "42", time.Now().Add(time.Hour))
-	r := startClients(t, url, false, clientSpec{Name: "a", Cookie: cookie, Transports: []string{"websocket"}, ExpectEnd: string(sessiongate.EndExpired)})
-	r.waitFor("a", "connect")
+	c := dial(t, url, browser{cookie: cookie})
+	connected(t, c)
 	waitStats(t, g, func(s Stats) bool { return s.LiveSessions == 1 })
 
 	// The row's expiry moves closer without any notification (as a Node app
@@ -326,9 +322,8 @@ func TestExpiryBetweenChecks(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.checkSessions(context.Background(), g.liveHashes(), false)
-	lines := r.finish()
-	l, _ := find(lines, "a", "session_expired")
-	late := l.received.Sub(expire)
+	ev, _ := ended(t, c, string(sessiongate.EndExpired))
+	late := ev.Received.Sub(expire)
 	t.Logf("ended %v after the expiry", late)
 	// Not a latency target (that is the benchmarks' job): anything short of
 	// the hour to the next check shows the scheduler acted on the expiry;
@@ -384,12 +379,11 @@ func TestShutdown(t *testing.T) {
 	go func() { runDone <- g.Run(context.Background()) }()
 	_, url := serve(t, g)
 	_, cookie := saveSession(t, st, "42", time.Now().Add(time.Hour))
-	r := startClients(t, url, false,
-		clientSpec{Name: "a", Cookie: cookie, ExpectRestart: true},
-		clientSpec{Name: "b", Cookie: cookie, Transports: []string{"websocket"}, ExpectRestart: true},
-	)
-	r.waitFor("a", "connect")
-	r.waitFor("b", "connect")
+	clients := map[string]*siotest.Client{}
+	for _, tr := range []string{siotest.Polling, siotest.Websocket} {
+		clients[tr] = dial(t, url, browser{cookie: cookie, transport: tr})
+		connected(t, clients[tr])
+	}
 	waitStats(t, g, func(s Stats) bool { return s.Connections == 2 })
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
@@ -399,10 +393,13 @@ func TestShutdown(t *testing.T) {
 	if err := <-runDone; err != nil {
 		t.Errorf("Run returned %v after Shutdown, want nil", err)
 	}
-	lines := r.finish()
-	for _, c := range []string{"a", "b"} {
-		if l, _ := find(lines, c, "server_restart"); l.RetryAfterMs == nil || *l.RetryAfterMs != 2500 {
-			t.Errorf("%s: server_restart %+v, want retryAfterMs 2500", c, l)
+	for c, client := range clients {
+		ev, _ := ended(t, client, EventServerRestart)
+		var payload struct {
+			RetryAfterMs *int64 `json:"retryAfterMs"`
+		}
+		if len(ev.Args) != 1 || json.Unmarshal(ev.Args[0], &payload) != nil || payload.RetryAfterMs == nil || *payload.RetryAfterMs != 2500 {
+			t.Errorf("%s: server_restart %s, want retryAfterMs 2500", c, ev.Args)
 		}
 	}
 	// Shutdown flushed the audit trail, disconnections included.
@@ -716,7 +713,7 @@ func TestEndDuringHandshake(t *testing.T) {
 	g := newGateway(t, Config{Sessions: blocking, Audit: newRecordingAudit(nil)})
 	_, url := serve(t, g)
 	sid, cookie := saveSession(t, st, "42", time.Now().Add(time.Hour))
-	r := startClients(t, url, false, clientSpec{Name: "a", Cookie: cookie, ExpectEnd: string(sessiongate.EndLoggedOut)})
+	c := dial(t, url, browser{cookie: cookie, transport: siotest.Polling})
 	select {
 	case <-blocking.entered:
 	case <-time.After(waitTimeout):
@@ -724,7 +721,7 @@ func TestEndDuringHandshake(t *testing.T) {
 	}
 	g.EndSession(context.Background(), sid, sessiongate.EndLoggedOut)
 	close(blocking.release)
-	r.finish()
+	ended(t, c, string(sessiongate.EndLoggedOut))
 	waitStats(t, g, func(s Stats) bool { return s.LiveSessions == 0 && s.Connections == 0 })
 }
 
