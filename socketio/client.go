@@ -149,7 +149,7 @@ func (c *client) onMessage(m engineio.Message) {
 	}
 	s, ok := c.admit(p)
 	if !ok {
-		c.fail(closeNamespace, "invalid state (packet type: "+p.Type.String()+", namespace not joined)")
+		c.fail(closeNamespace, "invalid state (packet type: "+p.Type.String()+", namespace "+truncate(p.Namespace, 64)+")")
 		return
 	}
 	if err := p.validate(); err != nil {
@@ -271,6 +271,14 @@ func (c *client) handle(p *Packet, s *Socket, bins [][]byte) {
 		}
 		s.resolveAck(p.ID, args)
 	}
+}
+
+// truncate bounds a client's string for a log line.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }
 
 func errString(err error) string {
