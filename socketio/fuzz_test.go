@@ -107,7 +107,7 @@ func FuzzConnection(f *testing.F) {
 		{"0", `21["echo",1]`, `30[]`},
 		{"0", `51-1["echo",` + ph + `]`, "bin:\x01\x02"},
 		{"0", `510-["echo",` + ph + `]`, "big", "big", "big"}, // attachments over MaxPayload
-		{"0", `51-["echo",` + ph + `]`, `2["echo"]`},           // text while attachments expected
+		{"0", `51-["echo",` + ph + `]`, `2["echo"]`},          // text while attachments expected
 		{"0", `50-["echo"]`},
 		{"0", `511-["echo"]`},
 		{"0", "bin:\x00"},
