@@ -241,7 +241,9 @@ func (c *client) handle(p *Packet, s *Socket, bins [][]byte) {
 		// Gone for the packets after this one, as in Node; disconnected in
 		// turn, after the events before it.
 		c.remove(s)
-		c.enqueue(0, func() { s.onClose("client namespace disconnect") })
+		if !c.enqueue(0, func() { s.onClose("client namespace disconnect") }) {
+			s.onClose("client namespace disconnect") // no longer among c.sockets that teardown closes
+		}
 	case PacketEvent, PacketBinaryEvent:
 		name, _ := eventName(p.Data) // validated
 		data, id, hasID := p.Data, p.ID, p.HasID
@@ -417,23 +419,24 @@ func (c *client) send(p *Packet, bins [][]byte) error {
 // enqueue runs f after the tasks queued before it, on the client's task
 // goroutine, starting it if needed; size is the bytes of packets f holds.
 // A client whose tasks would exceed maxQueued or MaxQueuedBytes is closed
-// instead (a single task is always taken).
-func (c *client) enqueue(size int64, f func()) {
+// instead (a single task is always taken), and false returned.
+func (c *client) enqueue(size int64, f func()) bool {
 	c.mu.Lock()
 	if !c.closed && (len(c.queue) >= maxQueued || (c.queued > 0 && c.queued+size > c.srv.opts.MaxQueuedBytes)) {
 		c.mu.Unlock()
 		c.fail(closeQueueFull, "handler queue full")
-		return
+		return false
 	}
 	c.queue = append(c.queue, task{f, size})
 	c.queued += size
 	if c.running {
 		c.mu.Unlock()
-		return
+		return true
 	}
 	c.running = true
 	c.mu.Unlock()
 	gopool.Go(c.drain)
+	return true
 }
 
 func (c *client) drain() {

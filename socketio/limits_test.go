@@ -324,3 +324,29 @@ func TestNamespacesBounded(t *testing.T) {
 	retry.expect(`31[1]`)
 	honest(t, srv)
 }
+
+// A DISCONNECT refused for a full queue still disconnects its socket: it
+// leaves the namespace with the connection.
+func TestDisconnectOnFullQueueLeavesNoSocket(t *testing.T) {
+	srv := newLimitServer(t, Options{PacketBurst: 2 * maxQueued})
+	entered := make(chan struct{}, 1)
+	block := make(chan struct{})
+	defer close(block)
+	srv.Of("/").On("block", func(s *Socket, ev Event, ack func(...any) error) {
+		entered <- struct{}{}
+		<-block
+	})
+	c := dial(t, srv)
+	c.connect("/")
+	c.in(`2["block"]`)
+	<-entered
+	for range maxQueued {
+		c.in(`2["other"]`)
+	}
+	c.in("1")
+	expectCounted(t, srv, c, func(s Stats) uint64 { return s.QueueFull })
+	if left := srv.Of("/").Sockets(); len(left) != 0 {
+		t.Fatalf("%d sockets left in the namespace", len(left))
+	}
+	honest(t, srv)
+}
