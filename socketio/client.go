@@ -12,6 +12,7 @@ import (
 
 	"github.com/sessiongate/sessiongate/engineio"
 	"github.com/sessiongate/sessiongate/internal/gopool"
+	"github.com/sessiongate/sessiongate/internal/ratelimit"
 )
 
 // conn is what the server needs of an Engine.IO session; tests replace it.
@@ -26,7 +27,38 @@ type conn interface {
 // maxQueued bounds the tasks (connects, events, disconnects) waiting for a
 // connection's handlers; a client that outruns its handlers by more is
 // disconnected rather than allowed to grow the queue without end.
+// Options.MaxQueuedBytes bounds their bytes.
 const maxQueued = 1024
+
+// closeCode is why the server closed a connection whose client broke a
+// rule; Server.Stats counts them.
+type closeCode int
+
+const (
+	closeParse closeCode = iota
+	closeAttachments
+	closeNamespace
+	closeRefused
+	closeBudget
+	closeQueueFull
+	closeConnectTimeout
+	closePanic
+	numCloseCodes
+)
+
+// closeCodes are the machine codes logged, and the reasons the sockets'
+// OnDisconnect handlers see, by closeCode: Node's reasons where it has the
+// same rule.
+var closeCodes = [numCloseCodes]struct{ code, reason string }{
+	closeParse:          {"PARSE_ERROR", "parse error"},
+	closeAttachments:    {"ATTACHMENTS", "parse error"},
+	closeNamespace:      {"NAMESPACE_VIOLATION", "forced server close"},
+	closeRefused:        {"REFUSED_CONNECTS", "forced server close"},
+	closeBudget:         {"PACKET_BUDGET", "forced server close"},
+	closeQueueFull:      {"QUEUE_FULL", "transport error"},
+	closeConnectTimeout: {"CONNECT_TIMEOUT", "connect timeout"},
+	closePanic:          {"HANDLER_PANIC", "forced close"},
+}
 
 // client is the Socket.IO side of one Engine.IO session: it decodes packets
 // and holds the sockets, one per namespace, multiplexed on the session.
@@ -40,19 +72,32 @@ type client struct {
 	srv  *Server
 	conn conn
 
-	mu      sync.Mutex
-	sockets []*Socket // joined or joining, at most one per namespace
-	binary  *Packet   // a binary packet waiting for its attachments
-	bins    [][]byte
-	timer   *time.Timer        // connect timeout, until the first namespace joins
-	cancel  context.CancelFunc // of the middleware running, if any
-	closed  bool
-	queue   []func()
-	running bool
+	mu        sync.Mutex
+	sockets   []*Socket // joined or joining, at most one per namespace
+	binary    *Packet   // a binary packet waiting for its attachments
+	binSocket *Socket   // the socket binary is for; nil for none
+	bins      [][]byte
+	binBytes  int64       // of binary and bins
+	binTimer  *time.Timer // AttachmentTimeout of binary
+	timer     *time.Timer // connect timeout, until the first namespace joins
+	cancel    context.CancelFunc
+	closed    bool
+	queue     []task
+	queued    int64 // bytes of the packets held by queue, the running task's included
+	running   bool
+	budget    ratelimit.Bucket // of Engine.IO messages
+	refused   int              // CONNECTs refused
+}
+
+// task is work for the handler goroutine, holding size bytes of packets.
+type task struct {
+	run  func()
+	size int64
 }
 
 func newClient(srv *Server, c conn) *client {
 	cl := &client{srv: srv, conn: c}
+	cl.budget = ratelimit.NewBucket(srv.opts.PacketRate, float64(srv.opts.PacketBurst), time.Now())
 	cl.mu.Lock()
 	cl.timer = time.AfterFunc(srv.opts.ConnectTimeout, cl.connectTimeout)
 	cl.mu.Unlock()
@@ -65,100 +110,201 @@ func (c *client) connectTimeout() {
 	c.timer = nil
 	c.mu.Unlock()
 	if !joined {
-		c.close("connect timeout")
+		c.fail(closeConnectTimeout, "no namespace joined in time")
 	}
 }
 
 // onMessage handles one Engine.IO message; the engine calls it in order.
+// Every check that can refuse the message runs before its bytes are copied
+// or its JSON arguments parsed.
 func (c *client) onMessage(m engineio.Message) {
-	data := slices.Clone(m.Data) // the engine may reuse its buffer
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return
 	}
-	if m.Binary {
-		if c.binary == nil {
-			c.mu.Unlock()
-			c.close("parse error") // binary data outside a binary packet
-			return
-		}
-		c.bins = append(c.bins, data)
-		if len(c.bins) < c.binary.Attachments {
-			c.mu.Unlock()
-			return
-		}
-		p, bins := c.binary, c.bins
-		c.binary, c.bins = nil, nil
+	if !c.budget.Allow(time.Now()) {
 		c.mu.Unlock()
-		c.handle(p, bins)
+		c.fail(closeBudget, "more messages than the packet budget")
+		return
+	}
+	if m.Binary {
+		c.onAttachment(m.Data) // unlocks
 		return
 	}
 	waiting := c.binary != nil
 	c.mu.Unlock()
 	if waiting {
-		c.close("parse error") // text while attachments were expected
+		c.fail(closeParse, "text while attachments were expected")
 		return
 	}
-	p, err := DecodePacket(data)
+	p, err := decodeHeader(m.Data)
 	if err != nil {
-		c.close("parse error")
+		if errors.Is(err, errTooManyAttachments) {
+			c.fail(closeAttachments, err.Error())
+		} else {
+			c.fail(closeParse, err.Error())
+		}
 		return
 	}
-	if p.Attachments > 0 {
-		c.mu.Lock()
-		c.binary = p
-		c.bins = make([][]byte, 0, min(p.Attachments, 8))
+	s, ok := c.admit(p)
+	if !ok {
+		c.fail(closeNamespace, "invalid state (packet type: "+p.Type.String()+", namespace "+truncate(p.Namespace, 64)+")")
+		return
+	}
+	if err := p.validate(); err != nil {
+		c.fail(closeParse, err.Error())
+		return
+	}
+	p.Data = slices.Clone(p.Data) // the engine may reuse its buffer
+	if p.Attachments == 0 {
+		c.handle(p, s, nil)
+		return
+	}
+	c.mu.Lock()
+	if c.closed {
 		c.mu.Unlock()
 		return
 	}
-	c.handle(p, nil)
+	c.binary, c.binSocket = p, s
+	c.bins = make([][]byte, 0, p.Attachments)
+	c.binBytes = int64(len(m.Data))
+	c.binTimer = time.AfterFunc(c.srv.opts.AttachmentTimeout, func() { c.attachmentTimeout(p) })
+	c.mu.Unlock()
 }
 
-// handle acts on a complete packet.
-func (c *client) handle(p *Packet, bins [][]byte) {
+// onAttachment takes one attachment of the binary packet waiting; c.mu is
+// held and is released.
+func (c *client) onAttachment(data []byte) {
+	if c.binary == nil {
+		c.mu.Unlock()
+		c.fail(closeParse, "binary data outside a binary packet")
+		return
+	}
+	c.binBytes += int64(len(data))
+	if c.binBytes > c.srv.opts.Engine.MaxPayload {
+		c.mu.Unlock()
+		c.fail(closeAttachments, "attachments over the maximum payload")
+		return
+	}
+	c.bins = append(c.bins, slices.Clone(data))
+	if len(c.bins) < c.binary.Attachments {
+		c.mu.Unlock()
+		return
+	}
+	p, s, bins := c.binary, c.binSocket, c.bins
+	c.clearBinaryLocked()
+	c.mu.Unlock()
+	c.handle(p, s, bins)
+}
+
+func (c *client) clearBinaryLocked() {
+	c.binary, c.binSocket, c.bins, c.binBytes = nil, nil, nil, 0
+	if c.binTimer != nil {
+		c.binTimer.Stop()
+		c.binTimer = nil
+	}
+}
+
+func (c *client) attachmentTimeout(p *Packet) {
+	c.mu.Lock()
+	late := c.binary == p
+	c.mu.Unlock()
+	if late {
+		c.fail(closeAttachments, "attachments not sent in time")
+	}
+}
+
+// admit checks p against the connection's state as Node's Client._onpacket
+// does: a CONNECT must name a namespace the client is neither in nor
+// joining; every other packet a namespace it has joined, whose socket is
+// returned.
+func (c *client) admit(p *Packet) (*Socket, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.socketLocked(p.Namespace)
+	switch p.Type {
+	case PacketConnect:
+		return nil, s == nil
+	case PacketConnectError:
+		return nil, false
+	}
+	return s, s != nil && s.joined
+}
+
+// handle acts on a complete packet, admitted for socket s.
+func (c *client) handle(p *Packet, s *Socket, bins [][]byte) {
 	switch p.Type {
 	case PacketConnect:
 		c.onConnect(p)
 	case PacketDisconnect:
-		nsp := p.Namespace
-		c.enqueue(func() {
-			if s := c.socket(nsp); s != nil {
-				c.remove(s)
-				s.onClose("client namespace disconnect")
-			}
-		})
-	case PacketEvent, PacketBinaryEvent:
-		args, err := decodeArgs(p.Data, bins)
-		if err != nil || len(args) == 0 {
-			c.close("parse error")
-			return
+		// Gone for the packets after this one, as in Node; disconnected in
+		// turn, after the events before it.
+		c.remove(s)
+		if !c.enqueue(0, func() { s.onClose("client namespace disconnect") }) {
+			s.onClose("client namespace disconnect") // no longer among c.sockets that teardown closes
 		}
-		name, _ := eventName(p.Data)
-		nsp, id, hasID := p.Namespace, p.ID, p.HasID
-		c.enqueue(func() {
-			if s := c.socket(nsp); s != nil && s.Connected() {
-				s.dispatch(Event{Name: name, Args: args[1:]}, id, hasID)
+	case PacketEvent, PacketBinaryEvent:
+		name, _ := eventName(p.Data) // validated
+		data, id, hasID := p.Data, p.ID, p.HasID
+		size := int64(len(data))
+		for _, b := range bins {
+			size += int64(len(b))
+		}
+		c.enqueue(size, func() {
+			if !s.Connected() {
+				return
 			}
+			args, err := decodeArgs(data, bins)
+			if err != nil || len(args) == 0 {
+				c.fail(closeParse, "event arguments: "+errString(err))
+				return
+			}
+			s.dispatch(Event{Name: name, Args: args[1:]}, id, hasID)
 		})
 	case PacketAck, PacketBinaryAck:
+		if !s.awaitsAck(p.ID) {
+			return // timed out, or never asked for: as Node, ignored
+		}
 		args, err := decodeArgs(p.Data, bins)
-		if err != nil || !p.HasID {
-			c.close("parse error")
+		if err != nil {
+			c.fail(closeParse, "ack arguments: "+err.Error())
 			return
 		}
-		if s := c.socket(p.Namespace); s != nil {
-			s.resolveAck(p.ID, args)
-		}
-	default: // CONNECT_ERROR is sent by servers only
-		c.close("parse error")
+		s.resolveAck(p.ID, args)
 	}
+}
+
+// truncate bounds a client's string for a log line.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "no event name"
+	}
+	return err.Error()
 }
 
 func (c *client) onConnect(p *Packet) {
 	ns := c.srv.namespace(p.Namespace)
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	if c.socketLocked(p.Namespace) != nil || len(c.sockets) >= c.srv.opts.MaxNamespaces {
+		c.mu.Unlock()
+		c.fail(closeNamespace, "a second CONNECT for a namespace, or too many namespaces")
+		return
+	}
 	if ns == nil {
-		c.send(&Packet{Type: PacketConnectError, Namespace: p.Namespace, Data: json.RawMessage(`{"message":"Invalid namespace"}`)}, nil)
+		c.mu.Unlock()
+		c.refuse(p.Namespace, json.RawMessage(`{"message":"Invalid namespace"}`))
 		return
 	}
 	s := &Socket{id: newID(), ns: ns, client: c}
@@ -166,19 +312,22 @@ func (c *client) onConnect(p *Packet) {
 	if hs := c.conn.Handshake(); hs != nil {
 		s.handshake.Handshake = *hs
 	}
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return
-	}
-	if slices.ContainsFunc(c.sockets, func(o *Socket) bool { return o.ns == ns }) {
-		c.mu.Unlock()
-		c.close("parse error") // a second CONNECT for the same namespace
-		return
-	}
 	c.sockets = append(c.sockets, s)
 	c.mu.Unlock()
-	c.enqueue(func() { c.join(s) })
+	c.enqueue(int64(len(p.Data)), func() { c.join(s) })
+}
+
+// refuse sends CONNECT_ERROR for nsp, then closes the connection if it has
+// been refused MaxRefusedConnects times.
+func (c *client) refuse(nsp string, data json.RawMessage) {
+	c.mu.Lock()
+	c.refused++
+	over := c.refused >= c.srv.opts.MaxRefusedConnects
+	c.mu.Unlock()
+	c.send(&Packet{Type: PacketConnectError, Namespace: nsp, Data: data}, nil)
+	if over {
+		c.fail(closeRefused, "too many refused CONNECTs")
+	}
 }
 
 // join runs the middleware for s and connects it.
@@ -204,7 +353,7 @@ func (c *client) join(s *Socket) {
 	if err != nil {
 		c.sockets = slices.DeleteFunc(c.sockets, func(o *Socket) bool { return o == s })
 		c.mu.Unlock()
-		c.send(&Packet{Type: PacketConnectError, Namespace: s.ns.name, Data: connectErrorJSON(err)}, nil)
+		c.refuse(s.ns.name, connectErrorJSON(err))
 		return
 	}
 	sid, _ := json.Marshal(struct {
@@ -212,6 +361,9 @@ func (c *client) join(s *Socket) {
 	}{s.id})
 	s.ns.add(s, func() {
 		// Under the adapter's lock: no broadcast reaches s before CONNECT.
+		// Joined before CONNECT is sent, under c.mu: the client's first
+		// packet after it finds the namespace joined.
+		s.joined = true
 		c.send(&Packet{Type: PacketConnect, Namespace: s.ns.name, Data: sid}, nil)
 		s.state.Store(stateConnected)
 	})
@@ -243,10 +395,9 @@ func connectErrorJSON(err error) json.RawMessage {
 	return b
 }
 
-// socket returns the socket joined or joining nsp, or nil.
-func (c *client) socket(nsp string) *Socket {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+// socketLocked returns the socket joined or joining nsp, or nil; c.mu is
+// held.
+func (c *client) socketLocked(nsp string) *Socket {
 	for _, s := range c.sockets {
 		if s.ns.name == nsp {
 			return s
@@ -266,22 +417,26 @@ func (c *client) send(p *Packet, bins [][]byte) error {
 }
 
 // enqueue runs f after the tasks queued before it, on the client's task
-// goroutine, starting it if needed.
-func (c *client) enqueue(f func()) {
+// goroutine, starting it if needed; size is the bytes of packets f holds.
+// A client whose tasks would exceed maxQueued or MaxQueuedBytes is closed
+// instead (a single task is always taken), and false returned.
+func (c *client) enqueue(size int64, f func()) bool {
 	c.mu.Lock()
-	if len(c.queue) >= maxQueued && !c.closed {
+	if !c.closed && (len(c.queue) >= maxQueued || (c.queued > 0 && c.queued+size > c.srv.opts.MaxQueuedBytes)) {
 		c.mu.Unlock()
-		c.close("transport error")
-		return
+		c.fail(closeQueueFull, "handler queue full")
+		return false
 	}
-	c.queue = append(c.queue, f)
+	c.queue = append(c.queue, task{f, size})
+	c.queued += size
 	if c.running {
 		c.mu.Unlock()
-		return
+		return true
 	}
 	c.running = true
 	c.mu.Unlock()
 	gopool.Go(c.drain)
+	return true
 }
 
 func (c *client) drain() {
@@ -292,11 +447,14 @@ func (c *client) drain() {
 			c.mu.Unlock()
 			return
 		}
-		f := c.queue[0]
-		c.queue[0] = nil
+		t := c.queue[0]
+		c.queue[0] = task{}
 		c.queue = c.queue[1:]
 		c.mu.Unlock()
-		c.run(f)
+		c.run(t.run)
+		c.mu.Lock()
+		c.queued -= t.size
+		c.mu.Unlock()
 	}
 }
 
@@ -305,16 +463,31 @@ func (c *client) drain() {
 func (c *client) run(f func()) {
 	defer func() {
 		if r := recover(); r != nil {
-			logger := c.srv.opts.Logger
-			if logger == nil {
-				logger = slog.Default()
-			}
-			logger.Error("socketio: handler panicked; closing its connection",
+			c.logger().Error("socketio: handler panicked; closing its connection",
 				"panic", r, "engine_id", c.conn.ID(), "stack", string(debug.Stack()))
-			c.close("forced close")
+			c.fail(closePanic, "handler panicked")
 		}
 	}()
 	f()
+}
+
+func (c *client) logger() *slog.Logger {
+	if l := c.srv.opts.Logger; l != nil {
+		return l
+	}
+	return slog.Default()
+}
+
+// fail closes the connection for breaking the rule code, counting and
+// logging it if the connection was still open.
+func (c *client) fail(code closeCode, detail string) {
+	cc := closeCodes[code]
+	if !c.teardown(cc.reason) {
+		return
+	}
+	c.srv.closes[code].Add(1)
+	c.logger().Info("socketio: connection closed", "code", cc.code, "detail", detail, "engine_id", c.conn.ID())
+	c.conn.Close()
 }
 
 // onClose is called by the engine when the session has ended.
@@ -326,17 +499,18 @@ func (c *client) close(reason string) {
 	c.conn.Close()
 }
 
-// teardown disconnects every socket with reason, once.
-func (c *client) teardown(reason string) {
+// teardown disconnects every socket with reason, once: false if it had
+// been done.
+func (c *client) teardown(reason string) bool {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return
+		return false
 	}
 	c.closed = true
 	sockets := c.sockets
 	c.sockets = nil
-	c.binary, c.bins = nil, nil
+	c.clearBinaryLocked()
 	if c.timer != nil {
 		c.timer.Stop()
 		c.timer = nil
@@ -350,6 +524,7 @@ func (c *client) teardown(reason string) {
 	for _, s := range sockets {
 		s.onClose(reason)
 	}
+	return true
 }
 
 // disconnectAll disconnects every socket as Socket.Disconnect(false) does,

@@ -63,7 +63,9 @@ func (n *Namespace) OnConnect(h func(s *Socket)) {
 // OnDisconnect adds a handler called when a socket has disconnected, with
 // the reason as Node's server gives it: "server namespace disconnect",
 // "client namespace disconnect", "transport close", "ping timeout",
-// "transport error", "forced close", "parse error", "server shutting down".
+// "transport error", "forced close", "forced server close", "parse error",
+// "server shutting down", and "connect timeout" (see the package
+// documentation's Limits for which rule closes with which).
 func (n *Namespace) OnDisconnect(h func(s *Socket, reason string)) {
 	n.hmu.Lock()
 	n.onDisconnect = append(n.onDisconnect, h)

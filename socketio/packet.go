@@ -36,8 +36,9 @@ func (t PacketType) String() string {
 // Limits enforced by DecodePacket.
 const (
 	// MaxAttachments is the largest number of binary attachments a packet
-	// may announce.
-	MaxAttachments = 1000
+	// may announce: socket.io-parser's default (maxAttachments, since
+	// 4.2.3). A binary packet announcing none is invalid, as there.
+	MaxAttachments = 10
 	// MaxAckID is the largest acknowledgement id accepted: the largest
 	// integer a JavaScript number holds exactly.
 	MaxAckID = 1<<53 - 1
@@ -86,12 +87,30 @@ func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalidPacket, fmt.Sprintf(format, args...))
 }
 
+// errTooManyAttachments is wrapped by the error of a packet announcing more
+// than MaxAttachments attachments.
+var errTooManyAttachments = fmt.Errorf("%w: too many attachments", ErrInvalidPacket)
+
 // DecodePacket parses the text form of a packet, validating it as the
 // reference implementation does: the payload must be valid JSON of the shape
 // the type requires (an object for CONNECT, none for DISCONNECT, an array
 // starting with a non-reserved event name for events, an array for acks).
 // Data aliases b.
 func DecodePacket(b []byte) (*Packet, error) {
+	p, err := decodeHeader(b)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.validate(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// decodeHeader parses a packet's type, attachment count, namespace and ack
+// id, and sets Data to the rest of b without looking at it: a packet the
+// connection's state refuses costs no JSON parsing.
+func decodeHeader(b []byte) (*Packet, error) {
 	if len(b) == 0 {
 		return nil, invalid("empty")
 	}
@@ -112,8 +131,11 @@ func DecodePacket(b []byte) (*Packet, error) {
 			return nil, invalid("illegal attachments")
 		}
 		n, _ := strconv.Atoi(string(b[start:i]))
+		if n < 1 {
+			return nil, invalid("illegal attachments")
+		}
 		if n > MaxAttachments {
-			return nil, invalid("too many attachments: %d", n)
+			return nil, fmt.Errorf("%w: %d", errTooManyAttachments, n)
 		}
 		p.Attachments = n
 		i++ // '-'
@@ -144,9 +166,6 @@ func DecodePacket(b []byte) (*Packet, error) {
 	}
 	if i < len(b) {
 		p.Data = b[i:]
-	}
-	if err := p.validate(); err != nil {
-		return nil, err
 	}
 	return p, nil
 }

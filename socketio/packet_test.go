@@ -52,7 +52,7 @@ func TestDecodePacketInvalid(t *testing.T) {
 		"", "7", "a", "abc", "2{}", `42abc["message-with-ack",1]`, "2", "3", "3[]",
 		`2"hello"`, `2[]`, `2[true]`, `2["connect"]`, `2["disconnect",1]`, `2["newListener"]`,
 		`0[]`, `0"x"`, `1{}`, `4[]`, `4 1`, `5["a"]`, `5-["a"]`, `5x-["a"]`, `51000000-["a"]`,
-		`51001-["a"]`, `5-1-["a"]`, `2["a"`, `2123456789012345678["a"]`, `29007199254740992["a"]`,
+		`51001-["a"]`, `511-["a"]`, `50-["a"]`, `60-1[]`, `500-["a"]`, `5-1-["a"]`, `2["a"`, `2123456789012345678["a"]`, `29007199254740992["a"]`,
 		`0{"a":1}x`, `2/nsp,["a",]`,
 	} {
 		t.Run(in, func(t *testing.T) {
@@ -153,7 +153,8 @@ func FuzzDecodePacket(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if p.Attachments > MaxAttachments || p.ID > MaxAckID {
+		binary := p.Type == PacketBinaryEvent || p.Type == PacketBinaryAck
+		if p.Attachments > MaxAttachments || p.ID > MaxAckID || binary != (p.Attachments > 0) {
 			t.Fatalf("limits not enforced: %+v", p)
 		}
 		q, err := DecodePacket(p.Encode())

@@ -14,6 +14,11 @@ import (
 // disconnects before the acknowledgement arrives.
 var ErrDisconnected = errors.New("socketio: socket is disconnected")
 
+// ErrTooManyAcks is returned by EmitWithAck when Options.MaxPendingAcks
+// calls are already waiting on the socket: a client that never answers
+// cannot make the server hold more.
+var ErrTooManyAcks = errors.New("socketio: too many acknowledgements pending")
+
 // errAcked is returned by an ack function called more than once.
 var errAcked = errors.New("socketio: already acknowledged")
 
@@ -31,6 +36,7 @@ type Socket struct {
 	client    *client
 	handshake *Handshake
 	state     atomic.Int32
+	joined    bool // guarded by client.mu: the client may send packets for the namespace
 
 	rooms []string // guarded by ns.mu
 
@@ -120,6 +126,10 @@ func (s *Socket) EmitWithAck(ctx context.Context, event string, args ...any) ([]
 	}
 	ch := make(chan []any, 1)
 	s.mu.Lock()
+	if len(s.acks) >= s.ns.srv.opts.MaxPendingAcks {
+		s.mu.Unlock()
+		return nil, ErrTooManyAcks
+	}
 	id := s.nextAck
 	s.nextAck++
 	if s.acks == nil {
@@ -154,6 +164,14 @@ func (s *Socket) dropAck(id uint64) {
 		s.acks = nil
 	}
 	s.mu.Unlock()
+}
+
+// awaitsAck reports whether an EmitWithAck waits for ack id.
+func (s *Socket) awaitsAck(id uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.acks[id]
+	return ok
 }
 
 func (s *Socket) resolveAck(id uint64, args []any) {
@@ -248,7 +266,7 @@ func (s *Socket) onClose(reason string) {
 	for _, ch := range acks {
 		close(ch)
 	}
-	s.client.enqueue(func() {
+	s.client.enqueue(0, func() {
 		for _, h := range s.ns.disconnectHandlers() {
 			h(s, reason)
 		}

@@ -11,7 +11,7 @@
 // slow handler delays its own connection only, and an idle connection holds
 // no goroutine. Acknowledgements are matched on the transport's read path,
 // so a handler may block in EmitWithAck. A client that queues more than 1024
-// packets ahead of its handlers is disconnected.
+// packets (or MaxQueuedBytes) ahead of its handlers is disconnected.
 //
 // # Binary attachments
 //
@@ -29,9 +29,26 @@
 //
 // # Limits
 //
-// A packet announcing more than MaxAttachments attachments, an ack id above
-// MaxAckID, or any malformed packet closes the connection ("parse error").
-// Sizes are bounded by the Engine.IO MaxPayload.
+// What one client can make the server hold is bounded, before and after
+// it joins a namespace; breaking a rule closes its connection, counted in
+// Server.Stats:
+//   - A malformed packet, an ack id above MaxAckID, a binary packet
+//     announcing no attachment or more than MaxAttachments: "parse error"
+//     (as socket.io-parser). The attachments of a packet, with it, total at
+//     most Engine.MaxPayload bytes and arrive within AttachmentTimeout.
+//   - As Node's server does, a packet for a namespace the client has not
+//     joined closes the connection ("forced server close"), whether or not
+//     it joined another: only CONNECT may name such a namespace. A
+//     namespace is joined once its middleware has let the client in and
+//     its CONNECT was sent; socket.io-client holds its emits until then.
+//     Packet headers (type, namespace, ack id) are checked before the
+//     arguments are parsed, and arguments are decoded on the handler
+//     goroutine, so a refused packet costs no JSON decoding.
+//   - A connection sends at most PacketRate messages per second (bursts of
+//     PacketBurst), joins at most MaxNamespaces namespaces, and is closed
+//     after MaxRefusedConnects refused CONNECTs.
+//   - At most 1024 packets and MaxQueuedBytes bytes wait for its handlers.
+//   - At most MaxPendingAcks EmitWithAck calls wait on one socket.
 package socketio
 
 import (
@@ -42,6 +59,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sessiongate/sessiongate/engineio"
@@ -52,6 +70,34 @@ type Options struct {
 	Engine         engineio.Options // OnConnection is set by the Server
 	ConnectTimeout time.Duration    // 45s: an Engine.IO session with no namespace by then is closed
 	AckTimeout     time.Duration    // default timeout of EmitWithAck when ctx has no deadline: 0 = none
+
+	// Limits a client cannot push past; see the package documentation.
+
+	// AttachmentTimeout is how long the attachments of a binary packet may
+	// take to arrive after it: 10s. A client sends them in the same write
+	// as the packet; the time is for a slow link, not for a pause.
+	AttachmentTimeout time.Duration
+	// PacketRate and PacketBurst are the token bucket of Engine.IO messages
+	// (packets and attachments) one connection may send: 200 per second,
+	// bursts of 500. A browser app emitting at 60 Hz uses a third of the
+	// rate; the burst covers socket.io-client flushing the emits it
+	// buffered while reconnecting.
+	PacketRate  float64
+	PacketBurst int
+	// MaxQueuedBytes bounds the bytes of the packets waiting for one
+	// connection's handlers: 4 × Engine.MaxPayload (one packet alone is
+	// always accepted).
+	MaxQueuedBytes int64
+	// MaxNamespaces bounds the namespaces one connection joins or is
+	// joining: 32.
+	MaxNamespaces int
+	// MaxRefusedConnects is the number of CONNECTs refused (unknown
+	// namespace or middleware error) after which the connection is closed:
+	// 8.
+	MaxRefusedConnects int
+	// MaxPendingAcks bounds the EmitWithAck calls waiting on one socket:
+	// 256. Beyond it EmitWithAck returns ErrTooManyAcks.
+	MaxPendingAcks int
 
 	// Logger receives handler panics; nil means slog.Default(). A handler
 	// that panics closes its own connection only, as net/http confines a
@@ -64,6 +110,8 @@ type Options struct {
 type Server struct {
 	opts   Options
 	engine *engineio.Server
+
+	closes [numCloseCodes]atomic.Uint64 // connections closed, by closeCode
 
 	mu      sync.RWMutex
 	nsps    map[string]*Namespace
@@ -89,6 +137,30 @@ func NewServer(opts Options) *Server {
 func newServer(opts Options) *Server {
 	if opts.ConnectTimeout <= 0 {
 		opts.ConnectTimeout = 45 * time.Second
+	}
+	if opts.Engine.MaxPayload <= 0 {
+		opts.Engine.MaxPayload = 1e6 // engineio's default, set here to size the limits below
+	}
+	if opts.AttachmentTimeout <= 0 {
+		opts.AttachmentTimeout = 10 * time.Second
+	}
+	if opts.PacketRate <= 0 {
+		opts.PacketRate = 200
+	}
+	if opts.PacketBurst <= 0 {
+		opts.PacketBurst = 500
+	}
+	if opts.MaxQueuedBytes <= 0 {
+		opts.MaxQueuedBytes = 4 * opts.Engine.MaxPayload
+	}
+	if opts.MaxNamespaces <= 0 {
+		opts.MaxNamespaces = 32
+	}
+	if opts.MaxRefusedConnects <= 0 {
+		opts.MaxRefusedConnects = 8
+	}
+	if opts.MaxPendingAcks <= 0 {
+		opts.MaxPendingAcks = 256
 	}
 	s := &Server{opts: opts, nsps: make(map[string]*Namespace), clients: make(map[*client]struct{})}
 	s.nsps["/"] = newNamespace(s, "/")
@@ -168,6 +240,49 @@ func (s *Server) forget(c *client) {
 	s.mu.Lock()
 	delete(s.clients, c)
 	s.mu.Unlock()
+}
+
+// Stats counts the connections the server closed because the client broke
+// a rule, by rule; each count only grows. Read it with Server.Stats, for
+// metrics.
+type Stats struct {
+	// ParseErrors: a malformed packet, or binary data outside a binary
+	// packet (disconnect reason "parse error").
+	ParseErrors uint64
+	// Attachments: a binary packet announcing more than MaxAttachments,
+	// whose attachments exceed Engine.MaxPayload in total, or that were not
+	// all sent within AttachmentTimeout.
+	Attachments uint64
+	// NamespaceViolations: a packet for a namespace the client has not
+	// joined (or whose middleware is still running), a second CONNECT for
+	// one, a CONNECT_ERROR from the client, or more than MaxNamespaces.
+	NamespaceViolations uint64
+	// RefusedConnects: MaxRefusedConnects CONNECTs refused.
+	RefusedConnects uint64
+	// PacketBudget: more messages than PacketRate and PacketBurst allow.
+	PacketBudget uint64
+	// QueueFull: more packets (1024) or bytes (MaxQueuedBytes) waiting for
+	// the connection's handlers.
+	QueueFull uint64
+	// ConnectTimeouts: no namespace joined within ConnectTimeout.
+	ConnectTimeouts uint64
+	// HandlerPanics: a handler of the connection panicked.
+	HandlerPanics uint64
+}
+
+// Stats returns the counts of connections closed, by reason.
+func (s *Server) Stats() Stats {
+	n := func(c closeCode) uint64 { return s.closes[c].Load() }
+	return Stats{
+		ParseErrors:         n(closeParse),
+		Attachments:         n(closeAttachments),
+		NamespaceViolations: n(closeNamespace),
+		RefusedConnects:     n(closeRefused),
+		PacketBudget:        n(closeBudget),
+		QueueFull:           n(closeQueueFull),
+		ConnectTimeouts:     n(closeConnectTimeout),
+		HandlerPanics:       n(closePanic),
+	}
 }
 
 // Middleware runs when a client asks to join a namespace, before the socket

@@ -61,15 +61,39 @@ func (l *Limiter) Allow(key string, now time.Time) (bool, time.Duration) {
 			l.buckets[key] = b
 		}
 	}
+	return b.take(now, l.rate, l.burst)
+}
+
+// take refills b for the time since its last use and takes a token.
+func (b *bucket) take(now time.Time, rate, burst float64) (bool, time.Duration) {
 	if elapsed := now.Sub(b.last); elapsed > 0 {
-		b.tokens = min(l.burst, b.tokens+elapsed.Seconds()*l.rate)
+		b.tokens = min(burst, b.tokens+elapsed.Seconds()*rate)
 	}
 	b.last = now
 	if b.tokens < 1 {
-		return false, time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
+		return false, time.Duration((1 - b.tokens) / rate * float64(time.Second))
 	}
 	b.tokens--
 	return true, 0
+}
+
+// Bucket is a single token bucket, for a budget that belongs to one object
+// (such as one connection) rather than to a key. It is not safe for
+// concurrent use: its owner serializes calls.
+type Bucket struct {
+	rate, burst float64
+	b           bucket
+}
+
+// NewBucket returns a full Bucket of rate tokens per second and burst tokens.
+func NewBucket(rate, burst float64, now time.Time) Bucket {
+	return Bucket{rate: rate, burst: burst, b: bucket{tokens: burst, last: now}}
+}
+
+// Allow takes a token at time now, reporting false when none is left.
+func (b *Bucket) Allow(now time.Time) bool {
+	ok, _ := b.b.take(now, b.rate, b.burst)
+	return ok
 }
 
 // pruneLocked forgets buckets that have refilled: they would start full.

@@ -110,3 +110,22 @@ func allow(l *Limiter, key string, now time.Time) bool {
 	ok, _ := l.Allow(key, now)
 	return ok
 }
+
+func TestBucket(t *testing.T) {
+	now := time.Unix(1000, 0)
+	b := NewBucket(10, 3, now)
+	for i := range 3 {
+		if !b.Allow(now) {
+			t.Fatalf("token %d of the burst refused", i)
+		}
+	}
+	if b.Allow(now) {
+		t.Fatal("token beyond the burst allowed")
+	}
+	if !b.Allow(now.Add(100 * time.Millisecond)) {
+		t.Fatal("no token after a refill interval")
+	}
+	if b.Allow(now.Add(100 * time.Millisecond)) {
+		t.Fatal("two tokens from one refill interval")
+	}
+}

@@ -1,0 +1,97 @@
+package socketio
+
+import (
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sessiongate/sessiongate/engineio"
+)
+
+// roomOf returns a namespace with n connected sockets, on connections that
+// discard what they are sent, in room "room".
+func roomOf(tb testing.TB, n int) *Namespace {
+	tb.Helper()
+	srv := newServer(Options{ConnectTimeout: time.Minute})
+	ns := srv.Of("/")
+	joined := make(chan struct{}, n)
+	ns.OnConnect(func(s *Socket) {
+		s.Join("room")
+		joined <- struct{}{}
+	})
+	for range n {
+		srv.accept(nopConn{}).onMessage(engineio.Message{Data: []byte("0")})
+	}
+	for range n {
+		<-joined
+	}
+	return ns
+}
+
+// allocated returns the bytes f allocates.
+func allocated(f func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+// A broadcast is encoded once and the same bytes are handed to every
+// recipient: what a 1 MB broadcast allocates does not grow with the room
+// beyond the list of recipients.
+func TestBroadcastSharesPayload(t *testing.T) {
+	payloads := map[string]any{
+		"binary": make([]byte, 1<<20),
+		"text":   strings.Repeat("x", 1<<20),
+	}
+	one, hundred := roomOf(t, 1), roomOf(t, 100)
+	for name, payload := range payloads {
+		t.Run(name, func(t *testing.T) {
+			emit := func(ns *Namespace) func() {
+				return func() {
+					if err := ns.To("room").Emit("news", payload); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			base := allocated(emit(one))
+			all := allocated(emit(hundred))
+			per := (int64(all) - int64(base)) / 99
+			t.Logf("1 recipient: %d B; 100 recipients: %d B; %d B per added recipient", base, all, per)
+			if per > 1024 {
+				t.Errorf("%d bytes allocated per added recipient of a 1 MB broadcast, want ≤ 1 KiB", per)
+			}
+		})
+	}
+}
+
+// BenchmarkBroadcast1MB broadcasts 1 MB to the 100 sockets of a room and
+// reports the bytes allocated per recipient (the encoding is shared).
+func BenchmarkBroadcast1MB(b *testing.B) {
+	const n = 100
+	for _, tc := range []struct {
+		name    string
+		payload any
+	}{
+		{"binary", make([]byte, 1<<20)},
+		{"text", strings.Repeat("x", 1<<20)},
+	} {
+		b.Run(tc.name+"/recipients="+strconv.Itoa(n), func(b *testing.B) {
+			ns := roomOf(b, n)
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := ns.To("room").Emit("news", tc.payload); err != nil {
+					b.Fatal(err)
+				}
+			}
+			runtime.ReadMemStats(&after)
+			b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/float64(b.N)/n, "B/recipient")
+		})
+	}
+}
