@@ -173,10 +173,13 @@ func (db *DB) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes every connection of the pool. Listeners started by
-// WatchRevocations stop when their context ends.
-func (db *DB) Close() {
+// Close closes every connection of the pool, waiting for the ones in use to
+// be released. Listeners started by WatchRevocations stop when their context
+// ends. It has the shape of io.Closer, as sqlite.DB.Close; its error is
+// always nil (pgxpool reports none).
+func (db *DB) Close() error {
 	db.pool.Close()
+	return nil
 }
 
 // Stats returns counters of the work done since Open.

@@ -37,7 +37,7 @@ func openDB(t *testing.T) (db *DB, schema, url string) {
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
-	t.Cleanup(db.Close)
+	t.Cleanup(func() { db.Close() })
 	if err := db.Migrate(testCtx(t)); err != nil {
 		t.Fatalf("Migrate: %v", err)
 	}

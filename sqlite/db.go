@@ -102,7 +102,9 @@ func (db *DB) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the database. WatchRevocations calls end with their context.
+// Close closes the database's connections and reports the first failure of
+// each pool. WatchRevocations calls end with their context. It has the shape
+// of io.Closer, as postgres.DB.Close.
 func (db *DB) Close() error {
 	return errors.Join(db.r.Close(), db.w.Close())
 }

@@ -16,6 +16,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"slices"
 	"sync"
 	"testing"
@@ -25,12 +26,14 @@ import (
 	"github.com/sessiongate/sessiongate/expresssession"
 )
 
-// Backend is everything a sessiongate store provides.
+// Backend is everything a sessiongate store provides. Every store closes
+// the same way, as an io.Closer.
 type Backend interface {
 	sessiongate.SessionStore
 	sessiongate.RevocationFeed
 	sessiongate.UserStore
 	sessiongate.AuditStore
+	io.Closer
 }
 
 // Timeout bounds every wait of the suite for an event.

@@ -204,7 +204,7 @@ func (s *server) abort() {
 		s.ln.Close()
 	}
 	if s.store != nil {
-		s.store.close()
+		s.store.Close()
 	}
 }
 
@@ -238,7 +238,7 @@ func (s *server) shutdown() error {
 		case <-s.runDone:
 		case <-ctx.Done():
 		}
-		if err := s.store.close(); err != nil {
+		if err := s.store.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close store: %w", err))
 		}
 		s.stopErr = errors.Join(errs...)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -19,13 +20,13 @@ type store interface {
 	sessiongate.AuditStore
 	Migrate(ctx context.Context) error
 	Ping(ctx context.Context) error
+	io.Closer
 }
 
-// openedStore is an open backend and how to close it.
+// openedStore is an open backend and what to call it.
 type openedStore struct {
 	store
-	desc  string // for messages: "PostgreSQL table "session"" or the SQLite path
-	close func() error
+	desc string // for messages: "PostgreSQL table "session"" or the SQLite path
 }
 
 // sqlitePath is the embedded store's file.
@@ -48,7 +49,7 @@ func openStore(ctx context.Context, c *Config) (*openedStore, error) {
 		if c.SessionSchema != "" {
 			desc = fmt.Sprintf("PostgreSQL table %q.%q", c.SessionSchema, c.SessionTable)
 		}
-		return &openedStore{store: db, desc: desc, close: func() error { db.Close(); return nil }}, nil
+		return &openedStore{store: db, desc: desc}, nil
 	}
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return nil, &ConfigError{Setting: "DATA_DIR", Err: err}
@@ -62,7 +63,7 @@ func openStore(ctx context.Context, c *Config) (*openedStore, error) {
 		db.Close()
 		return nil, fmt.Errorf("migrate %s: %w", path, err)
 	}
-	return &openedStore{store: db, desc: "SQLite " + path, close: db.Close}, nil
+	return &openedStore{store: db, desc: "SQLite " + path}, nil
 }
 
 // checkSchema makes sure the PostgreSQL objects serve needs exist (the

@@ -83,7 +83,7 @@ func (m *Main) runUsers(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer s.close()
+	defer s.Close()
 	if err := checkSchema(ctx, &m.Config, s); err != nil {
 		return err
 	}
