@@ -7,10 +7,12 @@
 // UTC text in JavaScript's toISOString() form ("2006-01-02T15:04:05.000Z"):
 // fixed width, so it sorts as time does, at millisecond precision.
 //
-// Ended sessions are announced in process: the writes of this DB (delete,
-// a save that removes passport.user, a save or refresh that moves a live
-// expiry into the past) are delivered to every WatchRevocations caller.
-// Writes made by another process to the same file are not announced.
+// Ended sessions are announced in process: the writes of this DB (delete
+// of a row that had not expired, a save that removes passport.user, a save
+// or refresh that moves a live expiry into the past) are delivered to every
+// WatchRevocations caller. Writes made by another process to the same file
+// are not announced (`sessiongate users delete` is one): the gateway sees
+// them at its next batched check.
 package sqlite
 
 import (

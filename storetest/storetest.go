@@ -33,6 +33,7 @@ type Backend interface {
 	sessiongate.RevocationFeed
 	sessiongate.UserStore
 	sessiongate.AuditStore
+	sessiongate.SessionPruner
 	io.Closer
 }
 
@@ -61,6 +62,7 @@ func Run(t *testing.T, open func(t *testing.T) Backend) {
 		{"ExpiredOnSave", testExpiredOnSave},
 		{"ExpiredOnRefresh", testExpiredOnRefresh},
 		{"NoRevocationForOrdinaryWrites", testNoRevocationForOrdinaryWrites},
+		{"Prune", testPrune},
 		{"Users", testUsers},
 		{"UserConflict", testUserConflict},
 		{"UserNotFound", testUserNotFound},

@@ -18,6 +18,7 @@ type store interface {
 	sessiongate.RevocationFeed
 	sessiongate.UserStore
 	sessiongate.AuditStore
+	sessiongate.SessionPruner
 	Migrate(ctx context.Context) error
 	Ping(ctx context.Context) error
 	io.Closer
