@@ -34,7 +34,7 @@ type server struct {
 	stopRun   context.CancelFunc
 	runDone   chan struct{} // closed when gateway.Run returns
 	pruneDone chan struct{} // closed when the pruner returns (at once when off)
-	done    chan error    // the listener failed
+	done      chan error    // the listener failed
 
 	once    sync.Once
 	stopErr error
