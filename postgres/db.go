@@ -82,6 +82,8 @@ var (
 	_ sessiongate.RevocationFeed = (*DB)(nil)
 	_ sessiongate.UserStore      = (*DB)(nil)
 	_ sessiongate.AuditStore     = (*DB)(nil)
+	_ sessiongate.SessionPruner  = (*DB)(nil)
+	_ sessiongate.UserChecker    = (*DB)(nil)
 )
 
 // names holds the quoted identifiers the SQL is built from.

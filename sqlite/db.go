@@ -46,6 +46,8 @@ var (
 	_ sessiongate.RevocationFeed = (*DB)(nil)
 	_ sessiongate.UserStore      = (*DB)(nil)
 	_ sessiongate.AuditStore     = (*DB)(nil)
+	_ sessiongate.SessionPruner  = (*DB)(nil)
+	_ sessiongate.UserChecker    = (*DB)(nil)
 )
 
 // busyTimeout is how long a connection waits for a lock held by another

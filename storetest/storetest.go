@@ -34,6 +34,7 @@ type Backend interface {
 	sessiongate.UserStore
 	sessiongate.AuditStore
 	sessiongate.SessionPruner
+	sessiongate.UserChecker
 	io.Closer
 }
 
@@ -66,6 +67,8 @@ func Run(t *testing.T, open func(t *testing.T) Backend) {
 		{"Users", testUsers},
 		{"UserConflict", testUserConflict},
 		{"UserNotFound", testUserNotFound},
+		{"DeleteUserDeletesSessions", testDeleteUserDeletesSessions},
+		{"ActiveUsers", testActiveUsers},
 		{"Audit", testAudit},
 	}
 	for _, tt := range tests {
@@ -592,7 +595,7 @@ func testUsers(t *testing.T, b Backend) {
 		t.Errorf("Users = %+v, want alice then bob", all)
 	}
 
-	if err := b.DeleteUser(ctx, alice.ID); err != nil {
+	if _, err := b.DeleteUser(ctx, alice.ID); err != nil {
 		t.Fatalf("DeleteUser: %v", err)
 	}
 	if _, err := b.UserByID(ctx, alice.ID); sessiongate.ErrorCode(err) != sessiongate.ECodeNotFound {
@@ -626,7 +629,7 @@ func testUserNotFound(t *testing.T, b Backend) {
 	if _, err := b.UserByID(ctx, 987654); sessiongate.ErrorCode(err) != sessiongate.ECodeNotFound {
 		t.Errorf("UserByID = %v, want not found", err)
 	}
-	if err := b.DeleteUser(ctx, 987654); sessiongate.ErrorCode(err) != sessiongate.ECodeNotFound {
+	if _, err := b.DeleteUser(ctx, 987654); sessiongate.ErrorCode(err) != sessiongate.ECodeNotFound {
 		t.Errorf("DeleteUser = %v, want not found", err)
 	}
 	if all, err := b.Users(ctx); err != nil || len(all) != 0 {
