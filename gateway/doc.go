@@ -38,7 +38,10 @@
 //  3. The session cookie (NO_COOKIE) and its signature (BAD_SIGNATURE).
 //  4. The session row (SESSION_NOT_FOUND, SESSION_EXPIRED); a store failure
 //     is INTERNAL and admits no one.
-//  5. passport.user (NOT_AUTHENTICATED).
+//  5. passport.user (NOT_AUTHENTICATED); with Config.Users, its user must
+//     still exist (NOT_AUTHENTICATED as well). The periodic checks ask
+//     Config.Users once per batch and end the sessions of users gone as
+//     revoked.
 //
 // A client that disconnects while its session row is being read (the
 // middleware's context is done when the lookup returns) has left, which is

@@ -103,6 +103,10 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 		},
 		ConnectTimeout: cfg.ConnectTimeout,
 	})
+	users, err := userChecker(ctx, &cfg, s.store)
+	if err != nil {
+		return nil, err
+	}
 	rate := cfg.RateLimit
 	if rate == 0 {
 		rate = -1 // 0 disables here; gateway takes negative for that
@@ -111,6 +115,7 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 		Sessions:         s.store,
 		Revocations:      s.store,
 		Audit:            s.store,
+		Users:            users,
 		Secrets:          secrets,
 		CookieName:       cfg.SessionCookie,
 		AllowedOrigins:   origins,

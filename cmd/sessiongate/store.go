@@ -19,6 +19,7 @@ type store interface {
 	sessiongate.UserStore
 	sessiongate.AuditStore
 	sessiongate.SessionPruner
+	sessiongate.UserChecker
 	Migrate(ctx context.Context) error
 	Ping(ctx context.Context) error
 	io.Closer
@@ -84,4 +85,26 @@ func checkSchema(ctx context.Context, c *Config, s *openedStore) error {
 		return fmt.Errorf("check %s: %w", s.desc, err)
 	}
 	return nil
+}
+
+// userChecker returns what the gateway asks whether a session's user still
+// exists: the operator's USER_ACTIVE_QUERY (PostgreSQL only; checked by
+// running it once), else the embedded login's users when sessiongate owns
+// login, else nothing (the Node app's users are not ours to know).
+func userChecker(ctx context.Context, c *Config, s *openedStore) (sessiongate.UserChecker, error) {
+	if c.UserActiveQuery == "" {
+		if c.AuthEndpoints {
+			return s.store, nil
+		}
+		return nil, nil
+	}
+	pg, ok := s.store.(*postgres.DB)
+	if !c.usePostgres() || !ok {
+		return nil, configErrorf("USER_ACTIVE_QUERY", "needs a PostgreSQL store (DATABASE_URL)")
+	}
+	q, err := pg.UserQuery(ctx, c.UserActiveQuery)
+	if err != nil {
+		return nil, &ConfigError{Setting: "USER_ACTIVE_QUERY", Err: err}
+	}
+	return q, nil
 }
