@@ -303,16 +303,19 @@ func (db *DB) Check(ctx context.Context) error {
 		// revoked trigger without its WHEN clause predates the one that
 		// keeps prunes silent: it counts as missing, so Migrate replaces it.
 		prefix := "sessiongate_" + db.table + "_"
-		var n int
+		var n, old int
 		err := db.pool.QueryRow(ctx,
-			`SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = ANY($2) AND tgenabled <> 'D' `+
-				`AND (tgname <> $3 OR tgqual IS NOT NULL)`,
-			db.names.Table, []string{prefix + "revoked", prefix + "logged_out", prefix + "expired"}, prefix+"revoked").Scan(&n)
+			`SELECT count(*), count(*) FILTER (WHERE tgname = $3 AND tgqual IS NULL) `+
+				`FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = ANY($2) AND tgenabled <> 'D'`,
+			db.names.Table, []string{prefix + "revoked", prefix + "logged_out", prefix + "expired"}, prefix+"revoked").Scan(&n, &old)
 		if err != nil {
 			return fmt.Errorf("postgres: check triggers: %w", err)
 		}
-		if n != 3 {
-			missing = append(missing, "an up-to-date revocation trigger on "+db.names.Table)
+		switch {
+		case n != 3:
+			missing = append(missing, "revocation trigger on "+db.names.Table)
+		case old > 0:
+			missing = append(missing, "an up-to-date revocation trigger on "+db.names.Table+" (this one announces pruned rows)")
 		}
 	}
 	if len(missing) > 0 {
