@@ -34,12 +34,13 @@ func newStatements(n names) statements {
 			`FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamp[]) AS u(sid, old_sess, new_sess, expire) ` +
 			`WHERE s.sid = u.sid AND s.sess::text = u.old_sess RETURNING s.sid`,
 		// connect-pg-simple's prune (expire < to_timestamp($1)), a batch at
-		// a time on the expire index. SKIP LOCKED passes over rows another
-		// transaction is writing (a refresh) rather than waiting for it, and
-		// the outer expire test keeps a row such a write moved into the
-		// future.
-		prune: `DELETE FROM ` + t + ` WHERE sid IN (SELECT sid FROM ` + t + ` WHERE expire < to_timestamp($1) ` +
-			`LIMIT $2 FOR UPDATE SKIP LOCKED) AND expire < to_timestamp($1)`,
+		// a time: the ids come from the expire index, the rows by primary
+		// key (sid IN (subquery) would hash-join every expired row, each
+		// batch). SKIP LOCKED passes over rows another transaction is
+		// writing (a refresh) rather than waiting for it, and the outer
+		// expire test keeps a row such a write moved into the future.
+		prune: `DELETE FROM ` + t + ` WHERE sid = ANY(ARRAY(SELECT sid FROM ` + t + ` WHERE expire < to_timestamp($1) ` +
+			`LIMIT $2 FOR UPDATE SKIP LOCKED)) AND expire < to_timestamp($1)`,
 	}
 }
 
