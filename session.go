@@ -82,6 +82,19 @@ type SessionStore interface {
 	RefreshSessions(ctx context.Context, refreshes []Refresh) ([]string, error)
 }
 
+// SessionPruner is implemented by stores that delete expired rows, as
+// connect-pg-simple's pruneSessionInterval does (see Pruner).
+type SessionPruner interface {
+	// PruneSessions deletes the rows whose expiry is before the given time,
+	// at most batch rows per statement, each statement a short transaction
+	// of its own, so that no lock is held for long beside the Node app's or
+	// the gateway's writes; it stops after a statement that deleted fewer
+	// than batch rows, or when ctx ends, and returns how many rows it
+	// deleted. A deleted row that had already expired is not announced as a
+	// revocation: its sockets were ended at its expiry.
+	PruneSessions(ctx context.Context, before time.Time, batch int) (int64, error)
+}
+
 // Revocation tells that a session has ended, or (Resync) that endings may
 // have been missed and every live session must be checked again.
 type Revocation struct {

@@ -3,7 +3,8 @@
 //
 // The root package has no dependencies beyond the standard library. It defines
 // the plain types (Session, Identity, User, AuditEvent), the interfaces the
-// backends implement (SessionStore, RevocationFeed, UserStore, AuditStore) and
+// backends implement (SessionStore, RevocationFeed, SessionPruner, UserStore,
+// AuditStore), the Pruner that deletes expired sessions periodically, and
 // the error type with machine codes that every layer returns. Backends live in
 // subpackages named after their dependency (postgres, sqlite); the protocol in
 // engineio and socketio; the cookie and session JSON formats in

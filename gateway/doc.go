@@ -35,7 +35,10 @@
 //  2. The session cookie (NO_COOKIE) and its signature (BAD_SIGNATURE).
 //  3. The session row (SESSION_NOT_FOUND, SESSION_EXPIRED); a store failure
 //     is INTERNAL and admits no one.
-//  4. passport.user (NOT_AUTHENTICATED).
+//  4. passport.user (NOT_AUTHENTICATED); with Config.Users, its user must
+//     still exist (NOT_AUTHENTICATED as well). The periodic checks ask
+//     Config.Users once per batch and end the sessions of users gone as
+//     revoked.
 //
 // Handshakes are rate limited per client address before any of this, when
 // the Engine.IO session is opened (HTTP 429), keyed by ClientKey; a flood

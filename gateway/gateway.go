@@ -44,6 +44,13 @@ type Config struct {
 	Revocations sessiongate.RevocationFeed // optional: nil means no push notifications
 	Audit       sessiongate.AuditStore
 
+	// Users, when set, is asked whether a session's user still exists, at
+	// the handshake (NOT_AUTHENTICATED if not) and once per batch of the
+	// periodic checks (its sockets end as revoked): the embedded login's
+	// users table, or an operator's query beside a Node app. Nil: a
+	// session's passport.user is taken as is.
+	Users sessiongate.UserChecker
+
 	// Secrets verify the cookie signature, tried in order (the first one is
 	// the one new cookies are signed with).
 	Secrets    [][]byte
@@ -73,6 +80,7 @@ type Config struct {
 type Gateway struct {
 	sessions    sessiongate.SessionStore
 	revocations sessiongate.RevocationFeed
+	users       sessiongate.UserChecker
 	secrets     [][]byte
 	cookieName  string
 	origins     map[string]bool
@@ -130,6 +138,7 @@ func New(cfg Config) (*Gateway, error) {
 	g := &Gateway{
 		sessions:    cfg.Sessions,
 		revocations: cfg.Revocations,
+		users:       cfg.Users,
 		secrets:     cfg.Secrets,
 		cookieName:  orDefault(cfg.CookieName, DefaultCookieName),
 		origins:     make(map[string]bool, len(cfg.AllowedOrigins)),

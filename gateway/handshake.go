@@ -111,6 +111,9 @@ func (g *Gateway) check(ctx context.Context, s *socketio.Socket, cl client) (*co
 		// would destroy it on load.
 		return nil, &refusal{code: sessiongate.ECodeNotAuthenticated, short: short, err: err}
 	}
+	if ref := g.checkUser(ctx, uid, short); ref != nil {
+		return nil, ref
+	}
 	return &conn{
 		identity:  sessiongate.Identity{UserID: uid, SessionID: sid},
 		hash:      hash,

@@ -211,10 +211,15 @@ func (g *Gateway) checkBatch(ctx context.Context, hashes []string, failClosed bo
 	}
 
 	now := g.now()
+	gone := g.goneUsers(ctx, items, rows, now)
 	var refreshes []sessiongate.Refresh
 	for _, it := range items {
 		row := rows[it.sid]
-		if reason := endReason(row, now, it.userID); reason != "" {
+		reason := endReason(row, now, it.userID)
+		if reason == "" && gone[it.userID] {
+			reason = sessiongate.EndRevoked // the user was deleted
+		}
+		if reason != "" {
 			g.end(ctx, it.hash, reason)
 			continue
 		}

@@ -51,8 +51,9 @@ var stores = map[string]func(t *testing.T) (s testStore, closeStore func()){
 		if err := db.Migrate(testCtx(t)); err != nil {
 			t.Fatalf("Migrate: %v", err)
 		}
-		t.Cleanup(db.Close)
-		return db, db.Close
+		closeStore := func() { db.Close() }
+		t.Cleanup(closeStore)
+		return db, closeStore
 	},
 }
 

@@ -82,6 +82,8 @@ var (
 	_ sessiongate.RevocationFeed = (*DB)(nil)
 	_ sessiongate.UserStore      = (*DB)(nil)
 	_ sessiongate.AuditStore     = (*DB)(nil)
+	_ sessiongate.SessionPruner  = (*DB)(nil)
+	_ sessiongate.UserChecker    = (*DB)(nil)
 )
 
 // names holds the quoted identifiers the SQL is built from.
@@ -173,10 +175,13 @@ func (db *DB) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes every connection of the pool. Listeners started by
-// WatchRevocations stop when their context ends.
-func (db *DB) Close() {
+// Close closes every connection of the pool, waiting for the ones in use to
+// be released. Listeners started by WatchRevocations stop when their context
+// ends. It has the shape of io.Closer, as sqlite.DB.Close; its error is
+// always nil (pgxpool reports none).
+func (db *DB) Close() error {
 	db.pool.Close()
+	return nil
 }
 
 // Stats returns counters of the work done since Open.
@@ -294,17 +299,23 @@ func (db *DB) Check(ctx context.Context) error {
 		}
 	}
 	if len(missing) == 0 {
-		// Trigger names are unquoted identifiers in pg_trigger.tgname.
+		// Trigger names are unquoted identifiers in pg_trigger.tgname. A
+		// revoked trigger without its WHEN clause predates the one that
+		// keeps prunes silent: it counts as missing, so Migrate replaces it.
 		prefix := "sessiongate_" + db.table + "_"
-		var n int
+		var n, old int
 		err := db.pool.QueryRow(ctx,
-			`SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = ANY($2) AND tgenabled <> 'D'`,
-			db.names.Table, []string{prefix + "revoked", prefix + "logged_out", prefix + "expired"}).Scan(&n)
+			`SELECT count(*), count(*) FILTER (WHERE tgname = $3 AND tgqual IS NULL) `+
+				`FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = ANY($2) AND tgenabled <> 'D'`,
+			db.names.Table, []string{prefix + "revoked", prefix + "logged_out", prefix + "expired"}, prefix+"revoked").Scan(&n, &old)
 		if err != nil {
 			return fmt.Errorf("postgres: check triggers: %w", err)
 		}
-		if n != 3 {
+		switch {
+		case n != 3:
 			missing = append(missing, "revocation trigger on "+db.names.Table)
+		case old > 0:
+			missing = append(missing, "an up-to-date revocation trigger on "+db.names.Table+" (this one announces pruned rows)")
 		}
 	}
 	if len(missing) > 0 {

@@ -37,7 +37,7 @@ func openDB(t *testing.T) (db *DB, schema, url string) {
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
-	t.Cleanup(db.Close)
+	t.Cleanup(func() { db.Close() })
 	if err := db.Migrate(testCtx(t)); err != nil {
 		t.Fatalf("Migrate: %v", err)
 	}
@@ -134,6 +134,7 @@ func TestTriggerOnConnectPgSimpleSQL(t *testing.T) {
 		set     = `INSERT INTO ` + table + ` (sess, expire, sid) SELECT $1, to_timestamp($2), $3 ON CONFLICT (sid) DO UPDATE SET sess=$1, expire=to_timestamp($2) RETURNING sid`
 		touch   = `UPDATE ` + table + ` SET expire = to_timestamp($1) WHERE sid = $2 RETURNING sid`
 		destroy = `DELETE FROM ` + table + ` WHERE sid = $1`
+		prune   = `DELETE FROM ` + table + ` WHERE expire < to_timestamp($1)`
 	)
 	now := time.Now().Unix()
 	sess := func(passport string) string {
@@ -166,10 +167,14 @@ func TestTriggerOnConnectPgSimpleSQL(t *testing.T) {
 			exec(set, sess(`{"user":42}`), fmt.Sprint(now+3600), sid)
 			exec(touch, fmt.Sprint(now-10), sid)
 		}, sessiongate.EndExpired},
-		{"destroy of an expired row", func(sid string) {
-			exec(set, sess(`{"user":42}`), fmt.Sprint(now-10), sid)
+		{"destroy of an expired row is silent", func(sid string) {
+			exec(set, sess(`{"user":42}`), fmt.Sprint(now-10), sid+"-never")
+			exec(destroy, sid+"-never")
+			exec(set, sess(`{"user":42}`), fmt.Sprint(now-10), sid+"-never-pruned")
+			exec(prune, fmt.Sprint(now))
+			exec(set, sess(`{"user":1}`), fmt.Sprint(now+3600), sid) // the marker
 			exec(destroy, sid)
-		}, sessiongate.EndExpired},
+		}, sessiongate.EndRevoked},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -180,7 +185,7 @@ func TestTriggerOnConnectPgSimpleSQL(t *testing.T) {
 			exec(set, sess(`{"user":1}`), fmt.Sprint(now+3600), quiet)
 			exec(touch, fmt.Sprint(now+7200), quiet)
 			tt.steps(sid)
-			r := l.await(t, sid, quiet, sid+"-never")
+			r := l.await(t, sid, quiet, sid+"-never", sid+"-never-pruned")
 			if r.Reason != tt.reason || r.Resync {
 				t.Errorf("got %+v, want reason %s", r, tt.reason)
 			}
@@ -663,6 +668,20 @@ func TestCheck(t *testing.T) {
 	}
 	if err := db.Check(ctx); err == nil || !strings.Contains(err.Error(), "revocation trigger") {
 		t.Fatalf("Check without a trigger = %v, want it named", err)
+	}
+	// The trigger of earlier versions, which announced every pruned row.
+	if _, err := c.Exec(ctx, `CREATE TRIGGER "sessiongate_Session_revoked" AFTER DELETE ON "Session" `+
+		`FOR EACH ROW EXECUTE FUNCTION "sessiongate_Session_notify"('revoked')`); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Check(ctx); err == nil || !strings.Contains(err.Error(), "up-to-date revocation trigger") {
+		t.Fatalf("Check with the old trigger = %v, want it named", err)
+	}
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Check(ctx); err != nil {
+		t.Fatalf("Check after Migrate replaced the old trigger = %v", err)
 	}
 }
 

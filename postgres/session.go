@@ -16,7 +16,7 @@ import (
 // statements holds the session-table SQL for one table name. get, set,
 // destroy are connect-pg-simple's own statements apart from the columns read.
 type statements struct {
-	get, many, set, destroy, readSess, refresh string
+	get, many, set, destroy, readSess, refresh, prune string
 }
 
 func newStatements(n names) statements {
@@ -33,6 +33,14 @@ func newStatements(n names) statements {
 		refresh: `UPDATE ` + t + ` AS s SET sess = u.new_sess::json, expire = u.expire ` +
 			`FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamp[]) AS u(sid, old_sess, new_sess, expire) ` +
 			`WHERE s.sid = u.sid AND s.sess::text = u.old_sess RETURNING s.sid`,
+		// connect-pg-simple's prune (expire < to_timestamp($1)), a batch at
+		// a time: the ids come from the expire index, the rows by primary
+		// key (sid IN (subquery) would hash-join every expired row, each
+		// batch). SKIP LOCKED passes over rows another transaction is
+		// writing (a refresh) rather than waiting for it, and the outer
+		// expire test keeps a row such a write moved into the future.
+		prune: `DELETE FROM ` + t + ` WHERE sid = ANY(ARRAY(SELECT sid FROM ` + t + ` WHERE expire < to_timestamp($1) ` +
+			`LIMIT $2 FOR UPDATE SKIP LOCKED)) AND expire < to_timestamp($1)`,
 	}
 }
 
@@ -185,4 +193,26 @@ func (db *DB) RefreshSessions(ctx context.Context, refreshes []sessiongate.Refre
 // to the millisecond.
 func unixSeconds(t time.Time) float64 {
 	return float64(t.UnixMilli()) / 1000
+}
+
+// PruneSessions deletes the rows whose expiry is before `before`, batch rows
+// per statement (each a transaction of its own, on the expire index), until
+// a statement deletes fewer. The revocation trigger announces none of them.
+func (db *DB) PruneSessions(ctx context.Context, before time.Time, batch int) (int64, error) {
+	if batch <= 0 {
+		return 0, sessiongate.Errorf(sessiongate.ECodeInvalid, "prune batch must be positive")
+	}
+	var total int64
+	for ctx.Err() == nil {
+		db.sessionStmts.Add(1)
+		tag, err := db.pool.Exec(ctx, db.sql.prune, unixSeconds(before), batch)
+		if err != nil {
+			return total, fmt.Errorf("prune sessions: %w", err)
+		}
+		total += tag.RowsAffected()
+		if tag.RowsAffected() < int64(batch) {
+			return total, nil
+		}
+	}
+	return total, fmt.Errorf("prune sessions: %w", ctx.Err())
 }

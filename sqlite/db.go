@@ -7,10 +7,12 @@
 // UTC text in JavaScript's toISOString() form ("2006-01-02T15:04:05.000Z"):
 // fixed width, so it sorts as time does, at millisecond precision.
 //
-// Ended sessions are announced in process: the writes of this DB (delete,
-// a save that removes passport.user, a save or refresh that moves a live
-// expiry into the past) are delivered to every WatchRevocations caller.
-// Writes made by another process to the same file are not announced.
+// Ended sessions are announced in process: the writes of this DB (delete
+// of a row that had not expired, a save that removes passport.user, a save
+// or refresh that moves a live expiry into the past) are delivered to every
+// WatchRevocations caller. Writes made by another process to the same file
+// are not announced (`sessiongate users delete` is one): the gateway sees
+// them at its next batched check.
 package sqlite
 
 import (
@@ -44,6 +46,8 @@ var (
 	_ sessiongate.RevocationFeed = (*DB)(nil)
 	_ sessiongate.UserStore      = (*DB)(nil)
 	_ sessiongate.AuditStore     = (*DB)(nil)
+	_ sessiongate.SessionPruner  = (*DB)(nil)
+	_ sessiongate.UserChecker    = (*DB)(nil)
 )
 
 // busyTimeout is how long a connection waits for a lock held by another
@@ -102,7 +106,9 @@ func (db *DB) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the database. WatchRevocations calls end with their context.
+// Close closes the database's connections and reports the first failure of
+// each pool. WatchRevocations calls end with their context. It has the shape
+// of io.Closer, as postgres.DB.Close.
 func (db *DB) Close() error {
 	return errors.Join(db.r.Close(), db.w.Close())
 }

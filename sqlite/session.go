@@ -133,8 +133,9 @@ func revocation(sid string, reason sessiongate.EndReason) sessiongate.Revocation
 	return sessiongate.Revocation{SessionHash: sessiongate.SessionHash(sid), Reason: reason}
 }
 
-// DeleteSession removes a row, as store.destroy, and announces it: revoked,
-// or expired when the row had expired already.
+// DeleteSession removes a row, as store.destroy, and announces it as
+// revoked, unless the row had expired already (as the PostgreSQL trigger:
+// its sockets were ended at its expiry).
 func (db *DB) DeleteSession(ctx context.Context, sid string) error {
 	var expire string
 	err := db.w.QueryRowContext(ctx, `DELETE FROM session WHERE sid = ? RETURNING expire`, sid).Scan(&expire)
@@ -144,11 +145,9 @@ func (db *DB) DeleteSession(ctx context.Context, sid string) error {
 	if err != nil {
 		return fmt.Errorf("delete session: %w", err)
 	}
-	reason := sessiongate.EndRevoked
-	if expire <= formatTime(time.Now()) {
-		reason = sessiongate.EndExpired
+	if expire > formatTime(time.Now()) {
+		db.hub.publish([]sessiongate.Revocation{revocation(sid, sessiongate.EndRevoked)})
 	}
-	db.hub.publish([]sessiongate.Revocation{revocation(sid, reason)})
 	return nil
 }
 
@@ -226,4 +225,31 @@ func (db *DB) RefreshSessions(ctx context.Context, refreshes []sessiongate.Refre
 	}
 	db.hub.publish(ended)
 	return done, nil
+}
+
+// PruneSessions deletes the rows whose expiry is before `before`, batch rows
+// per statement (a write transaction of its own: other writers go between
+// two), until a statement deletes fewer. Pruned rows are not announced.
+func (db *DB) PruneSessions(ctx context.Context, before time.Time, batch int) (int64, error) {
+	if batch <= 0 {
+		return 0, sessiongate.Errorf(sessiongate.ECodeInvalid, "prune batch must be positive")
+	}
+	cutoff := formatTime(before)
+	var total int64
+	for ctx.Err() == nil {
+		res, err := db.w.ExecContext(ctx,
+			`DELETE FROM session WHERE sid IN (SELECT sid FROM session WHERE expire < ? LIMIT ?)`, cutoff, batch)
+		if err != nil {
+			return total, fmt.Errorf("prune sessions: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, fmt.Errorf("prune sessions: %w", err)
+		}
+		total += n
+		if n < int64(batch) {
+			return total, nil
+		}
+	}
+	return total, fmt.Errorf("prune sessions: %w", ctx.Err())
 }

@@ -16,6 +16,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"slices"
 	"sync"
 	"testing"
@@ -25,12 +26,16 @@ import (
 	"github.com/sessiongate/sessiongate/expresssession"
 )
 
-// Backend is everything a sessiongate store provides.
+// Backend is everything a sessiongate store provides. Every store closes
+// the same way, as an io.Closer.
 type Backend interface {
 	sessiongate.SessionStore
 	sessiongate.RevocationFeed
 	sessiongate.UserStore
 	sessiongate.AuditStore
+	sessiongate.SessionPruner
+	sessiongate.UserChecker
+	io.Closer
 }
 
 // Timeout bounds every wait of the suite for an event.
@@ -58,9 +63,12 @@ func Run(t *testing.T, open func(t *testing.T) Backend) {
 		{"ExpiredOnSave", testExpiredOnSave},
 		{"ExpiredOnRefresh", testExpiredOnRefresh},
 		{"NoRevocationForOrdinaryWrites", testNoRevocationForOrdinaryWrites},
+		{"Prune", testPrune},
 		{"Users", testUsers},
 		{"UserConflict", testUserConflict},
 		{"UserNotFound", testUserNotFound},
+		{"DeleteUserDeletesSessions", testDeleteUserDeletesSessions},
+		{"ActiveUsers", testActiveUsers},
 		{"Audit", testAudit},
 	}
 	for _, tt := range tests {
@@ -587,7 +595,7 @@ func testUsers(t *testing.T, b Backend) {
 		t.Errorf("Users = %+v, want alice then bob", all)
 	}
 
-	if err := b.DeleteUser(ctx, alice.ID); err != nil {
+	if _, err := b.DeleteUser(ctx, alice.ID); err != nil {
 		t.Fatalf("DeleteUser: %v", err)
 	}
 	if _, err := b.UserByID(ctx, alice.ID); sessiongate.ErrorCode(err) != sessiongate.ECodeNotFound {
@@ -621,7 +629,7 @@ func testUserNotFound(t *testing.T, b Backend) {
 	if _, err := b.UserByID(ctx, 987654); sessiongate.ErrorCode(err) != sessiongate.ECodeNotFound {
 		t.Errorf("UserByID = %v, want not found", err)
 	}
-	if err := b.DeleteUser(ctx, 987654); sessiongate.ErrorCode(err) != sessiongate.ECodeNotFound {
+	if _, err := b.DeleteUser(ctx, 987654); sessiongate.ErrorCode(err) != sessiongate.ECodeNotFound {
 		t.Errorf("DeleteUser = %v, want not found", err)
 	}
 	if all, err := b.Users(ctx); err != nil || len(all) != 0 {

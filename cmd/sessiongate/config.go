@@ -50,6 +50,16 @@ type Config struct {
 	PublishKey    string
 	AuthEndpoints bool
 
+	// UserActiveQuery, when set, is the SELECT that says which users are
+	// still active (postgres.DB.UserQuery); otherwise, with AuthEndpoints,
+	// the embedded login's users table does.
+	UserActiveQuery string
+
+	// PruneInterval is how often expired sessions are deleted; 0 never.
+	// Left empty it is resolved by pruneInterval.
+	PruneInterval    time.Duration
+	pruneIntervalSet bool
+
 	LogFormat string
 	LogLevel  slog.Level
 
@@ -145,6 +155,10 @@ var settings = []setting{
 		parse: func(c *Config, v string) error { c.PublishKey = v; return nil }},
 	{env: "AUTH_ENDPOINTS", def: "true", usage: "serve /auth/login, /auth/logout, /auth/me (false when a Node app owns login)",
 		parse: func(c *Config, v string) error { return parseBool(&c.AuthEndpoints, v) }},
+	{env: "USER_ACTIVE_QUERY", def: "", arg: "SQL", usage: "PostgreSQL SELECT of the active user ids among $1 (text[]), run at each handshake and once per batch of session checks; empty: the embedded login's users when AUTH_ENDPOINTS=true, no check otherwise",
+		parse: func(c *Config, v string) error { c.UserActiveQuery = strings.TrimSpace(v); return nil }},
+	{env: "PRUNE_INTERVAL", def: "", arg: "DURATION", usage: "how often expired sessions are deleted (as connect-pg-simple's pruneSessionInterval); 0 never; empty: 15m, or never with AUTH_ENDPOINTS=false (the Node app prunes)",
+		parse: parsePruneInterval},
 	{env: "LOG_FORMAT", def: "text", arg: "FORMAT", usage: "log format: text or json",
 		parse: parseLogFormat},
 	{env: "LOG_LEVEL", def: "info", arg: "LEVEL", usage: "log level: debug, info, warn or error",
@@ -381,6 +395,33 @@ func parseCount(dst *int, v, hint string) error {
 	}
 	*dst = n
 	return nil
+}
+
+// DefaultPruneInterval is PRUNE_INTERVAL when unset and sessiongate owns
+// login (connect-pg-simple's default pruneSessionInterval is 15 minutes).
+const DefaultPruneInterval = 15 * time.Minute
+
+func parsePruneInterval(c *Config, v string) error {
+	c.PruneInterval, c.pruneIntervalSet = 0, v != ""
+	if v == "" || v == "0" {
+		return nil
+	}
+	return parseDuration(&c.PruneInterval, v)
+}
+
+// pruneInterval is how often serve prunes expired sessions, 0 for never:
+// PRUNE_INTERVAL when set; otherwise DefaultPruneInterval when sessiongate
+// owns login (and so the session table), and never beside a Node app, whose
+// connect-pg-simple prunes the table itself.
+func (c *Config) pruneInterval() time.Duration {
+	switch {
+	case c.pruneIntervalSet:
+		return c.PruneInterval
+	case c.AuthEndpoints:
+		return DefaultPruneInterval
+	default:
+		return 0
+	}
 }
 
 func parseLogFormat(c *Config, v string) error {

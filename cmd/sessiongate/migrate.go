@@ -11,7 +11,7 @@ func (m *Main) migrate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer s.close()
+	defer s.Close()
 	if m.Config.usePostgres() {
 		if err := s.Migrate(ctx); err != nil {
 			return fmt.Errorf("migrate %s: %w", s.desc, err)

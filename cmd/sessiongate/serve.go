@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sessiongate/sessiongate"
 	"github.com/sessiongate/sessiongate/engineio"
 	"github.com/sessiongate/sessiongate/gateway"
 	"github.com/sessiongate/sessiongate/httpapi"
@@ -30,9 +31,10 @@ type server struct {
 	io    *socketio.Server
 	gw    *gateway.Gateway
 
-	stopRun context.CancelFunc
-	runDone chan struct{} // closed when gateway.Run returns
-	done    chan error    // the listener failed
+	stopRun   context.CancelFunc
+	runDone   chan struct{} // closed when gateway.Run returns
+	pruneDone chan struct{} // closed when the pruner returns (at once when off)
+	done      chan error    // the listener failed
 
 	once    sync.Once
 	stopErr error
@@ -41,7 +43,7 @@ type server struct {
 // startServer opens the store, listens, and serves until shutdown.
 func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *server, err error) {
 	log := cfg.newLogger(stderr)
-	s := &server{cfg: cfg, log: log, runDone: make(chan struct{}), done: make(chan error, 1)}
+	s := &server{cfg: cfg, log: log, runDone: make(chan struct{}), pruneDone: make(chan struct{}), done: make(chan error, 1)}
 	defer func() {
 		if err != nil {
 			s.abort()
@@ -91,10 +93,15 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 		log.Warn("ALLOWED_ORIGINS is empty: browsers (which send an Origin) are refused; only clients without one connect")
 	}
 
+	users, err := userChecker(ctx, &cfg, s.store)
+	if err != nil {
+		return nil, err
+	}
 	s.gw, err = gateway.New(gateway.Config{
 		Sessions:         s.store,
 		Revocations:      s.store,
 		Audit:            s.store,
+		Users:            users,
 		Secrets:          secrets,
 		CookieName:       cfg.SessionCookie,
 		AllowedOrigins:   origins,
@@ -171,6 +178,7 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 			log.Error("gateway stopped", "err", err)
 		}
 	}()
+	go s.prune(runCtx)
 	go func() {
 		if err := s.http.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
 			s.done <- fmt.Errorf("serve: %w", err)
@@ -178,7 +186,8 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 	}()
 
 	log.Info("listening", "addr", s.addr(), "socket_path", cfg.SocketPath, "store", s.store.desc,
-		"origins", origins, "publish", cfg.PublishKey != "", "auth_endpoints", cfg.AuthEndpoints, "version", version)
+		"origins", origins, "publish", cfg.PublishKey != "", "auth_endpoints", cfg.AuthEndpoints,
+		"prune_interval", cfg.pruneInterval(), "version", version)
 	if cfg.Demo {
 		printDemo(stdout, s.addr(), demoUsers)
 	}
@@ -186,6 +195,18 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 }
 
 func (s *server) addr() string { return s.ln.Addr().String() }
+
+// prune deletes expired sessions every pruneInterval until ctx ends; with
+// pruning off it returns at once.
+func (s *server) prune(ctx context.Context) {
+	defer close(s.pruneDone)
+	interval := s.cfg.pruneInterval()
+	if interval <= 0 {
+		return
+	}
+	p := &sessiongate.Pruner{Store: s.store, Interval: interval, Logger: s.log}
+	_ = p.Run(ctx) // returns ctx.Err() when shutdown stops it
+}
 
 // abort releases what a failed start opened.
 func (s *server) abort() {
@@ -201,7 +222,7 @@ func (s *server) abort() {
 		s.ln.Close()
 	}
 	if s.store != nil {
-		s.store.close()
+		s.store.Close()
 	}
 }
 
@@ -231,11 +252,13 @@ func (s *server) shutdown() error {
 			errs = append(errs, fmt.Errorf("http: %w", err))
 		}
 		s.stopRun()
-		select {
-		case <-s.runDone:
-		case <-ctx.Done():
+		for _, done := range []chan struct{}{s.runDone, s.pruneDone} {
+			select {
+			case <-done:
+			case <-ctx.Done():
+			}
 		}
-		if err := s.store.close(); err != nil {
+		if err := s.store.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close store: %w", err))
 		}
 		s.stopErr = errors.Join(errs...)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -17,15 +18,17 @@ type store interface {
 	sessiongate.RevocationFeed
 	sessiongate.UserStore
 	sessiongate.AuditStore
+	sessiongate.SessionPruner
+	sessiongate.UserChecker
 	Migrate(ctx context.Context) error
 	Ping(ctx context.Context) error
+	io.Closer
 }
 
-// openedStore is an open backend and how to close it.
+// openedStore is an open backend and what to call it.
 type openedStore struct {
 	store
-	desc  string // for messages: "PostgreSQL table "session"" or the SQLite path
-	close func() error
+	desc string // for messages: "PostgreSQL table "session"" or the SQLite path
 }
 
 // sqlitePath is the embedded store's file.
@@ -48,7 +51,7 @@ func openStore(ctx context.Context, c *Config) (*openedStore, error) {
 		if c.SessionSchema != "" {
 			desc = fmt.Sprintf("PostgreSQL table %q.%q", c.SessionSchema, c.SessionTable)
 		}
-		return &openedStore{store: db, desc: desc, close: func() error { db.Close(); return nil }}, nil
+		return &openedStore{store: db, desc: desc}, nil
 	}
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return nil, &ConfigError{Setting: "DATA_DIR", Err: err}
@@ -62,7 +65,7 @@ func openStore(ctx context.Context, c *Config) (*openedStore, error) {
 		db.Close()
 		return nil, fmt.Errorf("migrate %s: %w", path, err)
 	}
-	return &openedStore{store: db, desc: "SQLite " + path, close: db.Close}, nil
+	return &openedStore{store: db, desc: "SQLite " + path}, nil
 }
 
 // checkSchema makes sure the PostgreSQL objects serve needs exist (the
@@ -82,4 +85,26 @@ func checkSchema(ctx context.Context, c *Config, s *openedStore) error {
 		return fmt.Errorf("check %s: %w", s.desc, err)
 	}
 	return nil
+}
+
+// userChecker returns what the gateway asks whether a session's user still
+// exists: the operator's USER_ACTIVE_QUERY (PostgreSQL only; checked by
+// running it once), else the embedded login's users when sessiongate owns
+// login, else nothing (the Node app's users are not ours to know).
+func userChecker(ctx context.Context, c *Config, s *openedStore) (sessiongate.UserChecker, error) {
+	if c.UserActiveQuery == "" {
+		if c.AuthEndpoints {
+			return s.store, nil
+		}
+		return nil, nil
+	}
+	pg, ok := s.store.(*postgres.DB)
+	if !c.usePostgres() || !ok {
+		return nil, configErrorf("USER_ACTIVE_QUERY", "needs a PostgreSQL store (DATABASE_URL)")
+	}
+	q, err := pg.UserQuery(ctx, c.UserActiveQuery)
+	if err != nil {
+		return nil, &ConfigError{Setting: "USER_ACTIVE_QUERY", Err: err}
+	}
+	return q, nil
 }

@@ -53,7 +53,7 @@ func (m *Main) parseUsers(args []string) error {
 		usage = "users list\n\nLists the users of the embedded login."
 	case "delete":
 		fs.StringVar(&m.users.email, "email", "", "email of the user")
-		usage = "users delete --email E\n\nDeletes a user of the embedded login."
+		usage = "users delete --email E\n\nDeletes a user of the embedded login and its sessions, which ends its sockets."
 	default:
 		return &ConfigError{Setting: "users", Err: fmt.Errorf("unknown action %q: add, list or delete", m.users.action)}
 	}
@@ -83,7 +83,7 @@ func (m *Main) runUsers(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer s.close()
+	defer s.Close()
 	if err := checkSchema(ctx, &m.Config, s); err != nil {
 		return err
 	}
@@ -143,9 +143,10 @@ func (m *Main) deleteUser(ctx context.Context, users sessiongate.UserStore) erro
 	} else if err != nil {
 		return fmt.Errorf("delete user: %w", err)
 	}
-	if err := users.DeleteUser(ctx, u.ID); err != nil {
+	n, err := users.DeleteUser(ctx, u.ID)
+	if err != nil {
 		return fmt.Errorf("delete user: %w", err)
 	}
-	fmt.Fprintf(m.Stdout, "deleted user %d %s\n", u.ID, u.Email)
+	fmt.Fprintf(m.Stdout, "deleted user %d %s and its %d sessions\n", u.ID, u.Email, n)
 	return nil
 }

@@ -41,7 +41,7 @@ func TestUsers(t *testing.T) {
 			wantStderr: "sessiongate: user ALICE@example.com already exists\n"},
 		{args: []string{"users", "list"},
 			wantStdout: `^ID\s+EMAIL\s+CREATED\n1\s+alice@example.com\s+\d{4}-\d\d-\d\dT\S+Z\n2\s+bob@example.com\s+\S+\n$`},
-		{args: []string{"users", "delete", "--email", "alice@example.com"}, wantStdout: `^deleted user 1 alice@example.com\n$`},
+		{args: []string{"users", "delete", "--email", "alice@example.com"}, wantStdout: `^deleted user 1 alice@example.com and its 0 sessions\n$`},
 		{args: []string{"users", "delete", "--email", "alice@example.com"}, wantCode: 1,
 			wantStderr: "sessiongate: no user alice@example.com\n"},
 		{args: []string{"users", "list"}, wantStdout: `^ID\s+EMAIL\s+CREATED\n2\s+bob@example.com\s+\S+\n$`},
