@@ -2,7 +2,10 @@
 
 package engineio
 
-import "errors"
+import (
+	"errors"
+	"net"
+)
 
 // poller gives each websocket connection a reading goroutine: the
 // portable fallback for the epoll poller.
@@ -21,6 +24,6 @@ func (p *poller) close() {}
 
 // writeNonBlocking is never called here: connections have no descriptor
 // (c.rc is nil), so their frames are written by a flusher goroutine.
-func (c *wsConn) writeNonBlocking([]byte) (int, error) {
+func (c *wsConn) writeNonBlocking(net.Buffers) (int, error) {
 	return 0, errors.New("engineio: no non-blocking writes without the epoll poller")
 }
