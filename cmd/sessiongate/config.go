@@ -31,7 +31,7 @@ type Config struct {
 	MaxUnauthenticated      int
 	MaxUnauthenticatedPerIP int
 	ConnectTimeout          time.Duration
-	AllowedOrigins []string
+	AllowedOrigins          []string
 
 	SessionCookie  string
 	SessionSecrets []string
