@@ -296,3 +296,32 @@ func iovecsFrom(iov [][]byte, bufs net.Buffers, off int) [][]byte {
 	}
 	return iov
 }
+
+// writeBlocking writes bufs to the descriptor with vectored writes, waiting
+// (within the connection's write deadline) while the socket buffer is full.
+// It writes with writev even when c.conn is a wrapper that net.Buffers
+// would write buffer by buffer.
+func (c *wsConn) writeBlocking(bufs net.Buffers) error {
+	total := int(buffersLen(bufs))
+	var iov [][]byte
+	for written := 0; written < total; {
+		iov = iovecsFrom(iov[:0], bufs, written)
+		var n int
+		var werr error
+		err := c.rc.Write(func(fd uintptr) bool {
+			n, werr = unix.Writev(int(fd), iov)
+			return !errors.Is(werr, unix.EAGAIN) // false: wait until writable
+		})
+		if err == nil {
+			err = werr
+		}
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("engineio: websocket write: %w", err)
+		}
+		written += n
+	}
+	return nil
+}

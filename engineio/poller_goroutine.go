@@ -27,3 +27,8 @@ func (p *poller) close() {}
 func (c *wsConn) writeNonBlocking(net.Buffers) (int, error) {
 	return 0, errors.New("engineio: no non-blocking writes without the epoll poller")
 }
+
+// writeBlocking is never called here: connections have no descriptor.
+func (c *wsConn) writeBlocking(net.Buffers) error {
+	return errors.New("engineio: no raw writes without the epoll poller")
+}

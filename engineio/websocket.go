@@ -599,6 +599,9 @@ func (c *wsConn) write(out []outFrame) error {
 // writeNow writes bufs with a blocking, vectored write.
 func (c *wsConn) writeNow(bufs net.Buffers) error {
 	_ = c.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	if c.rc != nil {
+		return c.writeBlocking(bufs)
+	}
 	_, err := bufs.WriteTo(c.conn)
 	return err
 }

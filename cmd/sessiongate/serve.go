@@ -84,9 +84,11 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 	// benchmark machine, about 3% of the ~220 µs CPU of an authenticated
 	// handshake (BenchmarkKeepAliveAccept, docs/benchmarks.md).
 	lc := net.ListenConfig{KeepAliveConfig: keepAlive}
-	if s.ln, err = lc.Listen(ctx, "tcp", cfg.ListenAddr); err != nil {
+	ln, err := lc.Listen(ctx, "tcp", cfg.ListenAddr)
+	if err != nil {
 		return nil, &ConfigError{Setting: "LISTEN_ADDR", Err: err}
 	}
+	s.ln = framingListener{ln}
 	origins := cfg.AllowedOrigins
 	if cfg.Demo {
 		port := strconv.Itoa(s.ln.Addr().(*net.TCPAddr).Port)
@@ -207,7 +209,8 @@ var keepAlive = net.KeepAliveConfig{Enable: true, Idle: time.Minute, Interval: 1
 // newHTTPServer is the HTTP server of `sessiongate serve` around handler.
 func newHTTPServer(handler http.Handler, log *slog.Logger) *http.Server {
 	return &http.Server{
-		Handler:           handler,
+		Handler:           refuseSmuggled(handler),
+		ConnContext:       withConn,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    maxHeaderBytes,
