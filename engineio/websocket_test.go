@@ -149,7 +149,8 @@ func TestWebsocketConcurrentSends(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t, Options{}, false)
+			// A burst of up to 10 MB from four senders: room for it all.
+			h := newHarness(t, Options{MaxBufferedBytes: fillLimit}, false)
 			c, s := openWatched(t, h)
 
 			var wg sync.WaitGroup
