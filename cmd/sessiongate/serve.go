@@ -82,7 +82,7 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 	// dropped its entry) even where no heartbeat or timeout runs yet. It
 	// costs four setsockopt calls per accepted connection: 6-9 µs on the
 	// benchmark machine, about 3% of the ~220 µs CPU of an authenticated
-	// handshake (BenchmarkKeepAliveAccept, docs/benchmarks.md).
+	// handshake (BenchmarkKeepAliveAccept).
 	lc := net.ListenConfig{KeepAliveConfig: keepAlive}
 	ln, err := lc.Listen(ctx, "tcp", cfg.ListenAddr)
 	if err != nil {
