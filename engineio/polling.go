@@ -200,7 +200,8 @@ func (s *Socket) servePost(w http.ResponseWriter, r *http.Request) {
 
 	// A body stalled before its end holds this goroutine, its buffer and
 	// the connection no longer than a heartbeat answer may take.
-	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.srv.opts.PingTimeout))
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(s.srv.opts.PingTimeout))
 	max := s.srv.opts.MaxPayload
 	if r.ContentLength > max {
 		s.end(reasonTransportError, pktClose)
@@ -209,6 +210,8 @@ func (s *Socket) servePost(w http.ResponseWriter, r *http.Request) {
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, max+1))
 	if err != nil {
+		// The deadline stays: net/http, draining the rest of the body
+		// for the connection's next request, gives up on it at once.
 		s.end(reasonTransportError, pktClose)
 		writeError(w, errBadRequest)
 		return
@@ -218,6 +221,9 @@ func (s *Socket) servePost(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "payload too large", http.StatusRequestEntityTooLarge)
 		return
 	}
+	// Lifted once the whole body is in, so that net/http's watch on the
+	// idle connection does not time out while the packets are handled.
+	_ = rc.SetReadDeadline(time.Time{})
 	pkts, err := decodePayload(body)
 	if err != nil {
 		s.end(reasonParseError, pktClose)
