@@ -1,8 +1,11 @@
 package engineio
 
 import (
+	"bytes"
+	"context"
 	"io"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
@@ -136,4 +139,63 @@ func checkLimits(t *testing.T, c *wsConn) {
 	if int64(len(c.in)) > max+14 {
 		t.Fatalf("%d bytes of a partial frame kept", len(c.in))
 	}
+}
+
+// FuzzPollingSession drives one polling session of a real Server with a
+// client's sequence of POSTed payloads and GETs; every message is echoed.
+// After each request the queue stays within MaxBufferedBytes with at most
+// one pong in it; nothing panics; closing the server leaves nothing
+// counted.
+func FuzzPollingSession(f *testing.F) {
+	f.Add([]byte("\x00\x0a4hello\x1e2\x1e2\x01\x00\x00\x032\x1e3"))
+	f.Add([]byte("\x00\xff" + strings.Repeat("4x\x1e", 85) + "\x00\x05bAAAA\x01\x00"))
+	f.Add([]byte("\x00\x011\x01\x00\x00\x024a"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		opts := fuzzLimits
+		opts.OnConnection = func(s *Socket) {
+			s.OnMessage(func(m Message) { _ = s.Send(m) })
+		}
+		srv := NewServer(opts)
+		defer func() {
+			srv.Close()
+			if st := srv.Stats(); st.Sessions != 0 || st.Pending != 0 {
+				t.Fatalf("after the server closed: %+v", st)
+			}
+		}()
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, httptest.NewRequest("GET", "/?EIO=4&transport=polling", nil))
+		body := w.Body.String()
+		i := strings.Index(body, `"sid":"`)
+		if i < 0 {
+			t.Fatalf("handshake = %q", body)
+		}
+		sid := body[i+7 : i+7+20]
+		s := srv.lookup(sid)
+		target := "/?EIO=4&transport=polling&sid=" + sid
+		done, cancel := context.WithCancel(context.Background())
+		cancel() // a GET takes what is queued, never waits
+		for len(data) >= 2 {
+			op, n := data[0], min(int(data[1]), len(data)-2)
+			payload := data[2 : 2+n]
+			data = data[2+n:]
+			var r *http.Request
+			if op%2 == 0 {
+				r = httptest.NewRequest("POST", target, bytes.NewReader(payload))
+			} else {
+				r = httptest.NewRequestWithContext(done, "GET", target, nil)
+			}
+			srv.ServeHTTP(httptest.NewRecorder(), r)
+			s.mu.Lock()
+			queued, pongs := s.queued, 0
+			for _, p := range s.queue {
+				if p.typ == pktPong {
+					pongs++
+				}
+			}
+			s.mu.Unlock()
+			if queued > opts.MaxBufferedBytes || pongs > 1 {
+				t.Fatalf("%d bytes and %d pongs queued", queued, pongs)
+			}
+		}
+	})
 }
