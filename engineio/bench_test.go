@@ -2,6 +2,7 @@ package engineio
 
 import (
 	"encoding/binary"
+	"runtime"
 	"testing"
 )
 
@@ -74,4 +75,24 @@ func BenchmarkParseFrame(b *testing.B) {
 			b.Fatal(n, err)
 		}
 	}
+}
+
+// BenchmarkBroadcast1MB sends one 1 MB text message to 100 websocket
+// sessions whose clients read it, and reports the bytes allocated per
+// recipient: O(1), as the recipients share the payload.
+// Run: go test -run '^$' -bench Broadcast1MB ./engineio/
+func BenchmarkBroadcast1MB(b *testing.B) {
+	rig := newBroadcastRig(b, 100)
+	msg := Message{Data: make([]byte, 1e6)}
+	rig.broadcast(b, msg) // warm the pools
+	b.SetBytes(int64(len(msg.Data)) * int64(len(rig.sockets)))
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	b.ResetTimer()
+	for b.Loop() {
+		rig.broadcast(b, msg)
+	}
+	b.StopTimer()
+	runtime.ReadMemStats(&after)
+	b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/float64(b.N*len(rig.sockets)), "B/recipient")
 }

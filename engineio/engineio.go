@@ -17,6 +17,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +25,8 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+
+	"github.com/sessiongate/sessiongate/internal/ratelimit"
 )
 
 // ErrClosed is returned by Socket.Send once the session has ended or is
@@ -68,19 +71,61 @@ type Options struct {
 	// OnConnection is called once for each new session, before its
 	// handshake packet is sent; it sets the socket's handlers.
 	OnConnection func(*Socket)
+
+	// HandshakeRate is the handshakes (requests opening a session) allowed
+	// per second per client key, with bursts of HandshakeBurst (0: twice
+	// HandshakeRate, at least 1). One over is refused with HTTP 429,
+	// Retry-After and error code 4 "Too many handshakes", before any other
+	// check. 0: no limit.
+	HandshakeRate  float64
+	HandshakeBurst int
+
+	// ClientKey names the client a request comes from, for HandshakeRate
+	// and MaxPendingPerKey. Default: the host of RemoteAddr, an IPv6 one
+	// by its /64 (ratelimit.Key). Behind a reverse proxy, give one that
+	// believes X-Forwarded-For from trusted proxies only.
+	ClientKey func(*http.Request) string
+
+	// MaxPending caps the sessions not yet admitted (see Socket.Admit), in
+	// total; MaxPendingPerKey per client key. A handshake past either is
+	// refused with HTTP 503, Retry-After: 5 and error code 4, as
+	// MaxSessions refuses: clients that have not authenticated can never
+	// take the MaxSessions slots beyond MaxPending from admitted ones.
+	// 0: no cap. A layer above that sets them must call Admit.
+	MaxPending       int
+	MaxPendingPerKey int
+
+	// MaxBufferedBytes caps the payload bytes queued for one session (the
+	// websocket frames not yet written, the polling packets not yet
+	// fetched). A send past it closes the session with reason "slow
+	// client" and drops what was queued. Default: 4 × MaxPayload, room for
+	// a few of the largest messages behind a client's slow link.
+	MaxBufferedBytes int64
+
+	// HandshakeHeaders are the request header fields kept in
+	// Handshake.Header; the rest of the opening request's header is not
+	// kept for the session's life. Default: DefaultHandshakeHeaders.
+	HandshakeHeaders []string
 }
+
+// DefaultHandshakeHeaders are the header fields a Handshake keeps unless
+// Options.HandshakeHeaders says otherwise: what identifies and binds a
+// browser session (Cookie, Origin), finds the client behind a proxy
+// (X-Forwarded-For, X-Forwarded-Proto) and is recorded (User-Agent).
+var DefaultHandshakeHeaders = []string{"Cookie", "Origin", "User-Agent", "X-Forwarded-For", "X-Forwarded-Proto"}
 
 // Handshake is what the request that opened a session carried. It is kept
 // for the life of the session and must not be modified.
 type Handshake struct {
-	Header     http.Header
+	Header     http.Header // only the fields of Options.HandshakeHeaders
 	Query      url.Values
 	RemoteAddr string
 	Time       time.Time
 	Secure     bool // TLS, or X-Forwarded-Proto: https
 }
 
-// Message is one Engine.IO message: text or binary.
+// Message is one Engine.IO message: text or binary. Data is not copied by
+// Send: a message sent to many sockets shares its bytes.
 type Message struct {
 	Data   []byte
 	Binary bool
@@ -99,6 +144,10 @@ type Server struct {
 
 	shards [shardCount]shard
 	count  atomic.Int64
+
+	headers []string           // canonical Options.HandshakeHeaders
+	limiter *ratelimit.Limiter // nil without Options.HandshakeRate
+	admission
 
 	mu     sync.Mutex
 	closed bool
@@ -122,6 +171,15 @@ func NewServer(opts Options) *Server {
 	if opts.UpgradeTimeout <= 0 {
 		opts.UpgradeTimeout = 10 * time.Second
 	}
+	if opts.MaxBufferedBytes <= 0 {
+		opts.MaxBufferedBytes = 4 * opts.MaxPayload
+	}
+	if opts.ClientKey == nil {
+		opts.ClientKey = remoteKey
+	}
+	if opts.HandshakeHeaders == nil {
+		opts.HandshakeHeaders = DefaultHandshakeHeaders
+	}
 	srv := &Server{
 		opts:    opts,
 		origins: make(map[string]bool, len(opts.AllowedOrigins)),
@@ -131,6 +189,19 @@ func NewServer(opts Options) *Server {
 	}
 	for _, o := range opts.AllowedOrigins {
 		srv.origins[o] = true
+	}
+	for _, h := range opts.HandshakeHeaders {
+		srv.headers = append(srv.headers, http.CanonicalHeaderKey(h))
+	}
+	if opts.HandshakeRate > 0 {
+		burst := float64(opts.HandshakeBurst)
+		if burst <= 0 {
+			burst = max(1, 2*opts.HandshakeRate)
+		}
+		srv.limiter = ratelimit.New(opts.HandshakeRate, burst)
+	}
+	if opts.MaxPendingPerKey > 0 {
+		srv.perKey = make(map[string]int)
 	}
 	for i := range srv.shards {
 		srv.shards[i].m = make(map[string]*Socket)
@@ -166,30 +237,31 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errUnsupportedVersion)
 		return
 	}
+	if transport != "websocket" && isUpgrade(r) {
+		// The reference server lets the websocket open, then closes it:
+		// a polling transport handles no upgraded request. Refused before
+		// the upgrade here, which costs less.
+		writeError(w, errBadRequest)
+		return
+	}
 	sid := q.Get("sid")
+	var key string
 	if sid == "" {
 		if r.Method != http.MethodGet {
 			writeError(w, errBadHandshakeMethod)
 			return
 		}
-		if n := srv.opts.MaxSessions; n > 0 && srv.count.Load() >= int64(n) {
-			w.Header().Set("Retry-After", "5")
-			writeError(w, errAtCapacity)
+		var ok bool
+		if key, ok = srv.admitHandshake(w, r); !ok {
 			return
-		}
-		if srv.opts.AllowRequest != nil {
-			if err := srv.opts.AllowRequest(r); err != nil {
-				refuse(w, err)
-				return
-			}
 		}
 	}
 	if transport == "websocket" {
-		srv.serveWebsocket(w, r, q, sid)
+		srv.serveWebsocket(w, r, q, sid, key)
 		return
 	}
 	if sid == "" {
-		srv.handshakePolling(w, r, q)
+		srv.handshakePolling(w, r, q, key)
 		return
 	}
 	s := srv.lookup(sid)
@@ -274,15 +346,17 @@ func (srv *Server) Close() error {
 // Count returns the number of open sessions.
 func (srv *Server) Count() int { return int(srv.count.Load()) }
 
-// newSocket creates a session for the request r opened.
-func (srv *Server) newSocket(r *http.Request, q url.Values) *Socket {
+// newSocket creates a session for the request r opened, pending admission
+// under the client key key (see admitHandshake).
+func (srv *Server) newSocket(r *http.Request, q url.Values, key string) *Socket {
 	secure := r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
 	now := srv.now()
-	return &Socket{
+	s := &Socket{
 		srv: srv,
 		id:  newSID(),
+		key: key,
 		hs: &Handshake{
-			Header:     r.Header,
+			Header:     srv.keptHeader(r.Header),
 			Query:      q,
 			RemoteAddr: r.RemoteAddr,
 			Time:       time.Now(),
@@ -290,6 +364,25 @@ func (srv *Server) newSocket(r *http.Request, q url.Values) *Socket {
 		},
 		pingAt: now + int64(srv.opts.PingInterval),
 	}
+	s.pending.Store(true)
+	return s
+}
+
+// keptHeader copies the fields of h a Handshake keeps. Values are cloned:
+// the request's value slices share one array with all its other fields.
+func (srv *Server) keptHeader(h http.Header) http.Header {
+	kept := make(http.Header, len(srv.headers))
+	for _, name := range srv.headers {
+		if v := h[name]; len(v) > 0 {
+			kept[name] = slices.Clone(v)
+		}
+	}
+	return kept
+}
+
+// isUpgrade reports whether r asks for a websocket upgrade.
+func isUpgrade(r *http.Request) bool {
+	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
 }
 
 // openPacket is the handshake packet of s.

@@ -90,18 +90,23 @@ func parseFrame(b []byte, max int64) (op byte, fin bool, payload []byte, n int, 
 
 // appendFrame appends an unmasked server frame with FIN set to b.
 func appendFrame(b []byte, op byte, payload []byte) []byte {
+	return append(appendFrameHeader(b, op, int64(len(payload))), payload...)
+}
+
+// appendFrameHeader appends the header of an unmasked server frame with FIN
+// set and a payload of n bytes to b.
+func appendFrameHeader(b []byte, op byte, n int64) []byte {
 	b = append(b, 0x80|op)
-	switch n := len(payload); {
+	switch {
 	case n <= 125:
-		b = append(b, byte(n))
+		return append(b, byte(n))
 	case n <= 0xffff:
 		b = append(b, 126)
-		b = binary.BigEndian.AppendUint16(b, uint16(n))
+		return binary.BigEndian.AppendUint16(b, uint16(n))
 	default:
 		b = append(b, 127)
-		b = binary.BigEndian.AppendUint64(b, uint64(n))
+		return binary.BigEndian.AppendUint64(b, uint64(n))
 	}
-	return append(b, payload...)
 }
 
 // frameReader reassembles client messages from bytes read off a

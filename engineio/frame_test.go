@@ -163,3 +163,44 @@ func FuzzFrameReader(f *testing.F) {
 		}
 	})
 }
+
+// TestManySmallFragments: a message sent as many small fragments is
+// reassembled only up to the maximum payload; past it the reader fails
+// with errFrameTooBig, never having held more, and a message within the
+// limit still arrives whole.
+func TestManySmallFragments(t *testing.T) {
+	const max = 1000
+	var stream []byte
+	stream = appendClientFrame(stream, opText, false, []byte("4"))
+	for range 500 { // 5000 bytes in 10-byte fragments
+		stream = appendClientFrame(stream, opContinuation, false, []byte("0123456789"))
+	}
+	var fr frameReader
+	var err error
+	for i := 0; i < len(stream) && err == nil; i += 7 { // odd read sizes
+		err = fr.feed(stream[i:min(i+7, len(stream))], max, func(byte, []byte) error {
+			t.Fatal("a message past the limit was delivered")
+			return nil
+		})
+		if len(fr.frag) > max {
+			t.Fatalf("reassembled %d bytes, over the maximum %d", len(fr.frag), max)
+		}
+	}
+	if err != errFrameTooBig {
+		t.Fatalf("feed = %v, want errFrameTooBig", err)
+	}
+
+	var ok frameReader
+	stream = appendClientFrame(nil, opText, false, []byte("4"))
+	for range 99 {
+		stream = appendClientFrame(stream, opContinuation, false, []byte("0123456789"))
+	}
+	stream = appendClientFrame(stream, opContinuation, true, []byte("!"))
+	var got []byte
+	if err := ok.feed(stream, max, func(op byte, p []byte) error { got = append([]byte(nil), p...); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 992 {
+		t.Fatalf("message of %d bytes, want 992", len(got))
+	}
+}

@@ -5,6 +5,7 @@ package engineio
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"sync"
 	"syscall"
@@ -234,15 +235,22 @@ func (c *wsConn) onReadable(p *poller) {
 	p.rearm(c)
 }
 
-// writeNonBlocking writes b to the descriptor until the socket buffer is
-// full, and returns how many bytes it took.
-func (c *wsConn) writeNonBlocking(b []byte) (int, error) {
+// maxIovecs is the most buffers one writev takes (IOV_MAX on Linux).
+const maxIovecs = 1024
+
+// writeNonBlocking writes bufs to the descriptor with vectored writes until
+// the socket buffer is full, and returns how many bytes it took. bufs is
+// not modified.
+func (c *wsConn) writeNonBlocking(bufs net.Buffers) (int, error) {
+	total := int(buffersLen(bufs))
 	written, cleared := 0, false
-	for written < len(b) {
+	var iov [][]byte
+	for written < total {
+		iov = iovecsFrom(iov[:0], bufs, written)
 		var n int
 		var werr error
 		err := c.rc.Write(func(fd uintptr) bool {
-			n, werr = unix.Write(int(fd), b[written:])
+			n, werr = unix.Writev(int(fd), iov)
 			return true
 		})
 		if errors.Is(err, os.ErrDeadlineExceeded) && !cleared {
@@ -265,9 +273,55 @@ func (c *wsConn) writeNonBlocking(b []byte) (int, error) {
 			return written, fmt.Errorf("engineio: websocket write: %w", err)
 		}
 		written += n
-		if n <= 0 || written < len(b) {
+		if n <= 0 || written < total && n < int(buffersLen(iov)) {
 			return written, nil // a partial write: the buffer is full
 		}
 	}
 	return written, nil
+}
+
+// iovecsFrom appends to iov the buffers of bufs from byte off on, at most
+// maxIovecs of them.
+func iovecsFrom(iov [][]byte, bufs net.Buffers, off int) [][]byte {
+	for _, b := range bufs {
+		if off >= len(b) {
+			off -= len(b)
+			continue
+		}
+		iov = append(iov, b[off:])
+		off = 0
+		if len(iov) == maxIovecs {
+			break
+		}
+	}
+	return iov
+}
+
+// writeBlocking writes bufs to the descriptor with vectored writes, waiting
+// (within the connection's write deadline) while the socket buffer is full.
+// It writes with writev even when c.conn is a wrapper that net.Buffers
+// would write buffer by buffer.
+func (c *wsConn) writeBlocking(bufs net.Buffers) error {
+	total := int(buffersLen(bufs))
+	var iov [][]byte
+	for written := 0; written < total; {
+		iov = iovecsFrom(iov[:0], bufs, written)
+		var n int
+		var werr error
+		err := c.rc.Write(func(fd uintptr) bool {
+			n, werr = unix.Writev(int(fd), iov)
+			return !errors.Is(werr, unix.EAGAIN) // false: wait until writable
+		})
+		if err == nil {
+			err = werr
+		}
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("engineio: websocket write: %w", err)
+		}
+		written += n
+	}
+	return nil
 }

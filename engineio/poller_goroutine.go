@@ -2,7 +2,10 @@
 
 package engineio
 
-import "errors"
+import (
+	"errors"
+	"net"
+)
 
 // poller gives each websocket connection a reading goroutine: the
 // portable fallback for the epoll poller.
@@ -21,6 +24,11 @@ func (p *poller) close() {}
 
 // writeNonBlocking is never called here: connections have no descriptor
 // (c.rc is nil), so their frames are written by a flusher goroutine.
-func (c *wsConn) writeNonBlocking([]byte) (int, error) {
+func (c *wsConn) writeNonBlocking(net.Buffers) (int, error) {
 	return 0, errors.New("engineio: no non-blocking writes without the epoll poller")
+}
+
+// writeBlocking is never called here: connections have no descriptor.
+func (c *wsConn) writeBlocking(net.Buffers) error {
+	return errors.New("engineio: no raw writes without the epoll poller")
 }

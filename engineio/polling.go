@@ -41,23 +41,30 @@ func (s *Socket) handoffLocked() {
 	if s.poll == nil || len(s.queue) == 0 {
 		return
 	}
-	s.poll.pkts = s.queue
-	s.queue = nil
+	s.poll.pkts = s.takeQueueLocked()
 	close(s.poll.ch)
 	s.poll = nil
+	s.polledLocked()
 }
 
-// handshakePolling opens a session over HTTP long-polling.
-func (srv *Server) handshakePolling(w http.ResponseWriter, r *http.Request, q url.Values) {
-	s := srv.newSocket(r, q)
+// polledLocked records that a GET was answered: the next must come within
+// a heartbeat (PingInterval + PingTimeout).
+func (s *Socket) polledLocked() {
+	s.pollBy = s.srv.now() + int64(s.srv.opts.PingInterval+s.srv.opts.PingTimeout)
+}
+
+// handshakePolling opens a session over HTTP long-polling; its pending
+// slot is under key.
+func (srv *Server) handshakePolling(w http.ResponseWriter, r *http.Request, q url.Values, key string) {
+	s := srv.newSocket(r, q, key)
 	s.queue = append(s.queue, srv.openPacket(s, `["websocket"]`))
+	s.polledLocked()
 	srv.register(s)
 	if srv.opts.OnConnection != nil {
 		srv.opts.OnConnection(s)
 	}
 	s.mu.Lock()
-	pkts := s.queue
-	s.queue = nil
+	pkts := s.takeQueueLocked()
 	s.mu.Unlock()
 	writePayload(w, pkts)
 }
@@ -115,7 +122,7 @@ func (s *Socket) servePoll(w http.ResponseWriter, r *http.Request) {
 	var pkts []packet
 	switch {
 	case len(s.queue) > 0:
-		pkts, s.queue = s.queue, nil
+		pkts = s.takeQueueLocked()
 	case s.state == stateClosing:
 		// The messages queued before Close went in earlier payloads.
 		pkts = []packet{{typ: pktClose}}
@@ -134,6 +141,7 @@ func (s *Socket) servePoll(w http.ResponseWriter, r *http.Request) {
 		if s.poll == wt {
 			s.poll = nil
 		}
+		s.polledLocked()
 		pkts = wt.pkts
 		if wt.upgraded {
 			s.mu.Unlock()
@@ -142,10 +150,14 @@ func (s *Socket) servePoll(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	closing, reason := s.state == stateClosing, s.reason
+	s.polledLocked()
 	s.mu.Unlock()
 	if len(pkts) == 0 {
 		return // the client went away
 	}
+	// A client that does not read its answer holds this goroutine no
+	// longer than a websocket write may take.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(writeTimeout))
 	writePayload(w, pkts)
 	if closing && pkts[len(pkts)-1].typ == pktClose {
 		s.end(reason, 0)
@@ -186,6 +198,10 @@ func (s *Socket) servePost(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 	}()
 
+	// A body stalled before its end holds this goroutine, its buffer and
+	// the connection no longer than a heartbeat answer may take.
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(s.srv.opts.PingTimeout))
 	max := s.srv.opts.MaxPayload
 	if r.ContentLength > max {
 		s.end(reasonTransportError, pktClose)
@@ -194,6 +210,8 @@ func (s *Socket) servePost(w http.ResponseWriter, r *http.Request) {
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, max+1))
 	if err != nil {
+		// The deadline stays: net/http, draining the rest of the body
+		// for the connection's next request, gives up on it at once.
 		s.end(reasonTransportError, pktClose)
 		writeError(w, errBadRequest)
 		return
@@ -203,6 +221,9 @@ func (s *Socket) servePost(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "payload too large", http.StatusRequestEntityTooLarge)
 		return
 	}
+	// Lifted once the whole body is in, so that net/http's watch on the
+	// idle connection does not time out while the packets are handled.
+	_ = rc.SetReadDeadline(time.Time{})
 	pkts, err := decodePayload(body)
 	if err != nil {
 		s.end(reasonParseError, pktClose)

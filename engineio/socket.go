@@ -2,6 +2,7 @@ package engineio
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -24,6 +25,7 @@ const (
 	reasonForcedClose
 	reasonShutdown
 	reasonParseError
+	reasonSlowClient
 )
 
 var reasonText = [...]string{
@@ -33,6 +35,7 @@ var reasonText = [...]string{
 	reasonForcedClose:    "forced close",
 	reasonShutdown:       "server shutting down",
 	reasonParseError:     "parse error",
+	reasonSlowClient:     "slow client",
 }
 
 // Socket is one Engine.IO session, across transport upgrades. Its methods
@@ -41,9 +44,11 @@ var reasonText = [...]string{
 // A Socket holds no goroutine, channel, timer or buffer of its own while
 // idle: it is small on purpose, as servers keep many of them.
 type Socket struct {
-	srv *Server
-	id  string
-	hs  *Handshake
+	srv     *Server
+	id      string
+	hs      *Handshake
+	key     string      // the client key its pending slot is under
+	pending atomic.Bool // not yet admitted: holds a pending slot
 
 	inMu sync.Mutex // held while a message handler runs
 
@@ -56,6 +61,9 @@ type Socket struct {
 	onMessage func(Message)
 	onClose   func(reason string)
 	queue     []packet    // polling: packets for the next GET
+	queued    int64       // polling: payload bytes in queue
+	pong      int         // polling: 1 + the index in queue of a pong; 0: none
+	pollBy    int64       // polling: a GET must come by then (server clock)
 	poll      *pollWaiter // polling: the GET waiting for packets
 	ws        *wsConn     // the websocket transport, once upgraded
 	probe     *wsConn     // a websocket being probed for the upgrade
@@ -93,7 +101,8 @@ func (s *Socket) OnMessage(h func(Message)) {
 
 // OnClose sets the handler called once when the session ends, with the
 // Engine.IO reason ("transport close", "ping timeout", "transport error",
-// "forced close", "server shutting down", "parse error").
+// "forced close", "server shutting down", "parse error"), or "slow client"
+// when more was queued for it than Options.MaxBufferedBytes.
 func (s *Socket) OnClose(h func(reason string)) {
 	s.mu.Lock()
 	s.onClose = h
@@ -101,7 +110,12 @@ func (s *Socket) OnClose(h func(reason string)) {
 }
 
 // Send queues msgs to be written in order, together; it never blocks on the
-// network. It returns ErrClosed once the session has ended.
+// network. It returns ErrClosed once the session has ended, or when msgs
+// would take the bytes queued for it past Options.MaxBufferedBytes: the
+// session is then closed as a slow client.
+//
+// Message.Data is not copied: it must not be modified after Send, so that
+// one message sent to many sockets is held once.
 func (s *Socket) Send(msgs ...Message) error {
 	pkts := make([]packet, len(msgs))
 	for i, m := range msgs {
@@ -149,14 +163,52 @@ func (s *Socket) Close() error {
 }
 
 // sendLocked queues pkts on the current transport. It reports false when
-// the websocket connection is already gone.
+// the websocket connection is already gone, or when the packets would take
+// the queue past Options.MaxBufferedBytes: the session is then closing as a
+// slow client, its queue dropped.
+//
+// A pong is not queued behind another still queued: that one answers the
+// latest ping instead, so that a flood of pings queues at most one pong.
 func (s *Socket) sendLocked(pkts ...packet) bool {
 	if s.ws != nil {
 		return s.ws.send(pkts...)
 	}
-	s.queue = append(s.queue, pkts...)
+	for _, p := range pkts {
+		if p.typ == pktPong && !p.binary && s.pong > 0 {
+			old := &s.queue[s.pong-1]
+			s.queued += int64(len(p.data) - len(old.data))
+			*old = p
+			continue
+		}
+		s.queued += 1 + int64(len(p.data))
+		if s.queued > s.srv.opts.MaxBufferedBytes {
+			s.slowLocked()
+			return false
+		}
+		s.queue = append(s.queue, p)
+		if p.typ == pktPong && !p.binary {
+			s.pong = len(s.queue)
+		}
+	}
 	s.handoffLocked()
 	return true
+}
+
+// slowLocked closes a polling session whose client does not fetch what is
+// queued: the queue is dropped, and the session ends at the next tick, or
+// when a GET takes the close packet.
+func (s *Socket) slowLocked() {
+	s.takeQueueLocked()
+	s.state = stateClosing
+	s.reason = reasonSlowClient
+	s.deadline = s.srv.now()
+}
+
+// takeQueueLocked returns the polling queue and empties it.
+func (s *Socket) takeQueueLocked() []packet {
+	q := s.queue
+	s.queue, s.queued, s.pong = nil, 0, 0
+	return q
 }
 
 // end closes the session at once with reason. A GET waiting on a polling
@@ -184,7 +236,7 @@ func (s *Socket) end(reason uint8, pollLast byte) {
 		}
 		s.handoffLocked()
 	}
-	s.queue = nil
+	s.takeQueueLocked()
 	if linger {
 		s.lingering = true
 		s.deadline = s.srv.now() + int64(lingerTime)
@@ -194,6 +246,10 @@ func (s *Socket) end(reason uint8, pollLast byte) {
 	s.mu.Unlock()
 	if probe != nil {
 		probe.teardown()
+	}
+	s.Admit() // frees its pending slot, if it held one
+	if reason == reasonSlowClient {
+		s.srv.closedSlow.Add(1)
 	}
 	s.srv.count.Add(-1)
 	if !linger {
@@ -269,6 +325,11 @@ func (s *Socket) tick(now int64) {
 	case s.pongBy != 0 && now >= s.pongBy:
 		s.mu.Unlock()
 		s.end(reasonPingTimeout, pktClose)
+	case s.ws == nil && s.probe == nil && s.poll == nil && s.pollBy != 0 && now >= s.pollBy:
+		// No GET for a heartbeat: the client does not fetch its pings,
+		// whatever it POSTs.
+		s.mu.Unlock()
+		s.end(reasonPingTimeout, 0)
 	case s.probe != nil && now >= s.deadline:
 		probe := s.probe
 		s.probe, s.upgrading = nil, false

@@ -15,7 +15,7 @@ import (
 // refuses gets 403 code 4, polling and upgrade alike, and the session goes
 // on for requests that pass.
 func TestVerifyRequest(t *testing.T) {
-	h := newHarness(t, Options{VerifyRequest: func(hs *Handshake, r *http.Request) error {
+	h := newHarness(t, Options{HandshakeHeaders: []string{"X-Key"}, VerifyRequest: func(hs *Handshake, r *http.Request) error {
 		if r.Header.Get("X-Key") != hs.Header.Get("X-Key") {
 			return errors.New("not the opener")
 		}

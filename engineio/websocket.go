@@ -32,6 +32,10 @@ type wsConn struct {
 
 	mu        sync.Mutex
 	out       []outFrame
+	queued    int64 // bytes of the frames in out and of those being written
+	pong      int   // 1 + the index in out of a queued pong control frame; 0: none
+	eioPong   int   // 1 + the index in out of a queued Engine.IO pong; 0: none
+	slow      bool  // closed for exceeding Options.MaxBufferedBytes
 	closeCode uint16
 	flushing  bool // a flusher is running
 	reading   bool // a reader is handling frames; it flushes when done
@@ -75,17 +79,121 @@ func writeHeld(conn net.Conn, h *heldUpgrade) error {
 
 // outFrame is a queued server frame, or, when then is set, a function
 // called once the frames queued before it are written (or dropped).
+//
+// A frame's payload is typ (when not zero: the Engine.IO packet type of a
+// text frame) followed by data. data is shared, never modified: a message
+// sent to many sockets is queued by all of them without a copy.
 type outFrame struct {
 	op   byte
+	typ  byte
 	data []byte
 	then func()
 }
 
+// size is the length of the frame's payload.
+func (f *outFrame) size() int64 {
+	if f.typ != 0 {
+		return 1 + int64(len(f.data))
+	}
+	return int64(len(f.data))
+}
+
+// queuedSize is the payload bytes of out.
+func queuedSize(out []outFrame) int64 {
+	var n int64
+	for i := range out {
+		n += out[i].size()
+	}
+	return n
+}
+
+// largePayload is the payload size from which a frame's data is written
+// from where it lies (writev) instead of being copied into the write
+// buffer beside the headers.
+const largePayload = 1024
+
 var writeBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// frameBatch is frames encoded for one vectored write: headers and small
+// payloads in a pooled buffer, large payloads referenced where they lie.
+type frameBatch struct {
+	bp    *[]byte     // the pooled buffer the segments of bufs point into
+	bufs  net.Buffers // what to write, in order
+	start int         // start in *bp of what is not yet in bufs
+}
+
+// newBatch returns an empty batch that starts with pre.
+func newBatch(pre []byte) *frameBatch {
+	bp := writeBufPool.Get().(*[]byte)
+	*bp = append((*bp)[:0], pre...)
+	return &frameBatch{bp: bp}
+}
+
+// add appends frame f.
+func (fb *frameBatch) add(f *outFrame) {
+	b := appendFrameHeader(*fb.bp, f.op, f.size())
+	if f.typ != 0 {
+		b = append(b, f.typ)
+	}
+	if len(f.data) < largePayload {
+		*fb.bp = append(b, f.data...)
+		return
+	}
+	// Appending to the buffer may move it later; what bufs holds of it
+	// stays valid, as earlier bytes are never written again.
+	*fb.bp = b
+	fb.cut()
+	fb.bufs = append(fb.bufs, f.data)
+}
+
+// cut moves what the buffer holds past start into bufs.
+func (fb *frameBatch) cut() {
+	if b := *fb.bp; len(b) > fb.start {
+		fb.bufs = append(fb.bufs, b[fb.start:len(b):len(b)])
+		fb.start = len(b)
+	}
+}
+
+// take returns what to write and empties the batch (keeping its buffer).
+func (fb *frameBatch) take() net.Buffers {
+	fb.cut()
+	bufs := fb.bufs
+	fb.bufs = nil
+	return bufs
+}
+
+// release returns the batch's buffer to its pool; nothing taken from the
+// batch may be used after.
+func (fb *frameBatch) release() {
+	putWriteBuf(fb.bp)
+	fb.bp = nil
+}
+
+// buffersLen is the number of bytes in bufs.
+func buffersLen(bufs net.Buffers) int64 {
+	var n int64
+	for _, b := range bufs {
+		n += int64(len(b))
+	}
+	return n
+}
+
+// advance drops the first n bytes of bufs.
+func advance(bufs net.Buffers, n int) net.Buffers {
+	for len(bufs) > 0 && n >= len(bufs[0]) {
+		n -= len(bufs[0])
+		bufs = bufs[1:]
+	}
+	if len(bufs) > 0 && n > 0 {
+		bufs[0] = bufs[0][n:]
+	}
+	return bufs
+}
 
 // serveWebsocket opens a session over websocket, or a probe to upgrade the
 // polling session sid.
-func (srv *Server) serveWebsocket(w http.ResponseWriter, r *http.Request, q url.Values, sid string) {
+// A new session's pending slot is under key.
+func (srv *Server) serveWebsocket(w http.ResponseWriter, r *http.Request, q url.Values, sid, key string) {
 	var s *Socket
 	if sid != "" {
 		s = srv.lookup(sid)
@@ -100,6 +208,9 @@ func (srv *Server) serveWebsocket(w http.ResponseWriter, r *http.Request, q url.
 	hw := &heldUpgrade{ResponseWriter: w}
 	conn, rw, _, err := srv.upgrader.Upgrade(r, hw)
 	if err != nil {
+		if s == nil {
+			srv.releaseKey(key)
+		}
 		// The upgrader's answer to the client; then the hijacked
 		// connection is closed, as no one else will.
 		if conn != nil {
@@ -116,7 +227,7 @@ func (srv *Server) serveWebsocket(w http.ResponseWriter, r *http.Request, q url.
 	rw = nil
 
 	if s == nil {
-		s = srv.newSocket(r, q)
+		s = srv.newSocket(r, q, key)
 		s.ws = c
 		c.sock = s
 		// Hold the flusher until OnConnection has run: the handshake
@@ -183,7 +294,12 @@ func (srv *Server) watch(c *wsConn) error {
 var errServerClosed = errors.New("engineio: server closed")
 
 // send queues pkts as frames. It reports false once the connection is
-// closing.
+// closing, or when the frames would take the bytes queued past
+// Options.MaxBufferedBytes: the connection is then closed as slow.
+//
+// A pong is not queued behind another that is still queued: that one
+// answers the latest ping instead (RFC 6455 §5.5.3 allows answering only
+// the last of several pings), so a ping flood queues at most one pong.
 //
 // With no flusher running and no reader that will flush, a connection the
 // poller watches is written from the calling goroutine without blocking
@@ -196,14 +312,14 @@ func (c *wsConn) send(pkts ...packet) bool {
 		return false
 	}
 	for _, p := range pkts {
-		if p.binary {
-			c.out = append(c.out, outFrame{op: opBinary, data: p.data})
-			continue
+		f := outFrame{op: opBinary, data: p.data}
+		if !p.binary {
+			f.op, f.typ = opText, p.typ
 		}
-		data := make([]byte, 1+len(p.data))
-		data[0] = p.typ
-		copy(data[1:], p.data)
-		c.out = append(c.out, outFrame{op: opText, data: data})
+		if !c.queueLocked(f, &c.eioPong, !p.binary && p.typ == pktPong) {
+			c.mu.Unlock()
+			return false
+		}
 	}
 	if c.flushing || c.reading || c.rc == nil || hasThen(c.out) {
 		c.kickLocked()
@@ -211,11 +327,61 @@ func (c *wsConn) send(pkts ...packet) bool {
 		return true
 	}
 	c.flushing = true
-	out := c.out
-	c.out = nil
+	out := c.takeLocked()
 	c.mu.Unlock()
 	c.writeInline(out)
 	return true
+}
+
+// queueLocked appends f to the queue; when coalesce is set and a frame
+// whose index *slot records is still queued, f replaces it instead. It
+// reports false, having dropped the queue and started closing the
+// connection as slow, when the queue would pass Options.MaxBufferedBytes.
+func (c *wsConn) queueLocked(f outFrame, slot *int, coalesce bool) bool {
+	if coalesce && *slot > 0 {
+		old := &c.out[*slot-1]
+		c.queued += f.size() - old.size()
+		*old = f
+		return true
+	}
+	c.queued += f.size()
+	if c.queued > c.srv.opts.MaxBufferedBytes {
+		c.slowLocked()
+		return false
+	}
+	c.out = append(c.out, f)
+	if coalesce {
+		*slot = len(c.out)
+	}
+	return true
+}
+
+// slowLocked closes c as a slow client: what is queued is dropped and the
+// connection closed without a close frame, as the client is not reading.
+// It runs from a goroutine of its own, as the caller may hold the socket's
+// lock, which transportGone takes.
+func (c *wsConn) slowLocked() {
+	c.slow, c.closing = true, true
+	runThen(c.takeLocked())
+	gopool.Go(func() {
+		c.teardown()
+		c.sock.transportGone(c, reasonSlowClient)
+	})
+}
+
+// takeLocked returns the queued frames and empties the queue; the bytes
+// stay counted in c.queued until written (see written).
+func (c *wsConn) takeLocked() []outFrame {
+	out := c.out
+	c.out, c.pong, c.eioPong = nil, 0, 0
+	return out
+}
+
+// written uncounts the n bytes of frames that were written or dropped.
+func (c *wsConn) written(n int64) {
+	c.mu.Lock()
+	c.queued -= n
+	c.mu.Unlock()
 }
 
 // hasThen reports whether out holds a function to call after a write.
@@ -235,26 +401,29 @@ func hasThen(out []outFrame) bool {
 // meanwhile; so is the token if frames were queued or a close became due
 // during the write.
 func (c *wsConn) writeInline(out []outFrame) {
-	bp := writeBufPool.Get().(*[]byte)
-	b := (*bp)[:0]
-	for _, f := range out {
-		b = appendFrame(b, f.op, f.data)
+	fb := newBatch(nil)
+	for i := range out {
+		fb.add(&out[i])
 	}
-	*bp = b
-	n, err := c.writeNonBlocking(b)
+	size := queuedSize(out)
+	bufs := fb.take()
+	n, err := c.writeNonBlocking(bufs)
 	if err != nil {
-		putWriteBuf(bp)
+		fb.release()
+		c.written(size)
 		// The caller may hold the socket's lock, which transportGone
 		// takes: the connection is torn down from a goroutine of its own.
 		gopool.Go(c.writeFailed)
 		return
 	}
-	if n < len(b) {
-		gopool.Go(func() { c.flushRest(bp, n) })
+	if int64(n) < buffersLen(bufs) {
+		rest := advance(bufs, n)
+		gopool.Go(func() { c.flushRest(fb, rest, size) })
 		return
 	}
-	putWriteBuf(bp)
+	fb.release()
 	c.mu.Lock()
+	c.queued -= size
 	if len(c.out) == 0 && (!c.closing || c.dead) {
 		c.flushing = false
 		c.mu.Unlock()
@@ -264,11 +433,13 @@ func (c *wsConn) writeInline(out []outFrame) {
 	gopool.Go(c.flush)
 }
 
-// flushRest writes what an inline write left of *bp from offset off, with
+// flushRest writes rest, what an inline write left of the batch fb, with
 // blocking writes, then goes on as a flusher; it holds the flushing token.
-func (c *wsConn) flushRest(bp *[]byte, off int) {
-	err := c.writeNow((*bp)[off:])
-	putWriteBuf(bp)
+// size is the payload bytes of the batch's frames.
+func (c *wsConn) flushRest(fb *frameBatch, rest net.Buffers, size int64) {
+	err := c.writeNow(rest)
+	fb.release()
+	c.written(size)
 	if err != nil {
 		c.writeFailed()
 		return
@@ -282,8 +453,12 @@ func (c *wsConn) writeFailed() {
 	c.teardown()
 	c.mu.Lock()
 	c.flushing = false
+	reason := reasonTransportError
+	if c.slow {
+		reason = reasonSlowClient
+	}
 	c.mu.Unlock()
-	c.sock.transportGone(c, reasonTransportError)
+	c.sock.transportGone(c, reason)
 }
 
 // putWriteBuf returns a write buffer to its pool unless it grew large.
@@ -294,15 +469,16 @@ func putWriteBuf(bp *[]byte) {
 	}
 }
 
-// control queues a control frame.
+// control queues a control frame. A pong replaces one still queued.
 func (c *wsConn) control(op byte, data []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closing || c.dead {
 		return
 	}
-	c.out = append(c.out, outFrame{op: op, data: data})
-	c.kickLocked()
+	if c.queueLocked(outFrame{op: op, data: data}, &c.pong, op == opPong) {
+		c.kickLocked()
+	}
 }
 
 // afterWrite calls fn once the frames queued so far are written, or at
@@ -365,10 +541,9 @@ func (c *wsConn) closeAfterFlush(code uint16) {
 func (c *wsConn) flush() {
 	for {
 		c.mu.Lock()
-		out := c.out
-		c.out = nil
+		out := c.takeLocked()
 		if len(out) == 0 {
-			last := c.closing && !c.dead
+			last := c.closing && !c.dead && !c.slow
 			code := c.closeCode
 			if !last {
 				c.flushing = false
@@ -385,43 +560,49 @@ func (c *wsConn) flush() {
 			return
 		}
 		c.mu.Unlock()
-		if err := c.write(out); err != nil {
+		err := c.write(out)
+		c.written(queuedSize(out))
+		if err != nil {
 			c.writeFailed()
 			return
 		}
 	}
 }
 
+// write writes out, calling each then entry once the frames before it are
+// written.
 func (c *wsConn) write(out []outFrame) error {
-	bp := writeBufPool.Get().(*[]byte)
-	b := append((*bp)[:0], c.pre...)
+	fb := newBatch(c.pre)
+	defer fb.release()
 	c.pre = nil
 	var err error
-	for i, f := range out {
+	for i := range out {
+		f := &out[i]
 		if f.then == nil {
-			b = appendFrame(b, f.op, f.data)
+			fb.add(f)
 			continue
 		}
-		if len(b) > 0 {
-			if err = c.writeNow(b); err != nil {
+		if bufs := fb.take(); len(bufs) > 0 {
+			if err = c.writeNow(bufs); err != nil {
 				runThen(out[i:])
-				break
+				return err
 			}
-			b = b[:0]
 		}
 		f.then()
 	}
-	if err == nil && len(b) > 0 {
-		err = c.writeNow(b)
+	if bufs := fb.take(); len(bufs) > 0 {
+		err = c.writeNow(bufs)
 	}
-	*bp = b
-	putWriteBuf(bp)
 	return err
 }
 
-func (c *wsConn) writeNow(b []byte) error {
+// writeNow writes bufs with a blocking, vectored write.
+func (c *wsConn) writeNow(bufs net.Buffers) error {
 	_ = c.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-	_, err := c.conn.Write(b)
+	if c.rc != nil {
+		return c.writeBlocking(bufs)
+	}
+	_, err := bufs.WriteTo(c.conn)
 	return err
 }
 
@@ -442,8 +623,7 @@ func (c *wsConn) teardown() {
 		return
 	}
 	c.dead = true
-	defer runThen(c.out)
-	c.out = nil
+	defer runThen(c.takeLocked())
 	c.srv.forget(c)
 	_ = c.conn.Close()
 }
@@ -585,8 +765,7 @@ func (s *Socket) onWebsocket(c *wsConn, p packet) error {
 			}
 			s.ws = c
 			s.upgraded = s.srv.now()
-			c.send(s.queue...)
-			s.queue = nil
+			c.send(s.takeQueueLocked()...)
 			if s.state == stateClosing {
 				// Closed during the upgrade: what was queued goes over
 				// the websocket, then the close frame.

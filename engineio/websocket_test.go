@@ -97,8 +97,11 @@ func readMessages(t *testing.T, c *websocket.Conn, msgs [][]byte) {
 	}
 }
 
+// fillLimit lets fillMessages be queued: a reader that is slow, but reads.
+const fillLimit = 16 << 20
+
 func TestWebsocketSlowReader(t *testing.T) {
-	h := newHarness(t, Options{}, false)
+	h := newHarness(t, Options{MaxBufferedBytes: fillLimit}, false)
 	c, s := openWatched(t, h)
 	msgs := fillMessages()
 	sendAll(t, s, msgs, nil)
@@ -115,7 +118,7 @@ func TestWebsocketSlowReader(t *testing.T) {
 }
 
 func TestWebsocketCloseAfterQueuedSends(t *testing.T) {
-	h := newHarness(t, Options{}, false)
+	h := newHarness(t, Options{MaxBufferedBytes: fillLimit}, false)
 	c, s := openWatched(t, h)
 	msgs := fillMessages()
 	sendAll(t, s, msgs, s.Close)
@@ -146,7 +149,8 @@ func TestWebsocketConcurrentSends(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t, Options{}, false)
+			// A burst of up to 10 MB from four senders: room for it all.
+			h := newHarness(t, Options{MaxBufferedBytes: fillLimit}, false)
 			c, s := openWatched(t, h)
 
 			var wg sync.WaitGroup

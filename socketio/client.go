@@ -372,6 +372,11 @@ func (c *client) join(s *Socket) {
 		c.timer = nil
 	}
 	c.mu.Unlock()
+	// The session is admitted: it no longer counts against the engine's
+	// caps on unauthenticated sessions.
+	if a, ok := c.conn.(interface{ Admit() }); ok {
+		a.Admit()
+	}
 	for _, h := range s.ns.connectHandlers() {
 		h(s)
 	}

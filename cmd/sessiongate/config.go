@@ -25,8 +25,13 @@ type Config struct {
 	PingTimeout    time.Duration
 	MaxPayload     int64
 	MaxConnections int
-	ConnectTimeout time.Duration
-	AllowedOrigins []string
+	// MaxUnauthenticated and MaxUnauthenticatedPerIP cap the sessions that
+	// have not joined a namespace yet; 0 for MaxUnauthenticated means a
+	// tenth of MaxConnections.
+	MaxUnauthenticated      int
+	MaxUnauthenticatedPerIP int
+	ConnectTimeout          time.Duration
+	AllowedOrigins          []string
 
 	SessionCookie  string
 	SessionSecrets []string
@@ -115,6 +120,10 @@ var settings = []setting{
 		parse: func(c *Config, v string) error { return parsePositiveInt(&c.MaxPayload, v) }},
 	{env: "MAX_CONNECTIONS", def: "50000", arg: "N", usage: "most open Engine.IO sessions; more are refused with HTTP 503; 0: no cap",
 		parse: func(c *Config, v string) error { return parseCount(&c.MaxConnections, v, "0 or more") }},
+	{env: "MAX_UNAUTHENTICATED", def: "0", arg: "N", usage: "most sessions not yet authenticated (no namespace joined); more are refused with HTTP 503; 0: a tenth of MAX_CONNECTIONS",
+		parse: func(c *Config, v string) error { return parseCount(&c.MaxUnauthenticated, v, "0 or more") }},
+	{env: "MAX_UNAUTHENTICATED_PER_IP", def: "64", arg: "N", usage: "most sessions not yet authenticated per client IP (IPv6: per /64); 0: no cap",
+		parse: func(c *Config, v string) error { return parseCount(&c.MaxUnauthenticatedPerIP, v, "0 or more") }},
 	{env: "CONNECT_TIMEOUT", def: "10s", arg: "DURATION", usage: "close a client that joins no namespace by then (socket.io-client joins right after opening)",
 		parse: func(c *Config, v string) error { return parseDuration(&c.ConnectTimeout, v) }},
 	{env: "ALLOWED_ORIGINS", def: "", arg: "LIST", usage: "comma-separated browser origins allowed (scheme://host[:port])",
@@ -141,7 +150,7 @@ var settings = []setting{
 		parse: func(c *Config, v string) error { return parseDuration(&c.RefreshThreshold, v) }},
 	{env: "SESSION_REFRESH_EXTEND", def: "24h", arg: "DURATION", usage: "a refreshed session expires this long from now",
 		parse: func(c *Config, v string) error { return parseDuration(&c.RefreshExtend, v) }},
-	{env: "RATE_LIMIT", def: "20", arg: "N", usage: "socket handshakes per second per client IP; 0 disables",
+	{env: "RATE_LIMIT", def: "200", arg: "N", usage: "Engine.IO handshakes (new sessions) per second per client IP (IPv6: per /64); more get HTTP 429; 0 disables",
 		parse: parseRateLimit},
 	{env: "RATE_BURST", def: "0", arg: "N", usage: "handshake burst per client IP; 0: twice RATE_LIMIT",
 		parse: func(c *Config, v string) error { return parseCount(&c.RateBurst, v, "0 or more") }},
@@ -385,6 +394,20 @@ func parseRateLimit(c *Config, v string) error {
 	}
 	c.RateLimit = f
 	return nil
+}
+
+// maxUnauthenticated is the cap on sessions not yet authenticated:
+// MAX_UNAUTHENTICATED, or a tenth of MAX_CONNECTIONS (at least 1), never
+// more than MAX_CONNECTIONS; 0 when neither caps anything.
+func (c *Config) maxUnauthenticated() int {
+	n := c.MaxUnauthenticated
+	if n == 0 && c.MaxConnections > 0 {
+		n = max(1, c.MaxConnections/10)
+	}
+	if c.MaxConnections > 0 {
+		n = min(n, c.MaxConnections)
+	}
+	return n
 }
 
 // parseCount parses a number of 0 or more; hint says what it counts.
