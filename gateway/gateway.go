@@ -13,6 +13,7 @@ import (
 	"github.com/sessiongate/sessiongate"
 	"github.com/sessiongate/sessiongate/internal/clientip"
 	"github.com/sessiongate/sessiongate/internal/ratelimit"
+	"github.com/sessiongate/sessiongate/internal/spool"
 	"github.com/sessiongate/sessiongate/socketio"
 )
 
@@ -71,6 +72,17 @@ type Config struct {
 	// 1). Zero takes DefaultRateLimit; negative disables rate limiting.
 	RateLimit float64
 	RateBurst int
+
+	// AuditSpool is a directory where audit events are kept on disk, with
+	// group commit, until the Audit store has them: a granted CONNECT is
+	// sent once its SOCKET_AUTH_SUCCESS record is on disk, and what is not
+	// yet in the store when the process ends is written by the next one
+	// (at least once). AuditSpoolMax bounds its size in bytes (default
+	// DefaultAuditSpoolMax); past it events are dropped, counted and
+	// logged. Empty: events wait in a memory queue and are lost if the
+	// process dies before the store has them.
+	AuditSpool    string
+	AuditSpoolMax int64
 
 	Logger *slog.Logger     // default slog.Default()
 	Now    func() time.Time // default time.Now; for tests
@@ -179,7 +191,14 @@ func New(cfg Config) (*Gateway, error) {
 		g.limiter = ratelimit.New(rate, burst)
 	}
 	g.stats.init()
-	g.audit = newAuditWriter(cfg.Audit, g.log, auditMinRetry)
+	var sp *spool.Spool
+	if cfg.AuditSpool != "" {
+		var err error
+		if sp, err = spool.Open(cfg.AuditSpool, orDefault(cfg.AuditSpoolMax, DefaultAuditSpoolMax)); err != nil {
+			return nil, fmt.Errorf("gateway: audit spool: %w", err)
+		}
+	}
+	g.audit = newAuditWriter(cfg.Audit, g.log, auditMinRetry, sp)
 	return g, nil
 }
 
@@ -214,8 +233,7 @@ func IdentityOf(s *socketio.Socket) (sessiongate.Identity, bool) {
 // EndSession ends the session sid on this server at once, as a revocation
 // would: its sockets get "session_expired" with reason and are disconnected.
 // Call it after the session row was deleted or logged out in process (the
-// embedded login), where no store notification may come. ctx bounds the wait
-// for room in the audit queue.
+// embedded login), where no store notification may come.
 func (g *Gateway) EndSession(ctx context.Context, sid string, reason sessiongate.EndReason) {
 	g.end(ctx, sessiongate.SessionHash(sid), reason)
 }
