@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sessiongate/sessiongate"
+	"github.com/sessiongate/sessiongate/internal/ratelimit"
 	"github.com/sessiongate/sessiongate/internal/spool"
 )
 
@@ -452,7 +453,9 @@ func (w *auditWriter) close(ctx context.Context) error {
 	return err
 }
 
-// refusalKey is what refusals are aggregated by.
+// refusalKey is what refusals are aggregated by: the client's rate limit
+// key (its address; for IPv6 its /64, as one client may hold all of it)
+// and the code.
 type refusalKey struct{ addr, code string }
 
 // refusalWindow aggregates the refusals of the current window. Its methods
@@ -470,7 +473,7 @@ type refusalWindow struct {
 // aggregate. A window holding auditWindowKeys keys ends early: its
 // aggregates are returned to be written.
 func (r *refusalWindow) add(ev sessiongate.AuditEvent) (first bool, ended []sessiongate.AuditEvent) {
-	k := refusalKey{ev.RemoteAddr, ev.Details}
+	k := refusalKey{ratelimit.Key(ev.RemoteAddr), ev.Details}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if agg, ok := r.seen[k]; ok {

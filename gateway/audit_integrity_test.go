@@ -215,9 +215,9 @@ func testSpool(t *testing.T, on bool) *spool.Spool {
 	return sp
 }
 
-// TestAuditRefusalFlood: thousands of refusals from one address are written
-// as a few rows whose counts add up; successes, errors and refusals from
-// another address keep their own rows.
+// TestAuditRefusalFlood: thousands of refusals from one address (for IPv6,
+// one /64) are written as a few rows whose counts add up; successes, errors
+// and refusals from another address keep their own rows.
 func TestAuditRefusalFlood(t *testing.T) {
 	db, url := openPostgres(t)
 	w := newAuditWriter(db, testLogger(t), time.Millisecond, nil)
@@ -235,6 +235,9 @@ func TestAuditRefusalFlood(t *testing.T) {
 		w.add(refusal("203.0.113.9", sessiongate.ECodeNoCookie))
 	}
 	w.add(refusal("198.51.100.1", sessiongate.ECodeRateLimited))
+	for i := range 50 { // one IPv6 client holds a /64
+		w.add(refusal(fmt.Sprintf("2001:db8:1::%x", i+1), sessiongate.ECodeBadSignature))
+	}
 	if err := w.close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -257,6 +260,8 @@ func TestAuditRefusalFlood(t *testing.T) {
 	want := []string{
 		"SOCKET_AUTH_ERROR|203.0.113.9|INTERNAL|3|3",
 		"SOCKET_AUTH_FAILURE|198.51.100.1|RATE_LIMITED|1|1",
+		"SOCKET_AUTH_FAILURE|2001:db8:1::1|BAD_SIGNATURE|1|1",
+		"SOCKET_AUTH_FAILURE|2001:db8:1::2|BAD_SIGNATURE|1|49",
 		"SOCKET_AUTH_FAILURE|203.0.113.9|NO_COOKIE|2|500",
 		"SOCKET_AUTH_FAILURE|203.0.113.9|RATE_LIMITED|2|3000",
 		"SOCKET_AUTH_SUCCESS|203.0.113.9||3|3",
@@ -264,7 +269,7 @@ func TestAuditRefusalFlood(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("audit rows by kind:\n got %v\nwant %v", got, want)
 	}
-	if n := w.aggregated.Load(); n != 3000-1+500-1 {
+	if n := w.aggregated.Load(); n != 3000-1+500-1+50-1 {
 		t.Errorf("aggregated = %d", n)
 	}
 }

@@ -291,8 +291,9 @@ func (g *Gateway) Shutdown(ctx context.Context, retryAfter time.Duration) error 
 
 // Close flushes the audit events queued so far and stops the audit writer.
 // Events recorded after Close are counted as dropped. If ctx ends before the
-// backlog is written, the rest is dropped (counted and logged) and Close
-// returns ctx.Err().
+// backlog is written, Close returns ctx.Err() and the rest stays in the
+// audit spool for the next start, or without a spool is dropped (counted
+// and logged).
 func (g *Gateway) Close(ctx context.Context) error {
 	return g.audit.close(ctx)
 }
