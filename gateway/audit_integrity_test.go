@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -442,4 +443,46 @@ func TestAuditCrashDurability(t *testing.T) {
 	if sp, err := spool.Open(dir, DefaultAuditSpoolMax); err != nil || sp.Size() != 0 {
 		t.Errorf("spool after shipping: %v bytes, %v; want empty", sp.Size(), err)
 	}
+}
+
+// TestAuditRateLimitedFloodPostgres: one client whose handshakes are
+// rate limited writes a few rows to PostgreSQL, not one per handshake, and
+// the counts add up; an honest client beside it is granted and recorded.
+func TestAuditRateLimitedFloodPostgres(t *testing.T) {
+	db, url := openPostgres(t)
+	proxies := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	g := newGateway(t, Config{Sessions: db, Audit: db, RateLimit: 0.001, RateBurst: 1, TrustedProxies: proxies})
+	_, srvURL := serve(t, g)
+	_, cookie := saveSession(t, db, `"flooder"`, time.Now().Add(time.Hour))
+	const flood = 40
+	for i := range flood + 1 {
+		reply, ws := wsConnect(t, srvURL, http.Header{"Cookie": {cookie}, "X-Forwarded-For": {"203.0.113.9"}})
+		if i > 0 && !strings.Contains(reply, sessiongate.ECodeRateLimited) {
+			t.Fatalf("handshake %d = %q, want RATE_LIMITED", i, reply)
+		}
+		ws.CloseNow()
+	}
+	_, honest := saveSession(t, db, `"honest"`, time.Now().Add(time.Hour))
+	if reply, _ := wsConnect(t, srvURL, http.Header{"Cookie": {honest}, "X-Forwarded-For": {"198.51.100.7"}}); !strings.HasPrefix(reply, "40") {
+		t.Fatalf("honest handshake = %q, want granted", reply)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if err := g.Close(ctx); err != nil { // ends the refusal window
+		t.Fatal(err)
+	}
+	var limited []string
+	for _, r := range auditRows(t, url) {
+		if strings.Contains(r, sessiongate.ECodeRateLimited) {
+			limited = append(limited, r)
+		}
+	}
+	want := []string{
+		sessiongate.ActionAuthFailure + "||Go-http-client/1.1|RATE_LIMITED|1",
+		sessiongate.ActionAuthFailure + "||Go-http-client/1.1|RATE_LIMITED|" + fmt.Sprint(flood-1),
+	}
+	if fmt.Sprint(limited) != fmt.Sprint(want) {
+		t.Errorf("rate-limited rows %q, want %q", limited, want)
+	}
+	waitRows(t, url, sessiongate.ActionAuthSuccess+"|honest|")
 }
