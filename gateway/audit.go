@@ -246,22 +246,34 @@ func (w *auditWriter) healthy() error {
 }
 
 // windows ends a refusal window every auditWindow, queueing its
-// aggregates, until the writer stops.
+// aggregates, until the writer stops. With a spool it also makes the
+// records appended without waiting durable every auditLinger, even while
+// the writer is stuck retrying a store that is down.
 func (w *auditWriter) windows() {
 	defer close(w.flushed)
-	t := time.NewTicker(auditWindow)
-	defer t.Stop()
+	window := time.NewTicker(auditWindow)
+	defer window.Stop()
+	durable := time.NewTicker(auditLinger)
+	defer durable.Stop()
+	if w.spool == nil {
+		durable.Stop()
+	}
 	for {
 		select {
-		case <-t.C:
+		case <-window.C:
+			for _, agg := range w.refusals.take() {
+				w.enqueue(agg)
+			}
+		case <-durable.C:
+			if err := w.spool.SyncAll(w.abortCtx); err != nil && w.abortCtx.Err() == nil {
+				w.log.Error("audit spool sync failed", "err", err)
+				durable.Stop() // AuditHealthy reports it from now on
+			}
 		case <-w.stop:
 			for _, agg := range w.refusals.take() {
 				w.enqueue(agg)
 			}
 			return
-		}
-		for _, agg := range w.refusals.take() {
-			w.enqueue(agg)
 		}
 	}
 }

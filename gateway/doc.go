@@ -25,7 +25,7 @@
 //     batched writer that retries failed writes and never drops an event
 //     silently; with Config.AuditSpool the events are kept on disk until
 //     the store has them, and a granted CONNECT waits for its record's
-//     fsync (see auditWriter and docs/contract.md §5);
+//     fsync (docs/contract.md §5);
 //   - counts what it does (Stats) for metrics.
 //
 // # Handshake order
