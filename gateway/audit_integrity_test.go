@@ -1,10 +1,14 @@
 package gateway
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/netip"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -16,6 +20,7 @@ import (
 
 	"github.com/sessiongate/sessiongate"
 	"github.com/sessiongate/sessiongate/internal/spool"
+	"github.com/sessiongate/sessiongate/postgres"
 )
 
 // wsConnect opens a websocket Engine.IO session to url with header and sends
@@ -401,21 +406,35 @@ func (failingAudit) WriteAudit(context.Context, []sessiongate.AuditEvent) error 
 	return fmt.Errorf("connection refused")
 }
 
-// TestAuditCrashDurability: while the database refuses writes, handshakes
-// are granted and their records are on disk when the client has its
-// CONNECT; the process dies (its writer is stopped without shipping or
-// closing anything) and the next one, with the database back, writes them
-// to the table.
+// TestAuditCrashDurability: while the database refuses writes, a server
+// grants handshakes, so their records are on disk when the clients have
+// their CONNECT; the server is killed (SIGKILL: nothing shipped, flushed or
+// closed) and the next one, with the database back, writes them to the
+// table.
 func TestAuditCrashDurability(t *testing.T) {
 	db, url := openPostgres(t)
 	dir := filepath.Join(t.TempDir(), "audit-spool")
-	first, err := New(Config{Sessions: db, Audit: failingAudit{}, Secrets: [][]byte{[]byte(testSecret)},
-		AuditSpool: dir, Logger: testLogger(t)})
+	child := exec.Command(os.Args[0], "-test.run=^TestAuditCrashChild$")
+	child.Env = append(os.Environ(), crashChildEnv+"=1", "CRASH_DATABASE_URL="+url, "CRASH_SPOOL="+dir)
+	child.Stderr = t.Output()
+	out, err := child.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { first.Close(context.Background()) })
-	_, srvURL := serve(t, first)
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { child.Process.Kill(); child.Wait() })
+	lines := bufio.NewScanner(out)
+	srvURL := ""
+	for srvURL == "" && lines.Scan() {
+		srvURL, _ = strings.CutPrefix(lines.Text(), "serving ")
+	}
+	if srvURL == "" {
+		t.Fatalf("the child server never said where it serves: %v", lines.Err())
+	}
+	go io.Copy(io.Discard, out)
+
 	var users []string
 	for i := range 3 {
 		user := fmt.Sprintf("crash-%d", i)
@@ -425,11 +444,12 @@ func TestAuditCrashDurability(t *testing.T) {
 		}
 		users = append(users, sessiongate.ActionAuthSuccess+"|"+user+"|")
 	}
-	// The crash: the writer stops where it is; the spool is not closed.
-	first.audit.abort()
-	<-first.audit.done
-	if err := first.AuditHealthy(); err != nil {
-		t.Logf("before the crash: %v", err)
+	if err := child.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	child.Wait()
+	if rows := auditRows(t, url); len(rows) != 0 {
+		t.Fatalf("the table has %d rows before the restart: the database was to refuse them", len(rows))
 	}
 
 	next, err := New(Config{Sessions: db, Audit: db, Secrets: [][]byte{[]byte(testSecret)}, AuditSpool: dir, Logger: testLogger(t)})
@@ -440,9 +460,37 @@ func TestAuditCrashDurability(t *testing.T) {
 	if err := next.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if sp, err := spool.Open(dir, DefaultAuditSpoolMax); err != nil || sp.Size() != 0 {
-		t.Errorf("spool after shipping: %v bytes, %v; want empty", sp.Size(), err)
+	sp, err := spool.Open(dir, DefaultAuditSpoolMax)
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer sp.Close()
+	if n := sp.Size(); n != 0 {
+		t.Errorf("spool holds %d bytes after shipping, want 0", n)
+	}
+}
+
+const crashChildEnv = "SESSIONGATE_AUDIT_CRASH_CHILD"
+
+// TestAuditCrashChild is the server TestAuditCrashDurability kills; run
+// alone it does nothing.
+func TestAuditCrashChild(t *testing.T) {
+	if os.Getenv(crashChildEnv) == "" {
+		return
+	}
+	ctx := context.Background()
+	db, err := postgres.Open(ctx, postgres.Config{URL: os.Getenv("CRASH_DATABASE_URL"), Table: "Session"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := New(Config{Sessions: db, Audit: failingAudit{}, Secrets: [][]byte{[]byte(testSecret)},
+		AuditSpool: os.Getenv("CRASH_SPOOL"), Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, srvURL := serve(t, g)
+	fmt.Println("serving " + srvURL)
+	select {} // until killed
 }
 
 // TestAuditRateLimitedFloodPostgres: one client whose handshakes are

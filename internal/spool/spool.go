@@ -49,6 +49,9 @@ var ErrFull = errors.New("spool: full")
 // ErrClosed is returned by Append after Close.
 var ErrClosed = errors.New("spool: closed")
 
+// ErrLocked is returned by Open when another process has the spool open.
+var ErrLocked = errors.New("spool: in use by another process")
+
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 // Pos is a position in the log: the records before it have been read.
@@ -64,8 +67,9 @@ type segment struct {
 
 // Spool is an open log directory.
 type Spool struct {
-	dir string
-	max int64
+	dir  string
+	max  int64
+	lock *os.File // held open (and flocked) while the spool is
 
 	mu       sync.Mutex
 	segs     []segment // ascending; the last one is written
@@ -95,6 +99,21 @@ func Open(dir string, maxBytes int64) (*Spool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	s, err := openLocked(dir, maxBytes)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	s.lock = lock
+	return s, nil
+}
+
+// openLocked opens the spool in dir, which the caller has locked.
+func openLocked(dir string, maxBytes int64) (*Spool, error) {
 	s := &Spool{dir: dir, max: maxBytes, round: make(chan struct{})}
 	ids, err := segmentIDs(dir)
 	if err != nil {
@@ -527,6 +546,7 @@ func (s *Spool) Close() error {
 	if s.rf != nil {
 		err = errors.Join(err, s.rf.Close())
 	}
+	err = errors.Join(err, s.lock.Close())
 	if err != nil {
 		return fmt.Errorf("spool: close: %w", err)
 	}

@@ -86,7 +86,7 @@ func TestReplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	appendN(t, s, 10, 5)
-	// The process dies: nothing closed, the rest never shipped.
+	crash(s) // the rest never shipped
 	s2 := open(t, dir, 1<<20)
 	defer s2.Close()
 	equal(t, readAll(t, s2, true), want(4, 11))
@@ -97,6 +97,27 @@ func TestReplay(t *testing.T) {
 	s3 := open(t, dir, 1<<20)
 	defer s3.Close()
 	equal(t, readAll(t, s3, true), nil)
+}
+
+// crash lets go of s as a process that dies does: its files are closed by
+// the kernel, nothing is synced or written.
+func crash(s *Spool) {
+	s.f.Close()
+	if s.rf != nil {
+		s.rf.Close()
+	}
+	s.lock.Close()
+}
+
+// TestLocked: a spool is used by one process at a time.
+func TestLocked(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, 1<<20)
+	if _, err := Open(dir, 1<<20); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second Open = %v, want ErrLocked", err)
+	}
+	s.Close()
+	open(t, dir, 1<<20).Close()
 }
 
 // TestTornTail: a record a crash cut short at the end of the log is
