@@ -210,7 +210,11 @@ func TestAuditBadRowIsolatedPostgres(t *testing.T) {
 	}
 }
 
-func testSpool(t *testing.T, on bool) *spool.Spool {
+func testSpool(t *testing.T, on bool) *spool.Spool { return benchSpool(t, on) }
+
+// benchSpool returns a spool of 1 GiB in a temporary directory, or nil
+// when on is false.
+func benchSpool(t testing.TB, on bool) *spool.Spool {
 	if !on {
 		return nil
 	}

@@ -9,9 +9,9 @@
 // The log is a sequence of segment files (NNNNNNNNNNNNNNNN.seg, hex ids in
 // order), each a sequence of records: a 4-byte little-endian payload
 // length, the payload's 4-byte CRC-32C, the payload. The shipped position
-// is kept in the file "shipped"; it is written after every acknowledgement
-// but not fsynced, so after a crash records shipped in the last moments may
-// be read (and shipped) again: delivery is at least once.
+// is kept in the file "shipped", written at most once a second (and by
+// Close) and not fsynced, so after a crash the records shipped in the last
+// second or so are read (and shipped) again: delivery is at least once.
 //
 // A Spool is safe for concurrent use by any number of writers and one
 // reader (Read and Ack from a single goroutine).
@@ -30,6 +30,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Limits of the log.
@@ -79,7 +80,8 @@ type Spool struct {
 	syncing  bool      // a goroutine runs fsync for the others
 	round    chan struct{}
 	size     int64 // bytes not yet acknowledged
-	acked    Pos
+	acked     Pos
+	shippedAt time.Time // when acked was last written to the shipped file
 	err      error // a failed write or fsync: no more appends
 	closed   bool
 	corrupt  uint64 // records skipped because they failed their check
@@ -477,8 +479,18 @@ func (s *Spool) Ack(p Pos) error {
 			return fmt.Errorf("spool: delete shipped segment: %w", err)
 		}
 	}
-	return s.writeShipped(p)
+	// Writing the position costs the disk a metadata update that the
+	// writers' fsyncs then wait for: at most once per shippedEvery.
+	if now := time.Now(); len(drop) > 0 || now.Sub(s.shippedAt) >= shippedEvery {
+		s.shippedAt = now
+		return s.writeShipped(p)
+	}
+	return nil
 }
+
+// shippedEvery is how often Ack writes the shipped position: after a
+// crash, up to this much of what was shipped is shipped again.
+const shippedEvery = time.Second
 
 // writeShipped replaces the shipped position file. It is not fsynced: a
 // position lost in a crash makes records be shipped twice, not lost.
@@ -541,7 +553,8 @@ func (s *Spool) Close() error {
 	}
 	// Waiters of a running fsync are woken by it and then see closed.
 	s.closed = true
-	err := s.f.Sync()
+	err := s.writeShipped(s.acked)
+	err = errors.Join(err, s.f.Sync())
 	err = errors.Join(err, s.f.Close())
 	if s.rf != nil {
 		err = errors.Join(err, s.rf.Close())
