@@ -16,7 +16,7 @@ func BenchmarkAuditRecord(b *testing.B) {
 	ev := sessiongate.AuditEvent{Time: time.Now(), Action: sessiongate.ActionAuthSuccess, Severity: sessiongate.SeverityInfo,
 		UserID: "42", SessionHash: sessiongate.ShortHash("s"), RemoteAddr: "203.0.113.9",
 		UserAgent: "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
-		SocketID: "Z7rE2wO-vP5nQ9xYkAAAB"}
+		SocketID:  "Z7rE2wO-vP5nQ9xYkAAAB"}
 	discard := auditFunc(func(context.Context, []sessiongate.AuditEvent) error { return nil })
 	log := slog.New(slog.DiscardHandler)
 	for _, spooled := range []bool{false, true} {

@@ -72,19 +72,19 @@ type Spool struct {
 	max  int64
 	lock *os.File // held open (and flocked) while the spool is
 
-	mu       sync.Mutex
-	segs     []segment // ascending; the last one is written
-	f        *os.File  // the last segment
-	appended uint64    // records appended since Open
-	synced   uint64    // of those, the ones known to be on disk
-	syncing  bool      // a goroutine runs fsync for the others
-	round    chan struct{}
-	size     int64 // bytes not yet acknowledged
+	mu        sync.Mutex
+	segs      []segment // ascending; the last one is written
+	f         *os.File  // the last segment
+	appended  uint64    // records appended since Open
+	synced    uint64    // of those, the ones known to be on disk
+	syncing   bool      // a goroutine runs fsync for the others
+	round     chan struct{}
+	size      int64 // bytes not yet acknowledged
 	acked     Pos
 	shippedAt time.Time // when acked was last written to the shipped file
-	err      error // a failed write or fsync: no more appends
-	closed   bool
-	corrupt  uint64 // records skipped because they failed their check
+	err       error     // a failed write or fsync: no more appends
+	closed    bool
+	corrupt   uint64 // records skipped because they failed their check
 
 	// The reader's, used by Read and Ack only.
 	read Pos
