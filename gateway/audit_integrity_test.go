@@ -497,20 +497,20 @@ func TestAuditCrashChild(t *testing.T) {
 	select {} // until killed
 }
 
-// TestAuditRateLimitedFloodPostgres: one client whose handshakes are
-// rate limited writes a few rows to PostgreSQL, not one per handshake, and
-// the counts add up; an honest client beside it is granted and recorded.
-func TestAuditRateLimitedFloodPostgres(t *testing.T) {
+// TestAuditRefusalFloodPostgres: one client whose handshakes are refused
+// again and again writes a few rows to PostgreSQL, not one per handshake,
+// and the counts add up; an honest client beside it is granted and
+// recorded.
+func TestAuditRefusalFloodPostgres(t *testing.T) {
 	db, url := openPostgres(t)
 	proxies := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
-	g := newGateway(t, Config{Sessions: db, Audit: db, RateLimit: 0.001, RateBurst: 1, TrustedProxies: proxies})
+	g := newGateway(t, Config{Sessions: db, Audit: db, TrustedProxies: proxies})
 	_, srvURL := serve(t, g)
-	_, cookie := saveSession(t, db, `"flooder"`, time.Now().Add(time.Hour))
 	const flood = 40
-	for i := range flood + 1 {
-		reply, ws := wsConnect(t, srvURL, http.Header{"Cookie": {cookie}, "X-Forwarded-For": {"203.0.113.9"}})
-		if i > 0 && !strings.Contains(reply, sessiongate.ECodeRateLimited) {
-			t.Fatalf("handshake %d = %q, want RATE_LIMITED", i, reply)
+	for i := range flood {
+		reply, ws := wsConnect(t, srvURL, http.Header{"X-Forwarded-For": {"203.0.113.9"}})
+		if !strings.Contains(reply, sessiongate.ECodeNoCookie) {
+			t.Fatalf("handshake %d = %q, want NO_COOKIE", i, reply)
 		}
 		ws.CloseNow()
 	}
@@ -523,18 +523,18 @@ func TestAuditRateLimitedFloodPostgres(t *testing.T) {
 	if err := g.Close(ctx); err != nil { // ends the refusal window
 		t.Fatal(err)
 	}
-	var limited []string
+	var refused []string
 	for _, r := range auditRows(t, url) {
-		if strings.Contains(r, sessiongate.ECodeRateLimited) {
-			limited = append(limited, r)
+		if strings.Contains(r, sessiongate.ECodeNoCookie) {
+			refused = append(refused, r)
 		}
 	}
 	want := []string{
-		sessiongate.ActionAuthFailure + "||Go-http-client/1.1|RATE_LIMITED|1",
-		sessiongate.ActionAuthFailure + "||Go-http-client/1.1|RATE_LIMITED|" + fmt.Sprint(flood-1),
+		sessiongate.ActionAuthFailure + "||Go-http-client/1.1|NO_COOKIE|1",
+		sessiongate.ActionAuthFailure + "||Go-http-client/1.1|NO_COOKIE|" + fmt.Sprint(flood-1),
 	}
-	if fmt.Sprint(limited) != fmt.Sprint(want) {
-		t.Errorf("rate-limited rows %q, want %q", limited, want)
+	if fmt.Sprint(refused) != fmt.Sprint(want) {
+		t.Errorf("refusal rows %q, want %q", refused, want)
 	}
 	waitRows(t, url, sessiongate.ActionAuthSuccess+"|honest|")
 }
