@@ -267,8 +267,14 @@ func (s *Spool) Append(payload []byte) (ticket uint64, err error) {
 		cur = &s.segs[len(s.segs)-1]
 	}
 	if _, err := s.f.WriteAt(rec, cur.size); err != nil {
-		s.err = fmt.Errorf("spool: write: %w", err)
-		return 0, s.err
+		// A disk that is full now may have room later: cut what was
+		// written of the record, and only if that fails too stop.
+		err = fmt.Errorf("spool: write: %w", err)
+		if terr := s.f.Truncate(cur.size); terr != nil {
+			s.err = errors.Join(err, terr)
+			return 0, s.err
+		}
+		return 0, err
 	}
 	cur.size += int64(len(rec))
 	s.size += int64(len(rec))
