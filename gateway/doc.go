@@ -23,7 +23,9 @@
 //     "io server disconnect" and does not reconnect);
 //   - records every decision in the audit trail through an asynchronous,
 //     batched writer that retries failed writes and never drops an event
-//     silently;
+//     silently; with Config.AuditSpool the events are kept on disk until
+//     the store has them, and a granted CONNECT waits for its record's
+//     fsync (docs/contract.md §5);
 //   - counts what it does (Stats) for metrics.
 //
 // # Handshake order

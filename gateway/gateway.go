@@ -12,6 +12,7 @@ import (
 
 	"github.com/sessiongate/sessiongate"
 	"github.com/sessiongate/sessiongate/internal/clientip"
+	"github.com/sessiongate/sessiongate/internal/spool"
 	"github.com/sessiongate/sessiongate/socketio"
 )
 
@@ -70,6 +71,17 @@ type Config struct {
 	// the audit trail and ClientKey) is taken from X-Forwarded-For, as
 	// package clientip does. Empty: the peer is the client.
 	TrustedProxies []netip.Prefix
+
+	// AuditSpool is a directory where audit events are kept on disk, with
+	// group commit, until the Audit store has them: a granted CONNECT is
+	// sent once its SOCKET_AUTH_SUCCESS record is on disk, and what is not
+	// yet in the store when the process ends is written by the next one
+	// (at least once). AuditSpoolMax bounds its size in bytes (default
+	// DefaultAuditSpoolMax); past it events are dropped, counted and
+	// logged. Empty: events wait in a memory queue and are lost if the
+	// process dies before the store has them.
+	AuditSpool    string
+	AuditSpoolMax int64
 
 	Logger *slog.Logger     // default slog.Default()
 	Now    func() time.Time // default time.Now; for tests
@@ -169,7 +181,14 @@ func New(cfg Config) (*Gateway, error) {
 	g.clients = clientip.New(cfg.TrustedProxies)
 	g.clients.OnUntrustedForwarder = g.warnUntrustedForwarder
 	g.stats.init()
-	g.audit = newAuditWriter(cfg.Audit, g.log, auditMinRetry)
+	var sp *spool.Spool
+	if cfg.AuditSpool != "" {
+		var err error
+		if sp, err = spool.Open(cfg.AuditSpool, orDefault(cfg.AuditSpoolMax, DefaultAuditSpoolMax)); err != nil {
+			return nil, fmt.Errorf("gateway: audit spool: %w", err)
+		}
+	}
+	g.audit = newAuditWriter(cfg.Audit, g.log, auditMinRetry, sp)
 	return g, nil
 }
 
@@ -204,8 +223,7 @@ func IdentityOf(s *socketio.Socket) (sessiongate.Identity, bool) {
 // EndSession ends the session sid on this server at once, as a revocation
 // would: its sockets get "session_expired" with reason and are disconnected.
 // Call it after the session row was deleted or logged out in process (the
-// embedded login), where no store notification may come. ctx bounds the wait
-// for room in the audit queue.
+// embedded login), where no store notification may come.
 func (g *Gateway) EndSession(ctx context.Context, sid string, reason sessiongate.EndReason) {
 	g.end(ctx, sessiongate.SessionHash(sid), reason)
 }
@@ -263,8 +281,9 @@ func (g *Gateway) Shutdown(ctx context.Context, retryAfter time.Duration) error 
 
 // Close flushes the audit events queued so far and stops the audit writer.
 // Events recorded after Close are counted as dropped. If ctx ends before the
-// backlog is written, the rest is dropped (counted and logged) and Close
-// returns ctx.Err().
+// backlog is written, Close returns ctx.Err() and the rest stays in the
+// audit spool for the next start, or without a spool is dropped (counted
+// and logged).
 func (g *Gateway) Close(ctx context.Context) error {
 	return g.audit.close(ctx)
 }

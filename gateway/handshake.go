@@ -61,13 +61,14 @@ func (g *Gateway) authenticate(ctx context.Context, s *socketio.Socket) error {
 	cl := g.clientOf(s)
 	c, ref := g.check(ctx, s, cl)
 	if ref != nil {
-		g.refuse(ctx, cl, ref)
+		g.refuse(cl, ref)
 		return connectError(ref.code)
 	}
 	s.SetData(c)
 	s.Join(c.identity.Room())
 	g.stats.handshake(HandshakeOK)
-	g.audit.add(ctx, sessiongate.AuditEvent{
+	// The CONNECT is granted once this record is durable (with a spool).
+	g.audit.record(ctx, sessiongate.AuditEvent{
 		Time:        g.now(),
 		Action:      sessiongate.ActionAuthSuccess,
 		Severity:    sessiongate.SeverityInfo,
@@ -125,7 +126,7 @@ func (g *Gateway) check(ctx context.Context, s *socketio.Socket, cl client) (*co
 }
 
 // refuse counts, logs and audits a refused handshake.
-func (g *Gateway) refuse(ctx context.Context, cl client, r *refusal) {
+func (g *Gateway) refuse(cl client, r *refusal) {
 	g.stats.handshake(r.code)
 	ev := sessiongate.AuditEvent{
 		Time:        g.now(),
@@ -143,7 +144,7 @@ func (g *Gateway) refuse(ctx context.Context, cl client, r *refusal) {
 	} else {
 		g.log.Debug("handshake refused", "code", r.code, "session", r.short, "remote", cl.remoteAddr)
 	}
-	g.audit.add(ctx, ev)
+	g.audit.add(ev)
 }
 
 // connectError is the CONNECT_ERROR payload for a handshake code, with the
@@ -234,7 +235,7 @@ func (g *Gateway) disconnected(s *socketio.Socket, reason string) {
 		close(g.idle)
 	}
 	g.mu.Unlock()
-	g.audit.add(context.Background(), sessiongate.AuditEvent{
+	g.audit.add(sessiongate.AuditEvent{
 		Time:        g.now(),
 		Action:      sessiongate.ActionDisconnect,
 		Severity:    sessiongate.SeverityInfo,

@@ -284,7 +284,7 @@ func (g *Gateway) refresh(ctx context.Context, refreshes []sessiongate.Refresh, 
 		}
 		g.mu.Unlock()
 		g.stats.refreshes.Add(1)
-		g.audit.add(ctx, sessiongate.AuditEvent{
+		g.audit.add(sessiongate.AuditEvent{
 			Time:        g.now(),
 			Action:      sessiongate.ActionSessionRefreshed,
 			Severity:    sessiongate.SeverityInfo,

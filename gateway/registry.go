@@ -229,6 +229,6 @@ func (g *Gateway) endSockets(ctx context.Context, userID, short string, reason s
 		if c, ok := s.Data().(*conn); ok {
 			ev.RemoteAddr, ev.UserAgent, ev.SocketID = c.client.remoteAddr, c.client.userAgent, c.client.socketID
 		}
-		g.audit.add(ctx, ev)
+		g.audit.add(ev)
 	}
 }

@@ -47,9 +47,12 @@ type Stats struct {
 	// reason: revocations, logouts and expiries.
 	SessionsEnded map[sessiongate.EndReason]uint64
 
-	AuditBacklog       int64  // audit events waiting to be written
+	AuditBacklog       int64  // audit events waiting in memory to be written
+	AuditSpoolBytes    int64  // bytes of audit records in the spool not yet written to the store
 	AuditWriteFailures uint64 // failed WriteAudit calls (each is retried)
-	AuditDropped       uint64 // audit events given up on (each logged at error level)
+	AuditDropped       uint64 // audit events given up on (logged at error level)
+	AuditRejected      uint64 // audit events the store refused for their data, isolated and logged
+	AuditAggregated    uint64 // refusals counted into another record's Count instead of a row of their own
 }
 
 // Stats returns a snapshot of the counters. It is cheap and safe to call
@@ -64,8 +67,11 @@ func (g *Gateway) Stats() Stats {
 		Refreshes:           g.stats.refreshes.Load(),
 		SessionsEnded:       make(map[sessiongate.EndReason]uint64, len(endReasons)),
 		AuditBacklog:        g.audit.backlog(),
+		AuditSpoolBytes:     g.audit.spoolBytes(),
 		AuditWriteFailures:  g.audit.failures.Load(),
-		AuditDropped:        g.audit.dropped.Load(),
+		AuditDropped:        g.audit.lost(),
+		AuditRejected:       g.audit.rejected.Load(),
+		AuditAggregated:     g.audit.aggregated.Load(),
 	}
 	for code, n := range g.stats.handshakes {
 		st.Handshakes[code] = n.Load()

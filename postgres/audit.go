@@ -3,7 +3,9 @@ package postgres
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -11,10 +13,14 @@ import (
 )
 
 // auditColumns are the columns WriteAudit fills, in the order it writes them.
-const auditColumns = "time, action, severity, user_id, session_hash, remote_addr, user_agent, socket_id, details"
+const auditColumns = "time, action, severity, user_id, session_hash, remote_addr, user_agent, socket_id, details, count"
 
 // WriteAudit appends events with one COPY: all of them or none. An event
-// with a zero Time is recorded at the time of the call.
+// with a zero Time is recorded at the time of the call, a Count below 1 as
+// 1. A batch PostgreSQL rejects for its data (SQLSTATE class 22, data
+// exception, e.g. a NUL byte or invalid UTF-8; 23, integrity; 54, limits)
+// fails with an *sessiongate.Error of code ECodeInvalid: retrying it cannot
+// help.
 //
 // The rows go in COPY's text format, built into one buffer: a handshake
 // writes two audit rows, and the binary path (pgx.CopyFrom) boxes every
@@ -37,6 +43,8 @@ func (db *DB) WriteAudit(ctx context.Context, events []sessiongate.AuditEvent) e
 			buf = append(buf, '\t')
 			buf = appendCopyText(buf, s)
 		}
+		buf = append(buf, '\t')
+		buf = strconv.AppendInt(buf, int64(max(e.Count, 1)), 10)
 		buf = append(buf, '\n')
 	}
 	conn, err := db.pool.Acquire(ctx)
@@ -46,9 +54,24 @@ func (db *DB) WriteAudit(ctx context.Context, events []sessiongate.AuditEvent) e
 	defer conn.Release()
 	sql := "COPY " + db.names.Audit + " (" + auditColumns + ") FROM STDIN"
 	if _, err := conn.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(buf), sql); err != nil {
+		if rejectedData(err) {
+			return sessiongate.Wrap(sessiongate.ECodeInvalid, "audit event rejected", fmt.Errorf("write audit: %w", err))
+		}
 		return fmt.Errorf("write audit: %w", err)
 	}
 	return nil
+}
+
+// rejectedData reports whether PostgreSQL refused a statement for the data
+// it carried (SQLSTATE classes 22, 23 and 54), not for the connection or
+// the server's state.
+func rejectedData(err error) bool {
+	var pe interface{ SQLState() string }
+	if !errors.As(err, &pe) {
+		return false
+	}
+	code := pe.SQLState()
+	return len(code) == 5 && (code[:2] == "22" || code[:2] == "23" || code[:2] == "54")
 }
 
 // copyTextSpecial holds the bytes COPY's text format escapes.

@@ -299,6 +299,16 @@ func (db *DB) Check(ctx context.Context) error {
 		}
 	}
 	if len(missing) == 0 {
+		// The column Migrate adds to an audit table of an older version.
+		var ok bool
+		if err := db.pool.QueryRow(ctx,
+			`SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = 'count' AND NOT attisdropped)`,
+			db.names.Audit).Scan(&ok); err != nil {
+			return fmt.Errorf("postgres: check %s: %w", db.names.Audit, err)
+		}
+		if !ok {
+			missing = append(missing, "column count of "+db.names.Audit)
+		}
 		// Trigger names are unquoted identifiers in pg_trigger.tgname. A
 		// revoked trigger without its WHEN clause predates the one that
 		// keeps prunes silent: it counts as missing, so Migrate replaces it.

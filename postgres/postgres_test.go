@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -548,8 +549,12 @@ func TestAuditAllOrNothing(t *testing.T) {
 		SessionHash: sessiongate.ShortHash("s"), RemoteAddr: "10.0.0.1:1234", UserAgent: "ua", SocketID: "sock", Details: "BAD_SIGNATURE"}
 	bad := ok
 	bad.Details = "nul \x00 byte" // PostgreSQL text cannot hold NUL
-	if err := db.WriteAudit(ctx, []sessiongate.AuditEvent{ok, bad, ok}); err == nil {
-		t.Fatal("WriteAudit with a NUL byte succeeded")
+	if err := db.WriteAudit(ctx, []sessiongate.AuditEvent{ok, bad, ok}); sessiongate.ErrorCode(err) != sessiongate.ECodeInvalid {
+		t.Fatalf("WriteAudit with a NUL byte = %v, want an INVALID (permanent) error", err)
+	}
+	bad.Details = "invalid \xff UTF-8"
+	if err := db.WriteAudit(ctx, []sessiongate.AuditEvent{bad}); sessiongate.ErrorCode(err) != sessiongate.ECodeInvalid {
+		t.Fatalf("WriteAudit with byte 0xFF = %v, want an INVALID (permanent) error", err)
 	}
 	count := func() (n int) {
 		if err := db.pool.QueryRow(ctx, `SELECT count(*) FROM `+db.names.Audit).Scan(&n); err != nil {
@@ -702,5 +707,46 @@ func TestConnectionLost(t *testing.T) {
 		if got := connectionLost(tt.err); got != tt.want {
 			t.Errorf("connectionLost(%v) = %v, want %v", tt.err, got, tt.want)
 		}
+	}
+}
+
+// TestAuditCount: the count column holds how many events a row stands for
+// (1 for a zero Count), and Migrate adds it, defaulting to 1, to an audit
+// table created before it existed.
+func TestAuditCount(t *testing.T) {
+	db, _, url := openDB(t)
+	ctx := testCtx(t)
+	c := rawConn(t, url)
+	if _, err := c.Exec(ctx, `ALTER TABLE `+db.names.Audit+` DROP COLUMN count`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Exec(ctx, `INSERT INTO `+db.names.Audit+` (time, action, severity) VALUES (now(), 'OLD', 'INFO')`); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Check(ctx); err == nil || !strings.Contains(err.Error(), "column count") {
+		t.Fatalf("Check without the count column = %v, want it named", err)
+	}
+	for range 2 { // idempotent
+		if err := db.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	evs := []sessiongate.AuditEvent{
+		{Action: "ONE", Severity: sessiongate.SeverityWarn},
+		{Action: "MANY", Severity: sessiongate.SeverityWarn, Count: 1234},
+	}
+	if err := db.WriteAudit(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := c.Query(ctx, `SELECT action || '=' || count FROM `+db.names.Audit+` ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"OLD=1", "ONE=1", "MANY=1234"}; !slices.Equal(got, want) {
+		t.Errorf("rows %v, want %v", got, want)
 	}
 }

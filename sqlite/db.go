@@ -127,6 +127,17 @@ func (db *DB) Migrate(ctx context.Context) error {
 	if _, err := tx.ExecContext(ctx, schema); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
+	// An audit table of an older version lacks count (SQLite has no ADD
+	// COLUMN IF NOT EXISTS).
+	var hasCount bool
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) > 0 FROM pragma_table_info('sessiongate_audit') WHERE name = 'count'`).Scan(&hasCount); err != nil {
+		return fmt.Errorf("migrate: audit columns: %w", err)
+	}
+	if !hasCount {
+		if _, err := tx.ExecContext(ctx, `ALTER TABLE sessiongate_audit ADD COLUMN count INTEGER NOT NULL DEFAULT 1`); err != nil {
+			return fmt.Errorf("migrate: add audit count: %w", err)
+		}
+	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("migrate: commit: %w", err)
 	}

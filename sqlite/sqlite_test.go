@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -208,4 +209,52 @@ func FuzzParseTime(f *testing.F) {
 			t.Fatalf("parseTime(%q) formats back as %q", s, got)
 		}
 	})
+}
+
+// TestAuditCount: the count column holds how many events a row stands for
+// (1 for a zero Count), and Migrate adds it, defaulting to 1, to an audit
+// table created before it existed.
+func TestAuditCount(t *testing.T) {
+	db := openDB(t)
+	ctx := testCtx(t)
+	for _, q := range []string{
+		`DROP TABLE sessiongate_audit`,
+		`CREATE TABLE sessiongate_audit (id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, action TEXT NOT NULL,
+		  severity TEXT NOT NULL, user_id TEXT NOT NULL DEFAULT '', session_hash TEXT NOT NULL DEFAULT '',
+		  remote_addr TEXT NOT NULL DEFAULT '', user_agent TEXT NOT NULL DEFAULT '', socket_id TEXT NOT NULL DEFAULT '',
+		  details TEXT NOT NULL DEFAULT '') STRICT`,
+		`INSERT INTO sessiongate_audit (time, action, severity) VALUES ('2026-01-01T00:00:00.000Z', 'OLD', 'INFO')`,
+	} {
+		if _, err := db.w.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 { // idempotent
+		if err := db.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	evs := []sessiongate.AuditEvent{
+		{Action: "ONE", Severity: sessiongate.SeverityWarn},
+		{Action: "MANY", Severity: sessiongate.SeverityWarn, Count: 1234},
+	}
+	if err := db.WriteAudit(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := db.r.QueryContext(ctx, `SELECT action || '=' || count FROM sessiongate_audit ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, s)
+	}
+	if want := []string{"OLD=1", "ONE=1", "MANY=1234"}; !slices.Equal(got, want) {
+		t.Errorf("rows %v, want %v", got, want)
+	}
 }

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -70,6 +71,7 @@ func Run(t *testing.T, open func(t *testing.T) Backend) {
 		{"DeleteUserDeletesSessions", testDeleteUserDeletesSessions},
 		{"ActiveUsers", testActiveUsers},
 		{"Audit", testAudit},
+		{"AuditRawData", testAuditRawData},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -650,5 +652,30 @@ func testAudit(t *testing.T, b Backend) {
 	}
 	if err := b.WriteAudit(ctx, nil); err != nil {
 		t.Fatalf("WriteAudit(nil): %v", err)
+	}
+}
+
+// testAuditRawData: an event a store cannot hold as it is (a NUL byte,
+// invalid UTF-8, an overlong field) is either written or refused with
+// ECodeInvalid, the code that tells the writer retrying cannot help; the
+// same event Sanitized is always written, and so is a Count.
+func testAuditRawData(t *testing.T, b Backend) {
+	ctx := ctxFor(t)
+	raw := []sessiongate.AuditEvent{
+		{Action: sessiongate.ActionAuthFailure, Severity: sessiongate.SeverityWarn, UserAgent: "curl\xff/8"},
+		{Action: sessiongate.ActionAuthSuccess, Severity: sessiongate.SeverityInfo, UserID: "4\x002"},
+		{Action: sessiongate.ActionAuthFailure, Severity: sessiongate.SeverityWarn, UserAgent: strings.Repeat("x", 1<<16)},
+	}
+	for _, ev := range raw {
+		err := b.WriteAudit(ctx, []sessiongate.AuditEvent{ev})
+		if err != nil && sessiongate.ErrorCode(err) != sessiongate.ECodeInvalid {
+			t.Errorf("WriteAudit(%q, %q) = %v, want nil or an INVALID error", ev.UserAgent[:min(len(ev.UserAgent), 16)], ev.UserID, err)
+		}
+		if err := b.WriteAudit(ctx, []sessiongate.AuditEvent{ev.Sanitized()}); err != nil {
+			t.Errorf("WriteAudit of the sanitized event: %v", err)
+		}
+	}
+	if err := b.WriteAudit(ctx, []sessiongate.AuditEvent{{Action: sessiongate.ActionAuthFailure, Severity: sessiongate.SeverityWarn, Count: 7}}); err != nil {
+		t.Errorf("WriteAudit with a Count: %v", err)
 	}
 }

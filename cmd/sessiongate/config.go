@@ -43,6 +43,9 @@ type Config struct {
 	SessionSchema string
 	DataDir       string
 
+	AuditSpool    string // "" : DATA_DIR/audit-spool; "off": none
+	AuditSpoolMax int64
+
 	CheckInterval    time.Duration
 	RefreshThreshold time.Duration
 	RefreshExtend    time.Duration
@@ -144,6 +147,10 @@ var settings = []setting{
 		parse: func(c *Config, v string) error { c.SessionSchema = v; return nil }, storeOK: true},
 	{env: "DATA_DIR", def: "./data", arg: "DIR", usage: "directory of the embedded SQLite store (and the demo's secret)",
 		parse: func(c *Config, v string) error { c.DataDir = v; return nonEmpty(v) }, storeOK: true},
+	{env: "AUDIT_SPOOL", def: "", arg: "DIR", usage: "directory where audit events are kept on disk until the store has them; empty: DATA_DIR/audit-spool; off: none (events wait in memory, lost on a crash)",
+		parse: func(c *Config, v string) error { c.AuditSpool = v; return nil }},
+	{env: "AUDIT_SPOOL_MAX", def: "67108864", arg: "BYTES", usage: "most bytes of audit events the spool holds; past it events are dropped (counted, logged) and /readyz fails",
+		parse: func(c *Config, v string) error { return parsePositiveInt(&c.AuditSpoolMax, v) }},
 	{env: "SESSION_CHECK_INTERVAL", def: "5m", arg: "DURATION", usage: "how often live sessions are re-validated",
 		parse: func(c *Config, v string) error { return parseDuration(&c.CheckInterval, v) }},
 	{env: "SESSION_REFRESH_THRESHOLD", def: "5m", arg: "DURATION", usage: "refresh a live session expiring within this",

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -261,4 +262,17 @@ func FuzzCheckOrigin(f *testing.F) {
 			t.Fatalf("accepted %q", o)
 		}
 	})
+}
+
+func TestAuditSpoolDir(t *testing.T) {
+	for _, tt := range []struct{ setting, want string }{
+		{"", filepath.Join("/data", "audit-spool")},
+		{"off", ""},
+		{"/var/spool/sg", "/var/spool/sg"},
+	} {
+		c := Config{DataDir: "/data", AuditSpool: tt.setting}
+		if got := c.auditSpoolDir(); got != tt.want {
+			t.Errorf("AUDIT_SPOOL=%q: spool %q, want %q", tt.setting, got, tt.want)
+		}
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -114,6 +115,8 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 		RefreshThreshold: cfg.RefreshThreshold,
 		RefreshExtend:    cfg.RefreshExtend,
 		TrustedProxies:   cfg.TrustedProxies,
+		AuditSpool:       cfg.auditSpoolDir(),
+		AuditSpoolMax:    cfg.AuditSpoolMax,
 		Logger:           log,
 	})
 	if err != nil {
@@ -154,7 +157,7 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 		CookieSecure:   cfg.CookieSecure,
 		LoginRateLimit: cfg.LoginRateLimit,
 		TrustedProxies: cfg.TrustedProxies,
-		Ready:          s.store,
+		Ready:          readiness{s.store, s.gw},
 		Stats:          func() httpapi.Stats { return statsOf(s.gw.Stats()) },
 		Logger:         log,
 	}
@@ -327,4 +330,30 @@ func statsOf(g gateway.Stats) httpapi.Stats {
 		st.SessionsEnded[string(reason)] = n
 	}
 	return st
+}
+
+// auditSpoolDir is the gateway's AuditSpool for AUDIT_SPOOL: "" when it is
+// off.
+func (c *Config) auditSpoolDir() string {
+	switch c.AuditSpool {
+	case "off":
+		return ""
+	case "":
+		return filepath.Join(c.DataDir, "audit-spool")
+	}
+	return c.AuditSpool
+}
+
+// readiness is ready while the store answers and the audit trail keeps up
+// (gateway.AuditHealthy).
+type readiness struct {
+	store httpapi.Pinger
+	gw    *gateway.Gateway
+}
+
+func (r readiness) Ping(ctx context.Context) error {
+	if err := r.store.Ping(ctx); err != nil {
+		return err
+	}
+	return r.gw.AuditHealthy()
 }

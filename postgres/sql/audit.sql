@@ -11,3 +11,6 @@ CREATE TABLE IF NOT EXISTS {{.Audit}} (
   details text NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS sessiongate_audit_time_idx ON {{.Audit}} (time);
+-- count: how many events a row stands for (refusals are aggregated); rows
+-- written before the column existed stand for one.
+ALTER TABLE {{.Audit}} ADD COLUMN IF NOT EXISTS count integer NOT NULL DEFAULT 1;
