@@ -16,6 +16,7 @@ import (
 	"github.com/sessiongate/sessiongate/engineio"
 	"github.com/sessiongate/sessiongate/gateway"
 	"github.com/sessiongate/sessiongate/httpapi"
+	"github.com/sessiongate/sessiongate/prometheus"
 	"github.com/sessiongate/sessiongate/socketio"
 	"github.com/sessiongate/sessiongate/web"
 )
@@ -27,8 +28,12 @@ type server struct {
 	store *openedStore
 	ln    net.Listener
 	http  *http.Server
-	io    *socketio.Server
-	gw    *gateway.Gateway
+	// metricsLn and metricsHTTP serve /metrics on METRICS_ADDR; nil
+	// without it.
+	metricsLn   net.Listener
+	metricsHTTP *http.Server
+	io          *socketio.Server
+	gw          *gateway.Gateway
 
 	stopRun context.CancelFunc
 	runDone chan struct{} // closed when gateway.Run returns
@@ -126,6 +131,15 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 	ns := s.io.Of("/")
 	s.gw.Attach(ns)
 
+	// The handler reads api's counters at each scrape, after api is made.
+	var api *httpapi.Handler
+	metrics, err := prometheus.Handler(prometheus.Sources{
+		Gateway: s.gw.Stats,
+		HTTP:    func() httpapi.Stats { return api.Stats() },
+	})
+	if err != nil {
+		return nil, err
+	}
 	apiCfg := httpapi.Config{
 		Publisher:      publisher{ns},
 		PublishKey:     cfg.PublishKey,
@@ -139,8 +153,10 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 		CookieSecure:   cfg.CookieSecure,
 		LoginRateLimit: cfg.LoginRateLimit,
 		TrustedProxies: cfg.TrustedProxies,
+		AllowedOrigins: origins,
 		Ready:          s.store,
-		Stats:          func() httpapi.Stats { return statsOf(s.gw.Stats()) },
+		Metrics:        metrics,
+		MetricsKey:     cfg.MetricsKey,
 		Logger:         log,
 	}
 	if apiCfg.LoginRateLimit == 0 {
@@ -150,8 +166,7 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 		apiCfg.Static = web.Handler()
 		apiCfg.DemoIncidents = cfg.AuthEndpoints
 	}
-	api, err := httpapi.New(apiCfg)
-	if err != nil {
+	if api, err = httpapi.New(apiCfg); err != nil {
 		return nil, fmt.Errorf("http api: %w", err)
 	}
 
@@ -163,6 +178,10 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	if err := s.listenMetrics(metrics); err != nil {
+		return nil, err
 	}
 
 	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
@@ -181,7 +200,11 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 	}()
 
 	log.Info("listening", "addr", s.addr(), "socket_path", cfg.SocketPath, "store", s.store.desc,
-		"origins", origins, "publish", cfg.PublishKey != "", "auth_endpoints", cfg.AuthEndpoints, "version", version)
+		"origins", origins, "publish", cfg.PublishKey != "", "auth_endpoints", cfg.AuthEndpoints,
+		"metrics_addr", s.metricsAddr(), "metrics_key", cfg.MetricsKey != "", "version", version)
+	if cfg.MetricsAddr == "" && cfg.MetricsKey == "" {
+		log.Info("/metrics is not served: set METRICS_ADDR (e.g. 127.0.0.1:9090) for a private listener, or METRICS_KEY to serve it on LISTEN_ADDR behind a Bearer key")
+	}
 	if cfg.Demo {
 		printDemo(stdout, s.addr(), demoUsers)
 	}
@@ -189,6 +212,49 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 }
 
 func (s *server) addr() string { return s.ln.Addr().String() }
+
+// listenMetrics serves metrics on METRICS_ADDR, if set, with a server of its
+// own (behind METRICS_KEY when that is set too).
+func (s *server) listenMetrics(metrics http.Handler) error {
+	if s.cfg.MetricsAddr == "" {
+		return nil
+	}
+	var err error
+	if s.metricsLn, err = net.Listen("tcp", s.cfg.MetricsAddr); err != nil {
+		return &ConfigError{Setting: "METRICS_ADDR", Err: err}
+	}
+	if s.cfg.MetricsKey != "" {
+		metrics = httpapi.BearerAuth(s.cfg.MetricsKey, metrics)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics)
+	s.metricsHTTP = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	go func() {
+		if err := s.metricsHTTP.Serve(s.metricsLn); !errors.Is(err, http.ErrServerClosed) {
+			select {
+			case s.done <- fmt.Errorf("serve metrics: %w", err):
+			default: // the main listener failed first
+			}
+		}
+	}()
+	return nil
+}
+
+// metricsAddr is the address METRICS_ADDR listens on, or "" without it.
+func (s *server) metricsAddr() string {
+	if s.metricsLn == nil {
+		return ""
+	}
+	return s.metricsLn.Addr().String()
+}
 
 // abort releases what a failed start opened.
 func (s *server) abort() {
@@ -202,6 +268,9 @@ func (s *server) abort() {
 	}
 	if s.ln != nil {
 		s.ln.Close()
+	}
+	if s.metricsLn != nil {
+		s.metricsLn.Close()
 	}
 	if s.store != nil {
 		s.store.close()
@@ -221,6 +290,9 @@ func (s *server) shutdown() error {
 		// their sockets are sent away below.
 		httpDone := make(chan error, 1)
 		go func() { httpDone <- s.http.Shutdown(ctx) }()
+		if s.metricsHTTP != nil {
+			s.metricsHTTP.Close() // a scrape has nothing to finish
+		}
 
 		var errs []error
 		if err := s.gw.Shutdown(ctx, s.cfg.ShutdownRetryAfter); err != nil {
@@ -261,24 +333,4 @@ func (p publisher) Publish(rooms []string, event string, data json.RawMessage) e
 		return p.ns.To(rooms...).Emit(event)
 	}
 	return p.ns.To(rooms...).Emit(event, data)
-}
-
-// statsOf converts the gateway's counters for the metrics endpoint.
-func statsOf(g gateway.Stats) httpapi.Stats {
-	st := httpapi.Stats{
-		Connections:         g.Connections,
-		LiveSessions:        g.LiveSessions,
-		Handshakes:          g.Handshakes,
-		SessionCheckBatches: g.SessionCheckBatches,
-		SessionsChecked:     g.SessionsChecked,
-		Refreshes:           g.Refreshes,
-		SessionsEnded:       make(map[string]uint64, len(g.SessionsEnded)),
-		AuditBacklog:        g.AuditBacklog,
-		AuditWriteFailures:  g.AuditWriteFailures,
-		AuditDropped:        g.AuditDropped,
-	}
-	for reason, n := range g.SessionsEnded {
-		st.SessionsEnded[string(reason)] = n
-	}
-	return st
 }
