@@ -9,11 +9,6 @@ import (
 	"time"
 )
 
-// bodyReadTimeout bounds the reading of a request body by the handlers of
-// this package: a client that stalls before its Content-Length holds a
-// goroutine and a descriptor no longer than this.
-const bodyReadTimeout = 10 * time.Second
-
 // BearerAuth returns a handler that serves next to requests bearing
 // "Authorization: Bearer <key>" and answers 401 with a JSON error to any
 // other. The key is compared in constant time.
@@ -63,7 +58,7 @@ var (
 // level: a flood of them must not flood the log; Stats counts the logins)
 // here; the caller returns.
 func (h *Handler) checkBrowserRequest(w http.ResponseWriter, r *http.Request, json bool) *browserRefusal {
-	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(bodyReadTimeout))
+	h.setBodyDeadline(w)
 	var refusal *browserRefusal
 	if err := h.origins.Check(r); err != nil {
 		refusal = refusedCrossOrigin
@@ -77,6 +72,14 @@ func (h *Handler) checkBrowserRequest(w http.ResponseWriter, r *http.Request, js
 		writeError(w, refusal.status, refusal.msg)
 	}
 	return refusal
+}
+
+// setBodyDeadline sets the read deadline of the request body that w
+// answers to BodyTimeout from now. (The server resets it for the
+// connection's next request.)
+func (h *Handler) setBodyDeadline(w http.ResponseWriter) {
+	// Only a ResponseRecorder, in tests, cannot: nothing to bound there.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(h.cfg.BodyTimeout))
 }
 
 // isJSON reports whether contentType is application/json, with or without

@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/sessiongate/sessiongate"
 	"github.com/sessiongate/sessiongate/expresssession"
@@ -222,5 +226,44 @@ func TestReadyzHidesDetails(t *testing.T) {
 	}
 	if !strings.Contains(log.String(), "failures_not_logged=4") {
 		t.Errorf("recovery line does not count the 4 failures left out:\n%s", log.String())
+	}
+}
+
+func TestStalledBodyTimesOut(t *testing.T) {
+	a := newAuthSetup(t, quickStore(), func(c *httpapi.Config) {
+		c.BodyTimeout = 200 * time.Millisecond
+		c.PublishKey = "k"
+	})
+	srv := httptest.NewServer(a.h)
+	t.Cleanup(srv.Close)
+	for _, req := range []string{
+		"POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"email\":",
+		"POST /api/publish HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k\r\nContent-Length: 100000\r\n\r\n{\"to\":",
+	} {
+		conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if _, err := io.WriteString(conn, req); err != nil {
+			t.Fatal(err)
+		}
+		// The server answers and hangs up on its own; the deadline only
+		// keeps a broken server from hanging the test.
+		conn.SetReadDeadline(time.Now().Add(testTimeout))
+		got, err := io.ReadAll(conn)
+		if err != nil || !strings.HasPrefix(string(got), "HTTP/1.1 400 ") {
+			t.Errorf("stalled %s: read %q, %v; want a 400 and the connection closed", strings.Fields(req)[1], got, err)
+		}
+	}
+	// An honest client beside them logs in.
+	res, err := http.Post(srv.URL+"/auth/login", "application/json",
+		strings.NewReader(`{"email":"alice@example.com","password":"`+password+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Errorf("honest login = %d, want 200", res.StatusCode)
 	}
 }

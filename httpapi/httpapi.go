@@ -39,6 +39,7 @@ type Pinger interface {
 const (
 	DefaultSessionMaxAge  = 24 * time.Hour
 	DefaultLoginRateLimit = 10 // login attempts per minute per remote IP
+	DefaultBodyTimeout    = 10 * time.Second
 )
 
 // Config configures a Handler. Zero fields take the defaults above.
@@ -90,6 +91,12 @@ type Config struct {
 	// /metrics answers 404 here (serve it on a private listener instead).
 	Metrics    http.Handler
 	MetricsKey string
+
+	// BodyTimeout bounds the reading of a request body by the endpoints
+	// above: a client that stalls before its Content-Length ends is
+	// answered 400 and its connection closed by then, instead of holding a
+	// goroutine, a buffer and a descriptor.
+	BodyTimeout time.Duration
 
 	// Static serves every other path (the demo page); nil answers 404.
 	Static http.Handler
@@ -145,6 +152,9 @@ func New(cfg Config) (*Handler, error) {
 	}
 	if cfg.LoginRateLimit == 0 {
 		cfg.LoginRateLimit = DefaultLoginRateLimit
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = DefaultBodyTimeout
 	}
 	h := &Handler{cfg: cfg, log: cfg.Logger, now: cfg.Now, mux: http.NewServeMux(), clients: clientip.New(cfg.TrustedProxies)}
 	if h.log == nil {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"time"
 )
 
 // MaxPublishBody is the largest /api/publish body accepted; a larger one is
@@ -90,7 +89,7 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "invalid or missing publish key")
 		return
 	}
-	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(bodyReadTimeout))
+	h.setBodyDeadline(w)
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxPublishBody))
 	if err != nil {
 		h.publishes.inc(PublishBadRequest)
