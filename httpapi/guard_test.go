@@ -267,3 +267,28 @@ func TestStalledBodyTimesOut(t *testing.T) {
 		t.Errorf("honest login = %d, want 200", res.StatusCode)
 	}
 }
+
+func TestReadyzWarnings(t *testing.T) {
+	var warnings []string
+	down := false
+	h := newHandler(t, httpapi.Config{
+		Ready: pingFunc(func(context.Context) error {
+			if down {
+				return errors.New("user=sessiongate host=db.internal")
+			}
+			return nil
+		}),
+		Warnings: func() []string { return warnings },
+	})
+	if _, body := do(t, h, "GET", "/readyz", "", nil); body != "{\"status\":\"ok\"}\n" {
+		t.Errorf("readyz without warnings = %q", body)
+	}
+	warnings = []string{"X-Forwarded-For from 10.0.0.5, not in TRUSTED_PROXIES"}
+	if res, body := do(t, h, "GET", "/readyz", "", nil); res.StatusCode != 200 || body != "{\"status\":\"ok\",\"warnings\":[\"X-Forwarded-For from 10.0.0.5, not in TRUSTED_PROXIES\"]}\n" {
+		t.Errorf("readyz with a warning = %d %q", res.StatusCode, body)
+	}
+	down = true
+	if res, body := do(t, h, "GET", "/readyz", "", nil); res.StatusCode != 503 || strings.Contains(body, "db.internal") || !strings.Contains(body, "TRUSTED_PROXIES") {
+		t.Errorf("readyz down with a warning = %d %q, want 503 with the warning and no store detail", res.StatusCode, body)
+	}
+}

@@ -19,10 +19,21 @@ func (h *Handler) healthz(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
+// readyBody is the answer of /readyz.
+type readyBody struct {
+	Status   string   `json:"status"` // "ok" or "unavailable"
+	Warnings []string `json:"warnings,omitempty"`
+}
+
 // readyz serves GET /readyz: 200 {"status":"ok"} when the store answers,
-// else 503 {"status":"unavailable"}. Why it does not answer (an error that
-// may name the database's user, host and name) goes to the log only.
+// else 503 {"status":"unavailable"}, with the Warnings if any. Why the
+// store does not answer (an error that may name the database's user, host
+// and name) goes to the log only.
 func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) {
+	body := readyBody{Status: "ok"}
+	if h.cfg.Warnings != nil {
+		body.Warnings = h.cfg.Warnings()
+	}
 	if h.cfg.Ready != nil {
 		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
 		defer cancel()
@@ -33,12 +44,13 @@ func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) {
 			} else {
 				h.readyQuiet.Add(1)
 			}
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
+			body.Status = "unavailable"
+			writeJSON(w, http.StatusServiceUnavailable, body)
 			return
 		}
 		if h.readyDown.Swap(false) {
 			h.log.Info("ready: store answers again", "failures_not_logged", h.readyQuiet.Swap(0))
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	writeJSON(w, http.StatusOK, body)
 }

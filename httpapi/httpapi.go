@@ -85,6 +85,12 @@ type Config struct {
 
 	// Ready is checked by /readyz; nil means always ready.
 	Ready Pinger
+	// Warnings, when set, are listed in /readyz's answer as "warnings"
+	// (when there are any, ready or not): set-up problems an operator
+	// should see that do not make the server unready, such as
+	// X-Forwarded-For from a peer not in TrustedProxies. They must not
+	// hold connection details (addresses of the database, credentials).
+	Warnings func() []string
 
 	// Metrics, with a MetricsKey, is served at GET /metrics to requests
 	// bearing "Authorization: Bearer <MetricsKey>"; without either,
