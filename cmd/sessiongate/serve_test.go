@@ -215,8 +215,16 @@ func TestServeShutdown(t *testing.T) {
 	if l := c.next(t); l.Type != "connect" {
 		t.Fatalf("client got %+v, want connect", l)
 	}
-	_, metrics := get(t, base+"/metrics", http.Header{"Authorization": {"Bearer metrics key"}})
-	for _, want := range []string{"sessiongate_connections 1", `sessiongate_handshakes_total{code="OK"} 1`} {
+	// The client hears CONNECT a moment before the gateway counts it.
+	var metrics string
+	wants := []string{"sessiongate_connections 1", `sessiongate_handshakes_total{code="OK"} 1`}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		_, metrics = get(t, base+"/metrics", http.Header{"Authorization": {"Bearer metrics key"}})
+		if strings.Contains(metrics, wants[0]) && strings.Contains(metrics, wants[1]) || time.Now().After(deadline) {
+			break
+		}
+	}
+	for _, want := range wants {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %q", want)
 		}
