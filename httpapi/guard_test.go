@@ -231,7 +231,8 @@ func TestReadyzHidesDetails(t *testing.T) {
 
 func TestStalledBodyTimesOut(t *testing.T) {
 	a := newAuthSetup(t, quickStore(), func(c *httpapi.Config) {
-		c.BodyTimeout = 200 * time.Millisecond
+		// Long enough for an honest body under CPU load, short for a test.
+		c.BodyTimeout = time.Second
 		c.PublishKey = "k"
 	})
 	srv := httptest.NewServer(a.h)
