@@ -5,7 +5,9 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"iter"
 	"net/http"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -72,7 +74,16 @@ func NewSessionID() string {
 // ECodeBadSignature when its signature matches no secret.
 func SessionIDFromHeader(h http.Header, name string, secrets [][]byte) (string, error) {
 	raw, ok := CookieFromHeader(strings.Join(h.Values("Cookie"), "; "), name)
-	if !ok || raw == "" {
+	if !ok {
+		return "", sessiongate.Errorf(sessiongate.ECodeNoCookie, "no session cookie")
+	}
+	return sessionIDOf(raw, secrets)
+}
+
+// sessionIDOf returns the session id of a decoded session cookie value, with
+// the errors of SessionIDFromHeader.
+func sessionIDOf(raw string, secrets [][]byte) (string, error) {
+	if raw == "" {
 		return "", sessiongate.Errorf(sessiongate.ECodeNoCookie, "no session cookie")
 	}
 	signed, ok := strings.CutPrefix(raw, "s:")
@@ -99,37 +110,73 @@ func SessionIDFromHeader(h http.Header, name string, secrets [][]byte) (string, 
 // header bytes as Latin-1, so a byte of 0x80 or above becomes the character
 // U+0080–U+00FF, returned in UTF-8. ok is false if there is no such cookie.
 func CookieFromHeader(header, name string) (value string, ok bool) {
-	n := len(header)
-	if n < 2 {
-		return "", false
-	}
-	for index := 0; index < n; {
-		eq := indexFrom(header, '=', index)
-		if eq < 0 {
-			break
-		}
-		end := indexFrom(header, ';', index)
-		if end < 0 {
-			end = n
-		} else if eq > end {
-			// A pair without "=": restart after the last ";" before eq.
-			index = strings.LastIndexByte(header[:eq], ';') + 1
-			continue
-		}
-		if trimSpaceTab(header[index:eq]) == name {
-			v := trimSpaceTab(header[eq+1 : end])
-			if len(v) > 0 && v[0] == '"' && v[len(v)-1] == '"' {
-				if len(v) == 1 {
-					v = ""
-				} else {
-					v = v[1 : len(v)-1]
-				}
-			}
-			return decodeCookieValue(v), true
-		}
-		index = end + 1
+	for v := range cookieValues(header, name) {
+		return v, true
 	}
 	return "", false
+}
+
+// MaxSessionCookies bounds how many cookies of the session cookie's name
+// SessionIDsFromHeader looks at; the rest are ignored, so that a header of
+// thousands of them costs no more signature checks than a browser's few.
+const MaxSessionCookies = 16
+
+// SessionIDsFromHeader returns the distinct session ids of every cookie
+// named name in h (the first MaxSessionCookies of them) that
+// SessionIDFromHeader would accept were it the first: browsers send one per
+// path and domain they hold. Unsigned, badly signed and empty ones are left
+// out; the ids are in header order, and nil when there is none.
+func SessionIDsFromHeader(h http.Header, name string, secrets [][]byte) []string {
+	var sids []string
+	seen := 0
+	for raw := range cookieValues(strings.Join(h.Values("Cookie"), "; "), name) {
+		if seen++; seen > MaxSessionCookies {
+			break
+		}
+		if sid, err := sessionIDOf(raw, secrets); err == nil && !slices.Contains(sids, sid) {
+			sids = append(sids, sid)
+		}
+	}
+	return sids
+}
+
+// cookieValues yields the value of every cookie named name in header, in
+// order, parsed as CookieFromHeader describes.
+func cookieValues(header, name string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		n := len(header)
+		if n < 2 {
+			return
+		}
+		for index := 0; index < n; {
+			eq := indexFrom(header, '=', index)
+			if eq < 0 {
+				return
+			}
+			end := indexFrom(header, ';', index)
+			if end < 0 {
+				end = n
+			} else if eq > end {
+				// A pair without "=": restart after the last ";" before eq.
+				index = strings.LastIndexByte(header[:eq], ';') + 1
+				continue
+			}
+			if trimSpaceTab(header[index:eq]) == name {
+				v := trimSpaceTab(header[eq+1 : end])
+				if len(v) > 0 && v[0] == '"' && v[len(v)-1] == '"' {
+					if len(v) == 1 {
+						v = ""
+					} else {
+						v = v[1 : len(v)-1]
+					}
+				}
+				if !yield(decodeCookieValue(v)) {
+					return
+				}
+			}
+			index = end + 1
+		}
+	}
 }
 
 // indexFrom returns the index of the first c in s at or after from, or -1.

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -228,6 +229,33 @@ func TestSetCookie(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := tt.opts.SetCookie(DefaultCookieName, "abc123", secret, tt.expires); got != tt.want {
 				t.Errorf("SetCookie =\n%s\nwant\n%s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestSessionIDsFromHeader(t *testing.T) {
+	secrets := secretList("new-secret-2025,old-secret-2024")
+	a, b := CookieValue("sid-a", secrets[0]), CookieValue("sid-b", secrets[1])
+	forged := CookieValue("sid-f", []byte("not our secret"))
+	tests := []struct {
+		name  string
+		lines []string // Cookie header lines
+		want  []string
+	}{
+		{"none", nil, nil},
+		{"one", []string{"connect.sid=" + a}, []string{"sid-a"}},
+		{"two, one per path", []string{"connect.sid=" + a + "; other=1; connect.sid=" + b}, []string{"sid-a", "sid-b"}},
+		{"across header lines", []string{"connect.sid=" + b, "connect.sid=" + a}, []string{"sid-b", "sid-a"}},
+		{"forged, unsigned and empty ignored", []string{"connect.sid=" + forged + "; connect.sid=sid-u; connect.sid=; connect.sid=" + a}, []string{"sid-a"}},
+		{"duplicates once", []string{"connect.sid=" + a + "; connect.sid=" + a}, []string{"sid-a"}},
+		{"past the cap ignored", []string{strings.Repeat("connect.sid=x; ", MaxSessionCookies) + "connect.sid=" + a}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := SessionIDsFromHeader(http.Header{"Cookie": tt.lines}, DefaultCookieName, secrets)
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("SessionIDsFromHeader = %q, want %q", got, tt.want)
 			}
 		})
 	}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"maps"
 	"net/http"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -51,6 +53,55 @@ func FuzzSessionIDFromHeader(f *testing.F) {
 		h = http.Header{"Cookie": {DefaultCookieName + "=" + CookieValue(sid, secrets[1]) + "; " + cookie}}
 		if got, err := SessionIDFromHeader(h, DefaultCookieName, secrets); err != nil || got != sid {
 			t.Fatalf("round trip of %q = %q, %v", sid, got, err)
+		}
+	})
+}
+
+func FuzzSessionIDsFromHeader(f *testing.F) {
+	secrets := secretList("new-secret-2025,old-secret-2024")
+	f.Add("connect.sid="+CookieValue("a", secrets[0])+"; connect.sid="+CookieValue("b", secrets[1]), "c")
+	f.Add(`connect.sid=s%3Ax.y; connect.sid="s:a.b"; connect.sid`, "a.b")
+	f.Add("x=1; connect.sid = \xe9%E9 ;connect.sid=;", "é")
+	f.Fuzz(func(t *testing.T, cookie, sid string) {
+		h := http.Header{"Cookie": {cookie}}
+		got := SessionIDsFromHeader(h, DefaultCookieName, secrets)
+		if len(got) > MaxSessionCookies {
+			t.Fatalf("%d ids, more than MaxSessionCookies", len(got))
+		}
+		// Each id is one SessionIDFromHeader accepts as the first cookie,
+		// once; the first cookie's, when valid, comes first.
+		for i, id := range got {
+			one := http.Header{"Cookie": {DefaultCookieName + "=" + CookieValue(id, secrets[0])}}
+			if id == "" || slices.Contains(got[:i], id) {
+				t.Fatalf("ids %q: empty or repeated", got)
+			}
+			if back, err := SessionIDFromHeader(one, DefaultCookieName, secrets); err != nil || back != id {
+				t.Fatalf("id %q does not round-trip: %q, %v", id, back, err)
+			}
+			var signed bool
+			for raw := range cookieValues(cookie, DefaultCookieName) {
+				signed = signed || raw == "s:"+Sign(id, secrets[0]) || raw == "s:"+Sign(id, secrets[1])
+			}
+			if !signed {
+				t.Fatalf("id %q of no signed cookie in %q", id, cookie)
+			}
+		}
+		if first, err := SessionIDFromHeader(h, DefaultCookieName, secrets); err == nil && (len(got) == 0 || got[0] != first) {
+			t.Fatalf("ids %q, first cookie's %q missing or not first", got, first)
+		}
+
+		// A cookie we sign, placed after the header, is found too (when
+		// the cap leaves room for it).
+		if sid == "" || !utf8.ValidString(sid) {
+			return
+		}
+		h = http.Header{"Cookie": {cookie, DefaultCookieName + "=" + CookieValue(sid, secrets[1])}}
+		n := 0
+		for range cookieValues(strings.Join(h.Values("Cookie"), "; "), DefaultCookieName) {
+			n++
+		}
+		if all := SessionIDsFromHeader(h, DefaultCookieName, secrets); n <= MaxSessionCookies && !slices.Contains(all, sid) {
+			t.Fatalf("appended cookie for %q not found: %q", sid, all)
 		}
 	})
 }

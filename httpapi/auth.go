@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -48,10 +49,14 @@ var dummyHash = sync.OnceValues(func() ([]byte, error) {
 // a new sid (the old session, if any, is destroyed: no fixation), a row
 // {"cookie":{...},"passport":{"user":<id>}}, and the Set-Cookie header.
 func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
+	if refusal := h.checkBrowserRequest(w, r, true); refusal != nil {
+		h.logins.inc(refusal.result)
+		return
+	}
 	ip := h.clients.ClientIP(r.RemoteAddr, r.Header)
 	if h.limiter != nil {
 		if ok, wait := h.limiter.Allow(ratelimit.Key(ip), h.now()); !ok {
-			h.metrics.logins.WithLabelValues("rate_limited").Inc()
+			h.logins.inc(LoginRateLimited)
 			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 			writeError(w, http.StatusTooManyRequests, "too many login attempts")
 			return
@@ -63,7 +68,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxLoginBody))
 	if err != nil || json.Unmarshal(body, &creds) != nil {
-		h.metrics.logins.WithLabelValues("bad_request").Inc()
+		h.logins.inc(LoginBadRequest)
 		writeError(w, http.StatusBadRequest, `body must be {"email":"…","password":"…"}`)
 		return
 	}
@@ -99,7 +104,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Add("Set-Cookie", cookie.SetCookie(h.cfg.CookieName, sid, h.cfg.Secrets[0], expires))
-	h.metrics.logins.WithLabelValues("ok").Inc()
+	h.logins.inc(LoginOK)
 	h.log.Info("login", "user_id", user.ID, "session", sessiongate.ShortHash(sid), "remote", ip)
 	writeJSON(w, http.StatusOK, userResponse{User: userBody{ID: user.ID, Email: user.Email}})
 }
@@ -129,7 +134,7 @@ func (h *Handler) clearCookie() string {
 }
 
 func (h *Handler) refuseLogin(w http.ResponseWriter, ip string) {
-	h.metrics.logins.WithLabelValues("invalid_credentials").Inc()
+	h.logins.inc(LoginInvalidCredentials)
 	h.log.Info("login refused", "remote", ip)
 	writeError(w, http.StatusUnauthorized, "invalid credentials")
 }
@@ -139,39 +144,49 @@ func (h *Handler) internalError(w http.ResponseWriter, msg string, err error) {
 	writeError(w, http.StatusInternalServerError, "internal error")
 }
 
-// logout serves POST /auth/logout: as passport's req.logout, the row is saved
-// with "passport":{} and then destroyed; the session's sockets are ended
-// (reason logged_out) and the cookie is cleared. It answers 200 whether or
-// not there was a session.
+// logout serves POST /auth/logout: as passport's req.logout, each session
+// the request names with a validly signed cookie (a browser sends one per
+// path and domain it holds) is saved with "passport":{} and then destroyed,
+// and its sockets are ended (reason logged_out); the cookie is cleared. It
+// answers 200 whether or not there was a session.
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	sid, err := expresssession.SessionIDFromHeader(r.Header, h.cfg.CookieName, h.cfg.Secrets)
-	if err == nil {
-		sess, err := h.cfg.Sessions.Session(ctx, sid)
-		switch {
-		case err == nil:
-			if data, err := expresssession.Logout(sess.Data); err == nil {
-				sess.Data = data
-				if err := h.cfg.Sessions.SaveSession(ctx, sess); err != nil {
-					h.internalError(w, "logout: save session", err)
-					return
-				}
-			}
-			if err := h.cfg.Sessions.DeleteSession(ctx, sid); err != nil {
-				h.internalError(w, "logout: destroy session", err)
-				return
-			}
-			if h.cfg.Ender != nil {
-				h.cfg.Ender.EndSession(ctx, sid, sessiongate.EndLoggedOut)
-			}
-			h.log.Info("logout", "session", sessiongate.ShortHash(sid))
-		case sessiongate.ErrorCode(err) != sessiongate.ECodeNotFound:
-			h.internalError(w, "logout: find session", err)
+	if h.checkBrowserRequest(w, r, true) != nil {
+		return
+	}
+	for _, sid := range expresssession.SessionIDsFromHeader(r.Header, h.cfg.CookieName, h.cfg.Secrets) {
+		if err := h.endSession(r.Context(), sid); err != nil {
+			h.internalError(w, "logout", err)
 			return
 		}
 	}
 	w.Header().Add("Set-Cookie", h.clearCookie())
 	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+}
+
+// endSession logs session sid out and destroys it; a session that is not
+// in the store is no error.
+func (h *Handler) endSession(ctx context.Context, sid string) error {
+	sess, err := h.cfg.Sessions.Session(ctx, sid)
+	switch {
+	case sessiongate.ErrorCode(err) == sessiongate.ECodeNotFound:
+		return nil
+	case err != nil:
+		return fmt.Errorf("find session: %w", err)
+	}
+	if data, err := expresssession.Logout(sess.Data); err == nil {
+		sess.Data = data
+		if err := h.cfg.Sessions.SaveSession(ctx, sess); err != nil {
+			return fmt.Errorf("save session: %w", err)
+		}
+	}
+	if err := h.cfg.Sessions.DeleteSession(ctx, sid); err != nil {
+		return fmt.Errorf("destroy session: %w", err)
+	}
+	if h.cfg.Ender != nil {
+		h.cfg.Ender.EndSession(ctx, sid, sessiongate.EndLoggedOut)
+	}
+	h.log.Info("logout", "session", sessiongate.ShortHash(sid))
+	return nil
 }
 
 // errNotAuthenticated is why /auth/me refuses.

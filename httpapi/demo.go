@@ -34,6 +34,9 @@ var incidentSeq atomic.Int64
 // being the user of the session cookie. The optional body
 // {"title","severity"} overrides the defaults.
 func (h *Handler) demoIncident(w http.ResponseWriter, r *http.Request) {
+	if h.checkBrowserRequest(w, r, false) != nil {
+		return
+	}
 	user, err := h.currentUser(r)
 	switch {
 	case errors.Is(err, errNotAuthenticated):

@@ -9,24 +9,48 @@ import (
 // readyTimeout bounds the store ping of /readyz.
 const readyTimeout = 2 * time.Second
 
+// readyLogInterval is how often at most /readyz logs that the store does
+// not answer: a probe loop against a down store writes a line per interval,
+// with the count of failures left out, not one per probe.
+const readyLogInterval = 30 * time.Second
+
 // healthz serves GET /healthz: the process is up.
 func (h *Handler) healthz(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// readyz serves GET /readyz: 200 when the store answers, else 503 with the
-// reason.
+// readyBody is the answer of /readyz.
+type readyBody struct {
+	Status   string   `json:"status"` // "ok" or "unavailable"
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// readyz serves GET /readyz: 200 {"status":"ok"} when the store answers,
+// else 503 {"status":"unavailable"}, with the Warnings if any. Why the
+// store does not answer (an error that may name the database's user, host
+// and name) goes to the log only.
 func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) {
+	body := readyBody{Status: "ok"}
+	if h.cfg.Warnings != nil {
+		body.Warnings = h.cfg.Warnings()
+	}
 	if h.cfg.Ready != nil {
 		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
 		defer cancel()
 		if err := h.cfg.Ready.Ping(ctx); err != nil {
-			h.log.Warn("not ready", "err", err)
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{
-				"status": "unavailable", "error": "store: " + err.Error(),
-			})
+			h.readyDown.Store(true)
+			if ok, _ := h.readyLog.Allow("", h.now()); ok {
+				h.log.Warn("not ready: store does not answer", "err", err, "failures_not_logged", h.readyQuiet.Swap(0))
+			} else {
+				h.readyQuiet.Add(1)
+			}
+			body.Status = "unavailable"
+			writeJSON(w, http.StatusServiceUnavailable, body)
 			return
 		}
+		if h.readyDown.Swap(false) {
+			h.log.Info("ready: store answers again", "failures_not_logged", h.readyQuiet.Swap(0))
+		}
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	writeJSON(w, http.StatusOK, body)
 }

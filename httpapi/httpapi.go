@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/sessiongate/sessiongate"
@@ -37,6 +39,7 @@ type Pinger interface {
 const (
 	DefaultSessionMaxAge  = 24 * time.Hour
 	DefaultLoginRateLimit = 10 // login attempts per minute per remote IP
+	DefaultBodyTimeout    = 10 * time.Second
 )
 
 // Config configures a Handler. Zero fields take the defaults above.
@@ -73,10 +76,33 @@ type Config struct {
 	// It needs Auth and a Publisher.
 	DemoIncidents bool
 
+	// AllowedOrigins are the origins, beside the request's own, whose
+	// browsers may POST to /auth/login, /auth/logout and /api/demo/incident
+	// (exact "scheme://host[:port]", as ALLOWED_ORIGINS). A request with any
+	// other Origin, or with Sec-Fetch-Site cross-site or same-site from
+	// another origin, is refused with 403.
+	AllowedOrigins []string
+
 	// Ready is checked by /readyz; nil means always ready.
 	Ready Pinger
-	// Stats feeds /metrics with the gateway's counters; nil omits them.
-	Stats func() Stats
+	// Warnings, when set, are listed in /readyz's answer as "warnings"
+	// (when there are any, ready or not): set-up problems an operator
+	// should see that do not make the server unready, such as
+	// X-Forwarded-For from a peer not in TrustedProxies. They must not
+	// hold connection details (addresses of the database, credentials).
+	Warnings func() []string
+
+	// Metrics, with a MetricsKey, is served at GET /metrics to requests
+	// bearing "Authorization: Bearer <MetricsKey>"; without either,
+	// /metrics answers 404 here (serve it on a private listener instead).
+	Metrics    http.Handler
+	MetricsKey string
+
+	// BodyTimeout bounds the reading of a request body by the endpoints
+	// above: a client that stalls before its Content-Length ends is
+	// answered 400 and its connection closed by then, instead of holding a
+	// goroutine, a buffer and a descriptor.
+	BodyTimeout time.Duration
 
 	// Static serves every other path (the demo page); nil answers 404.
 	Static http.Handler
@@ -93,8 +119,17 @@ type Handler struct {
 	mux     *http.ServeMux
 	limiter *ratelimit.Limiter // nil when disabled
 	clients *clientip.Resolver
-	metrics *metrics
+	origins *http.CrossOriginProtection
 	dummy   []byte // bcrypt hash compared when a user does not exist
+
+	publishes, logins counters
+
+	// readyLog lets /readyz log a failure once per readyLogInterval;
+	// readyQuiet counts the failures left out since, readyDown whether the
+	// last probe failed.
+	readyLog   *ratelimit.Limiter
+	readyQuiet atomic.Int64
+	readyDown  atomic.Bool
 }
 
 // New returns a Handler for cfg.
@@ -124,6 +159,9 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.LoginRateLimit == 0 {
 		cfg.LoginRateLimit = DefaultLoginRateLimit
 	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = DefaultBodyTimeout
+	}
 	h := &Handler{cfg: cfg, log: cfg.Logger, now: cfg.Now, mux: http.NewServeMux(), clients: clientip.New(cfg.TrustedProxies)}
 	if h.log == nil {
 		h.log = slog.Default()
@@ -135,7 +173,16 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.LoginRateLimit > 0 {
 		h.limiter = ratelimit.New(float64(cfg.LoginRateLimit)/time.Minute.Seconds(), float64(cfg.LoginRateLimit))
 	}
-	h.metrics = newMetrics(cfg.Stats)
+	h.origins = http.NewCrossOriginProtection()
+	for _, o := range cfg.AllowedOrigins {
+		if err := h.origins.AddTrustedOrigin(o); err != nil {
+			return nil, fmt.Errorf("httpapi: Config.AllowedOrigins: %w", err)
+		}
+	}
+	h.publishes = newCounters(PublishOK, PublishUnauthorized, PublishBadRequest, PublishError)
+	h.logins = newCounters(LoginOK, LoginInvalidCredentials, LoginRateLimited, LoginBadRequest,
+		LoginCrossOrigin, LoginUnsupportedMedia)
+	h.readyLog = ratelimit.New(1/readyLogInterval.Seconds(), 1)
 	if cfg.Auth {
 		hash, err := dummyHash()
 		if err != nil {
@@ -150,7 +197,11 @@ func New(cfg Config) (*Handler, error) {
 func (h *Handler) routes() {
 	h.handle("GET /healthz", http.HandlerFunc(h.healthz))
 	h.handle("GET /readyz", http.HandlerFunc(h.readyz))
-	h.handle("GET /metrics", h.metrics.handler())
+	if h.cfg.Metrics != nil && h.cfg.MetricsKey != "" {
+		h.handle("GET /metrics", BearerAuth(h.cfg.MetricsKey, h.cfg.Metrics))
+	} else {
+		h.mux.HandleFunc("/metrics", notFound)
+	}
 
 	if h.cfg.PublishKey != "" {
 		h.handle("POST /api/publish", http.HandlerFunc(h.publish))

@@ -2,14 +2,11 @@ package httpapi
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 )
 
 // MaxPublishBody is the largest /api/publish body accepted; a larger one is
@@ -86,15 +83,16 @@ func ParsePublishRequest(body []byte) (*PublishRequest, error) {
 
 // publish serves POST /api/publish (contract §6).
 func (h *Handler) publish(w http.ResponseWriter, r *http.Request) {
-	if !h.publishAuthorized(r.Header.Get("Authorization")) {
-		h.metrics.publishes.WithLabelValues("unauthorized").Inc()
+	if !bearerMatches(r.Header.Get("Authorization"), h.cfg.PublishKey) {
+		h.publishes.inc(PublishUnauthorized)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="sessiongate"`)
 		writeError(w, http.StatusUnauthorized, "invalid or missing publish key")
 		return
 	}
+	h.setBodyDeadline(w)
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxPublishBody))
 	if err != nil {
-		h.metrics.publishes.WithLabelValues("bad_request").Inc()
+		h.publishes.inc(PublishBadRequest)
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body is larger than %d bytes", MaxPublishBody))
@@ -105,28 +103,16 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) {
 	}
 	req, err := ParsePublishRequest(body)
 	if err != nil {
-		h.metrics.publishes.WithLabelValues("bad_request").Inc()
+		h.publishes.inc(PublishBadRequest)
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	if err := h.cfg.Publisher.Publish(req.To, req.Event, req.Data); err != nil {
-		h.metrics.publishes.WithLabelValues("error").Inc()
+		h.publishes.inc(PublishError)
 		h.log.Error("publish", "event", req.Event, "rooms", len(req.To), "err", err)
 		writeError(w, http.StatusInternalServerError, "internal error")
 		return
 	}
-	h.metrics.publishes.WithLabelValues("ok").Inc()
+	h.publishes.inc(PublishOK)
 	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
-}
-
-// publishAuthorized compares the bearer token with PublishKey in constant
-// time (of the digests, so the key's length does not leak either).
-func (h *Handler) publishAuthorized(header string) bool {
-	scheme, token, ok := strings.Cut(header, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return false
-	}
-	got := sha256.Sum256([]byte(strings.TrimSpace(token)))
-	want := sha256.Sum256([]byte(h.cfg.PublishKey))
-	return subtle.ConstantTimeCompare(got[:], want[:]) == 1
 }

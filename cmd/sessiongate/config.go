@@ -68,6 +68,9 @@ type Config struct {
 	PruneInterval    time.Duration
 	pruneIntervalSet bool
 
+	MetricsAddr string
+	MetricsKey  string
+
 	LogFormat string
 	LogLevel  slog.Level
 
@@ -175,6 +178,10 @@ var settings = []setting{
 		parse: func(c *Config, v string) error { c.UserActiveQuery = strings.TrimSpace(v); return nil }},
 	{env: "PRUNE_INTERVAL", def: "", arg: "DURATION", usage: "how often expired sessions are deleted (as connect-pg-simple's pruneSessionInterval); 0 never; empty: 15m, or never with AUTH_ENDPOINTS=false (the Node app prunes)",
 		parse: parsePruneInterval},
+	{env: "METRICS_ADDR", def: "", arg: "ADDR", usage: "address of a separate listener for GET /metrics (e.g. 127.0.0.1:9090); empty: none",
+		parse: func(c *Config, v string) error { c.MetricsAddr = v; return nil }},
+	{env: "METRICS_KEY", def: "", arg: "KEY", secret: true, usage: "Bearer key of GET /metrics on LISTEN_ADDR (required on METRICS_ADDR too when set); empty: /metrics is not on LISTEN_ADDR (404)",
+		parse: func(c *Config, v string) error { c.MetricsKey = v; return nil }},
 	{env: "LOG_FORMAT", def: "text", arg: "FORMAT", usage: "log format: text or json",
 		parse: parseLogFormat},
 	{env: "LOG_LEVEL", def: "info", arg: "LEVEL", usage: "log level: debug, info, warn or error",

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/sessiongate/sessiongate/engineio"
 	"github.com/sessiongate/sessiongate/gateway"
 	"github.com/sessiongate/sessiongate/httpapi"
+	"github.com/sessiongate/sessiongate/prometheus"
 	"github.com/sessiongate/sessiongate/socketio"
 	"github.com/sessiongate/sessiongate/web"
 )
@@ -29,8 +31,12 @@ type server struct {
 	store *openedStore
 	ln    net.Listener
 	http  *http.Server
-	io    *socketio.Server
-	gw    *gateway.Gateway
+	// metricsLn and metricsHTTP serve /metrics on METRICS_ADDR; nil
+	// without it.
+	metricsLn   net.Listener
+	metricsHTTP *http.Server
+	io          *socketio.Server
+	gw          *gateway.Gateway
 
 	stopRun   context.CancelFunc
 	runDone   chan struct{} // closed when gateway.Run returns
@@ -144,6 +150,22 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 	ns := s.io.Of("/")
 	s.gw.Attach(ns)
 
+	// The handler reads api's counters at each scrape, after api is made.
+	var api *httpapi.Handler
+	metrics, err := prometheus.Handler(prometheus.Sources{
+		Gateway: s.gw.Stats,
+		HTTP:    func() httpapi.Stats { return api.Stats() },
+		Engine:  s.io.EngineStats,
+		Socket:  s.io.Stats,
+		Extra: []prometheus.Family{
+			prometheus.Counter("untrusted_forwarded_requests_total",
+				"Requests with X-Forwarded-For from a peer not in TRUSTED_PROXIES (the header is ignored; such clients share the peer's limits).",
+				func() uint64 { _, n := s.gw.UntrustedForwarders(); return n }),
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
 	apiCfg := httpapi.Config{
 		Publisher:      publisher{ns},
 		PublishKey:     cfg.PublishKey,
@@ -157,8 +179,11 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 		CookieSecure:   cfg.CookieSecure,
 		LoginRateLimit: cfg.LoginRateLimit,
 		TrustedProxies: cfg.TrustedProxies,
+		AllowedOrigins: origins,
 		Ready:          readiness{s.store, s.gw},
-		Stats:          func() httpapi.Stats { return statsOf(s.gw.Stats()) },
+		Warnings:       s.untrustedForwarderWarnings,
+		Metrics:        metrics,
+		MetricsKey:     cfg.MetricsKey,
 		Logger:         log,
 	}
 	if apiCfg.LoginRateLimit == 0 {
@@ -168,8 +193,7 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 		apiCfg.Static = web.Handler()
 		apiCfg.DemoIncidents = cfg.AuthEndpoints
 	}
-	api, err := httpapi.New(apiCfg)
-	if err != nil {
+	if api, err = httpapi.New(apiCfg); err != nil {
 		return nil, fmt.Errorf("http api: %w", err)
 	}
 
@@ -177,6 +201,10 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 	mux.Handle(cfg.SocketPath, s.io)
 	mux.Handle("/", api)
 	s.http = newHTTPServer(mux, log)
+
+	if err := s.listenMetrics(metrics); err != nil {
+		return nil, err
+	}
 
 	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
 	s.stopRun = stopRun
@@ -196,7 +224,11 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 
 	log.Info("listening", "addr", s.addr(), "socket_path", cfg.SocketPath, "store", s.store.desc,
 		"origins", origins, "publish", cfg.PublishKey != "", "auth_endpoints", cfg.AuthEndpoints,
-		"prune_interval", cfg.pruneInterval(), "version", version)
+		"prune_interval", cfg.pruneInterval(), "metrics_addr", s.metricsAddr(), "metrics_key", cfg.MetricsKey != "",
+		"version", version)
+	if cfg.MetricsAddr == "" && cfg.MetricsKey == "" {
+		log.Info("/metrics is not served: set METRICS_ADDR (e.g. 127.0.0.1:9090) for a private listener, or METRICS_KEY to serve it on LISTEN_ADDR behind a Bearer key")
+	}
 	if cfg.Demo {
 		printDemo(stdout, s.addr(), demoUsers)
 	}
@@ -237,6 +269,49 @@ func (s *server) prune(ctx context.Context) {
 	_ = p.Run(ctx) // returns ctx.Err() when shutdown stops it
 }
 
+// listenMetrics serves metrics on METRICS_ADDR, if set, with a server of its
+// own (behind METRICS_KEY when that is set too).
+func (s *server) listenMetrics(metrics http.Handler) error {
+	if s.cfg.MetricsAddr == "" {
+		return nil
+	}
+	var err error
+	if s.metricsLn, err = net.Listen("tcp", s.cfg.MetricsAddr); err != nil {
+		return &ConfigError{Setting: "METRICS_ADDR", Err: err}
+	}
+	if s.cfg.MetricsKey != "" {
+		metrics = httpapi.BearerAuth(s.cfg.MetricsKey, metrics)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics)
+	s.metricsHTTP = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	go func() {
+		if err := s.metricsHTTP.Serve(s.metricsLn); !errors.Is(err, http.ErrServerClosed) {
+			select {
+			case s.done <- fmt.Errorf("serve metrics: %w", err):
+			default: // the main listener failed first
+			}
+		}
+	}()
+	return nil
+}
+
+// metricsAddr is the address METRICS_ADDR listens on, or "" without it.
+func (s *server) metricsAddr() string {
+	if s.metricsLn == nil {
+		return ""
+	}
+	return s.metricsLn.Addr().String()
+}
+
 // abort releases what a failed start opened.
 func (s *server) abort() {
 	if s.gw != nil {
@@ -249,6 +324,9 @@ func (s *server) abort() {
 	}
 	if s.ln != nil {
 		s.ln.Close()
+	}
+	if s.metricsLn != nil {
+		s.metricsLn.Close()
 	}
 	if s.store != nil {
 		s.store.Close()
@@ -268,6 +346,9 @@ func (s *server) shutdown() error {
 		// their sockets are sent away below.
 		httpDone := make(chan error, 1)
 		go func() { httpDone <- s.http.Shutdown(ctx) }()
+		if s.metricsHTTP != nil {
+			s.metricsHTTP.Close() // a scrape has nothing to finish
+		}
 
 		var errs []error
 		if err := s.gw.Shutdown(ctx, s.cfg.ShutdownRetryAfter); err != nil {
@@ -312,26 +393,6 @@ func (p publisher) Publish(rooms []string, event string, data json.RawMessage) e
 	return p.ns.To(rooms...).Emit(event, data)
 }
 
-// statsOf converts the gateway's counters for the metrics endpoint.
-func statsOf(g gateway.Stats) httpapi.Stats {
-	st := httpapi.Stats{
-		Connections:         g.Connections,
-		LiveSessions:        g.LiveSessions,
-		Handshakes:          g.Handshakes,
-		SessionCheckBatches: g.SessionCheckBatches,
-		SessionsChecked:     g.SessionsChecked,
-		Refreshes:           g.Refreshes,
-		SessionsEnded:       make(map[string]uint64, len(g.SessionsEnded)),
-		AuditBacklog:        g.AuditBacklog,
-		AuditWriteFailures:  g.AuditWriteFailures,
-		AuditDropped:        g.AuditDropped,
-	}
-	for reason, n := range g.SessionsEnded {
-		st.SessionsEnded[string(reason)] = n
-	}
-	return st
-}
-
 // auditSpoolDir is the gateway's AuditSpool for AUDIT_SPOOL: "" when it is
 // off.
 func (c *Config) auditSpoolDir() string {
@@ -356,4 +417,15 @@ func (r readiness) Ping(ctx context.Context) error {
 		return err
 	}
 	return r.gw.AuditHealthy()
+}
+
+// untrustedForwarderWarnings is the /readyz warning for peers that send
+// X-Forwarded-For without being in TRUSTED_PROXIES: every client behind
+// such a peer shares its rate limits.
+func (s *server) untrustedForwarderWarnings() []string {
+	peers, _ := s.gw.UntrustedForwarders()
+	if len(peers) == 0 {
+		return nil
+	}
+	return []string{"X-Forwarded-For ignored from peers not in TRUSTED_PROXIES (their clients share one rate limit): " + strings.Join(peers, ", ")}
 }

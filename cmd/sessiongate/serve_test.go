@@ -209,20 +209,23 @@ func TestServeEndToEnd(t *testing.T) {
 }
 
 func TestServeShutdown(t *testing.T) {
-	m, base, log := serveMain(t, map[string]string{"SHUTDOWN_RETRY_AFTER": "3s", "LOG_FORMAT": "json", "LOG_LEVEL": "debug"})
+	m, base, log := serveMain(t, map[string]string{"SHUTDOWN_RETRY_AFTER": "3s", "LOG_FORMAT": "json", "LOG_LEVEL": "debug", "METRICS_KEY": "metrics key"})
 	cookie, _ := login(t, base)
 	c := startClient(t, base, cookie, "websocket")
 	if l := c.next(t); l.Type != "connect" {
 		t.Fatalf("client got %+v, want connect", l)
 	}
-	res, err := http.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
+	// The client hears CONNECT a moment before the gateway counts it.
+	var metrics string
+	wants := []string{"sessiongate_connections 1", `sessiongate_handshakes_total{code="OK"} 1`}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		_, metrics = get(t, base+"/metrics", http.Header{"Authorization": {"Bearer metrics key"}})
+		if strings.Contains(metrics, wants[0]) && strings.Contains(metrics, wants[1]) || time.Now().After(deadline) {
+			break
+		}
 	}
-	metrics, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	for _, want := range []string{"sessiongate_connections 1", `sessiongate_handshakes_total{code="OK"} 1`} {
-		if !strings.Contains(string(metrics), want) {
+	for _, want := range wants {
+		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %q", want)
 		}
 	}
@@ -255,4 +258,72 @@ func TestServeShutdown(t *testing.T) {
 			t.Errorf("no %q in the log", want)
 		}
 	}
+}
+
+// get sends a GET and returns the response with its body read.
+func get(t *testing.T, url string, header http.Header) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(testCtx(t), "GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header = header
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res, string(b)
+}
+
+func TestServeMetrics(t *testing.T) {
+	const key = "metrics key"
+	t.Run("neither", func(t *testing.T) {
+		m, log, base := startMain(t, map[string]string{"LOG_LEVEL": "info"})
+		if res, body := get(t, base+"/metrics", nil); res.StatusCode != 404 || strings.Contains(body, "sessiongate_") {
+			t.Errorf("/metrics without METRICS_ADDR or METRICS_KEY = %d %q, want 404", res.StatusCode, body)
+		}
+		if res, _ := get(t, base+"/healthz", nil); res.StatusCode != 200 {
+			t.Errorf("/healthz = %d", res.StatusCode)
+		}
+		m.Close()
+		if !strings.Contains(log.String(), "set METRICS_ADDR") {
+			t.Errorf("start-up does not say how to enable /metrics:\n%s", log)
+		}
+	})
+	t.Run("key", func(t *testing.T) {
+		_, _, base := startMain(t, map[string]string{"METRICS_KEY": key})
+		for _, auth := range []string{"", "Bearer wrong key", "Bearer " + key + "!"} {
+			if res, body := get(t, base+"/metrics", http.Header{"Authorization": {auth}}); res.StatusCode != 401 || strings.Contains(body, "sessiongate_") {
+				t.Errorf("/metrics with Authorization %q = %d, want 401", auth, res.StatusCode)
+			}
+		}
+		if res, body := get(t, base+"/metrics", http.Header{"Authorization": {"Bearer " + key}}); res.StatusCode != 200 || !strings.Contains(body, "sessiongate_connections 0") {
+			t.Errorf("/metrics with the key = %d, want 200 and the metrics:\n%s", res.StatusCode, body)
+		}
+	})
+	t.Run("addr", func(t *testing.T) {
+		m, _, base := startMain(t, map[string]string{"METRICS_ADDR": "127.0.0.1:0"})
+		private := "http://" + m.srv.metricsAddr()
+		if res, body := get(t, private+"/metrics", nil); res.StatusCode != 200 || !strings.Contains(body, `sessiongate_login_attempts_total{result="ok"} 0`) {
+			t.Errorf("/metrics on METRICS_ADDR = %d, want 200 and the metrics:\n%s", res.StatusCode, body)
+		}
+		if res, _ := get(t, private+"/healthz", nil); res.StatusCode != 404 {
+			t.Errorf("METRICS_ADDR serves /healthz: %d, want only /metrics", res.StatusCode)
+		}
+		if res, _ := get(t, base+"/metrics", nil); res.StatusCode != 404 {
+			t.Errorf("/metrics on LISTEN_ADDR without METRICS_KEY = %d, want 404", res.StatusCode)
+		}
+	})
+	t.Run("addr and key", func(t *testing.T) {
+		m, _, _ := startMain(t, map[string]string{"METRICS_ADDR": "127.0.0.1:0", "METRICS_KEY": key})
+		private := "http://" + m.srv.metricsAddr()
+		if res, _ := get(t, private+"/metrics", nil); res.StatusCode != 401 {
+			t.Errorf("/metrics on METRICS_ADDR without the key = %d, want 401", res.StatusCode)
+		}
+		if res, _ := get(t, private+"/metrics", http.Header{"Authorization": {"Bearer " + key}}); res.StatusCode != 200 {
+			t.Errorf("/metrics on METRICS_ADDR with the key = %d, want 200", res.StatusCode)
+		}
+	})
 }

@@ -172,7 +172,7 @@ async function onLogout() {
   realtime = null;
   setStatus('disconnected');
   try {
-    await api('POST', '/auth/logout');
+    await api('POST', '/auth/logout', {});
   } catch (err) {
     showNotice(`Log out failed: ${err.message}`);
   } finally {
