@@ -229,6 +229,7 @@ func (e *env) startSessiongateEnv(ctx context.Context, dbURL string, interval ti
 		"SESSION_TABLE="+table,
 		"SESSION_CHECK_INTERVAL="+interval.String(),
 		"PUBLISH_KEY="+e.publishKey,
+		"AUTH_ENDPOINTS=false", // beside a Node app, which owns login and users
 		"LOG_LEVEL=warn",
 		"SHUTDOWN_TIMEOUT=5s",
 		"DATA_DIR="+e.tmp,
