@@ -35,7 +35,7 @@ import (
 const table = "session"
 
 // Sections, in the order they run and appear.
-var sectionNames = []string{"memory", "broadcast", "handshake", "statements", "revocation", "codec"}
+var sectionNames = []string{"memory", "broadcast", "handshake", "statements", "revocation", "attack", "slowread", "storm", "codec"}
 
 // sizes are the dimensions of a run.
 type sizes struct {
@@ -50,18 +50,25 @@ type sizes struct {
 	Revoke         int           // sessions revoked at once
 	NodeRevokeEach time.Duration // the Node baseline's shortened check interval for revocation
 	Settle         time.Duration // pause after connecting, before measuring
+	AttackN        int           // anonymous attackers
+	AttackD        time.Duration // how long they attack
+	SlowN          int           // authenticated sockets that never read
+	Publishes      int           // 1 MB publishes to them
+	StormN         int           // clients of the reconnect storm
 }
 
 var fullSizes = sizes{
 	Memory: 10000, Broadcast: 10000, HandshakeC: 100, HandshakeD: 10 * time.Second, HandshakeRuns: 5,
 	Statements: 5000, CheckInterval: 5 * time.Second, Intervals: 3,
 	Revoke: 1000, NodeRevokeEach: 10 * time.Second, Settle: 10 * time.Second,
+	AttackN: 100, AttackD: 30 * time.Second, SlowN: 100, Publishes: 60, StormN: 5000,
 }
 
 var quickSizes = sizes{
 	Memory: 300, Broadcast: 300, HandshakeC: 10, HandshakeD: 2 * time.Second, HandshakeRuns: 1,
 	Statements: 200, CheckInterval: 2 * time.Second, Intervals: 2,
 	Revoke: 100, NodeRevokeEach: 2 * time.Second, Settle: 2 * time.Second,
+	AttackN: 12, AttackD: 3 * time.Second, SlowN: 10, Publishes: 5, StormN: 200,
 }
 
 // env is what every section needs.
@@ -191,6 +198,9 @@ func run() error {
 		{"handshake", e.handshake},
 		{"statements", e.statements},
 		{"revocation", e.revocation},
+		{"attack", e.attack},
+		{"slowread", e.slowRead},
+		{"storm", e.storm},
 	} {
 		if !slices.Contains(want, s.name) || ctx.Err() != nil {
 			continue

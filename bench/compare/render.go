@@ -26,7 +26,7 @@ func render(r *results) []byte {
 	p("")
 	p("```sh")
 	p("bench/run.sh                      # everything (about 5 minutes), writes this file")
-	p("bench/run.sh memory broadcast     # a subset: memory broadcast handshake statements revocation codec")
+	p("bench/run.sh memory broadcast     # a subset: memory broadcast handshake statements revocation attack slowread storm codec")
 	p("bench/run.sh --quick              # small sizes, a smoke test; writes to $TMPDIR, not here")
 	p("go run ./bench/loadtool -h        # the load tool alone")
 	p("```")
@@ -59,6 +59,9 @@ func render(r *results) []byte {
 	renderHandshake(p, r.Sections["handshake"])
 	renderStatements(p, r.Sections["statements"])
 	renderRevocation(p, r.Sections["revocation"])
+	renderAttack(p, r.Sections["attack"])
+	renderSlowRead(p, r.Sections["slowread"])
+	renderStorm(p, r.Sections["storm"])
 	renderCodec(p, r.Sections["codec"])
 	renderLimits(p)
 	return []byte(b.String())
@@ -150,6 +153,38 @@ func renderSummary(p printer, r *results) {
 			p("| revocation latency, %d sessions deleted in one commit | p99 < 1 s | p50 %.0f ms, p99 %.0f ms (%d/%d) | %s | %s |",
 				sg.Report.Requested, sg.Report.Latency.P50, sg.Report.Latency.P99, sg.Report.Received,
 				sg.Report.StillOpen, nodeText, verdict(sg.Report.Latency.P99 < 1000 && sg.Report.Missing == 0))
+		}
+	}
+	for _, h := range []struct{ name, goal string }{
+		{"attack", "peak RSS growth, %d anonymous attackers for %s"},
+		{"slowread", "peak RSS growth, %d slow readers under 1 MB publishes"},
+	} {
+		s := r.Sections[h.name]
+		sg, node := find(s, nameSessiongate), find(s, nameNode)
+		if sg == nil {
+			continue
+		}
+		what := fmt.Sprintf(h.goal, s.Sizes.AttackN, s.Sizes.AttackD)
+		if h.name == "slowread" {
+			what = fmt.Sprintf(h.goal, s.Sizes.SlowN)
+		}
+		nodeText := "—"
+		if node != nil {
+			nodeText = fmt.Sprintf("%.1f MiB", mib(node.Report.PeakGrowthKiB))
+		}
+		p("| %s | < %d MiB | %.1f MiB | %s | %s |", what, hostileGoalMiB, mib(sg.Report.PeakGrowthKiB), nodeText,
+			verdict(mib(sg.Report.PeakGrowthKiB) < hostileGoalMiB))
+	}
+	if s := r.Sections["storm"]; s != nil {
+		sg, node := find(s, nameSessiongate), find(s, nameNode)
+		if sg != nil && sg.Report.Latency != nil {
+			nodeText := "—"
+			if node != nil && node.Report.Latency != nil {
+				nodeText = fmt.Sprintf("%d/%d, p99 %.0f ms, last %.0f ms", node.Report.Connected, node.Report.Requested, node.Report.Latency.P99, node.Report.Latency.Max)
+			}
+			p("| reconnect storm, %d clients from 4 addresses, default limits | all in within seconds | %d/%d, p99 %.0f ms, last %.0f ms | %s | %s |",
+				s.Sizes.StormN, sg.Report.Connected, sg.Report.Requested, sg.Report.Latency.P99, sg.Report.Latency.Max, nodeText,
+				verdict(sg.Report.Connected == sg.Report.Requested && sg.Report.Latency.Max < 10000))
 		}
 	}
 	p("")
@@ -379,7 +414,7 @@ func renderRevocation(p printer, s *section) {
 }
 
 func renderCodec(p printer, s *section) {
-	if !header(p, "6. Packet codec (go test -bench)", s) {
+	if !header(p, "9. Packet codec (go test -bench)", s) {
 		return
 	}
 	p("`go test -run '^$' -bench . -benchmem ./bench/` (`bench/codec_test.go`): the exported codec")

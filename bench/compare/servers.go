@@ -206,6 +206,17 @@ func (e *env) startNode(ctx context.Context, dbURL string, interval time.Duratio
 // startSessiongate migrates the schema of dbURL and starts `sessiongate
 // serve` on it, checking live sessions every interval.
 func (e *env) startSessiongate(ctx context.Context, dbURL string, interval time.Duration) (*server, error) {
+	// The load comes from 4 addresses; per-IP limiting would refuse it.
+	return e.startSessiongateEnv(ctx, dbURL, interval, "RATE_LIMIT=0")
+}
+
+// startSessiongateLimited is startSessiongate with the default limits in
+// force, as a deployment has them.
+func (e *env) startSessiongateLimited(ctx context.Context, dbURL string, interval time.Duration) (*server, error) {
+	return e.startSessiongateEnv(ctx, dbURL, interval)
+}
+
+func (e *env) startSessiongateEnv(ctx context.Context, dbURL string, interval time.Duration, extra ...string) (*server, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -218,11 +229,12 @@ func (e *env) startSessiongate(ctx context.Context, dbURL string, interval time.
 		"SESSION_TABLE="+table,
 		"SESSION_CHECK_INTERVAL="+interval.String(),
 		"PUBLISH_KEY="+e.publishKey,
-		"RATE_LIMIT=0", // the load comes from 4 addresses; per-IP limiting would refuse it
+		"AUTH_ENDPOINTS=false", // beside a Node app, which owns login and users
 		"LOG_LEVEL=warn",
 		"SHUTDOWN_TIMEOUT=5s",
 		"DATA_DIR="+e.tmp,
 	)
+	env = append(env, extra...)
 	migrate := exec.CommandContext(ctx, bin, "migrate")
 	migrate.Env = env
 	if out, err := migrate.CombinedOutput(); err != nil {

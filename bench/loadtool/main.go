@@ -8,6 +8,10 @@
 //	handshake  -c connections connect-until-authenticated-then-close for -d; rate and latency
 //	broadcast  open -n, make the server broadcast once (-trigger or -publish-url), time receipt
 //	revoke     open -n with distinct sessions, DELETE them all in one commit, time session_expired
+//	attack     -n anonymous connections attack for -d (attachments, pings, events, fragments,
+//	           headers, stalled bodies); the server's peak RSS growth (-pid)
+//	slowread   -n authenticated connections that never read; -publishes × -publish-bytes to -room
+//	storm      -n clients at once, retrying with socket.io-client's backoff; time until all are in
 //
 // Examples:
 //
@@ -62,6 +66,9 @@ A Socket.IO v4 load client (websocket only) for loopback servers. Modes:
   handshake  -c connections connect-until-authenticated-then-close for -d; rate and latency
   broadcast  open -n, make the server broadcast once (-trigger or -publish-url), time receipt
   revoke     open -n with distinct sessions, DELETE them in one commit (-db), time session_expired
+  attack     -n anonymous connections attack for -d; the server's peak RSS growth (-pid)
+  slowread   -n authenticated connections that never read; -publishes x -publish-bytes to -room
+  storm      -n clients at once, retrying with socket.io-client's backoff; time until all are in
 Prints progress on stderr and one JSON report on stdout.
 
 `)
@@ -73,7 +80,7 @@ Prints progress on stderr and one JSON report on stdout.
 		cookie  = fs.String("cookie", "", "one Cookie header for every connection")
 		sources = fs.Int("sources", 4, "number of loopback source addresses (127.0.0.1, .2, ...)")
 	)
-	fs.StringVar(&cfg.Mode, "mode", load.ModeIdle, "idle, handshake, broadcast or revoke")
+	fs.StringVar(&cfg.Mode, "mode", load.ModeIdle, "idle, handshake, broadcast, revoke, attack, slowread or storm")
 	fs.StringVar(&cfg.URL, "url", "http://127.0.0.1:3000", "server base URL (loopback only)")
 	fs.BoolVar(&cfg.Raw, "raw", false, "plain websocket at -url, no Engine.IO (idle only)")
 	fs.IntVar(&cfg.N, "n", 100, "connections to open (idle, broadcast, revoke)")
@@ -90,6 +97,8 @@ Prints progress on stderr and one JSON report on stdout.
 	fs.StringVar(&cfg.Trigger, "trigger", "", "broadcast: event the first socket sends to make the server broadcast")
 	fs.StringVar(&cfg.PublishURL, "publish-url", "", "broadcast: POST /api/publish URL")
 	fs.StringVar(&cfg.PublishKey, "publish-key", "", "broadcast: the publish bearer key")
+	fs.IntVar(&cfg.Publishes, "publishes", 60, "slowread: publishes to make")
+	fs.IntVar(&cfg.PublishBytes, "publish-bytes", 1_000_000, "slowread: bytes of each publish's data")
 	fs.StringVar(&cfg.Room, "room", "", "broadcast: the room to publish to")
 	fs.StringVar(&cfg.DatabaseURL, "db", "", "revoke: PostgreSQL URL (loopback only)")
 	fs.StringVar(&cfg.Table, "table", "session", "revoke: the session table")

@@ -32,6 +32,7 @@ const (
 	ModeHandshake = "handshake" // connect-until-authenticated-then-close, C connections, D seconds
 	ModeBroadcast = "broadcast" // open N, publish once, time receipt on every socket
 	ModeRevoke    = "revoke"    // open N with distinct sessions, delete them all, time session_expired
+	// ModeAttack, ModeSlowRead and ModeStorm are in hostile.go.
 )
 
 // Limits that keep a run bounded.
@@ -81,6 +82,10 @@ type Config struct {
 	PublishKey string
 	Room       string
 
+	// Slowread: publishes of PublishBytes each to Room through PublishURL.
+	Publishes    int
+	PublishBytes int
+
 	// Revoke: the database and session table to delete the sessions from.
 	DatabaseURL string
 	Table       string
@@ -121,6 +126,16 @@ type Report struct {
 	Received int            `json:"received,omitempty"`
 	Missing  int            `json:"missing,omitempty"`
 	Reasons  map[string]int `json:"reasons,omitempty"` // revoke: session_expired reasons
+
+	// Hostile modes: the server's highest RSS during the run and its growth
+	// over RSSBeforeKiB; what the attackers achieved; how many of an honest
+	// client's handshakes during the attack got their answer; storm attempts.
+	PeakRSSKiB    int64                  `json:"peak_rss_kib,omitempty"`
+	PeakGrowthKiB int64                  `json:"peak_growth_kib,omitempty"`
+	Attacks       map[string]AttackCount `json:"attacks,omitempty"`
+	HonestOK      int                    `json:"honest_ok,omitempty"`
+	HonestTried   int                    `json:"honest_tried,omitempty"`
+	Attempts      int                    `json:"attempts,omitempty"`
 }
 
 // Run performs cfg and returns its report. It stops by itself: connections
@@ -134,6 +149,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	switch cfg.Mode {
 	case ModeHandshake:
 		err = runHandshake(ctx, &cfg, rep)
+	case ModeAttack:
+		err = runAttack(ctx, &cfg, rep)
+	case ModeSlowRead:
+		err = runSlowRead(ctx, &cfg, rep)
+	case ModeStorm:
+		err = runStorm(ctx, &cfg, rep)
 	default:
 		err = runHeld(ctx, &cfg, rep)
 	}
@@ -145,7 +166,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 func (cfg *Config) fill() error {
 	switch cfg.Mode {
-	case ModeIdle, ModeHandshake, ModeBroadcast, ModeRevoke:
+	case ModeIdle, ModeHandshake, ModeBroadcast, ModeRevoke, ModeAttack, ModeSlowRead, ModeStorm:
 	default:
 		return fmt.Errorf("unknown mode %q", cfg.Mode)
 	}
@@ -204,6 +225,16 @@ func (cfg *Config) fill() error {
 			if cfg.Room == "" {
 				return errors.New("-publish-url needs -room")
 			}
+		}
+	case ModeSlowRead:
+		if cfg.ServerPID <= 0 || cfg.PublishURL == "" || cfg.Room == "" {
+			return errors.New("slowread needs -pid, -publish-url and -room")
+		}
+		if err := requireLoopback(cfg.PublishURL); err != nil {
+			return err
+		}
+		if cfg.Publishes <= 0 || cfg.Publishes > 1000 || cfg.PublishBytes <= 0 || cfg.PublishBytes > 16<<20 {
+			return errors.New("slowread needs -publishes in 1..1000 and -publish-bytes in 1..16 MiB")
 		}
 	case ModeRevoke:
 		if cfg.Event == "" {
