@@ -39,7 +39,8 @@ func main() {
 // report copies the summary of the events on r to w and reports whether
 // anything failed.
 func report(r io.Reader, w io.Writer) (failed bool, err error) {
-	output := map[key][]string{} // buffered until the test or package ends
+	output := map[key][]string{}  // buffered until the test or package ends
+	started := map[string][]key{} // each package's tests, in the order they wrote
 	var skipped []string
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
@@ -55,6 +56,9 @@ func report(r io.Reader, w io.Writer) (failed bool, err error) {
 		case "build-output":
 			fmt.Fprint(w, ev.Output)
 		case "output":
+			if _, ok := output[k]; !ok && ev.Test != "" {
+				started[ev.Package] = append(started[ev.Package], k)
+			}
 			output[k] = append(output[k], ev.Output)
 		case "skip":
 			if ev.Test != "" {
@@ -63,10 +67,19 @@ func report(r io.Reader, w io.Writer) (failed bool, err error) {
 			delete(output, k)
 		case "fail":
 			failed = true
+			if ev.Test == "" {
+				// Tests that never ended (a panic, a timeout) come first.
+				for _, tk := range started[ev.Package] {
+					fmt.Fprint(w, strings.Join(output[tk], ""))
+					delete(output, tk)
+				}
+				delete(started, ev.Package)
+			}
 			fmt.Fprint(w, strings.Join(output[k], ""))
 			delete(output, k)
 		case "pass":
 			if ev.Test == "" {
+				delete(started, ev.Package)
 				// The package's own lines: "ok  \tpkg\t1.2s" and the like.
 				for _, l := range output[k] {
 					if !strings.HasPrefix(l, "PASS") && !strings.HasPrefix(l, "=== ") {
