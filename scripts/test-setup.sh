@@ -58,7 +58,7 @@ if [ ! -x "$chromium" ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null ||
       fail "apt-get install -y chromium failed; the browser test needs Chromium at /usr/bin/chromium (or set CHROMIUM)"
   else
-    fail "Chromium is missing (/usr/bin/chromium): run \`sudo apt-get update && sudo apt-get install -y chromium\`, or set CHROMIUM to a Chromium binary"
+    fail "Chromium is missing ($chromium): run \`sudo apt-get update && sudo apt-get install -y chromium\`, or set CHROMIUM to a Chromium binary"
   fi
   [ -x "$chromium" ] || fail "apt-get installed chromium but $chromium is not there: set CHROMIUM"
 fi
