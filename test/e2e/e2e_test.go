@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
@@ -29,28 +30,32 @@ const (
 	demoPassword = "e2e demo password"
 )
 
+// gobin is the GOBIN of installed, removed by TestMain; "" until then.
+var gobin string
+
 // installed runs `go install ./cmd/sessiongate` once per test binary into an
 // empty GOBIN, as a user installing the module would, and returns the path
 // of the binary.
 var installed = sync.OnceValues(func() (string, error) {
-	gobin, err := os.MkdirTemp("", "sessiongate-e2e-gobin-")
+	dir, err := os.MkdirTemp("", "sessiongate-e2e-gobin-")
 	if err != nil {
 		return "", err
 	}
+	gobin = dir
 	cmd := exec.Command("go", "install", "./cmd/sessiongate")
 	cmd.Dir = nodetest.Root()
-	cmd.Env = append(os.Environ(), "GOBIN="+gobin, "GOFLAGS=-mod=mod")
+	cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOFLAGS=-mod=mod")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", errors.New("GOFLAGS=-mod=mod GOBIN=" + gobin + " go install ./cmd/sessiongate: " + err.Error() + "\n" + string(out))
+		return "", fmt.Errorf("GOFLAGS=-mod=mod GOBIN=%s go install ./cmd/sessiongate: %w\n%s", dir, err, out)
 	}
-	return filepath.Join(gobin, "sessiongate"), nil
+	return filepath.Join(dir, "sessiongate"), nil
 })
 
 // TestMain removes the installed binary's GOBIN after the tests.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if bin, err := installed(); err == nil {
-		os.RemoveAll(filepath.Dir(bin))
+	if gobin != "" {
+		os.RemoveAll(gobin)
 	}
 	os.Exit(code)
 }
