@@ -25,7 +25,5 @@ bin="$(mktemp -d "${TMPDIR:-/tmp}/sessiongate-bench-bin.XXXXXX")"
 trap 'rm -rf "$bin"' EXIT
 
 go build -o "$bin/" ./bench/loadtool ./bench/echoserver ./bench/wsbaseline ./bench/compare ./cmd/sessiongate
-if [ ! -d bench/node-baseline/node_modules ]; then
-	npm ci --prefix bench/node-baseline --no-audit --no-fund
-fi
+bash scripts/npm-deps.sh bench/node-baseline
 "$bin/compare" -bin "$bin" "${args[@]}"

@@ -53,11 +53,11 @@
 // CLIENT_GONE, never as INTERNAL or a HIGH SOCKET_AUTH_ERROR. A store call
 // that fails while the client is still there stays INTERNAL (HIGH).
 //
-// Concurrent handshakes share their row lookups: at most two store calls
-// are in flight, and the lookups that arrive meanwhile go together in the
-// next one (SessionStore.Sessions, one round trip), so a burst of N
-// handshakes costs far fewer than N statements. A lone handshake runs at
-// once with SessionStore.Session, bounded by its own context.
+// Concurrent handshakes share their row lookups: one store call is in
+// flight at a time, and the lookups that arrive meanwhile go together in the
+// next one (SessionStore.Sessions, up to 500 ids in one round trip), so a
+// burst of N handshakes costs far fewer than N statements. A lone handshake
+// runs at once with SessionStore.Session, bounded by its own context.
 //
 // The checks run for every namespace a client joins (each CONNECT packet),
 // from the request that opened its Engine.IO session. That request stays

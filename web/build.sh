@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # Builds @sessiongate/client and copies it, with socket.io-client's browser
-# ESM bundle, into web/static/vendor/, which the Go binary embeds. Run it
-# before `go build` (make build / make demo do); run from anywhere.
+# ESM bundle, into web/static/vendor/, which the Go binary embeds. The
+# output is committed, so `go install` and `go run` need no Node: run this
+# (`make web`) after changing client/ and commit the result; `make web-check`
+# (in CI) fails when the committed files differ from a fresh build. Run from
+# anywhere.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 client="$root/client"
 vendor="$root/web/static/vendor"
 
-(
-  cd "$client"
-  npm ci --no-audit --no-fund --loglevel=error
-  npm run --silent build
-)
+bash "$root/scripts/npm-deps.sh" client
+rm -rf "$client/dist"
+npm run --silent --prefix "$client" build
 
 rm -rf "$vendor"
 mkdir -p "$vendor/sessiongate-client"

@@ -1,8 +1,10 @@
 // Package web serves sessiongate's demo page, embedded into the binary.
 //
 // The page is `/`; its files are under `/assets/`. The client library and
-// socket.io-client are copied into static/vendor/ by web/build.sh before the
-// binary is built; without them the page still loads and says so.
+// socket.io-client's browser bundle are in static/vendor/, generated from
+// client/ by web/build.sh (`make web`) and committed, so a binary from
+// `go install` or `go run` serves the whole page with no Node on the machine;
+// CI's `make web-check` fails when they differ from a fresh build.
 package web
 
 import (

@@ -274,7 +274,11 @@ class RealtimeClient<Events extends object> implements Realtime<Events> {
     // "io client disconnect" is ours (close, expiry, refusal, restart), and
     // the state was set where it was decided; a pending timer is our own retry.
     if (this.#stopped() || reason === 'io client disconnect' || this.#timer !== undefined) return;
-    if (reason === 'io server disconnect' || !this.#socket.active || !this.#socket.io.reconnection()) {
+    if (
+      reason === 'io server disconnect' ||
+      !this.#socket.active ||
+      !this.#socket.io.reconnection()
+    ) {
       this.#setState('disconnected');
       return;
     }
@@ -285,7 +289,9 @@ class RealtimeClient<Events extends object> implements Realtime<Events> {
     if (this.#stopped()) return;
     const raw = isRecord(payload) ? payload['reason'] : undefined;
     const reason: SessionExpiredReason =
-      typeof raw === 'string' && expiredReasons.has(raw) ? (raw as SessionExpiredReason) : 'revoked';
+      typeof raw === 'string' && expiredReasons.has(raw)
+        ? (raw as SessionExpiredReason)
+        : 'revoked';
     this.#clearTimer();
     this.#setState('expired', { reason });
     this.#socket.disconnect();
@@ -356,7 +362,8 @@ class RealtimeClient<Events extends object> implements Realtime<Events> {
   }
 
   #setState(state: ConnectionState, detail: StateDetail = {}): void {
-    if (state === this.#state && detail.code === this.#code && detail.reason === this.#reason) return;
+    if (state === this.#state && detail.code === this.#code && detail.reason === this.#reason)
+      return;
     this.#state = state;
     this.#code = detail.code;
     this.#reason = detail.reason;

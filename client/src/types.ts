@@ -38,12 +38,7 @@ export type SessionExpiredReason = 'revoked' | 'expired' | 'logged_out';
  * - `expired`: the server ended the session; no retry.
  */
 export type ConnectionState =
-  | 'connecting'
-  | 'connected'
-  | 'reconnecting'
-  | 'disconnected'
-  | 'unauthorized'
-  | 'expired';
+  'connecting' | 'connected' | 'reconnecting' | 'disconnected' | 'unauthorized' | 'expired';
 
 /** Details that come with a state change. */
 export interface StateDetail {

@@ -75,7 +75,10 @@ export class FakeSocket extends Emitter implements SocketLike {
 
   /** The transport failed before CONNECT: the Manager keeps the socket active and retries. */
   transportError(): void {
-    this.emit('connect_error', Object.assign(new Error('xhr poll error'), { type: 'TransportError' }));
+    this.emit(
+      'connect_error',
+      Object.assign(new Error('xhr poll error'), { type: 'TransportError' }),
+    );
   }
 
   /** The connection dropped (e.g. "transport close", "ping timeout") or the server disconnected. */

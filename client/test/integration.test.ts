@@ -5,7 +5,12 @@ import { createServer, type Server as HTTPServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Server, type Socket } from 'socket.io';
-import { createRealtime, type ConnectionState, type Realtime, type RealtimeOptions } from '../src/index.js';
+import {
+  createRealtime,
+  type ConnectionState,
+  type Realtime,
+  type RealtimeOptions,
+} from '../src/index.js';
 
 /** What the fake server does with the next handshakes, in order; the last one repeats. */
 type Decision = { refuse: string } | 'accept';
@@ -72,8 +77,16 @@ describe('against socket.io 4', () => {
     const rt = connect();
     const got = new Promise((resolve) => rt.on('notification', resolve));
     await waitFor(rt, 'connected');
-    sockets[0]?.emit('notification', { id: 'n1', message: 'hello', createdAt: '2026-11-27T00:00:00Z' });
-    await expect(got).resolves.toEqual({ id: 'n1', message: 'hello', createdAt: '2026-11-27T00:00:00Z' });
+    sockets[0]?.emit('notification', {
+      id: 'n1',
+      message: 'hello',
+      createdAt: '2026-11-27T00:00:00Z',
+    });
+    await expect(got).resolves.toEqual({
+      id: 'n1',
+      message: 'hello',
+      createdAt: '2026-11-27T00:00:00Z',
+    });
   });
 
   it('stops on a refusal code', async () => {

@@ -1,18 +1,26 @@
 // Package nodetest runs Node.js programs from Go tests: the official
 // socket.io-client and the Express fixture are real peers, not mocks.
 //
-// A directory's node_modules must have been installed (.ci/run does it with
-// npm ci). When CI=true a missing install fails the test; otherwise the test
-// is skipped with the command to run.
+// A test that needs Node fails, naming what is missing and the command that
+// installs it, when node is not on PATH or a folder's npm packages are
+// missing or stale (`make test` installs them: scripts/npm-deps.sh). Under
+// `go test -short` such tests are skipped, and say so.
 package nodetest
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 )
+
+// StampFile is the file, inside a folder's node_modules, in which
+// scripts/npm-deps.sh keeps the SHA-256 of the package-lock.json it installed.
+const StampFile = ".sessiongate-lock.sha256"
 
 // Root returns the repository root, found from this file's location.
 func Root() string {
@@ -20,25 +28,52 @@ func Root() string {
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
+// SkipShort skips the test under `go test -short`, saying that it needs
+// what (Node, Chromium).
+func SkipShort(t testing.TB, what string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: needs " + what)
+	}
+}
+
 // Require checks that node is on PATH and that dir (relative to the
-// repository root) has its npm packages installed, and returns dir's
-// absolute path.
+// repository root) has its npm packages installed from its current
+// package-lock.json, and returns dir's absolute path. A missing peer fails
+// the test; under -short the test is skipped instead.
 func Require(t testing.TB, dir string) string {
 	t.Helper()
+	SkipShort(t, "Node ("+dir+")")
 	abs := filepath.Join(Root(), dir)
-	missing := ""
 	if _, err := exec.LookPath("node"); err != nil {
-		missing = "node is not on PATH"
-	} else if _, err := os.Stat(filepath.Join(abs, "node_modules")); err != nil {
-		missing = "npm packages missing: run `npm ci --prefix " + dir + "`"
+		t.Fatal("nodetest: Node.js is not on PATH: install Node 20 or later (or run with -short to skip the Node tests)")
 	}
-	if missing != "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("nodetest: " + missing)
-		}
-		t.Skip("nodetest: " + missing)
+	if err := installed(abs); err != "" {
+		t.Fatalf("nodetest: npm packages of %s %s: run `make test` or `npm ci --prefix %s`", dir, err, dir)
 	}
 	return abs
+}
+
+// installed reports what is wrong with dir's npm install ("" if nothing):
+// node_modules is missing, or its stamp names another package-lock.json.
+// A node_modules without a stamp (installed by hand) is taken as it is.
+func installed(dir string) string {
+	if _, err := os.Stat(filepath.Join(dir, "node_modules")); err != nil {
+		return "are not installed"
+	}
+	stamp, err := os.ReadFile(filepath.Join(dir, "node_modules", StampFile))
+	if err != nil {
+		return ""
+	}
+	lock, err := os.ReadFile(filepath.Join(dir, "package-lock.json"))
+	if err != nil {
+		return "have no package-lock.json"
+	}
+	sum := sha256.Sum256(lock)
+	if strings.TrimSpace(string(stamp)) != hex.EncodeToString(sum[:]) {
+		return "are stale (package-lock.json changed since npm ci)"
+	}
+	return ""
 }
 
 // Command returns a command running `node script args...` in dir (relative

@@ -74,7 +74,7 @@ async function openDemo(page) {
   const notice = page.locator('#notice');
   if (await notice.isVisible()) {
     const text = (await notice.textContent())?.trim();
-    if (text?.includes('build.sh')) throw new Error(`the page says: ${text}`);
+    if (text?.includes('client library')) throw new Error(`the page says: ${text}`);
   }
 }
 

@@ -190,7 +190,7 @@ async function main() {
     ({ createRealtime } = await import('@sessiongate/client'));
   } catch (err) {
     console.error(err);
-    showNotice('The client library is missing: run web/build.sh, then rebuild the server.');
+    showNotice(`The client library did not load: ${err.message}`);
     setStatus('disconnected');
   }
 

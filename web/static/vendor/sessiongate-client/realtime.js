@@ -1,0 +1,269 @@
+import { io } from 'socket.io-client';
+import { backoffDelay } from './backoff.js';
+import { REFUSAL_CODES, } from './types.js';
+const refusalCodes = new Set(REFUSAL_CODES);
+const expiredReasons = new Set(['revoked', 'expired', 'logged_out']);
+/**
+ * createRealtime opens a Socket.IO connection to sessiongate with
+ * `withCredentials: true`, so the browser sends its session cookie.
+ *
+ * Refusals (`NO_COOKIE`, `BAD_SIGNATURE`, `SESSION_NOT_FOUND`,
+ * `SESSION_EXPIRED`, `NOT_AUTHENTICATED`, `ORIGIN_NOT_ALLOWED`) end in state
+ * `unauthorized` without retry; `RATE_LIMITED`, `INTERNAL` and dropped
+ * transports are retried with backoff; `session_expired` ends in state
+ * `expired`; `server_restart` reconnects after a random part of the announced
+ * delay so that clients do not all return at once (with backoff added when the
+ * server sends the socket away again straight after).
+ */
+export function createRealtime(options = {}) {
+    return new RealtimeClient(options);
+}
+class RealtimeClient {
+    #socket;
+    #backoff;
+    #reconnection;
+    #attemptsMax;
+    #restartDelayMax;
+    #handlers = new Map();
+    #stateListeners = new Set();
+    #state;
+    #code;
+    #reason;
+    #closed = false;
+    #expiredHandler = null;
+    #expiredNotified = false;
+    #retries = 0;
+    #timer;
+    #lastRestart;
+    #restartStreak = 0;
+    constructor(options) {
+        this.#reconnection = options.reconnection ?? true;
+        this.#attemptsMax = options.reconnectionAttempts ?? Infinity;
+        this.#restartDelayMax = options.restartDelayMax ?? 30_000;
+        this.#backoff = {
+            delay: options.reconnectionDelay ?? 1000,
+            delayMax: options.reconnectionDelayMax ?? 5000,
+            randomizationFactor: options.randomizationFactor ?? 0.5,
+        };
+        const factory = options.socketFactory ?? defaultFactory;
+        this.#socket = factory(options.url, {
+            ...options.socketOptions,
+            path: options.path ?? '/socket.io/',
+            withCredentials: true,
+            autoConnect: false,
+            reconnection: this.#reconnection,
+            reconnectionAttempts: this.#attemptsMax,
+            reconnectionDelay: this.#backoff.delay,
+            reconnectionDelayMax: this.#backoff.delayMax,
+            randomizationFactor: this.#backoff.randomizationFactor,
+        });
+        const s = this.#socket;
+        s.on('connect', () => this.#onConnect());
+        s.on('connect_error', (err) => this.#onConnectError(err));
+        s.on('disconnect', (reason) => this.#onDisconnect(reason));
+        s.on('session_expired', (payload) => this.#onSessionExpired(payload));
+        s.on('server_restart', (payload) => this.#onServerRestart(payload));
+        s.io.on('reconnect_failed', () => {
+            if (this.#state === 'reconnecting')
+                this.#setState('disconnected');
+        });
+        this.#state = 'disconnected';
+        if (options.autoConnect ?? true)
+            this.connect();
+    }
+    get state() {
+        return this.#state;
+    }
+    get code() {
+        return this.#code;
+    }
+    get expiredReason() {
+        return this.#reason;
+    }
+    on(event, handler) {
+        let set = this.#handlers.get(event);
+        if (!set) {
+            const handlers = new Set();
+            set = handlers;
+            this.#handlers.set(event, handlers);
+            this.#socket.on(event, (data) => {
+                for (const h of [...handlers])
+                    invoke(() => h(data));
+            });
+        }
+        set.add(handler);
+        return () => this.off(event, handler);
+    }
+    off(event, handler) {
+        this.#handlers.get(event)?.delete(handler);
+    }
+    onStateChange(listener) {
+        this.#stateListeners.add(listener);
+        return () => {
+            this.#stateListeners.delete(listener);
+        };
+    }
+    setSessionExpiredHandler(handler) {
+        this.#expiredHandler = handler;
+        if (this.#state === 'expired')
+            this.#notifyExpired();
+    }
+    connect() {
+        if (this.#closed)
+            throw new Error('sessiongate: connect() after close()');
+        this.#clearTimer();
+        this.#retries = 0;
+        this.#expiredNotified = false;
+        this.#setState('connecting');
+        this.#socket.connect();
+    }
+    close() {
+        if (this.#closed)
+            return;
+        this.#closed = true;
+        this.#clearTimer();
+        this.#socket.disconnect();
+        this.#setState('disconnected');
+        this.#handlers.forEach((set) => set.clear());
+        this.#stateListeners.clear();
+    }
+    #onConnect() {
+        this.#retries = 0;
+        this.#setState('connected');
+    }
+    #onConnectError(err) {
+        if (this.#stopped())
+            return;
+        const code = errorCode(err);
+        if (code !== undefined && refusalCodes.has(code)) {
+            this.#clearTimer();
+            this.#socket.disconnect();
+            this.#setState('unauthorized', { code });
+            return;
+        }
+        if (this.#socket.active) {
+            // A transport failure: socket.io-client's Manager retries with its own backoff.
+            this.#setState(this.#socket.io.reconnection() ? 'reconnecting' : 'disconnected');
+            return;
+        }
+        // Refused at the namespace with a temporary code: socket.io-client gives
+        // up on such a socket, so the retry is ours.
+        this.#retryLater(code);
+    }
+    #onDisconnect(reason) {
+        // "io client disconnect" is ours (close, expiry, refusal, restart), and
+        // the state was set where it was decided; a pending timer is our own retry.
+        if (this.#stopped() || reason === 'io client disconnect' || this.#timer !== undefined)
+            return;
+        if (reason === 'io server disconnect' ||
+            !this.#socket.active ||
+            !this.#socket.io.reconnection()) {
+            this.#setState('disconnected');
+            return;
+        }
+        this.#setState('reconnecting');
+    }
+    #onSessionExpired(payload) {
+        if (this.#stopped())
+            return;
+        const raw = isRecord(payload) ? payload['reason'] : undefined;
+        const reason = typeof raw === 'string' && expiredReasons.has(raw)
+            ? raw
+            : 'revoked';
+        this.#clearTimer();
+        this.#setState('expired', { reason });
+        this.#socket.disconnect();
+        this.#notifyExpired();
+    }
+    #onServerRestart(payload) {
+        if (this.#stopped())
+            return;
+        const raw = isRecord(payload) ? payload['retryAfterMs'] : undefined;
+        const window = typeof raw === 'number' && Number.isFinite(raw)
+            ? Math.min(this.#restartDelayMax, Math.max(0, raw))
+            : this.#backoff.delayMax;
+        // A server that is still shutting down sends a reconnected socket away
+        // again (often with retryAfterMs 0): back off over such a streak.
+        const now = Date.now();
+        const streak = this.#lastRestart !== undefined && now - this.#lastRestart < window + this.#backoff.delayMax
+            ? this.#restartStreak + 1
+            : 0;
+        this.#restartStreak = streak;
+        this.#lastRestart = now;
+        const extra = streak > 0 ? backoffDelay(streak - 1, this.#backoff) : 0;
+        // Leave now, before the server closes the transport, so that
+        // socket.io-client's immediate reconnection does not start; come back at
+        // a random point of the window so that clients spread out.
+        this.#clearTimer();
+        this.#socket.disconnect();
+        this.#setState('reconnecting');
+        this.#schedule(Math.round(Math.random() * window) + extra);
+    }
+    #retryLater(code) {
+        const detail = code === undefined ? {} : { code };
+        if (!this.#reconnection || this.#retries >= this.#attemptsMax) {
+            this.#setState('disconnected', detail);
+            return;
+        }
+        const delay = backoffDelay(this.#retries, this.#backoff);
+        this.#retries++;
+        this.#setState('reconnecting', detail);
+        this.#schedule(delay);
+    }
+    #schedule(delay) {
+        this.#timer = setTimeout(() => {
+            this.#timer = undefined;
+            this.#socket.connect();
+        }, delay);
+    }
+    #clearTimer() {
+        if (this.#timer !== undefined)
+            clearTimeout(this.#timer);
+        this.#timer = undefined;
+    }
+    /** Reports whether the connection must stay as it is until `connect()`. */
+    #stopped() {
+        return this.#closed || this.#state === 'expired' || this.#state === 'unauthorized';
+    }
+    #notifyExpired() {
+        const handler = this.#expiredHandler;
+        const reason = this.#reason;
+        if (this.#expiredNotified || !handler || reason === undefined)
+            return;
+        this.#expiredNotified = true;
+        invoke(() => handler(reason));
+    }
+    #setState(state, detail = {}) {
+        if (state === this.#state && detail.code === this.#code && detail.reason === this.#reason)
+            return;
+        this.#state = state;
+        this.#code = detail.code;
+        this.#reason = detail.reason;
+        for (const l of [...this.#stateListeners])
+            invoke(() => l(state, detail));
+    }
+}
+const defaultFactory = (url, options) => url === undefined ? io(options) : io(url, options);
+/** Runs fn; an exception is re-thrown asynchronously so that it is reported but stops no one else. */
+function invoke(fn) {
+    try {
+        fn();
+    }
+    catch (err) {
+        queueMicrotask(() => {
+            throw err;
+        });
+    }
+}
+function isRecord(v) {
+    return typeof v === 'object' && v !== null;
+}
+/** Returns `data.code` of a socket.io-client connect_error, when it is a string. */
+function errorCode(err) {
+    if (!isRecord(err))
+        return undefined;
+    const data = err['data'];
+    const code = isRecord(data) ? data['code'] : undefined;
+    return typeof code === 'string' ? code : undefined;
+}
+//# sourceMappingURL=realtime.js.map
