@@ -1,14 +1,7 @@
+import { CODES } from './codes.js';
 /**
- * Codes the server sends in a CONNECT_ERROR when it refuses a handshake
- * (contract §2). Retrying cannot help: the browser's cookie or origin must
- * change first, so the client stops and reports `unauthorized`.
+ * The final refusal codes, {@link RefusalCode}: the rows of the server's
+ * refusal table (codes.json) that say `retry: false`.
  */
-export const REFUSAL_CODES = [
-    'NO_COOKIE',
-    'BAD_SIGNATURE',
-    'SESSION_NOT_FOUND',
-    'SESSION_EXPIRED',
-    'NOT_AUTHENTICATED',
-    'ORIGIN_NOT_ALLOWED',
-];
+export const REFUSAL_CODES = CODES.filter((c) => !c.retry).map((c) => c.code);
 //# sourceMappingURL=types.js.map
