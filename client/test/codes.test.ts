@@ -5,7 +5,9 @@ import { describe, expect, it } from 'vitest';
 import { CODES } from '../src/codes.js';
 import { REFUSAL_CODES } from '../src/index.js';
 
-const table: unknown = JSON.parse(readFileSync(new URL('../../codes.json', import.meta.url), 'utf8'));
+const table: unknown = JSON.parse(
+  readFileSync(new URL('../../codes.json', import.meta.url), 'utf8'),
+);
 
 describe('refusal codes', () => {
   it('are the server table (codes.json), row for row', () => {
