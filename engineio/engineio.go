@@ -29,6 +29,9 @@ import (
 	"github.com/sessiongate/sessiongate/internal/ratelimit"
 )
 
+// DefaultMaxPendingPayload is Options.MaxPendingPayload's default.
+const DefaultMaxPendingPayload = 16 << 10
+
 // ErrClosed is returned by Socket.Send once the session has ended or is
 // closing.
 var ErrClosed = errors.New("engineio: session closed")
@@ -102,6 +105,14 @@ type Options struct {
 	// a few of the largest messages behind a client's slow link.
 	MaxBufferedBytes int64
 
+	// MaxPendingPayload is the largest message or polling body a session
+	// may send before it is admitted (Socket.Admit): until then a client
+	// has no business sending more than a CONNECT with its auth payload, so
+	// an anonymous client cannot make the server read and hold a
+	// MaxPayload-sized message per connection. Default 16 KiB (at most
+	// MaxPayload).
+	MaxPendingPayload int64
+
 	// HandshakeHeaders are the request header fields kept in
 	// Handshake.Header; the rest of the opening request's header is not
 	// kept for the session's life. Default: DefaultHandshakeHeaders.
@@ -174,6 +185,10 @@ func NewServer(opts Options) *Server {
 	if opts.MaxBufferedBytes <= 0 {
 		opts.MaxBufferedBytes = 4 * opts.MaxPayload
 	}
+	if opts.MaxPendingPayload <= 0 {
+		opts.MaxPendingPayload = DefaultMaxPendingPayload
+	}
+	opts.MaxPendingPayload = min(opts.MaxPendingPayload, opts.MaxPayload)
 	if opts.ClientKey == nil {
 		opts.ClientKey = remoteKey
 	}

@@ -202,7 +202,7 @@ func (s *Socket) servePost(w http.ResponseWriter, r *http.Request) {
 	// the connection no longer than a heartbeat answer may take.
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Now().Add(s.srv.opts.PingTimeout))
-	max := s.srv.opts.MaxPayload
+	max := s.maxPayload()
 	if r.ContentLength > max {
 		s.end(reasonTransportError, pktClose)
 		http.Error(w, "payload too large", http.StatusRequestEntityTooLarge)

@@ -73,6 +73,15 @@ type Socket struct {
 	upgraded  int64       // when the upgrade completed (server clock)
 }
 
+// maxPayload is the largest message s may send now: MaxPendingPayload
+// until it is admitted, then MaxPayload.
+func (s *Socket) maxPayload() int64 {
+	if s.pending.Load() {
+		return s.srv.opts.MaxPendingPayload
+	}
+	return s.srv.opts.MaxPayload
+}
+
 // ID returns the session id sent in the handshake.
 func (s *Socket) ID() string { return s.id }
 

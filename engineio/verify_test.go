@@ -71,3 +71,36 @@ func TestAllowRequestStatus(t *testing.T) {
 		t.Fatalf("refusal = %d Retry-After %q %q", code, hdr.Get("Retry-After"), body)
 	}
 }
+
+// TestMaxPendingPayload: before it is admitted a session may send no
+// message over MaxPendingPayload (the connection is closed 1009, and an
+// honest admitted session beside it sends the same message).
+func TestMaxPendingPayload(t *testing.T) {
+	h := newHarness(t, Options{MaxPendingPayload: 1 << 10}, false)
+	big := "4" + strings.Repeat("x", 4<<10)
+
+	admitted := dialWS(t, h.url+"&transport=websocket")
+	readWS(t, admitted) // open packet
+	h.socket(t).Admit()
+
+	anon := dialWS(t, h.url+"&transport=websocket")
+	readWS(t, anon)
+	h.socket(t)
+	writeWS(t, anon, websocket.MessageText, big)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for {
+		if _, _, err := anon.Read(ctx); err != nil {
+			if websocket.CloseStatus(err) != websocket.StatusMessageTooBig {
+				t.Fatalf("anonymous session read: %v, want close 1009", err)
+			}
+			break
+		}
+	}
+	h.closed(t, "transport error")
+
+	writeWS(t, admitted, websocket.MessageText, big)
+	if m := h.message(t); len(m.Data) != len(big)-1 {
+		t.Fatalf("admitted session's message: %d bytes, want %d", len(m.Data), len(big)-1)
+	}
+}

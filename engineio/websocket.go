@@ -650,7 +650,7 @@ func (c *wsConn) handle(data []byte) bool {
 	c.mu.Lock()
 	c.reading = true
 	c.mu.Unlock()
-	err := c.feed(data, c.srv.opts.MaxPayload, c.onFrame)
+	err := c.feed(data, c.sock.maxPayload(), c.onFrame)
 	defer c.flushHere(true)
 	if err == nil {
 		return !c.stopped()

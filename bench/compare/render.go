@@ -289,7 +289,7 @@ func renderHandshake(p printer, s *section) {
 	p("1000 users, round-robin), send the Socket.IO CONNECT, wait for the CONNECT reply (the session")
 	p("row has been read and `passport.user` found), then drop the connection. Latency is from the")
 	p("TCP dial to the CONNECT reply. sessiongate runs with `RATE_LIMIT=0`: its per-IP limit")
-	p("(20/s by default) would otherwise refuse this load, which comes from four addresses.")
+	p("(200/s per address by default) would otherwise refuse part of this load, which comes from four addresses.")
 	if n := s.Sizes.HandshakeRuns; n > 1 {
 		p("Each server runs %d times, the two alternating (each run on a fresh server and schema), so that", n)
 		p("a drift in what else the machine does falls on both alike; a row is the server's median run,")
@@ -424,7 +424,23 @@ func renderCodec(p printer, s *section) {
 	p("| benchmark | ns/op | B/op | allocs/op |")
 	p("|---|---|---|---|")
 	for _, l := range s.Codec {
-		p("| %s | %.0f | %d | %d |", l.Name, l.NsPerOp, l.BPerOp, l.AllocsOp)
+		if l.PerRecipient == 0 {
+			p("| %s | %.0f | %d | %d |", l.Name, l.NsPerOp, l.BPerOp, l.AllocsOp)
+		}
+	}
+	p("")
+	p("A 1 MB broadcast to 100 sockets, allocation per recipient (goal: O(1), not O(payload)):")
+	p("`go test -run '^$' -benchmem -bench Broadcast1MB -benchtime 20x ./engineio/ ./socketio/`.")
+	p("`engineio.Broadcast1MB` sends one 1 MB message to 100 websocket sessions whose clients read")
+	p("it; `socketio.Broadcast1MB` emits 1 MB to a room of 100 sockets (the text case includes the")
+	p("JSON encoding of the payload, done once per broadcast, spread over the recipients).")
+	p("")
+	p("| benchmark | ns/op | B/op | **B per recipient** |")
+	p("|---|---|---|---|")
+	for _, l := range s.Codec {
+		if l.PerRecipient > 0 {
+			p("| %s | %.0f | %d | **%.0f** |", l.Name, l.NsPerOp, l.BPerOp, l.PerRecipient)
+		}
 	}
 	p("")
 }

@@ -114,6 +114,9 @@ type benchLine struct {
 	NsPerOp  float64 `json:"ns_per_op"`
 	BPerOp   int64   `json:"bytes_per_op"`
 	AllocsOp int64   `json:"allocs_per_op"`
+	// PerRecipient is the broadcast benchmarks' bytes allocated per
+	// recipient (their B/recipient metric).
+	PerRecipient float64 `json:"bytes_per_recipient,omitempty"`
 }
 
 // codec runs the codec micro-benchmarks of package bench.
@@ -122,16 +125,23 @@ func (e *env) codec(ctx context.Context) ([]benchLine, error) {
 	if e.quick {
 		benchtime = "100ms"
 	}
-	cmd := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-bench", ".", "-benchmem",
-		"-benchtime", benchtime, "./bench/")
-	cmd.Dir = e.repo
-	cmd.Stderr = os.Stderr
-	fmt.Fprintln(os.Stderr, "  $ go test -run '^$' -bench . -benchmem -benchtime "+benchtime+" ./bench/")
-	out, err := cmd.Output()
-	if err != nil {
-		return nil, fmt.Errorf("go test -bench: %w", err)
+	var lines []benchLine
+	for _, run := range [][]string{
+		{"-bench", ".", "-benchtime", benchtime, "./bench/"},
+		// One 1 MB message to 100 sockets: allocation per recipient.
+		{"-bench", "Broadcast1MB", "-benchtime", "20x", "./engineio/", "./socketio/"},
+	} {
+		args := append([]string{"test", "-run", "^$", "-benchmem"}, run...)
+		cmd := exec.CommandContext(ctx, "go", args...)
+		cmd.Dir = e.repo
+		cmd.Stderr = os.Stderr
+		fmt.Fprintln(os.Stderr, "  $ go "+strings.Join(args, " "))
+		out, err := cmd.Output()
+		if err != nil {
+			return nil, fmt.Errorf("go test -bench: %w", err)
+		}
+		lines = append(lines, parseBench(string(out))...)
 	}
-	lines := parseBench(string(out))
 	if len(lines) == 0 {
 		return nil, errors.New("go test -bench printed no results")
 	}
@@ -144,7 +154,11 @@ func nowUTC() string { return time.Now().UTC().Format("2006-01-02 15:04 MST") }
 // parseBench reads the result lines of `go test -bench -benchmem` output.
 func parseBench(out string) []benchLine {
 	var lines []benchLine
+	pkg := ""
 	for _, line := range strings.Split(out, "\n") {
+		if p, ok := strings.CutPrefix(line, "pkg: "); ok {
+			pkg = p[strings.LastIndexByte(p, '/')+1:]
+		}
 		f := strings.Fields(line)
 		if len(f) < 4 || !strings.HasPrefix(f[0], "Benchmark") {
 			continue
@@ -163,10 +177,15 @@ func parseBench(out string) []benchLine {
 				fmt.Sscan(f[i-1], &b.BPerOp)
 			case "allocs/op":
 				fmt.Sscan(f[i-1], &b.AllocsOp)
+			case "B/recipient":
+				fmt.Sscan(f[i-1], &b.PerRecipient)
 			}
 		}
 		if b.NsPerOp == 0 {
 			continue
+		}
+		if b.PerRecipient > 0 && pkg != "" {
+			b.Name = pkg + "." + b.Name
 		}
 		lines = append(lines, b)
 	}

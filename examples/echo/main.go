@@ -54,6 +54,9 @@ func main() {
 
 	echoOpts := engineOpts
 	echoOpts.OnConnection = func(s *engineio.Socket) {
+		// A bare Engine.IO echo has no authentication: every session is
+		// admitted at once, so MaxPayload (not MaxPendingPayload) applies.
+		s.Admit()
 		s.OnMessage(func(m engineio.Message) {
 			s.Send(engineio.Message{Data: append([]byte(nil), m.Data...), Binary: m.Binary})
 		})
