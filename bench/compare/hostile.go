@@ -94,6 +94,15 @@ const hostileGoalMiB = 64
 
 func mib(kib int64) float64 { return float64(kib) / 1024 }
 
+// hostileGoal is the goal cell of a row: sessiongate's peak growth against
+// hostileGoalMiB; the baseline has none.
+func hostileGoal(r row) string {
+	if r.Server != nameSessiongate {
+		return "—"
+	}
+	return fmt.Sprintf("< %d MiB: %s", hostileGoalMiB, verdict(mib(r.Report.PeakGrowthKiB) < hostileGoalMiB))
+}
+
 func renderAttack(p printer, s *section) {
 	if !header(p, "6. Anonymous attackers", s) {
 		return
@@ -115,10 +124,7 @@ func renderAttack(p printer, s *section) {
 		if r.Report == nil {
 			continue
 		}
-		goal := "—"
-		if r.Server == nameSessiongate {
-			goal = fmt.Sprintf("< %d MiB: %s", hostileGoalMiB, verdict(mib(r.Report.PeakGrowthKiB) < hostileGoalMiB))
-		}
+		goal := hostileGoal(r)
 		p("| %s | %.1f MiB | %.1f MiB | **%.1f MiB** | %d of %d | %s |", r.Server, mib(r.Report.RSSBeforeKiB),
 			mib(r.Report.PeakRSSKiB), mib(r.Report.PeakGrowthKiB), r.Report.HonestOK, r.Report.HonestTried, goal)
 	}
@@ -159,10 +165,7 @@ func renderSlowRead(p printer, s *section) {
 		if r.Report == nil {
 			continue
 		}
-		goal := "—"
-		if r.Server == nameSessiongate {
-			goal = fmt.Sprintf("< %d MiB: %s", hostileGoalMiB, verdict(mib(r.Report.PeakGrowthKiB) < hostileGoalMiB))
-		}
+		goal := hostileGoal(r)
 		p("| %s | %d of %d | %.1f MiB | %.1f MiB | **%.1f MiB** | %s |", r.Server, r.Report.Connected, r.Report.Requested,
 			mib(r.Report.RSSBeforeKiB), mib(r.Report.PeakRSSKiB), mib(r.Report.PeakGrowthKiB), goal)
 	}
