@@ -77,7 +77,19 @@ func startListener(t *testing.T, db *DB) *listener {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- db.WatchRevocations(ctx, func(r sessiongate.Revocation) { l.revs <- r })
+		// The first delivery is the Resync that follows the first LISTEN
+		// (sockets may predate the listener); the tests await what follows.
+		first := true
+		done <- db.WatchRevocations(ctx, func(r sessiongate.Revocation) {
+			if first {
+				first = false
+				if !r.Resync {
+					t.Errorf("first delivery %+v, want the initial Resync", r)
+				}
+				return
+			}
+			l.revs <- r
+		})
 	}()
 	t.Cleanup(func() {
 		cancel()

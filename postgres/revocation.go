@@ -22,11 +22,14 @@ const (
 // of the pool's) and calls fn for each ended session. When the connection is
 // lost it reconnects with capped exponential backoff (100ms to 5s), listens
 // again and then calls fn with Resync set, since endings may have been missed
-// meanwhile. It returns ctx.Err() when ctx is done. Payloads that do not
+// meanwhile; it does so after its first LISTEN too. It returns ctx.Err() when ctx is done. Payloads that do not
 // parse are ignored.
 func (db *DB) WatchRevocations(ctx context.Context, fn func(sessiongate.Revocation)) error {
 	retry := backoff.Backoff{Min: minBackoff, Max: maxBackoff}
-	gap := false // whether endings may have been missed since the last listen
+	// Whether endings may have been missed since the last listen: also
+	// before the first, as sockets may have been admitted before the
+	// listener was up (a resync of no live sessions costs nothing).
+	gap := true
 	for {
 		conn, err := db.listen(ctx)
 		if err != nil {

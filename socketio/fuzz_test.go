@@ -181,8 +181,8 @@ func FuzzConnection(f *testing.F) {
 			}
 		}
 		c.close("transport close")
-		cancel()
-		asks.Wait()
+		// The handler goroutine may still be in an OnConnect, which adds to
+		// asks: wait for it to finish before waiting on asks.
 		deadline := time.Now().Add(10 * time.Second)
 		for {
 			c.mu.Lock()
@@ -196,6 +196,8 @@ func FuzzConnection(f *testing.F) {
 			}
 			time.Sleep(time.Millisecond)
 		}
+		cancel()
+		asks.Wait()
 		for _, name := range []string{"/", "/a", "/b", "/c"} {
 			if left := srv.Of(name).Sockets(); len(left) > 0 {
 				t.Fatalf("%d sockets left in %s after the close", len(left), name)
