@@ -685,20 +685,7 @@ func TestIdleSocketMemory(t *testing.T) {
 // BenchmarkBroadcast measures a broadcast to 1000 sockets of a room: the
 // packet is encoded once, whatever the number of recipients.
 func BenchmarkBroadcast(b *testing.B) {
-	srv := newServer(Options{ConnectTimeout: time.Minute})
-	ns := srv.Of("/")
-	const n = 1000
-	joined := make(chan struct{}, n)
-	ns.OnConnect(func(s *Socket) {
-		s.Join("room")
-		joined <- struct{}{}
-	})
-	for range n {
-		srv.accept(nopConn{}).onMessage(engineio.Message{Data: []byte("0")})
-	}
-	for range n {
-		<-joined
-	}
+	ns := roomOf(b, 1000)
 	payload := map[string]any{"text": "hello", "n": 1, "blob": []byte("0123456789")}
 	b.ReportAllocs()
 	for b.Loop() {
