@@ -99,6 +99,14 @@ type Options struct {
 	// 256. Beyond it EmitWithAck returns ErrTooManyAcks.
 	MaxPendingAcks int
 
+	// NewAdapter, when set, makes the Adapter of each namespace from the
+	// namespace's in-memory adapter, which it wraps and delivers through (a
+	// cluster: package redis or postgres). Nil: the MemoryAdapter alone.
+	NewAdapter func(local *MemoryAdapter) Adapter
+	// SocketData is what FetchSockets tells other nodes about a socket, in
+	// its data field: never a secret. Nil: the socket's Data.
+	SocketData func(s *Socket) any
+
 	// Logger receives handler panics; nil means slog.Default(). A handler
 	// that panics closes its own connection only, as net/http confines a
 	// panicking handler to its request.
