@@ -64,6 +64,6 @@ if [ ! -x "$chromium" ]; then
 fi
 
 # npm packages of every Node folder (keyed on each package-lock.json).
-bash scripts/npm-deps.sh client test/interop testdata/express-app test/e2e bench/node-baseline
+bash scripts/npm-deps.sh client test/interop testdata/express-app test/e2e bench/node-baseline test/cluster
 
 go mod download
