@@ -475,3 +475,14 @@ func (n *sgNode) publish(t testing.TB, rooms []string, event string, data any) {
 		t.Fatalf("%s: POST /api/publish %s = %d %s", n.Name, b, code, body)
 	}
 }
+
+func TestHexAddr(t *testing.T) {
+	for in, want := range map[string]string{
+		"0100007F:18EB":                         "127.0.0.1:6379",
+		"0000000000000000FFFF00000100007F:D431": "127.0.0.1:54321",
+	} {
+		if got := hexAddr(in); got != want {
+			t.Errorf("hexAddr(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
