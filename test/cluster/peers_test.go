@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/sessiongate/sessiongate"
 	"github.com/sessiongate/sessiongate/expresssession"
 	"github.com/sessiongate/sessiongate/internal/nodetest"
@@ -485,4 +487,94 @@ func TestHexAddr(t *testing.T) {
 			t.Errorf("hexAddr(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// spyRedis records every message published on the cluster's channels
+// (PSUBSCRIBE <key>*, which PUBSUB NUMSUB does not count, so the peers'
+// node counts are unchanged) and, if the test fails, logs them: channel and
+// payload in hex (and as text when it is JSON), the bytes to compare with
+// socketio-cluster.md.
+func spyRedis(t *testing.T, key string) {
+	t.Helper()
+	rc := requireRedis(t)
+	if _, err := rc.do("PSUBSCRIBE", key+"*"); err != nil {
+		t.Fatalf("spy: PSUBSCRIBE: %v", err)
+	}
+	var mu sync.Mutex
+	var seen []string
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			rc.c.SetDeadline(time.Time{})
+			r, err := rc.reply()
+			if err != nil {
+				return
+			}
+			m, _ := r.([]any)
+			if len(m) != 4 || m[0] != "pmessage" {
+				continue
+			}
+			ch, _ := m[2].(string)
+			payload, _ := m[3].(string)
+			s := fmt.Sprintf("%s %x", ch, payload)
+			if strings.HasPrefix(payload, "{") {
+				s = fmt.Sprintf("%s %s", ch, payload)
+			}
+			mu.Lock()
+			seen = append(seen, s)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		rc.c.Close()
+		<-done
+		if t.Failed() {
+			mu.Lock()
+			defer mu.Unlock()
+			t.Logf("redis spy: %d messages on %s*:\n%s", len(seen), key, strings.Join(seen, "\n"))
+		}
+	})
+}
+
+// spyPostgres is spyRedis for CLUSTER=postgres: it LISTENs on the
+// namespace "/" channel of key and logs the notifications if the test
+// fails.
+func spyPostgres(t *testing.T, key string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	conn, err := pgx.Connect(ctx, pgtest.BaseURL())
+	if err != nil {
+		cancel()
+		t.Fatalf("spy: PostgreSQL not reachable at %s: %v", pgtest.BaseURL(), err)
+	}
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{key + "#/"}.Sanitize()); err != nil {
+		cancel()
+		t.Fatalf("spy: LISTEN: %v", err)
+	}
+	var mu sync.Mutex
+	var seen []string
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			n, err := conn.WaitForNotification(ctx)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			seen = append(seen, n.Channel+" "+n.Payload)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		conn.Close(context.Background())
+		if t.Failed() {
+			mu.Lock()
+			defer mu.Unlock()
+			t.Logf("postgres spy: %d notifications on %s#/:\n%s", len(seen), key, strings.Join(seen, "\n"))
+		}
+	})
 }

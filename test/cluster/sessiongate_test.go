@@ -20,6 +20,7 @@ func redisCluster(t *testing.T, n int) (clusterEnv, []*sgNode) {
 	t.Helper()
 	requireRedis(t)
 	c := clusterEnv{Cluster: "redis", Key: randomKey(), RedisURL: redisURL(), DB: openSessionDB(t)}
+	spyRedis(t, c.Key)
 	return c, startNodes(t, c, n)
 }
 
@@ -27,6 +28,7 @@ func redisCluster(t *testing.T, n int) (clusterEnv, []*sgNode) {
 func postgresCluster(t *testing.T, n int) (clusterEnv, []*sgNode) {
 	t.Helper()
 	c := clusterEnv{Cluster: "postgres", Key: randomKey(), DB: openSessionDB(t)}
+	spyPostgres(t, c.Key)
 	return c, startNodes(t, c, n)
 }
 
