@@ -457,3 +457,62 @@ func TestRevocationOnEveryNode(t *testing.T) {
 	cl.event(t, "b1", "still")
 	never(t, cl, "session_expired", "b1")
 }
+
+// The HTTP API mirrors the emitter (contract §6): room operations and
+// publishes with except on one node act on the sockets of every node, the
+// Node server's included.
+func TestHTTPRoomOperations(t *testing.T) {
+	t.Parallel()
+	c, nodes := redisCluster(t, 2)
+	node := startNodeServer(t, nodeEnvOf(c))
+	alice, bob := c.DB.newSession(t, 1), c.DB.newSession(t, 2)
+	cl := startClients(t,
+		sg("a1", nodes[0], alice), sg("a2", nodes[1], alice), sg("b1", nodes[0], bob),
+		clientSpec{Name: "na", URL: node.URL, Auth: map[string]any{"rooms": []string{alice.Room}}},
+	)
+	cl.connected(t, "a1", "a2", "b1", "na")
+	all := []string{"a1", "a2", "b1", "na"}
+	rooms := []string{alice.Room, bob.Room}
+	barrier := func(name string) {
+		t.Helper()
+		nodes[1].publish(t, rooms, name, nil)
+		waitAll(t, cl, name, all...)
+	}
+	op := func(n *sgNode, path, body string) {
+		t.Helper()
+		if code, res := n.post(t, path, body); code != 200 {
+			t.Fatalf("%s: POST %s %s = %d %s", n.Name, path, body, code, res)
+		}
+	}
+
+	// join on node 1: alice's sockets on both nodes and on the Node server.
+	op(nodes[0], "/api/rooms/join", `{"to":["`+alice.Room+`"],"rooms":["incident:7"]}`)
+	nodes[1].publish(t, []string{"incident:7"}, "incident", map[string]any{"id": 7})
+	barrier("barrier1")
+	once(t, cl, "incident", []string{"a1", "a2", "na"}, `{"id":7}`)
+	never(t, cl, "incident", "b1")
+
+	// publish with except.
+	b, _ := json.Marshal(map[string]any{"to": rooms, "except": []string{bob.Room}, "event": "not-bob", "data": 1})
+	op(nodes[0], "/api/publish", string(b))
+	barrier("barrier2")
+	once(t, cl, "not-bob", []string{"a1", "a2", "na"}, `1`)
+	never(t, cl, "not-bob", "b1")
+
+	// leave on node 2.
+	op(nodes[1], "/api/rooms/leave", `{"to":["incident:7"],"except":["`+bob.Room+`"],"rooms":["incident:7"]}`)
+	nodes[0].publish(t, []string{"incident:7", bob.Room}, "after-leave", nil)
+	barrier("barrier3")
+	never(t, cl, "after-leave", "a1", "a2", "na")
+	once(t, cl, "after-leave", []string{"b1"})
+
+	// disconnect alice everywhere; bob stays.
+	op(nodes[1], "/api/disconnect", `{"to":["`+alice.Room+`"],"close":false}`)
+	for _, n := range []string{"a1", "a2", "na"} {
+		if r := cl.disconnected(t, n); r != "io server disconnect" {
+			t.Errorf("%s: disconnect reason %q, want io server disconnect", n, r)
+		}
+	}
+	nodes[1].publish(t, []string{bob.Room}, "still", nil)
+	cl.event(t, "b1", "still")
+}
