@@ -151,6 +151,29 @@ func (rc *redisConn) numsub(t testing.TB, channel string) int64 {
 	return n
 }
 
+// waitSubscribers waits until channel has n subscribers (PUBSUB NUMSUB).
+//
+// sessiongate subscribes per room: a node learns from a socketsJoin request
+// (the emitter's, or another node's) that one of its sockets joins a room
+// it did not hold, and subscribes to the room's channel then. An emit to
+// the room published before that SUBSCRIBE is done misses that node
+// (Node's adapter PSUBSCRIBEs every room and cannot miss it). Only Redis
+// can tell when the SUBSCRIBE is done; the tests wait for it there.
+func (rc *redisConn) waitSubscribers(t testing.TB, channel string, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		got := rc.numsub(t, channel)
+		if got == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("PUBSUB NUMSUB %s = %d after %s, want %d", channel, got, waitTimeout, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // redisClient is one line of CLIENT LIST.
 type redisClient map[string]string
 
@@ -469,10 +492,15 @@ func (n *sgNode) post(t testing.TB, path, body string) (int, string) {
 	return res.StatusCode, string(b)
 }
 
-// publish POSTs /api/publish and fails the test unless it is a 200.
+// publish POSTs /api/publish and fails the test unless it is a 200; a nil
+// data is left out (the event then has no argument).
 func (n *sgNode) publish(t testing.TB, rooms []string, event string, data any) {
 	t.Helper()
-	b, _ := json.Marshal(map[string]any{"to": rooms, "event": event, "data": data})
+	body := map[string]any{"to": rooms, "event": event}
+	if data != nil {
+		body["data"] = data
+	}
+	b, _ := json.Marshal(body)
 	if code, body := n.post(t, "/api/publish", string(b)); code != 200 {
 		t.Fatalf("%s: POST /api/publish %s = %d %s", n.Name, b, code, body)
 	}

@@ -236,7 +236,9 @@ var emitterSockets = []string{"a1", "a2", "b2"}
 // checkEmitterOnSessiongate drives every emitter operation at sessiongate's
 // sockets and checks what the clients see. em is emitter.mjs in the
 // cluster; nodes[0] holds a1, nodes[1] a2 and b2.
-func checkEmitterOnSessiongate(t *testing.T, em *emitter, cl *clients, alice, bob session, serverEvent func()) {
+// joined(room, n), when not nil, waits until n nodes hold room after a
+// socketsJoin (see redisConn.waitSubscribers).
+func checkEmitterOnSessiongate(t *testing.T, em *emitter, cl *clients, alice, bob session, joined func(room string, n int64), serverEvent func()) {
 	t.Helper()
 	barrier := func(name string) {
 		t.Helper()
@@ -262,12 +264,18 @@ func checkEmitterOnSessiongate(t *testing.T, em *emitter, cl *clients, alice, bo
 
 	// socketsJoin, then an emit to the joined room.
 	em.call(t, map[string]any{"op": "socketsJoin", "rooms": []string{bob.Room}, "join": "team"})
+	if joined != nil {
+		joined("team", 1) // b2's node
+	}
 	em.call(t, map[string]any{"op": "emit", "rooms": []string{"team"}, "event": "team1"})
 	barrier("barrier2")
 	once(t, cl, "team1", []string{"b2"})
 	never(t, cl, "team1", "a1", "a2")
 	// Everyone but bob joins too (except).
 	em.call(t, map[string]any{"op": "socketsJoin", "except": []string{bob.Room}, "join": "team"})
+	if joined != nil {
+		joined("team", 2) // a1's node too
+	}
 	em.call(t, map[string]any{"op": "emit", "rooms": []string{"team"}, "event": "team2"})
 	barrier("barrier3")
 	once(t, cl, "team2", emitterSockets)
@@ -307,7 +315,9 @@ func TestRedisEmitter(t *testing.T) {
 	cl := startClients(t, sg("a1", nodes[0], alice), sg("a2", nodes[1], alice), sg("b2", nodes[1], bob))
 	cl.connected(t, emitterSockets...)
 	em := startEmitter(t, nodeEnvOf(c))
-	checkEmitterOnSessiongate(t, em, cl, alice, bob, func() {
+	rc := requireRedis(t)
+	joined := func(room string, n int64) { rc.waitSubscribers(t, c.Key+"#/#"+room+"#", n) }
+	checkEmitterOnSessiongate(t, em, cl, alice, bob, joined, func() {
 		l, _ := node.out.waitFor(t, 0, "serverSideEmit hello", func(l line) bool { return l.Type == "serverSideEmit" && l.Event == "hello" })
 		if !argsEq(l.Args, `"from-emitter"`, `7`) {
 			t.Errorf("Node server got %s", l)
@@ -375,7 +385,9 @@ func TestPostgresCluster(t *testing.T) {
 	// The emitter's messages reach sessiongate's sockets (the Node
 	// adapter drops them: "na" is not checked).
 	em := startEmitter(t, nodeEnvOf(c))
-	checkEmitterOnSessiongate(t, em, cl, alice, bob, nil)
+	// PostgreSQL delivers every message to every node: a join is applied
+	// before any later emit, nothing to wait for.
+	checkEmitterOnSessiongate(t, em, cl, alice, bob, nil, nil)
 }
 
 // A node whose Redis subscriber connection is killed (CLIENT KILL)
@@ -487,6 +499,7 @@ func TestHTTPRoomOperations(t *testing.T) {
 
 	// join on node 1: alice's sockets on both nodes and on the Node server.
 	op(nodes[0], "/api/rooms/join", `{"to":["`+alice.Room+`"],"rooms":["incident:7"]}`)
+	requireRedis(t).waitSubscribers(t, c.Key+"#/#incident:7#", 2) // see waitSubscribers
 	nodes[1].publish(t, []string{"incident:7"}, "incident", map[string]any{"id": 7})
 	barrier("barrier1")
 	once(t, cl, "incident", []string{"a1", "a2", "na"}, `{"id":7}`)
@@ -501,7 +514,7 @@ func TestHTTPRoomOperations(t *testing.T) {
 
 	// leave on node 2.
 	op(nodes[1], "/api/rooms/leave", `{"to":["incident:7"],"except":["`+bob.Room+`"],"rooms":["incident:7"]}`)
-	nodes[0].publish(t, []string{"incident:7", bob.Room}, "after-leave", nil)
+	nodes[0].publish(t, []string{"incident:7", bob.Room}, "after-leave", nil) // bob is in his room
 	barrier("barrier3")
 	never(t, cl, "after-leave", "a1", "a2", "na")
 	once(t, cl, "after-leave", []string{"b1"})
