@@ -475,7 +475,22 @@ func TestRevocationOnEveryNode(t *testing.T) {
 // Node server's included.
 func TestHTTPRoomOperations(t *testing.T) {
 	t.Parallel()
-	c, nodes := redisCluster(t, 2)
+	for _, bus := range []string{"redis", "postgres"} {
+		t.Run(bus, func(t *testing.T) {
+			t.Parallel()
+			testHTTPRoomOperations(t, bus)
+		})
+	}
+}
+
+func testHTTPRoomOperations(t *testing.T, bus string) {
+	var c clusterEnv
+	var nodes []*sgNode
+	if bus == "redis" {
+		c, nodes = redisCluster(t, 2)
+	} else {
+		c, nodes = postgresCluster(t, 2)
+	}
 	node := startNodeServer(t, nodeEnvOf(c))
 	alice, bob := c.DB.newSession(t, 1), c.DB.newSession(t, 2)
 	cl := startClients(t,
@@ -499,7 +514,9 @@ func TestHTTPRoomOperations(t *testing.T) {
 
 	// join on node 1: alice's sockets on both nodes and on the Node server.
 	op(nodes[0], "/api/rooms/join", `{"to":["`+alice.Room+`"],"rooms":["incident:7"]}`)
-	requireRedis(t).waitSubscribers(t, c.Key+"#/#incident:7#", 2) // see waitSubscribers
+	if bus == "redis" {
+		requireRedis(t).waitSubscribers(t, c.Key+"#/#incident:7#", 2) // see waitSubscribers
+	}
 	nodes[1].publish(t, []string{"incident:7"}, "incident", map[string]any{"id": 7})
 	barrier("barrier1")
 	once(t, cl, "incident", []string{"a1", "a2", "na"}, `{"id":7}`)
