@@ -347,7 +347,7 @@ func (c *client) join(s *Socket) {
 		// Not under a lock: a cluster adapter may wait for a SUBSCRIBE.
 		if err = s.ns.adapter.AddAll(reply.Context, s.id, reply.Rooms); err != nil {
 			s.ns.adapter.DelAll(s.id)
-			if !errors.Is(err, ErrDisconnected) {
+			if !errors.Is(err, ErrDisconnected) && s.state.Load() != stateDisconnected {
 				c.logger().Error("socketio: joining the rooms of a connecting socket failed", "err", err, "engine_id", c.conn.ID())
 				err = errors.New("server error")
 			}
