@@ -23,9 +23,15 @@ import (
 // nothing sent after AddAll returned is lost or arrives first.
 //
 // A cluster adapter must pass AddAll, Del and DelAll on to the
-// MemoryAdapter it wraps (after subscribing, for AddAll). AddAll for an id
-// the MemoryAdapter does not hold — the socket disconnected meanwhile —
-// adds nothing and returns ErrDisconnected.
+// MemoryAdapter it wraps. Its AddAll is best the MemoryAdapter's first,
+// then the SUBSCRIBE it waits for: whatever the bus brings once subscribed
+// finds the socket in the room (and is held until its CONNECT). AddAll for
+// an id the MemoryAdapter does not hold — the socket disconnected
+// meanwhile — adds nothing and returns ErrDisconnected: the cluster
+// adapter then releases what it subscribed for it. Its AddSockets (the
+// emitter's socketsJoin, from any node) must subscribe too: the
+// MemoryAdapter's AddSockets only adds locally, so a cluster adapter calls
+// its own AddAll for each of SocketIDs(opts).
 type MemoryAdapter struct {
 	ns *Namespace
 

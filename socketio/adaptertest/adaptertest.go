@@ -13,7 +13,9 @@
 //     hook or handler on "/"; t.Cleanup closes them;
 //   - the broadcasts one node sends reach each other node in the order
 //     they were sent, whatever their rooms: the suite sends a marker after
-//     the broadcast under test and counts what arrived before it.
+//     the broadcast under test and counts what arrived before it;
+//   - the effect of SocketsJoin and SocketsLeave is visible to the next
+//     FetchSockets and broadcast from the same node.
 package adaptertest
 
 import (
@@ -386,7 +388,7 @@ func testFetchSockets(t *testing.T, c *cluster) {
 			if in.Local != (cl.node == from) {
 				t.Errorf("node %d: %s (on node %d) has Local %v", from, name, cl.node, in.Local)
 			}
-			if in.Handshake.Issued == 0 || in.Handshake.Address == "" {
+			if hs := in.Handshake; hs.Issued == 0 || hs.Address == "" || hs.Time == "" || hs.URL == "" || hs.Query["EIO"] != "4" {
 				t.Errorf("node %d: %s has handshake %+v", from, name, in.Handshake)
 			}
 		}
