@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
@@ -441,6 +442,16 @@ func TestRedisResubscribe(t *testing.T) {
 	}
 	if r := cl.out.all(func(l line) bool { return l.Type == "disconnect" }); len(r) != 0 {
 		t.Errorf("the socket was disconnected by the bus outage: %v", r)
+	}
+	// It says so: /readyz reports the bus up again.
+	res, err := http.Get(nodes[1].URL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var ready struct{ Bus string }
+	if err := json.NewDecoder(res.Body).Decode(&ready); err != nil || res.StatusCode != 200 || ready.Bus != "ok" {
+		t.Errorf("sg2 /readyz after the outage = %d bus %q (%v), want 200 bus ok", res.StatusCode, ready.Bus, err)
 	}
 }
 
