@@ -120,6 +120,8 @@ func TestRedisClusterWithNodeServer(t *testing.T) {
 	node.call(t, map[string]any{"op": "emit", "rooms": []string{alice.Room}, "event": "from-node", "args": []any{"x", map[string]any{"$bin": "AQID"}}})
 	node.call(t, map[string]any{"op": "emit", "rooms": []string{alice.Room, bob.Room}, "except": []string{bob.Room}, "event": "multi", "args": []any{2}})
 	node.call(t, map[string]any{"op": "emit", "event": "everyone"})
+	// One sessiongate socket by its id, as RemoteSocket.emit does.
+	node.call(t, map[string]any{"op": "emit", "rooms": []string{ids["a2"]}, "event": "to-sid", "args": []any{"a2 only"}})
 	// Barriers on each path, after which no duplicate can be in flight.
 	nodes[1].publish(t, []string{alice.Room, bob.Room}, "barrier-sg", nil)
 	node.call(t, map[string]any{"op": "emit", "rooms": []string{alice.Room}, "event": "barrier-node"})
@@ -134,6 +136,8 @@ func TestRedisClusterWithNodeServer(t *testing.T) {
 	once(t, cl, "multi", aliceAll, `2`)
 	never(t, cl, "multi", bobAll...)
 	once(t, cl, "everyone", append(aliceAll, bobAll...))
+	once(t, cl, "to-sid", []string{"a2"}, `"a2 only"`)
+	never(t, cl, "to-sid", "a1", "b3", "na", "nb")
 
 	// fetchSockets on the Node server: every socket of the cluster, and
 	// nothing of a session in sessiongate's.
@@ -239,7 +243,7 @@ var emitterSockets = []string{"a1", "a2", "b2"}
 // cluster; nodes[0] holds a1, nodes[1] a2 and b2.
 // joined(room, n), when not nil, waits until n nodes hold room after a
 // socketsJoin (see redisConn.waitSubscribers).
-func checkEmitterOnSessiongate(t *testing.T, em *emitter, cl *clients, alice, bob session, joined func(room string, n int64), serverEvent func()) {
+func checkEmitterOnSessiongate(t *testing.T, em *emitter, cl *clients, ids map[string]string, alice, bob session, joined func(room string, n int64), serverEvent func()) {
 	t.Helper()
 	barrier := func(name string) {
 		t.Helper()
@@ -255,7 +259,12 @@ func checkEmitterOnSessiongate(t *testing.T, em *emitter, cl *clients, alice, bo
 	em.call(t, map[string]any{"op": "emit", "nsp": "/admin", "event": "admin-only"})
 	// Volatile and compress flags are accepted.
 	em.call(t, map[string]any{"op": "emit", "rooms": []string{alice.Room}, "event": "flags", "volatile": true, "compress": false})
+	// One socket, by its id (what Node's RemoteSocket.emit does too): a
+	// single-room emit, on the room channel of the id.
+	em.call(t, map[string]any{"op": "emit", "rooms": []string{ids["a1"]}, "event": "to-sid", "args": []any{"a1 only"}})
 	barrier("barrier1")
+	once(t, cl, "to-sid", []string{"a1"}, `"a1 only"`)
+	never(t, cl, "to-sid", "a2", "b2")
 	once(t, cl, "rooms-except", []string{"a1", "a2"}, `{"k":"v"}`)
 	never(t, cl, "rooms-except", "b2")
 	once(t, cl, "bin", []string{"b2"}, `{"$bin":"AQID"}`, `{"a":1}`)
@@ -314,11 +323,11 @@ func TestRedisEmitter(t *testing.T) {
 	node := startNodeServer(t, nodeEnvOf(c))
 	alice, bob := c.DB.newSession(t, 1), c.DB.newSession(t, 2)
 	cl := startClients(t, sg("a1", nodes[0], alice), sg("a2", nodes[1], alice), sg("b2", nodes[1], bob))
-	cl.connected(t, emitterSockets...)
+	ids := cl.connected(t, emitterSockets...)
 	em := startEmitter(t, nodeEnvOf(c))
 	rc := requireRedis(t)
 	joined := func(room string, n int64) { rc.waitSubscribers(t, c.Key+"#/#"+room+"#", n) }
-	checkEmitterOnSessiongate(t, em, cl, alice, bob, joined, func() {
+	checkEmitterOnSessiongate(t, em, cl, ids, alice, bob, joined, func() {
 		l, _ := node.out.waitFor(t, 0, "serverSideEmit hello", func(l line) bool { return l.Type == "serverSideEmit" && l.Event == "hello" })
 		if !argsEq(l.Args, `"from-emitter"`, `7`) {
 			t.Errorf("Node server got %s", l)
@@ -388,7 +397,7 @@ func TestPostgresCluster(t *testing.T) {
 	em := startEmitter(t, nodeEnvOf(c))
 	// PostgreSQL delivers every message to every node: a join is applied
 	// before any later emit, nothing to wait for.
-	checkEmitterOnSessiongate(t, em, cl, alice, bob, nil, nil)
+	checkEmitterOnSessiongate(t, em, cl, ids, alice, bob, nil, nil)
 }
 
 // A node whose Redis subscriber connection is killed (CLIENT KILL)
