@@ -193,6 +193,34 @@ func (rc *redisConn) clients(t testing.TB) []redisClient {
 	return out
 }
 
+// redisClientsOf returns the CLIENT LIST entries of node n's connections,
+// found by their addresses (every node names its connections alike).
+func redisClientsOf(t testing.TB, rc *redisConn, n *sgNode) []redisClient {
+	t.Helper()
+	u, err := url.Parse(redisURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, _ := strconv.Atoi(u.Port())
+	if port == 0 {
+		port = 6379
+	}
+	mine := map[string]bool{}
+	for _, a := range tcpPeersOf(t, n.cmd.Process.Pid, port) {
+		mine[a] = true
+	}
+	var out []redisClient
+	for _, c := range rc.clients(t) {
+		if mine[c["addr"]] {
+			out = append(out, c)
+		}
+	}
+	if len(out) == 0 {
+		t.Fatalf("%s (pid %d) has no connection in Redis's CLIENT LIST (its sockets to port %d: %v)", n.Name, n.cmd.Process.Pid, port, mine)
+	}
+	return out
+}
+
 // tcpPeersOf returns the local addresses ("ip:port") of pid's TCP
 // connections to port, read from /proc: how a test finds a process's
 // Redis connections in CLIENT LIST whatever the client names them.

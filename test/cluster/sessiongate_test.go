@@ -108,8 +108,23 @@ func TestRedisClusterWithNodeServer(t *testing.T) {
 
 	// The Node peer counts every sessiongate node: they subscribe to the
 	// request channel.
-	if n := requireRedis(t).numsub(t, c.Key+"-request#/#"); n != 4 {
+	rc := requireRedis(t)
+	if n := rc.numsub(t, c.Key+"-request#/#"); n != 4 {
 		t.Errorf("PUBSUB NUMSUB %s-request#/# = %d, want 4 (3 sessiongate nodes and the Node server)", c.Key, n)
+	}
+	// Only the nodes holding a room get its messages: they subscribe to
+	// its channel, and no sessiongate node PSUBSCRIBEs.
+	for room, want := range map[string]int64{alice.Room: 2, bob.Room: 1} {
+		if n := rc.numsub(t, c.Key+"#/#"+room+"#"); n != want {
+			t.Errorf("PUBSUB NUMSUB of %s's channel = %d, want %d (the nodes holding it)", room, n, want)
+		}
+	}
+	for _, n := range nodes {
+		for _, cli := range redisClientsOf(t, rc, n) {
+			if cli["psub"] != "0" {
+				t.Errorf("%s has a Redis connection with %s pattern subscriptions", n.Name, cli["psub"])
+			}
+		}
 	}
 
 	// sessiongate → everyone in the room, Node's socket included.
@@ -414,26 +429,16 @@ func TestRedisResubscribe(t *testing.T) {
 	cl.event(t, "a", "before")
 
 	// Kill every subscriber connection of node 2.
-	u, _ := url.Parse(c.RedisURL)
-	_, port, _ := strings.Cut(u.Host, ":")
-	p, _ := strconv.Atoi(port)
-	if p == 0 {
-		p = 6379
-	}
-	mine := map[string]bool{}
-	for _, a := range tcpPeersOf(t, nodes[1].cmd.Process.Pid, p) {
-		mine[a] = true
-	}
 	killed := 0
-	for _, cli := range rc.clients(t) {
-		if !mine[cli["addr"]] || (cli["sub"] == "0" && cli["psub"] == "0") {
+	for _, cli := range redisClientsOf(t, rc, nodes[1]) {
+		if cli["sub"] == "0" && cli["psub"] == "0" {
 			continue
 		}
 		rc.must(t, "CLIENT", "KILL", "ID", cli["id"])
 		killed++
 	}
 	if killed == 0 {
-		t.Fatalf("no subscriber connection of sg2 (pid %d, connections %v) in CLIENT LIST", nodes[1].cmd.Process.Pid, mine)
+		t.Fatalf("no subscriber connection of sg2 (pid %d) in CLIENT LIST", nodes[1].cmd.Process.Pid)
 	}
 
 	// It resubscribes the room it holds: Redis shows it (no event reaches
