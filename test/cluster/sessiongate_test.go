@@ -272,6 +272,9 @@ func checkEmitterOnSessiongate(t *testing.T, em *emitter, cl *clients, ids map[s
 	em.call(t, map[string]any{"op": "emit", "rooms": []string{bob.Room}, "event": "bin", "args": []any{map[string]any{"$bin": "AQID"}, map[string]any{"a": 1}}})
 	// Another namespace: sessiongate's sockets are all in "/".
 	em.call(t, map[string]any{"op": "emit", "nsp": "/admin", "event": "admin-only"})
+	// Large: over PostgreSQL's 8000-byte NOTIFY limit (an attachment).
+	big := strings.Repeat("y", 9000)
+	em.call(t, map[string]any{"op": "emit", "rooms": []string{alice.Room}, "event": "big", "args": []any{big}})
 	// Volatile and compress flags are accepted.
 	em.call(t, map[string]any{"op": "emit", "rooms": []string{alice.Room}, "event": "flags", "volatile": true, "compress": false})
 	// One socket, by its id (what Node's RemoteSocket.emit does too): a
@@ -286,6 +289,8 @@ func checkEmitterOnSessiongate(t *testing.T, em *emitter, cl *clients, ids map[s
 	never(t, cl, "bin", "a1", "a2")
 	never(t, cl, "admin-only", emitterSockets...)
 	once(t, cl, "flags", []string{"a1", "a2"})
+	once(t, cl, "big", []string{"a1", "a2"}, strconv.Quote(big))
+	never(t, cl, "big", "b2")
 
 	// socketsJoin, then an emit to the joined room.
 	em.call(t, map[string]any{"op": "socketsJoin", "rooms": []string{bob.Room}, "join": "team"})
@@ -406,6 +411,14 @@ func TestPostgresCluster(t *testing.T) {
 		t.Errorf("fetchSockets(%s) ids = %v, want %v", alice.Room, got, want)
 	}
 	checkNoSession(t, "alice's sockets", reply.Raw, alice)
+
+	// serverSideEmit with an ack: one answer per sessiongate node.
+	ssr := node.try(t, map[string]any{"op": "serverSideEmit", "event": "ping", "args": []any{1}, "ack": true})
+	var acks struct{ Responses []json.RawMessage }
+	json.Unmarshal(ssr.Raw, &acks)
+	if !ssr.OK || len(acks.Responses) != 2 {
+		t.Errorf("serverSideEmitWithAck(ping) = %s, want one answer from each of the 2 sessiongate nodes", ssr.Raw)
+	}
 
 	// The emitter's messages reach sessiongate's sockets (the Node
 	// adapter drops them: "na" is not checked).
