@@ -486,8 +486,11 @@ func (a *recordingAdapter) AddAll(ctx context.Context, id string, rooms []string
 	a.record("AddAll")
 	return a.MemoryAdapter.AddAll(ctx, id, rooms)
 }
-func (a *recordingAdapter) Del(id string, rooms []string) { a.record("Del"); a.MemoryAdapter.Del(id, rooms) }
-func (a *recordingAdapter) DelAll(id string)              { a.record("DelAll"); a.MemoryAdapter.DelAll(id) }
+func (a *recordingAdapter) Del(id string, rooms []string) {
+	a.record("Del")
+	a.MemoryAdapter.Del(id, rooms)
+}
+func (a *recordingAdapter) DelAll(id string) { a.record("DelAll"); a.MemoryAdapter.DelAll(id) }
 func (a *recordingAdapter) Rooms(id string) []string {
 	a.record("Rooms")
 	return a.MemoryAdapter.Rooms(id)
