@@ -31,7 +31,9 @@ import (
 // adapter then releases what it subscribed for it. Its AddSockets (the
 // emitter's socketsJoin, from any node) must subscribe too: the
 // MemoryAdapter's AddSockets only adds locally, so a cluster adapter calls
-// its own AddAll for each of SocketIDs(opts).
+// its own AddAll for each of SocketIDs(opts). Del and DelAll are called on
+// the transport's goroutines (a socket leaving, a connection closing): a
+// cluster adapter must not block in them (it unsubscribes later).
 type MemoryAdapter struct {
 	ns *Namespace
 
