@@ -135,8 +135,10 @@ func TestRedisClusterWithNodeServer(t *testing.T) {
 	node.call(t, map[string]any{"op": "emit", "rooms": []string{alice.Room}, "event": "from-node", "args": []any{"x", map[string]any{"$bin": "AQID"}}})
 	node.call(t, map[string]any{"op": "emit", "rooms": []string{alice.Room, bob.Room}, "except": []string{bob.Room}, "event": "multi", "args": []any{2}})
 	node.call(t, map[string]any{"op": "emit", "event": "everyone"})
-	// One sessiongate socket by its id, as RemoteSocket.emit does.
-	node.call(t, map[string]any{"op": "emit", "rooms": []string{ids["a2"]}, "event": "to-sid", "args": []any{"a2 only"}})
+	// One sessiongate socket by its id, among other rooms (see
+	// checkEmitterOnSessiongate: io.to(sid) alone, as RemoteSocket.emit
+	// does, does not reach it).
+	node.call(t, map[string]any{"op": "emit", "rooms": []string{ids["a2"], "nobody"}, "event": "to-sid", "args": []any{"a2 only"}})
 	// Barriers on each path, after which no duplicate can be in flight.
 	nodes[1].publish(t, []string{alice.Room, bob.Room}, "barrier-sg", nil)
 	node.call(t, map[string]any{"op": "emit", "rooms": []string{alice.Room}, "event": "barrier-node"})
@@ -277,9 +279,11 @@ func checkEmitterOnSessiongate(t *testing.T, em *emitter, cl *clients, ids map[s
 	em.call(t, map[string]any{"op": "emit", "rooms": []string{alice.Room}, "event": "big", "args": []any{big}})
 	// Volatile and compress flags are accepted.
 	em.call(t, map[string]any{"op": "emit", "rooms": []string{alice.Room}, "event": "flags", "volatile": true, "compress": false})
-	// One socket, by its id (what Node's RemoteSocket.emit does too): a
-	// single-room emit, on the room channel of the id.
-	em.call(t, map[string]any{"op": "emit", "rooms": []string{ids["a1"]}, "event": "to-sid", "args": []any{"a1 only"}})
+	// One socket, by its id, among other rooms (the namespace channel).
+	// A single-room emit to a socket id, on the id's own channel, does not
+	// reach sessiongate on Redis: it subscribes no socket-id channel
+	// (package redis doc, "Socket-id rooms").
+	em.call(t, map[string]any{"op": "emit", "rooms": []string{ids["a1"], "nobody"}, "event": "to-sid", "args": []any{"a1 only"}})
 	barrier("barrier1")
 	once(t, cl, "to-sid", []string{"a1"}, `"a1 only"`)
 	never(t, cl, "to-sid", "a2", "b2")
