@@ -59,7 +59,6 @@ type line struct {
 	Args   []json.RawMessage `json:"args"`
 	Ack    bool              `json:"ack"`
 	Reason string            `json:"reason"`
-	Code   *string           `json:"code"`
 	Port   int               `json:"port"`
 }
 
