@@ -102,7 +102,7 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 		origins = append(origins[:len(origins):len(origins)], "http://localhost:"+port, "http://127.0.0.1:"+port)
 	}
 	if len(origins) == 0 {
-		log.Warn("ALLOWED_ORIGINS is empty: browsers (which send an Origin) are refused; only clients without one connect")
+		log.Info("ALLOWED_ORIGINS is empty: only pages of this server's own origin (and clients sending no Origin) connect")
 	}
 
 	users, err := userChecker(ctx, &cfg, s.store)
@@ -116,7 +116,6 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 		Users:            users,
 		Secrets:          secrets,
 		CookieName:       cfg.SessionCookie,
-		AllowedOrigins:   origins,
 		CheckInterval:    cfg.CheckInterval,
 		RefreshThreshold: cfg.RefreshThreshold,
 		RefreshExtend:    cfg.RefreshExtend,
@@ -130,10 +129,13 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 	}
 	s.io = socketio.NewServer(socketio.Options{
 		Engine: engineio.Options{
-			PingInterval:   cfg.PingInterval,
-			PingTimeout:    cfg.PingTimeout,
-			MaxPayload:     cfg.MaxPayload,
-			MaxSessions:    cfg.MaxConnections,
+			PingInterval: cfg.PingInterval,
+			PingTimeout:  cfg.PingTimeout,
+			MaxPayload:   cfg.MaxPayload,
+			MaxSessions:  cfg.MaxConnections,
+			// The one place ALLOWED_ORIGINS is enforced for sockets: CORS,
+			// every later request of a session (403), and the opening one
+			// marked so that its CONNECTs get ORIGIN_NOT_ALLOWED.
 			AllowedOrigins: origins,
 			// A session's later requests must come from the browser that
 			// opened it: its sid alone is not a credential.
@@ -145,7 +147,9 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 			// Trusted-proxy aware, IPv6 per /64.
 			ClientKey: s.gw.ClientKey,
 		},
-		ConnectTimeout: cfg.ConnectTimeout,
+		ConnectTimeout:  cfg.ConnectTimeout,
+		OriginRefusal:   gateway.OriginRefusal(),
+		OnOriginRefused: s.gw.OriginRefused,
 	})
 	ns := s.io.Of("/")
 	s.gw.Attach(ns)
