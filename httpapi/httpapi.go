@@ -18,10 +18,11 @@ import (
 	"github.com/sessiongate/sessiongate/internal/ratelimit"
 )
 
-// Publisher emits an event to every socket in any of rooms. data is the
-// event's single argument as JSON; nil means the event has no argument.
+// Publisher emits an event to the sockets t selects, on every node of a
+// cluster (through the namespace's adapter). data is the event's single
+// argument as JSON; nil means the event has no argument.
 type Publisher interface {
-	Publish(rooms []string, event string, data json.RawMessage) error
+	Publish(ctx context.Context, t Target, event string, data json.RawMessage) error
 }
 
 // SessionEnder ends the sockets of a session that was ended in process (the
@@ -48,6 +49,10 @@ type Config struct {
 	// PublishKey it answers 404.
 	Publisher  Publisher
 	PublishKey string
+	// Rooms, with a PublishKey, enables the room operations behind the
+	// same key: POST /api/rooms/join, /api/rooms/leave and /api/disconnect
+	// (404 without it).
+	Rooms RoomOperator
 
 	// Auth enables /auth/login, /auth/logout and /auth/me; when false they
 	// answer 404 (a Node app owns login). Users, Sessions and Secrets are
@@ -122,7 +127,7 @@ type Handler struct {
 	origins *http.CrossOriginProtection
 	dummy   []byte // bcrypt hash compared when a user does not exist
 
-	publishes, logins counters
+	publishes, roomOps, logins counters
 
 	// readyLog lets /readyz log a failure once per readyLogInterval;
 	// readyQuiet counts the failures left out since, readyDown whether the
@@ -180,6 +185,7 @@ func New(cfg Config) (*Handler, error) {
 		}
 	}
 	h.publishes = newCounters(PublishOK, PublishUnauthorized, PublishBadRequest, PublishError)
+	h.roomOps = newCounters(PublishOK, PublishUnauthorized, PublishBadRequest, PublishError)
 	h.logins = newCounters(LoginOK, LoginInvalidCredentials, LoginRateLimited, LoginBadRequest,
 		LoginCrossOrigin, LoginUnsupportedMedia)
 	h.readyLog = ratelimit.New(1/readyLogInterval.Seconds(), 1)
@@ -205,6 +211,11 @@ func (h *Handler) routes() {
 
 	if h.cfg.PublishKey != "" {
 		h.handle("POST /api/publish", http.HandlerFunc(h.publish))
+		if h.cfg.Rooms != nil {
+			h.handle("POST /api/rooms/join", h.roomOp(RoomJoin))
+			h.handle("POST /api/rooms/leave", h.roomOp(RoomLeave))
+			h.handle("POST /api/disconnect", h.roomOp(RoomDisconnect))
+		}
 	}
 	if h.cfg.Auth {
 		h.handle("POST /auth/login", http.HandlerFunc(h.login))

@@ -215,6 +215,8 @@ func httpFamilies(stats func() httpapi.Stats) []Family {
 	return []Family{
 		CounterVec("publish_requests_total", "POST /api/publish requests by result (ok, unauthorized, bad_request, error).", "result",
 			func() map[string]uint64 { return stats().Publishes }),
+		CounterVec("room_requests_total", "POST /api/rooms/join, /api/rooms/leave and /api/disconnect requests by result (ok, unauthorized, bad_request, error).", "result",
+			func() map[string]uint64 { return stats().RoomOps }),
 		CounterVec("login_attempts_total", "POST /auth/login requests by result (ok, invalid_credentials, rate_limited, bad_request, cross_origin, unsupported_media_type).", "result",
 			func() map[string]uint64 { return stats().Logins }),
 	}

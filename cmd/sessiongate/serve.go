@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -172,6 +171,7 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 	}
 	apiCfg := httpapi.Config{
 		Publisher:      publisher{ns},
+		Rooms:          publisher{ns},
 		PublishKey:     cfg.PublishKey,
 		Auth:           cfg.AuthEndpoints,
 		Users:          s.store,
@@ -383,18 +383,6 @@ func (s *server) shutdown() error {
 		}
 	})
 	return s.stopErr
-}
-
-// publisher publishes to the rooms of a namespace.
-type publisher struct{ ns *socketio.Namespace }
-
-// Publish emits event with data (raw JSON, or no argument when nil) to the
-// sockets in any of rooms.
-func (p publisher) Publish(rooms []string, event string, data json.RawMessage) error {
-	if data == nil {
-		return p.ns.To(rooms...).Emit(event)
-	}
-	return p.ns.To(rooms...).Emit(event, data)
 }
 
 // auditSpoolDir is the gateway's AuditSpool for AUDIT_SPOOL: "" when it is
