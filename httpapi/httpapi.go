@@ -90,6 +90,12 @@ type Config struct {
 
 	// Ready is checked by /readyz; nil means always ready.
 	Ready Pinger
+	// Bus, on a node of a cluster, is the cluster bus, reported by /readyz
+	// as "bus": "ok" or "down". A node whose bus is down stays ready: it
+	// still serves its own sockets (taking it out would move them to nodes
+	// that, with a shared Redis down, are no better off); it says so in
+	// "warnings". Nil: no "bus" (a single node).
+	Bus Pinger
 	// Warnings, when set, are listed in /readyz's answer as "warnings"
 	// (when there are any, ready or not): set-up problems an operator
 	// should see that do not make the server unready, such as
@@ -135,6 +141,10 @@ type Handler struct {
 	readyLog   *ratelimit.Limiter
 	readyQuiet atomic.Int64
 	readyDown  atomic.Bool
+	// busLog, busQuiet and busDown do the same for the cluster bus.
+	busLog   *ratelimit.Limiter
+	busQuiet atomic.Int64
+	busDown  atomic.Bool
 }
 
 // New returns a Handler for cfg.
@@ -189,6 +199,7 @@ func New(cfg Config) (*Handler, error) {
 	h.logins = newCounters(LoginOK, LoginInvalidCredentials, LoginRateLimited, LoginBadRequest,
 		LoginCrossOrigin, LoginUnsupportedMedia)
 	h.readyLog = ratelimit.New(1/readyLogInterval.Seconds(), 1)
+	h.busLog = ratelimit.New(1/readyLogInterval.Seconds(), 1)
 	if cfg.Auth {
 		hash, err := dummyHash()
 		if err != nil {

@@ -36,6 +36,8 @@ type server struct {
 	metricsHTTP *http.Server
 	io          *socketio.Server
 	gw          *gateway.Gateway
+	// bus is the CLUSTER bus; nil on a single node.
+	bus clusterBus
 
 	stopRun   context.CancelFunc
 	runDone   chan struct{} // closed when gateway.Run returns
@@ -108,6 +110,13 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 	if err != nil {
 		return nil, err
 	}
+	if s.bus, err = openCluster(ctx, &cfg, s.store, log); err != nil {
+		return nil, err
+	}
+	var newAdapter func(*socketio.MemoryAdapter) socketio.Adapter
+	if s.bus != nil {
+		newAdapter = s.bus.Adapter
+	}
 	s.gw, err = gateway.New(gateway.Config{
 		Sessions:         s.store,
 		Revocations:      s.store,
@@ -149,13 +158,21 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 		ConnectTimeout:  cfg.ConnectTimeout,
 		OriginRefusal:   gateway.OriginRefusal(),
 		OnOriginRefused: s.gw.OriginRefused,
+		// With CLUSTER, rooms and broadcasts go through the bus.
+		NewAdapter: newAdapter,
+		SocketData: socketData,
 	})
 	ns := s.io.Of("/")
 	s.gw.Attach(ns)
 
 	// The handler reads api's counters at each scrape, after api is made.
 	var api *httpapi.Handler
+	var clusterStats func() prometheus.ClusterStats
+	if s.bus != nil {
+		clusterStats = s.bus.Stats
+	}
 	metrics, err := prometheus.Handler(prometheus.Sources{
+		Cluster: clusterStats,
 		Gateway: s.gw.Stats,
 		HTTP:    func() httpapi.Stats { return api.Stats() },
 		Engine:  s.io.EngineStats,
@@ -185,6 +202,7 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 		TrustedProxies: cfg.TrustedProxies,
 		AllowedOrigins: origins,
 		Ready:          readiness{s.store, s.gw},
+		Bus:            s.busPinger(),
 		Warnings:       s.untrustedForwarderWarnings,
 		Metrics:        metrics,
 		MetricsKey:     cfg.MetricsKey,
@@ -227,6 +245,7 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 	}()
 
 	log.Info("listening", "addr", s.addr(), "socket_path", cfg.SocketPath, "store", s.store.desc,
+		"cluster", s.clusterDesc(),
 		"origins", origins, "publish", cfg.PublishKey != "", "auth_endpoints", cfg.AuthEndpoints,
 		"prune_interval", cfg.pruneInterval(), "metrics_addr", s.metricsAddr(), "metrics_key", cfg.MetricsKey != "",
 		"version", version)
@@ -332,6 +351,9 @@ func (s *server) abort() {
 	if s.metricsLn != nil {
 		s.metricsLn.Close()
 	}
+	if s.bus != nil {
+		s.bus.Close()
+	}
 	if s.store != nil {
 		s.store.Close()
 	}
@@ -370,6 +392,13 @@ func (s *server) shutdown() error {
 			select {
 			case <-done:
 			case <-ctx.Done():
+			}
+		}
+		// The sockets are gone: leave the cluster, before the store (the
+		// postgres bus uses its database).
+		if s.bus != nil {
+			if err := s.bus.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close cluster bus: %w", err))
 			}
 		}
 		if err := s.store.Close(); err != nil {
@@ -420,4 +449,25 @@ func (s *server) untrustedForwarderWarnings() []string {
 		return nil
 	}
 	return []string{"X-Forwarded-For ignored from peers not in TRUSTED_PROXIES (their clients share one rate limit): " + strings.Join(peers, ", ")}
+}
+
+// busPinger is the /readyz check of the bus, nil on a single node.
+func (s *server) busPinger() httpapi.Pinger {
+	if s.bus == nil {
+		return nil
+	}
+	return busPinger{s.bus}
+}
+
+// clusterDesc says which cluster the node joined, for the start-up line:
+// never a password.
+func (s *server) clusterDesc() string {
+	switch s.cfg.Cluster {
+	case "":
+		return "none (single node)"
+	case ClusterRedis:
+		return "redis " + redisAddr(s.cfg.RedisURL) + " key " + s.cfg.ClusterKey
+	default:
+		return s.cfg.Cluster + " key " + s.cfg.ClusterKey
+	}
 }
