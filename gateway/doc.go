@@ -34,7 +34,7 @@
 //
 //  1. Origin, when present, must be the server's own or one of
 //     engineio.Options.AllowedOrigins (ORIGIN_NOT_ALLOWED). Package socketio
-//     refuses such a CONNECT before any middleware runs; set
+//     refuses such a CONNECT before any OnConnecting hook runs; set
 //     socketio.Options.OriginRefusal to OriginRefusal() and OnOriginRefused
 //     to Gateway.OriginRefused so that it is counted and audited as the
 //     gateway's own refusals are.

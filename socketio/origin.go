@@ -1,5 +1,7 @@
 package socketio
 
+import "context"
+
 // DefaultOriginRefusal is the CONNECT_ERROR of Options.OriginRefusal when it
 // is nil: the code sessiongate's codes table gives a foreign Origin, which
 // clients do not retry.
@@ -9,13 +11,16 @@ var DefaultOriginRefusal = &ConnectError{
 }
 
 // refuseOrigin refuses the CONNECT p for ns of a session opened from an
-// Origin the engine does not allow: no middleware runs, and the socket never
+// Origin the engine does not allow: no OnConnecting hook runs, and the socket never
 // joins. It is refused in the protocol, not by HTTP, so that the client
 // stops instead of reconnecting forever; as any refused CONNECT it counts
 // toward MaxRefusedConnects. The refusal is queued behind the connection's
-// earlier tasks, as a middleware's refusal is.
+// earlier tasks, as a hook's refusal is.
 func (c *client) refuseOrigin(ns *Namespace, p *Packet) {
 	s := &Socket{id: newID(), ns: ns, client: c}
+	// Never connected: its context is done from the start.
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.cancel()
 	s.handshake = &Handshake{Handshake: *c.conn.Handshake()} // its auth is not read
 	refusal := c.srv.opts.OriginRefusal
 	if refusal == nil {

@@ -52,9 +52,9 @@ func TestOriginRefusal(t *testing.T) {
 	var middleware atomic.Int32
 	refused := make(chan *socketio.Socket, 1)
 	io := socketio.NewServer(socketio.Options{OnOriginRefused: func(s *socketio.Socket) { refused <- s }})
-	io.Of("/").Use(func(ctx context.Context, s *socketio.Socket) error {
+	io.Of("/").OnConnecting(func(ctx context.Context, ev socketio.ConnectEvent) (socketio.ConnectReply, error) {
 		middleware.Add(1)
-		return nil
+		return socketio.ConnectReply{}, nil
 	})
 	srv := httptest.NewServer(io)
 	defer srv.Close()

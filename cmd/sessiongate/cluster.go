@@ -8,8 +8,6 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/sessiongate/sessiongate"
-	"github.com/sessiongate/sessiongate/gateway"
 	"github.com/sessiongate/sessiongate/prometheus"
 	"github.com/sessiongate/sessiongate/socketio"
 )
@@ -86,17 +84,6 @@ func redisAddr(raw string) string {
 	}
 	u.User = nil
 	return u.Redacted()
-}
-
-// socketData is socketio.Options.SocketData: what another node's
-// FetchSockets learns of a socket. Only the user id and the session's
-// short hash: never the session id, its data or a header.
-func socketData(s *socketio.Socket) any {
-	id, ok := gateway.IdentityOf(s)
-	if !ok {
-		return nil
-	}
-	return map[string]string{"userId": id.UserID, "session": sessiongate.ShortHash(id.SessionID)}
 }
 
 // busPinger is the /readyz check of the bus.

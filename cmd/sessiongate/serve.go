@@ -160,7 +160,7 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 		OnOriginRefused: s.gw.OriginRefused,
 		// With CLUSTER, rooms and broadcasts go through the bus.
 		NewAdapter: newAdapter,
-		SocketData: socketData,
+		SocketData: s.gw.SocketData,
 	})
 	ns := s.io.Of("/")
 	s.gw.Attach(ns)
