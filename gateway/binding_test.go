@@ -103,7 +103,7 @@ func openPolling(t *testing.T, base, cookie, origin string) string {
 // nor write; the browser that opened it goes on, with or without an Origin.
 func TestPollingBoundToCookie(t *testing.T) {
 	st := openSQLite(t)
-	g := newGateway(t, Config{Sessions: st, Audit: newRecordingAudit(nil), })
+	g := newGateway(t, Config{Sessions: st, Audit: newRecordingAudit(nil)})
 	base := serveBound(t, g)
 	_, cookie := saveSession(t, st, "42", time.Now().Add(time.Hour))
 	_, otherCookie := saveSession(t, st, "7", time.Now().Add(time.Hour))
@@ -140,7 +140,7 @@ func TestPollingBoundToCookie(t *testing.T) {
 // goes on.
 func TestUpgradeBoundToCookie(t *testing.T) {
 	st := openSQLite(t)
-	g := newGateway(t, Config{Sessions: st, Audit: newRecordingAudit(nil), })
+	g := newGateway(t, Config{Sessions: st, Audit: newRecordingAudit(nil)})
 	base := serveBound(t, g)
 	_, cookie := saveSession(t, st, "42", time.Now().Add(time.Hour))
 	_, otherCookie := saveSession(t, st, "7", time.Now().Add(time.Hour))

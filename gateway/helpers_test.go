@@ -16,12 +16,12 @@ import (
 	"time"
 
 	"github.com/sessiongate/sessiongate"
+	"github.com/sessiongate/sessiongate/engineio"
 	"github.com/sessiongate/sessiongate/expresssession"
 	"github.com/sessiongate/sessiongate/internal/nodetest"
 	"github.com/sessiongate/sessiongate/internal/pgtest"
 	"github.com/sessiongate/sessiongate/internal/siotest"
 	"github.com/sessiongate/sessiongate/postgres"
-	"github.com/sessiongate/sessiongate/engineio"
 	"github.com/sessiongate/sessiongate/socketio"
 )
 
