@@ -241,9 +241,20 @@ type ClusterStats struct {
 	// sockets, all rooms, server-side emit with acks) that did not get
 	// every answer in time.
 	RequestTimeouts uint64
-	// LostMessages are the messages this node could not publish, or may
-	// have missed while it was disconnected from the bus.
+	// LostMessages are the messages this node could not publish (the bus
+	// down): lost for the other nodes.
 	LostMessages uint64
+	// Outages are the losses of the connection this node receives on;
+	// what the others published until it was back is lost for this node
+	// alone, and no bus says how many messages that was.
+	Outages uint64
+	// Dropped are received messages not delivered because they were
+	// malformed or over the size limit.
+	Dropped uint64
+	// Subscriptions is the number of bus channels this node is subscribed
+	// to (Redis: one per room it holds, plus the namespace's); 0 where
+	// the bus has one channel per namespace and does not count it.
+	Subscriptions int64
 }
 
 // clusterFamilies are the cluster bus's counters.
@@ -263,7 +274,13 @@ func clusterFamilies(stats func() ClusterStats) []Family {
 			}),
 		Counter("cluster_request_timeouts_total", "Requests of this node to the other nodes that did not get every answer in time.",
 			func() uint64 { return stats().RequestTimeouts }),
-		Counter("cluster_lost_messages_total", "Bus messages this node could not publish or may have missed while disconnected.",
+		Counter("cluster_lost_messages_total", "Bus messages this node could not publish (lost for the other nodes).",
 			func() uint64 { return stats().LostMessages }),
+		Counter("cluster_outages_total", "Losses of this node's receiving bus connection (what was published meanwhile is lost for this node).",
+			func() uint64 { return stats().Outages }),
+		Counter("cluster_dropped_messages_total", "Received bus messages not delivered: malformed or over the size limit.",
+			func() uint64 { return stats().Dropped }),
+		Gauge("cluster_subscriptions", "Bus channels this node is subscribed to (Redis: one per room it holds, plus the namespace's).",
+			func() int64 { return stats().Subscriptions }),
 	}
 }

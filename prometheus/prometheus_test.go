@@ -107,7 +107,7 @@ func TestExtra(t *testing.T) {
 // TestClusterFamilies: the cluster bus's counters, per node; no family
 // without a Cluster source.
 func TestClusterFamilies(t *testing.T) {
-	st := prometheus.ClusterStats{Up: true, MessagesIn: 12, MessagesOut: 5, RequestTimeouts: 2, LostMessages: 1}
+	st := prometheus.ClusterStats{Up: true, MessagesIn: 12, MessagesOut: 5, RequestTimeouts: 2, LostMessages: 1, Outages: 3, Dropped: 4, Subscriptions: 40}
 	body := scrape(t, prometheus.Sources{Cluster: func() prometheus.ClusterStats { return st }})
 	for _, want := range []string{
 		"sessiongate_cluster_up 1",
@@ -115,6 +115,9 @@ func TestClusterFamilies(t *testing.T) {
 		`sessiongate_cluster_messages_total{direction="out"} 5`,
 		"sessiongate_cluster_request_timeouts_total 2",
 		"sessiongate_cluster_lost_messages_total 1",
+		"sessiongate_cluster_outages_total 3",
+		"sessiongate_cluster_dropped_messages_total 4",
+		"sessiongate_cluster_subscriptions 40",
 	} {
 		if !strings.Contains(body, want+"\n") {
 			t.Errorf("metrics lack %q", want)
