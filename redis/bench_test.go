@@ -1,0 +1,131 @@
+package redis
+
+// The client choice (rueidis against go-redis) was measured with these
+// benchmarks against the local Redis:
+//
+//	go test -run '^$' -bench 'Client' -benchtime 3s ./redis/
+//
+// BenchmarkClientPublish: PUBLISH of a 120-byte message from parallel
+// goroutines (as many broadcasting handlers do); BenchmarkClientSubscribe:
+// one dynamic SUBSCRIBE on a connection already subscribed to other
+// channels, until its confirmation, then its UNSUBSCRIBE (a room's first
+// member joining and its last leaving).
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/redis/rueidis"
+)
+
+var benchPayload = strings.Repeat("x", 120)
+
+func BenchmarkClientPublish(b *testing.B) {
+	ctx := context.Background()
+	b.Run("rueidis", func(b *testing.B) {
+		c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{"127.0.0.1:6379"}, DisableCache: true})
+		if err != nil {
+			b.Fatalf("Redis at 127.0.0.1:6379: %v", err)
+		}
+		defer c.Close()
+		b.SetParallelism(8)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if err := c.Do(ctx, c.B().Publish().Channel("bench#pub").Message(benchPayload).Build()).Error(); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+	b.Run("go-redis", func(b *testing.B) {
+		c := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379"})
+		defer c.Close()
+		b.SetParallelism(8)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if err := c.Publish(ctx, "bench#pub", benchPayload).Err(); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+}
+
+func BenchmarkClientSubscribe(b *testing.B) {
+	ctx := context.Background()
+	b.Run("rueidis", func(b *testing.B) {
+		c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{"127.0.0.1:6379"}, DisableCache: true})
+		if err != nil {
+			b.Fatalf("Redis at 127.0.0.1:6379: %v", err)
+		}
+		defer c.Close()
+		d, cancel := c.Dedicate()
+		defer cancel()
+		confirmed := make(chan string, 1)
+		d.SetPubSubHooks(rueidis.PubSubHooks{
+			OnMessage: func(rueidis.PubSubMessage) {},
+			OnSubscription: func(s rueidis.PubSubSubscription) {
+				if s.Kind == "subscribe" {
+					confirmed <- s.Channel
+				}
+			},
+		})
+		for i := range 100 {
+			d.Do(ctx, d.B().Subscribe().Channel(fmt.Sprint("bench#base#", i)).Build())
+			<-confirmed
+		}
+		b.ResetTimer()
+		for i := 0; b.Loop(); i++ {
+			ch := fmt.Sprint("bench#room#", i)
+			if err := d.Do(ctx, d.B().Subscribe().Channel(ch).Build()).Error(); err != nil {
+				b.Fatal(err)
+			}
+			for <-confirmed != ch {
+			}
+			if err := d.Do(ctx, d.B().Unsubscribe().Channel(ch).Build()).Error(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("go-redis", func(b *testing.B) {
+		c := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379"})
+		defer c.Close()
+		ps := c.Subscribe(ctx)
+		defer ps.Close()
+		wait := func(kind, ch string) {
+			for {
+				m, err := ps.Receive(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if s, ok := m.(*goredis.Subscription); ok && s.Kind == kind && s.Channel == ch {
+					return
+				}
+			}
+		}
+		for i := range 100 {
+			ch := fmt.Sprint("bench#base#", i)
+			if err := ps.Subscribe(ctx, ch); err != nil {
+				b.Fatal(err)
+			}
+			wait("subscribe", ch)
+		}
+		b.ResetTimer()
+		for i := 0; b.Loop(); i++ {
+			ch := fmt.Sprint("bench#room#", i)
+			if err := ps.Subscribe(ctx, ch); err != nil {
+				b.Fatal(err)
+			}
+			wait("subscribe", ch)
+			if err := ps.Unsubscribe(ctx, ch); err != nil {
+				b.Fatal(err)
+			}
+			wait("unsubscribe", ch)
+		}
+	})
+}
