@@ -208,6 +208,12 @@ type channel struct {
 // Adapter then makes the socketio.Adapter of each namespace. Close leaves
 // the cluster.
 func NewCluster(ctx context.Context, url string, opts ClusterOptions) (*Cluster, error) {
+	return newCluster(ctx, url, opts, nil)
+}
+
+// newCluster is NewCluster with the test hook set before the listener
+// starts.
+func newCluster(ctx context.Context, url string, opts ClusterOptions, hookListening func(pid uint32)) (*Cluster, error) {
 	opts.setDefaults()
 	pcfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
@@ -234,6 +240,8 @@ func NewCluster(ctx context.Context, url string, opts ClusterOptions) (*Cluster,
 		table:    pgx.Identifier{opts.TableName}.Sanitize(),
 		pubs:     make(chan *publication, 1024),
 		channels: make(map[string]*channel),
+
+		testHookListening: hookListening,
 	}
 	if err := c.ensureTable(ctx); err != nil {
 		pool.Close()
