@@ -93,7 +93,7 @@ func testHandshakeCodes(t *testing.T, st store) {
 			t.Errorf("IdentityOf(%s) = %+v, %v; want user 42 of the ok session", s.ID(), id, ok)
 		}
 	}
-	if err := ns.To("user:42").Emit("hello", "world"); err != nil {
+	if err := ns.To("user:42").Emit(context.Background(), "hello", "world"); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
