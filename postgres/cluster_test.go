@@ -21,6 +21,7 @@ import (
 	"github.com/sessiongate/sessiongate/internal/pgtest"
 	"github.com/sessiongate/sessiongate/internal/siotest"
 	"github.com/sessiongate/sessiongate/socketio"
+	"github.com/sessiongate/sessiongate/socketio/adaptertest"
 )
 
 // testNode is one sessiongate node of a test cluster: a socketio.Server
@@ -385,7 +386,7 @@ func TestClusterFetchSocketsAndAllRooms(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("FetchSockets(x) = %v, want %v", got, want)
 	}
-	all, err := n0.ns.FetchSockets(ctx)
+	all, err := n0.ns.To().FetchSockets(ctx)
 	if err != nil || len(all) != 3 {
 		t.Errorf("FetchSockets() = %d sockets, %v; want 3", len(all), err)
 	}
@@ -515,7 +516,7 @@ func TestClusterHeartbeats(t *testing.T) {
 	tc.notify(t, "/", `{"type":2,"uid":"0421087bfd1bf2dc","nsp":"/"}`)
 	n0.awaitServerCount(t, 4)
 	before := n0.cl.Stats().RequestTimeouts
-	infos, err := n0.ns.Timeout(300 * time.Millisecond).FetchSockets(testCtx(t))
+	infos, err := n0.ns.To().Timeout(300 * time.Millisecond).FetchSockets(testCtx(t))
 	if !errors.Is(err, socketio.ErrRequestTimeout) {
 		t.Errorf("FetchSockets with a silent peer: %v, want ErrRequestTimeout", err)
 	}
@@ -742,4 +743,45 @@ func TestClusterMigrateCreatesAttachments(t *testing.T) {
 	if err := db.pool.QueryRow(testCtx(t), "SELECT to_regclass($1) IS NOT NULL", schema+".socket_io_attachments").Scan(&ok); err != nil || !ok {
 		t.Errorf("Migrate did not create the attachments table (%v)", err)
 	}
+}
+
+// The shared conformance suite of socketio adapters, with three nodes.
+func TestClusterConformance(t *testing.T) {
+	adaptertest.Run(t, func(t *testing.T, n int) []*socketio.Server {
+		if testing.Short() {
+			t.Skip("-short: skipping the cluster tests, which need PostgreSQL")
+		}
+		_, url := pgtest.Schema(t)
+		opts := testOptions()
+		opts.ChannelPrefix = "t" + randomID()[:10]
+		var servers []*socketio.Server
+		for range n {
+			cl, err := NewCluster(testCtx(t), url, opts)
+			if err != nil {
+				t.Fatalf("NewCluster: %v", err)
+			}
+			srv := socketio.NewServer(socketio.Options{NewAdapter: cl.Adapter})
+			srv.Of("/")
+			t.Cleanup(func() {
+				srv.Close()
+				cl.Close()
+			})
+			servers = append(servers, srv)
+		}
+		for _, srv := range servers {
+			ctx := testCtx(t)
+			for {
+				got, _ := srv.Of("/").Adapter().ServerCount(ctx)
+				if got == n {
+					break
+				}
+				select {
+				case <-ctx.Done():
+					t.Fatalf("a node counts %d nodes, want %d", got, n)
+				case <-time.After(20 * time.Millisecond):
+				}
+			}
+		}
+		return servers
+	}, 3)
 }
