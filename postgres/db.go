@@ -95,6 +95,7 @@ type names struct {
 	TrigExpired   string
 	Audit         string // qualified audit table
 	Users         string // qualified users table
+	Attachments   string // qualified attachments table of the cluster bus
 }
 
 func newNames(schema, table string) names {
@@ -113,6 +114,7 @@ func newNames(schema, table string) names {
 		TrigExpired:   pgx.Identifier{prefix + "expired"}.Sanitize(),
 		Audit:         q("sessiongate_audit"),
 		Users:         q("sessiongate_users"),
+		Attachments:   q(DefaultAttachmentsTable),
 	}
 }
 
@@ -208,7 +210,8 @@ const migrateLock int64 = 0x73657373696f6e67
 
 // Migrate creates what is missing, in one transaction: the connect-pg-simple
 // session table with its exact DDL (an existing table is left as it is), the
-// revocation trigger (replaced), the audit and users tables. It never
+// revocation trigger (replaced), the audit and users tables, and the
+// attachments table of the cluster bus (see Cluster). It never
 // touches rows and may run any number of times.
 func (db *DB) Migrate(ctx context.Context) error {
 	tx, err := db.pool.Begin(ctx)
@@ -228,7 +231,7 @@ func (db *DB) Migrate(ctx context.Context) error {
 	if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", db.names.Table).Scan(&exists); err != nil {
 		return fmt.Errorf("migrate: look up session table: %w", err)
 	}
-	files := []string{"revocation.sql", "audit.sql", "users.sql"}
+	files := []string{"revocation.sql", "audit.sql", "users.sql", "attachments.sql"}
 	if !exists {
 		files = append([]string{"session_table.sql"}, files...)
 	}
