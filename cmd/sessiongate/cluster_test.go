@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/sessiongate/sessiongate/internal/pgtest"
@@ -91,3 +92,86 @@ func TestClusterLogout(t *testing.T) {
 		})
 	}
 }
+
+// TestClusterHTTPAPI: three nodes on each bus. Alice has a socket on every
+// node; the HTTP API of any node reaches all of them, once: a publish, a
+// publish with "except", a join (seen by a multi-room publish from another
+// node, which every node receives after the join: one channel, in order),
+// a leave and a disconnect. /readyz says the bus is up, and /metrics counts
+// its traffic.
+func TestClusterHTTPAPI(t *testing.T) {
+	modes := clusterEnvs(t)
+	delete(modes, "none")
+	if len(modes) == 0 {
+		t.Fatal("no CLUSTER bus built in")
+	}
+	for _, name := range slices.Sorted(maps.Keys(modes)) {
+		t.Run(name, func(t *testing.T) {
+			env := maps.Clone(modes[name])
+			env["METRICS_KEY"] = "mk"
+			nodes := startCluster(t, 3, env)
+			cookie, room := login(t, nodes[0])
+			var clients []*nodeClient
+			for _, base := range nodes {
+				c := startClient(t, base, cookie, "websocket")
+				if l := c.next(t); l.Type != "connect" {
+					t.Fatalf("client on %s got %+v, want connect", base, l)
+				}
+				clients = append(clients, c)
+			}
+			auth := http.Header{"Authorization": {"Bearer pk"}}
+			call := func(node int, path, body string) {
+				t.Helper()
+				if res, b := post(t, nodes[node]+path, body, auth); res.StatusCode != 200 || b != "{\"ok\":true}\n" {
+					t.Fatalf("POST %s on node %d %s = %d %s", path, node, body, res.StatusCode, b)
+				}
+			}
+			everyone := func(event, data string) {
+				t.Helper()
+				for i, c := range clients {
+					if l := c.next(t); l.Type != "event" || l.Event != event || len(l.Args) != 1 || string(l.Args[0]) != data {
+						t.Fatalf("client on node %d got %+v, want %s %s", i, l, event, data)
+					}
+				}
+			}
+
+			call(0, "/api/publish", `{"to":["`+room+`"],"event":"e","data":1}`)
+			everyone("e", "1")
+			// Excluded: nothing, then the marker is the next thing seen
+			// (once: a second copy of e would come before it).
+			call(1, "/api/publish", `{"to":["`+room+`"],"except":["`+room+`"],"event":"e","data":2}`)
+			call(1, "/api/publish", `{"to":["`+room+`"],"event":"marker","data":1}`)
+			everyone("marker", "1")
+
+			call(1, "/api/rooms/join", `{"to":["`+room+`"],"rooms":["incident:7"]}`)
+			call(2, "/api/publish", `{"to":["incident:7","nobody"],"event":"update","data":7}`)
+			everyone("update", "7")
+			call(2, "/api/rooms/leave", `{"to":["`+room+`"],"rooms":["incident:7"]}`)
+			call(0, "/api/publish", `{"to":["incident:7","nobody"],"event":"update","data":8}`)
+			call(0, "/api/publish", `{"to":["`+room+`"],"event":"marker","data":2}`)
+			everyone("marker", "2")
+
+			for i, base := range nodes {
+				res, body := get(t, base+"/readyz", nil)
+				if res.StatusCode != 200 || body != "{\"status\":\"ok\",\"bus\":\"ok\"}\n" {
+					t.Errorf("node %d /readyz = %d %q", i, res.StatusCode, body)
+				}
+			}
+			_, metrics := get(t, nodes[0]+"/metrics", http.Header{"Authorization": {"Bearer mk"}})
+			for _, want := range []string{"sessiongate_cluster_up 1\n", `sessiongate_cluster_messages_total{direction="out"} `} {
+				if !strings.Contains(metrics, want) {
+					t.Errorf("node 0 /metrics lacks %q", want)
+				}
+			}
+			if strings.Contains(metrics, `sessiongate_cluster_messages_total{direction="out"} 0`+"\n") {
+				t.Error("node 0 published and counts no message out")
+			}
+
+			call(2, "/api/disconnect", `{"to":["`+room+`"]}`)
+			for _, c := range clients {
+				c.expectDisconnect(t, "io server disconnect")
+			}
+		})
+	}
+}
+
