@@ -26,8 +26,10 @@ func openPostgresCluster(ctx context.Context, cfg *Config, _ *openedStore, log *
 // postgresBus is a *postgres.Cluster as serve's clusterBus.
 type postgresBus struct{ c *postgres.Cluster }
 
-func (b postgresBus) Adapter(local *socketio.MemoryAdapter) socketio.Adapter { return b.c.Adapter(local) }
-func (b postgresBus) Close() error                                           { return b.c.Close() }
+func (b postgresBus) Adapter(local *socketio.MemoryAdapter) socketio.Adapter {
+	return b.c.Adapter(local)
+}
+func (b postgresBus) Close() error { return b.c.Close() }
 
 // errListenerDown is /readyz's reason while the LISTEN connection is lost.
 var errListenerDown = errors.New("postgres: cluster listener not connected")

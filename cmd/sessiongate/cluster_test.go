@@ -174,4 +174,3 @@ func TestClusterHTTPAPI(t *testing.T) {
 		})
 	}
 }
-
