@@ -3,13 +3,19 @@ package main
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"io"
 	"maps"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/sessiongate/sessiongate/httpapi"
 	"github.com/sessiongate/sessiongate/internal/pgtest"
 )
 
@@ -173,4 +179,119 @@ func TestClusterHTTPAPI(t *testing.T) {
 			}
 		})
 	}
+}
+
+// cutProxy forwards TCP connections to target until Cut, which closes them
+// all and refuses new ones: a bus that went away, for one node only.
+type cutProxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	conns  []net.Conn
+	cut    bool
+}
+
+func newCutProxy(t *testing.T, target string) *cutProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{ln: ln, target: target}
+	t.Cleanup(p.Cut)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			if p.cut {
+				p.mu.Unlock()
+				c.Close()
+				up.Close()
+				return
+			}
+			p.conns = append(p.conns, c, up)
+			p.mu.Unlock()
+			go func() { io.Copy(up, c); up.Close() }()
+			go func() { io.Copy(c, up); c.Close() }()
+		}
+	}()
+	return p
+}
+
+func (p *cutProxy) Addr() string { return p.ln.Addr().String() }
+
+func (p *cutProxy) Cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = true
+	p.ln.Close()
+	for _, c := range p.conns {
+		c.Close()
+	}
+}
+
+// TestClusterBusDown: a node that loses Redis stays ready, says
+// "bus":"down" with the warning, reports cluster_up 0, and still delivers
+// a publish made to it to its own sockets.
+func TestClusterBusDown(t *testing.T) {
+	modes := clusterEnvs(t)
+	env, ok := modes[ClusterRedis]
+	if !ok {
+		t.Fatal("CLUSTER=redis is not built in")
+	}
+	u, err := url.Parse(testRedisURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := newCutProxy(t, u.Host)
+	env = maps.Clone(env)
+	u.Host = proxy.Addr()
+	env["REDIS_URL"] = u.String()
+	env["METRICS_KEY"] = "mk"
+	base := startCluster(t, 1, env)[0]
+	cookie, room := login(t, base)
+	c := startClient(t, base, cookie, "websocket")
+	if l := c.next(t); l.Type != "connect" {
+		t.Fatalf("client got %+v, want connect", l)
+	}
+	if _, body := get(t, base+"/readyz", nil); body != "{\"status\":\"ok\",\"bus\":\"ok\"}\n" {
+		t.Fatalf("/readyz with the bus up = %q", body)
+	}
+
+	proxy.Cut()
+	want := `{"status":"ok","bus":"down","warnings":["` + httpapi.BusDownWarning + "\"]}\n"
+	for {
+		res, body := get(t, base+"/readyz", nil)
+		if res.StatusCode != 200 {
+			t.Fatalf("/readyz with the bus down = %d %q, want 200: the node serves its own sockets", res.StatusCode, body)
+		}
+		if body == want {
+			break
+		}
+		if body != "{\"status\":\"ok\",\"bus\":\"ok\"}\n" {
+			t.Fatalf("/readyz = %q, want %q", body, want)
+		}
+		if testCtx(t).Err() != nil {
+			t.Fatal("the bus never reported down")
+		}
+		time.Sleep(20 * time.Millisecond) // a probe loop, as a load balancer's
+	}
+	if _, metrics := get(t, base+"/metrics", http.Header{"Authorization": {"Bearer mk"}}); !strings.Contains(metrics, "sessiongate_cluster_up 0\n") {
+		t.Error("cluster_up is not 0 with the bus down")
+	}
+	// A publish fails for the cluster (500) but reaches the node's own
+	// sockets.
+	res, body := post(t, base+"/api/publish", `{"to":["`+room+`"],"event":"local","data":1}`, http.Header{"Authorization": {"Bearer pk"}})
+	if res.StatusCode != 500 {
+		t.Errorf("publish with the bus down = %d %s, want 500 (not delivered to the cluster)", res.StatusCode, body)
+	}
+	c.expectEvent(t, "local", "1")
 }
