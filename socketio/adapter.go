@@ -111,4 +111,3 @@ type SocketHandshake struct {
 	URL     string            // the request URI of the Engine.IO handshake
 	Query   map[string]string // its query
 }
-

@@ -66,7 +66,7 @@ var closeCodes = [numCloseCodes]struct {
 // client is the Socket.IO side of one Engine.IO session: it decodes packets
 // and holds the sockets, one per namespace, multiplexed on the session.
 //
-// Handlers of one client (middleware, OnConnect, events, OnDisconnect) run
+// Handlers of one client (connect hooks, OnConnect, events, OnDisconnect) run
 // one at a time in arrival order, on a goroutine that exists only while
 // there is work, so a slow handler delays only its own connection and never
 // the transport's read path: acknowledgements are resolved on the read path,
@@ -352,7 +352,7 @@ func (c *client) join(s *Socket) {
 		// Not under a lock: a cluster adapter may wait for a SUBSCRIBE.
 		if err = s.ns.adapter.AddAll(reply.Context, s.id, reply.Rooms); err != nil {
 			s.ns.adapter.DelAll(s.id)
-			if !errors.Is(err, ErrDisconnected) {
+			if !errors.Is(err, ErrDisconnected) && s.state.Load() != stateDisconnected {
 				c.logger().Error("socketio: joining the rooms of a connecting socket failed", "err", err, "engine_id", c.conn.ID())
 				err = errors.New("server error")
 			}

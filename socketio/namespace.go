@@ -216,12 +216,13 @@ func (n *Namespace) AllRooms(ctx context.Context) ([]string, error) {
 // when none given): every socket whose CONNECT was sent.
 func (n *Namespace) Sockets(rooms ...string) []*Socket {
 	return slices.DeleteFunc(n.mem.targets(BroadcastOptions{Rooms: rooms}), func(s *Socket) bool {
-		if s.state.Load() == stateJoining {
-			// Its CONNECT may be being sent: the state changes right
-			// after, under sendMu.
-			s.sendMu.Lock()
-			s.sendMu.Unlock() //nolint:staticcheck // an empty critical section waits for the connect
+		if s.Connected() {
+			return false
 		}
+		// Its CONNECT may be being sent: the state changes right after,
+		// under sendMu.
+		s.sendMu.Lock()
+		defer s.sendMu.Unlock()
 		return !s.Connected()
 	})
 }

@@ -1,12 +1,44 @@
 // Package socketio is a Socket.IO v5 server (the protocol of socket.io 3 and
-// 4) on top of package engineio: packets, namespaces, middleware, events and
-// acknowledgements, binary attachments, rooms and broadcasts. The official
-// socket.io-client v4 uses it unchanged. It knows nothing of sessions.
+// 4) on top of package engineio: packets, namespaces, connect hooks, events
+// and acknowledgements, binary attachments, rooms and broadcasts. The
+// official socket.io-client v4 uses it unchanged. It knows nothing of
+// sessions.
+//
+// # Connecting
+//
+// A client asking to join a namespace runs its OnConnecting hooks
+// (ConnectHandler, after centrifuge's): each may refuse it (CONNECT_ERROR)
+// or give what the socket starts with — rooms, values in its context
+// (Socket.Context, cancelled when it disconnects), Data. The rooms are
+// joined through the namespace's Adapter before the CONNECT packet is
+// sent, so a broadcast sent after the client saw itself connected reaches
+// it, and none reaches it before its CONNECT. OnConnect handlers run after
+// the CONNECT; OnDisconnect handlers get a Reason.
+//
+// The verbs say what the client does next: Socket.Disconnect leaves the
+// namespace and Socket.Close closes the connection (the client sees "io
+// server disconnect" and does not reconnect); Socket.Drop cuts the
+// transport (the client reconnects). Server.Shutdown disconnects everyone
+// (the clients reconnect elsewhere) and waits for the OnDisconnect
+// handlers.
+//
+// # Rooms, broadcasts and clusters
+//
+// Rooms and broadcasts go through the namespace's Adapter: the
+// MemoryAdapter for one process, or a cluster adapter (Options.NewAdapter)
+// that wraps it and carries broadcasts and room operations to the other
+// nodes. A BroadcastOperator (Namespace.To, Except, Local) selects sockets
+// on every node and emits to them, with or without acknowledgements, makes
+// them join or leave rooms, disconnects them or describes them
+// (FetchSockets, which never carries a header: see SocketInfo). A broadcast
+// is encoded once per namespace and its bytes are shared by every local
+// recipient. Package socketio/adaptertest is the conformance suite of
+// adapters.
 //
 // # Handlers
 //
-// The handlers of one connection (middleware, OnConnect, event handlers,
-// OnDisconnect, for all its namespaces) run one at a time, in the order the
+// The handlers of one connection (connect hooks, OnConnect, event
+// handlers, OnDisconnect, for all its namespaces) run one at a time, in the order the
 // packets arrived, on a goroutine that exists only while there is work: a
 // slow handler delays its own connection only, and an idle connection holds
 // no goroutine. Acknowledgements are matched on the transport's read path,
@@ -39,7 +71,7 @@
 //   - As Node's server does, a packet for a namespace the client has not
 //     joined closes the connection ("forced server close"), whether or not
 //     it joined another: only CONNECT may name such a namespace. A
-//     namespace is joined once its middleware has let the client in and
+//     namespace is joined once its connect hooks have let the client in and
 //     its CONNECT was sent; socket.io-client holds its emits until then.
 //     Packet headers (type, namespace, ack id) are checked before the
 //     arguments are parsed, and arguments are decoded on the handler
@@ -93,7 +125,7 @@ type Options struct {
 	// joining: 32.
 	MaxNamespaces int
 	// MaxRefusedConnects is the number of CONNECTs refused (unknown
-	// namespace or middleware error) after which the connection is closed:
+	// namespace or connect hook error) after which the connection is closed:
 	// 8.
 	MaxRefusedConnects int
 	// MaxPendingAcks bounds the EmitWithAck calls waiting on one socket:
@@ -103,6 +135,7 @@ type Options struct {
 	// NewAdapter, when set, makes the Adapter of each namespace from the
 	// namespace's in-memory adapter, which it wraps and delivers through (a
 	// cluster: package redis or postgres). Nil: the MemoryAdapter alone.
+	// Server.Close and Shutdown close the adapters.
 	NewAdapter func(local *MemoryAdapter) Adapter
 	// SocketData is what FetchSockets tells other nodes about a socket, in
 	// its data field: never a secret. Nil: the socket's Data.
@@ -364,7 +397,7 @@ type Stats struct {
 	// all sent within AttachmentTimeout.
 	Attachments uint64
 	// NamespaceViolations: a packet for a namespace the client has not
-	// joined (or whose middleware is still running), a second CONNECT for
+	// joined (or whose connect hooks are still running), a second CONNECT for
 	// one, a CONNECT_ERROR from the client, or more than MaxNamespaces.
 	NamespaceViolations uint64
 	// RefusedConnects: MaxRefusedConnects CONNECTs refused.
