@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"maps"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/redis/rueidis"
+)
+
+// TestClusterRedisACL: the ACL of docs/cluster.md is enough for a node and
+// confines it. A Redis user made with exactly that line (for this test's
+// CLUSTER_KEY) runs two nodes through which a publish reaches a socket on
+// the other node; the same user may not publish on another channel, nor
+// touch a key.
+func TestClusterRedisACL(t *testing.T) {
+	modes := clusterEnvs(t)
+	env, ok := modes[ClusterRedis]
+	if !ok {
+		t.Fatal("CLUSTER=redis is not built in")
+	}
+	key := env["CLUSTER_KEY"]
+	ctx := testCtx(t)
+	admin, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{redisHost(t)}, DisableCache: true})
+	if err != nil {
+		t.Fatalf("Redis at %s: %v", redisHost(t), err)
+	}
+	var b [8]byte
+	rand.Read(b[:])
+	user, password := "sgacl-"+hex.EncodeToString(b[:4]), hex.EncodeToString(b[4:])+"-acl-password"
+	// docs/cluster.md, "Security of the bus", with socket.io replaced by the key.
+	acl := "on >" + password + " resetkeys resetchannels &" + key + "#* &" + key + "-request#* &" + key + "-response#*" +
+		" -@all +publish +subscribe +unsubscribe +pubsub|numsub +ping +hello +client|setname"
+	if err := admin.Do(ctx, admin.B().Arbitrary("ACL", "SETUSER", user, "reset").Args(strings.Fields(acl)...).Build()).Error(); err != nil {
+		admin.Close()
+		t.Fatalf("ACL SETUSER: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := admin.Do(context.Background(), admin.B().Arbitrary("ACL", "DELUSER", user).Build()).Error(); err != nil {
+			t.Errorf("ACL DELUSER %s: %v", user, err)
+		}
+		admin.Close()
+	})
+
+	u, _ := url.Parse(testRedisURL())
+	u.User = url.UserPassword(user, password)
+	env = maps.Clone(env)
+	env["REDIS_URL"] = u.String()
+	nodes := startCluster(t, 2, env)
+	cookie, room := login(t, nodes[0])
+	c := startClient(t, nodes[1], cookie, "websocket")
+	if l := c.next(t); l.Type != "connect" {
+		t.Fatalf("client got %+v, want connect", l)
+	}
+	if res, body := post(t, nodes[0]+"/api/publish", `{"to":["`+room+`"],"event":"e","data":1}`, http.Header{"Authorization": {"Bearer pk"}}); res.StatusCode != 200 {
+		t.Fatalf("publish = %d %s", res.StatusCode, body)
+	}
+	c.expectEvent(t, "e", "1")
+
+	confined, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{redisHost(t)}, Username: user, Password: password, DisableCache: true})
+	if err != nil {
+		t.Fatalf("connect as %s: %v", user, err)
+	}
+	defer confined.Close()
+	for name, cmd := range map[string]rueidis.Completed{
+		"PUBLISH on another channel": confined.B().Publish().Channel("other#/#").Message("x").Build(),
+		"PUBLISH on a longer key":    confined.B().Publish().Channel(key + "x#/#").Message("x").Build(),
+		"SET":                        confined.B().Set().Key(key + "#k").Value("1").Build(),
+	} {
+		if err := confined.Do(ctx, cmd).Error(); err == nil || !strings.Contains(err.Error(), "NOPERM") {
+			t.Errorf("%s as the confined user: %v, want NOPERM", name, err)
+		}
+	}
+}
+
+// redisHost is the host:port of the test Redis.
+func redisHost(t *testing.T) string {
+	t.Helper()
+	u, err := url.Parse(testRedisURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Host
+}
