@@ -294,3 +294,27 @@ func TestAuditSpoolDir(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseRedisURL: REDIS_URL is parsed without panicking, an accepted one
+// is redis:// or rediss:// with a host, and an error never echoes the value
+// (it may hold a password).
+func FuzzParseRedisURL(f *testing.F) {
+	for _, s := range []string{"redis://127.0.0.1:6379", "rediss://u:p@h:6380/2", "redis://h/x", "http://h", "redis://[::1", "redis://:pw@/", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		var c Config
+		err := parseRedisURL(&c, v)
+		if err != nil {
+			// Fixed texts only: nothing of the value is in them.
+			if msg := err.Error(); msg != "must be a redis:// or rediss:// URL with a host (redis://[user:password@]host[:port][/db])" &&
+				msg != "its path must be a database number (redis://host:6379/0)" {
+				t.Fatalf("error %q is not one of the fixed texts", msg)
+			}
+			return
+		}
+		if lv := strings.ToLower(v); v != "" && !strings.HasPrefix(lv, "redis://") && !strings.HasPrefix(lv, "rediss://") {
+			t.Fatalf("accepted %q", v)
+		}
+	})
+}
