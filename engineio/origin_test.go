@@ -125,3 +125,32 @@ func TestOriginDirectWebsocket(t *testing.T) {
 		t.Fatal("OriginAllowed true for a foreign origin")
 	}
 }
+
+// FuzzOriginAllowed: whatever the Origin and Host, an origin is allowed only
+// when absent, listed, or an http(s) origin whose host is the Host.
+func FuzzOriginAllowed(f *testing.F) {
+	for _, s := range [][2]string{
+		{"https://app.example", "x"}, {"http://h:1", "h:1"}, {"null", "null"}, {"", "h"},
+		{"http://H:1", "h:1"}, {"ws://h", "h"}, {"http://user@h", "h"}, {"http://h/path", "h"},
+	} {
+		f.Add(s[0], s[1])
+	}
+	srv := NewServer(Options{AllowedOrigins: []string{"https://app.example"}})
+	defer srv.Close()
+	f.Fuzz(func(t *testing.T, origin, host string) {
+		r := &http.Request{Header: http.Header{}, Host: host}
+		if origin != "" {
+			r.Header.Set("Origin", origin)
+		}
+		if !srv.originAllowed(r) {
+			return
+		}
+		if origin == "" || origin == "https://app.example" {
+			return
+		}
+		u, err := url.Parse(origin)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || !strings.EqualFold(u.Host, host) || host == "" {
+			t.Fatalf("Origin %q allowed for Host %q", origin, host)
+		}
+	})
+}
