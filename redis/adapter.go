@@ -39,7 +39,8 @@ type Adapter struct {
 
 	bchan, reqChan, resChan, resUIDChan string
 
-	work chan func() // requests of other nodes, run in order off the reading goroutine
+	ready chan struct{} // closed when the fixed channels are subscribed
+	work  chan func()   // requests of other nodes, run in order off the reading goroutine
 	stop chan struct{}
 	wg   sync.WaitGroup
 
@@ -73,6 +74,7 @@ func newAdapter(c *Cluster, local *socketio.MemoryAdapter) *Adapter {
 		bchan:    k + "#" + nsp + "#",
 		reqChan:  k + "-request#" + nsp + "#",
 		resChan:  k + "-response#" + nsp + "#",
+		ready:    make(chan struct{}),
 		work:     make(chan func(), requestQueueLength),
 		stop:     make(chan struct{}),
 		requests: make(map[string]*pending),
@@ -119,7 +121,21 @@ func (a *Adapter) start() {
 				return
 			}
 		}
+		close(a.ready)
 	}()
+}
+
+// Ready waits until the namespace's channels are subscribed: from then on
+// other nodes count this one (ServerCount) and it hears their requests.
+func (a *Adapter) Ready(ctx context.Context) error {
+	select {
+	case <-a.ready:
+		return nil
+	case <-a.stop:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // UID returns the node id of this adapter on the bus (6 base62
