@@ -41,8 +41,8 @@ type Adapter struct {
 
 	ready chan struct{} // closed when the fixed channels are subscribed
 	work  chan func()   // requests of other nodes, run in order off the reading goroutine
-	stop chan struct{}
-	wg   sync.WaitGroup
+	stop  chan struct{}
+	wg    sync.WaitGroup
 
 	mu       sync.Mutex
 	requests map[string]*pending    // our requests waiting for answers
