@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http/httptest"
 	"os"
 	"slices"
@@ -608,4 +609,59 @@ func TestClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	until(t, "the channels to be unsubscribed", func() bool { return len(channels(t, rc, key)) == 0 })
+}
+
+// TestWireBytes: what our node publishes is byte for byte what Node's
+// adapter publishes (shared/interop §1a captures), with our uid and
+// requestId in place of Node's.
+func TestWireBytes(t *testing.T) {
+	rc := admin(t)
+	nodes := startNodes(t, 1, Options{})
+	key := nodes[0].cl.opts.Key
+	a := nodes[0].srv.Of("/").Adapter().(*Adapter)
+	spy, cancel := rc.Dedicate()
+	defer cancel()
+	type msg struct{ ch, payload string }
+	got := make(chan msg, 16)
+	spy.SetPubSubHooks(rueidis.PubSubHooks{OnMessage: func(m rueidis.PubSubMessage) { got <- msg{m.Channel, m.Message} }})
+	if err := spy.Do(waitCtx(t), spy.B().Subscribe().Channel(key+"#/#", key+"#/#room1#", key+"-request#/#").Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	until(t, "the spy", func() bool { n, _ := a.ServerCount(waitCtx(t)); return n == 2 })
+	str := func(s string) string { return fmt.Sprintf("%02x", 0xa0|len(s)) + hex.EncodeToString([]byte(s)) }
+	expect := func(ch, wantHex string) {
+		t.Helper()
+		m := <-got
+		if m.ch != ch || hex.EncodeToString([]byte(m.payload)) != wantHex {
+			t.Errorf("published on %s:\n %x\nwant on %s:\n %s", m.ch, m.payload, ch, wantHex)
+		}
+	}
+	ns := nodes[0].srv.Of("/")
+	if err := ns.Emit(waitCtx(t), "hello", "world"); err != nil {
+		t.Fatal(err)
+	}
+	expect(key+"#/#", "93"+str(a.uid)+"83a47479706502a46461746192a568656c6c6fa5776f726c64a36e7370a12f83a5726f6f6d7390a665786365707490a5666c61677380")
+	if err := ns.To("room1").Emit(waitCtx(t), "bin", []byte{1, 2, 3}, map[string]any{"a": 1}); err != nil {
+		t.Fatal(err)
+	}
+	expect(key+"#/#room1#", "93"+str(a.uid)+"83a47479706502a46461746193a362696ec40301020381a16101a36e7370a12f83a5726f6f6d7391a5726f6f6d31a665786365707490a5666c61677380")
+	if err := ns.To("r1", "r2").Except("r3").Volatile().Emit(waitCtx(t), "multi", 42); err != nil {
+		t.Fatal(err)
+	}
+	expect(key+"#/#", "93"+str(a.uid)+"83a47479706502a46461746192a56d756c74692aa36e7370a12f83a5726f6f6d7392a27231a27232a665786365707491a27233a5666c61677381a8766f6c6174696c65c3")
+	// broadcastWithAck: a msgpack request; the spy never answers, so it
+	// ends with the timeout.
+	_, _ = ns.To().Timeout(time.Second).EmitWithAck(waitCtx(t), "ack?")
+	m := <-got
+	v, err := decodeMessage(m.payload)
+	if err != nil || m.ch != key+"-request#/#" || m.payload[0] == '{' {
+		t.Fatalf("broadcastWithAck request on %s: %x, %v", m.ch, m.payload, err)
+	}
+	id, _ := v["requestId"].(string)
+	want := "85a3756964" + str(a.uid) + "a9726571756573744964" + str(id) + "a474797065" + "07" +
+		"a67061636b6574" + "83a47479706502a46461746191a461636b3fa36e7370a12f" +
+		"a46f707473" + "83a5726f6f6d7390a665786365707490a5666c61677381a774696d656f7574cd03e8"
+	if hex.EncodeToString([]byte(m.payload)) != want {
+		t.Errorf("broadcastWithAck request:\n %x\nwant\n %s", m.payload, want)
+	}
 }
