@@ -100,7 +100,8 @@ var ErrClosed = errors.New("redis: cluster closed")
 
 // Cluster is one node's connection to the Redis bus: a client for
 // publishing and requests, and one dedicated subscriber connection shared
-// by the adapters of every namespace. It is safe for concurrent use.
+// by the adapters of every namespace. It serves one socketio.Server (its
+// namespaces' channels are its own); it is safe for concurrent use.
 type Cluster struct {
 	opts   Options
 	client rueidis.Client
@@ -113,6 +114,7 @@ type Cluster struct {
 	in, out, bytesIn, bytesOut, dropped, malformed atomic.Uint64
 	timeouts, pubErrs, outages                     atomic.Uint64
 	connected                                      atomic.Bool
+	down                                           atomic.Bool // in an outage (after a first connection)
 
 	mu       sync.Mutex
 	subs     map[string]*subscription // by channel
@@ -278,6 +280,11 @@ func (c *Cluster) subscribe(ctx context.Context, channel string, handle func(str
 	}
 	wait := s.confirmed
 	c.mu.Unlock()
+	if c.down.Load() {
+		// In an outage nothing reaches this node anyway: the join does not
+		// wait for Redis, and the channel is subscribed on reconnecting.
+		return nil
+	}
 	select {
 	case <-wait:
 		return nil
@@ -363,6 +370,7 @@ func (c *Cluster) run() {
 	var down time.Time
 	for c.ctx.Err() == nil {
 		err := c.session(func() {
+			c.down.Store(false)
 			if !down.IsZero() {
 				c.log.Warn("redis: subscriber connection restored; messages published meanwhile were lost for this node",
 					"down", time.Since(down).Round(time.Millisecond))
@@ -373,6 +381,7 @@ func (c *Cluster) run() {
 		if c.ctx.Err() != nil {
 			return
 		}
+		c.down.Store(true)
 		if c.connected.Swap(false) || down.IsZero() {
 			c.outages.Add(1)
 			down = time.Now()

@@ -93,7 +93,9 @@
 // The subscriber connection is watched: when it drops, the node keeps its
 // local sockets (they still get local broadcasts), logs the outage,
 // reconnects with internal/backoff (100 ms doubling to 5 s) and subscribes
-// every fixed and room channel it holds again. Messages published
+// every fixed and room channel it holds again. Sockets that join rooms
+// during the outage do not wait for Redis (their channels are subscribed
+// on reconnecting). Messages published
 // meanwhile are lost for this node only; Redis cannot say how many, so
 // Stats counts the outages (Stats.Outages) and this node's failed publishes
 // (Stats.PublishErrors), and Cluster.Ready fails while it is down (for
