@@ -75,7 +75,7 @@
 //
 // Socket ids are not subscribed. Subscribing every socket's own channel
 // would put one more SUBSCRIBE round trip before each CONNECT (measured
-// here: 72–134 µs per SUBSCRIBE/UNSUBSCRIBE pair on loopback, more across
+// here: 85–150 µs per SUBSCRIBE/UNSUBSCRIBE pair on loopback, BenchmarkClientSubscribe, more across
 // a network, and one Redis channel per connection, so 2 × the churn of a
 // reconnect storm) for a feature the gateway does not use: sessiongate
 // addresses users by their user room. So:
