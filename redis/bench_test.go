@@ -10,6 +10,17 @@ package redis
 // one dynamic SUBSCRIBE on a connection already subscribed to other
 // channels, until its confirmation, then its UNSUBSCRIBE (a room's first
 // member joining and its last leaving).
+//
+// On the 2-core test machine (shared with other work), Redis 7.0.15 on
+// loopback, 2026-12-03, -count 3:
+//
+//	PUBLISH, 8 × GOMAXPROCS publishers  rueidis 6.7–8.4 µs/op   go-redis 36–52 µs/op
+//	SUBSCRIBE + UNSUBSCRIBE round trip  rueidis 85–141 µs/op    go-redis 85–153 µs/op
+//
+// rueidis pipelines concurrent commands on one connection (4–6× the
+// publish rate, the hot path of a broadcast); subscription churn costs
+// the same with both. rueidis also reports the end of the subscriber
+// connection (SetPubSubHooks' channel), which the resubscription relies on.
 
 import (
 	"context"
