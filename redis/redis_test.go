@@ -665,3 +665,106 @@ func TestWireBytes(t *testing.T) {
 		t.Errorf("broadcastWithAck request:\n %x\nwant\n %s", m.payload, want)
 	}
 }
+
+// TestAnswersNodeRequests: the requests a Node peer sends (raw bytes on
+// the request channel) get the answers Node's adapter would give, in its
+// formats: ALL_ROOMS, REMOTE_FETCH, SERVER_SIDE_EMIT with ack, BROADCAST
+// with acks (JSON count, then msgpack acks), SOCKETS.
+func TestAnswersNodeRequests(t *testing.T) {
+	rc := admin(t)
+	nodes := startNodes(t, 1, Options{})
+	key := nodes[0].cl.opts.Key
+	nodes[0].srv.Of("/").OnServerEvent(func(ev socketio.Event, ack func(any)) {
+		if ack != nil {
+			ack("pong")
+		}
+	})
+	_, sid := dial(t, nodes[0].url, "/", "room1")
+	spy, cancel := rc.Dedicate()
+	defer cancel()
+	got := make(chan string, 16)
+	spy.SetPubSubHooks(rueidis.PubSubHooks{OnMessage: func(m rueidis.PubSubMessage) { got <- m.Message }})
+	if err := spy.Do(waitCtx(t), spy.B().Subscribe().Channel(key+"-response#/#").Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	send := func(p []byte) {
+		t.Helper()
+		if err := rc.Do(waitCtx(t), rc.B().Publish().Channel(key+"-request#/#").Message(rueidis.BinaryString(p)).Build()).Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	next := func() string {
+		t.Helper()
+		select {
+		case m := <-got:
+			return m
+		case <-waitCtx(t).Done():
+			t.Fatal("no answer")
+			return ""
+		}
+	}
+	asJSON := func(s string) map[string]any {
+		t.Helper()
+		var m map[string]any
+		if err := json.Unmarshal([]byte(s), &m); err != nil {
+			t.Fatalf("answer %q is not JSON: %v", s, err)
+		}
+		return m
+	}
+
+	send([]byte(`{"uid":"NodeXY","requestId":"r1","type":1}`))
+	if m := asJSON(next()); m["requestId"] != "r1" || !slices.ContainsFunc(m["rooms"].([]any), func(r any) bool { return r == "room1" }) || !slices.ContainsFunc(m["rooms"].([]any), func(r any) bool { return r == sid }) {
+		t.Errorf("ALL_ROOMS answer %v", m)
+	}
+	send([]byte(`{"uid":"NodeXY","requestId":"r2","type":5,"opts":{"rooms":["room1"],"except":[]}}`))
+	ans := next()
+	m := asJSON(ans)
+	socks, _ := m["sockets"].([]any)
+	if m["requestId"] != "r2" || len(socks) != 1 {
+		t.Fatalf("REMOTE_FETCH answer %s", ans)
+	}
+	s := socks[0].(map[string]any)
+	hs, _ := s["handshake"].(map[string]any)
+	if s["id"] != sid || fmt.Sprint(s["rooms"]) != fmt.Sprint([]any{sid, "room1"}) || hs == nil || fmt.Sprint(hs["headers"]) != "map[]" || hs["xdomain"] != false {
+		t.Errorf("REMOTE_FETCH socket %s", ans)
+	}
+	send([]byte(`{"uid":"NodeXY","requestId":"r3","type":6,"data":["ping",1]}`))
+	if m := asJSON(next()); m["requestId"] != "r3" || m["type"] != 6.0 || m["data"] != "pong" {
+		t.Errorf("SERVER_SIDE_EMIT answer %v", m)
+	}
+	req, _ := hex.DecodeString("85a3756964a64e6f64655859a9726571756573744964a27234a47479706507a67061636b657483a47479706502a46461746191a171a36e7370a12fa46f70747383a5726f6f6d7390a665786365707490a5666c61677381a774696d656f7574cd03e8")
+	send(req)
+	if m := asJSON(next()); m["requestId"] != "r4" || m["type"] != 8.0 || m["clientCount"] != 1.0 {
+		t.Errorf("BROADCAST client count %v", m)
+	}
+	if a := hex.EncodeToString([]byte(next())); a != "83a47479706509a9726571756573744964a27234a67061636b6574a26f6b" {
+		t.Errorf("BROADCAST_ACK %s, want Node's msgpack {type:9, requestId, packet:\"ok\"}", a)
+	}
+	send([]byte(`{"uid":"NodeXY","requestId":"r5","type":0,"rooms":["room1"]}`))
+	if m := asJSON(next()); m["requestId"] != "r5" || fmt.Sprint(m["sockets"]) != fmt.Sprint([]any{sid}) {
+		t.Errorf("SOCKETS answer %v", m)
+	}
+	// A node with no recipient still answers its count, 0.
+	req, _ = hex.DecodeString(strings.Replace(hex.EncodeToString(req), "a5726f6f6d7390", "a5726f6f6d7391a46e6f6e65", 1))
+	send(req)
+	if m := asJSON(next()); m["type"] != 8.0 || m["clientCount"] != 0.0 {
+		t.Errorf("BROADCAST to no one: %v", m)
+	}
+}
+
+// TestBinaryAcrossNodes: a []byte argument emitted on one node reaches a
+// client of another as a binary event.
+func TestBinaryAcrossNodes(t *testing.T) {
+	nodes := startNodes(t, 2, Options{})
+	c, _ := dial(t, nodes[1].url, "/", "room1")
+	if err := nodes[0].srv.Of("/").To("room1").Emit(waitCtx(t), "bin", []byte{1, 2, 3}, "text"); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := c.WaitEvent(waitCtx(t), "bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(ev.Args[0]), `"_placeholder":true`) || string(ev.Args[1]) != `"text"` {
+		t.Errorf("got %s, want a binary attachment then \"text\"", ev.Args)
+	}
+}
