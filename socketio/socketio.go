@@ -135,6 +135,7 @@ type Options struct {
 	// NewAdapter, when set, makes the Adapter of each namespace from the
 	// namespace's in-memory adapter, which it wraps and delivers through (a
 	// cluster: package redis or postgres). Nil: the MemoryAdapter alone.
+	// Server.Close and Shutdown close the adapters.
 	NewAdapter func(local *MemoryAdapter) Adapter
 	// SocketData is what FetchSockets tells other nodes about a socket, in
 	// its data field: never a secret. Nil: the socket's Data.
