@@ -292,7 +292,25 @@ func (a *Adapter) AddSockets(ctx context.Context, opts socketio.BroadcastOptions
 	if opts.Flags.Local {
 		return nil
 	}
-	return a.publishRequest(ctx, map[string]any{"uid": a.uid, "type": reqRemoteJoin, "opts": clusterwire.OptsJSON(opts), "rooms": strsOrEmpty(rooms)})
+	if err := a.publishRequest(ctx, map[string]any{"uid": a.uid, "type": reqRemoteJoin, "opts": clusterwire.OptsJSON(opts), "rooms": strsOrEmpty(rooms)}); err != nil {
+		return err
+	}
+	return a.barrier(ctx)
+}
+
+// barrier waits until every other node has handled this node's previous
+// requests: it asks them for the sockets of a room no one is in (SOCKETS,
+// which Node's adapter still answers) and waits for the answers. A node
+// handles its requests in order, and a join only after its SUBSCRIBE is
+// confirmed, so after SocketsJoin or SocketsLeave returns, a broadcast
+// from this node to the rooms sees their effect on every node, as it does
+// with Node's adapters (which receive everything on one PSUBSCRIBE).
+func (a *Adapter) barrier(ctx context.Context) error {
+	_, err := a.request(ctx, reqSockets, map[string]any{"rooms": []string{""}})
+	if err != nil {
+		return fmt.Errorf("redis: waiting for the other nodes to apply the room operation: %w", err)
+	}
+	return nil
 }
 
 func (a *Adapter) addSocketsLocal(ctx context.Context, opts socketio.BroadcastOptions, rooms []string) {
@@ -314,7 +332,10 @@ func (a *Adapter) DelSockets(ctx context.Context, opts socketio.BroadcastOptions
 	if opts.Flags.Local {
 		return nil
 	}
-	return a.publishRequest(ctx, map[string]any{"uid": a.uid, "type": reqRemoteLeave, "opts": clusterwire.OptsJSON(opts), "rooms": strsOrEmpty(rooms)})
+	if err := a.publishRequest(ctx, map[string]any{"uid": a.uid, "type": reqRemoteLeave, "opts": clusterwire.OptsJSON(opts), "rooms": strsOrEmpty(rooms)}); err != nil {
+		return err
+	}
+	return a.barrier(ctx)
 }
 
 // DisconnectSockets disconnects the sockets opts selects, here and on every

@@ -768,3 +768,52 @@ func TestBinaryAcrossNodes(t *testing.T) {
 		t.Errorf("got %s, want a binary attachment then \"text\"", ev.Args)
 	}
 }
+
+// TestRoomOpsThenBroadcast: right after SocketsJoin returns, a broadcast
+// from the same node to the new room reaches the remote sockets that
+// joined it (their node subscribed it first); right after SocketsLeave, it
+// no longer does.
+func TestRoomOpsThenBroadcast(t *testing.T) {
+	nodes := startNodes(t, 3, Options{UnsubscribeLinger: time.Millisecond})
+	var cs []*siotest.Client
+	for _, n := range nodes[1:] {
+		c, _ := dial(t, n.url, "/", "a")
+		cs = append(cs, c)
+	}
+	ns := nodes[0].srv.Of("/")
+	for i := range 20 {
+		room := fmt.Sprint("z", i)
+		if err := ns.To("a").SocketsJoin(waitCtx(t), room); err != nil {
+			t.Fatal(err)
+		}
+		if err := ns.To(room).Emit(waitCtx(t), "in", i); err != nil {
+			t.Fatal(err)
+		}
+		if err := ns.To("a").SocketsLeave(waitCtx(t), room); err != nil {
+			t.Fatal(err)
+		}
+		if err := ns.To(room).Emit(waitCtx(t), "out", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ns.Emit(waitCtx(t), "mark"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs {
+		if _, err := c.WaitEvent(waitCtx(t), "mark"); err != nil {
+			t.Fatal(err)
+		}
+		in, out := 0, 0
+		for _, ev := range c.Events() {
+			switch ev.Name {
+			case "in":
+				in++
+			case "out":
+				out++
+			}
+		}
+		if in != 20 || out != 0 {
+			t.Errorf("got %d of 20 broadcasts after the joins, %d after the leaves", in, out)
+		}
+	}
+}
