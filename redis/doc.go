@@ -50,6 +50,14 @@
 // with its uid, and skips its own echo. Node peers apply them on receipt
 // either way, so both kinds of node see each operation exactly once.
 //
+// SocketsJoin and SocketsLeave then wait for a barrier: a SOCKETS request
+// (type 0, for a room no one is in, which Node's adapter still answers)
+// that every other node answers only after the requests before it, a join
+// only once its SUBSCRIBE is confirmed. So a broadcast sent after either
+// returns sees its effect on every node, as Node's single PSUBSCRIBE gives
+// its peers; a silent subscriber makes them fail, after the operation was
+// published, with ErrRequestTimeout. DisconnectSockets does not wait.
+//
 // # Per-room subscriptions
 //
 // Node's classic adapter PSUBSCRIBEs "<key>#<nsp>#*": every node receives
