@@ -144,25 +144,45 @@ func (a *Adapter) UID() string { return a.uid }
 
 func (a *Adapter) roomChan(room string) string { return a.bchan + room + "#" }
 
-// AddAll subscribes the channels of the rooms this node does not hold yet,
-// waits for their confirmations, then puts the socket in the rooms.
+// AddAll subscribes the channels of the rooms this node does not hold yet
+// (and, unless Options.SkipSocketIDChannels, the socket's own channel), all
+// in one round trip, waits for their confirmations, then puts the socket in
+// the rooms.
 func (a *Adapter) AddAll(ctx context.Context, id string, rooms []string) error {
-	var subscribed []string
+	var held []string
 	defer func() {
-		for _, ch := range subscribed {
+		for _, ch := range held {
 			a.c.joined(ch)
 		}
 	}()
+	var waits []<-chan struct{}
+	acquire := func(room string) error {
+		ch := a.roomChan(room)
+		w, err := a.c.acquire(ch, func(p string) { a.onBroadcast(room, p) }, func() bool { return a.local.HasRoom(room) })
+		if err != nil {
+			return err
+		}
+		held = append(held, ch)
+		waits = append(waits, w)
+		return nil
+	}
+	if !a.c.opts.SkipSocketIDChannels {
+		if err := acquire(id); err != nil {
+			return err
+		}
+	}
 	for _, r := range rooms {
 		if r == id {
-			continue // socket-id rooms are not subscribed: see the package doc
+			continue
 		}
-		ch := a.roomChan(r)
-		room := r
-		if err := a.c.subscribe(ctx, ch, func(p string) { a.onBroadcast(room, p) }, func() bool { return a.local.HasRoom(room) }); err != nil {
-			return fmt.Errorf("redis: subscribe to room %q: %w", r, err)
+		if err := acquire(r); err != nil {
+			return err
 		}
-		subscribed = append(subscribed, ch)
+	}
+	for _, w := range waits {
+		if err := a.c.confirmed(ctx, w); err != nil {
+			return fmt.Errorf("redis: subscribe to the rooms of %s: %w", id, err)
+		}
 	}
 	return a.local.AddAll(ctx, id, rooms)
 }
@@ -176,11 +196,11 @@ func (a *Adapter) Del(id string, rooms []string) {
 	}
 }
 
-// DelAll takes the socket out of every room.
+// DelAll takes the socket out of every room (its own included).
 func (a *Adapter) DelAll(id string) {
 	rooms := a.local.Rooms(id)
 	a.local.DelAll(id)
-	for _, r := range rooms {
+	for _, r := range append(rooms, id) {
 		a.c.release(a.roomChan(r))
 	}
 }

@@ -37,6 +37,11 @@ type Options struct {
 	// its last local member left: 2s, so a socket that leaves and joins
 	// again (a reconnecting tab) costs no SUBSCRIBE round trip.
 	UnsubscribeLinger time.Duration
+	// SkipSocketIDChannels: do not subscribe each local socket's own channel
+	// "<key>#<nsp>#<id>#" (subscribed with its first rooms, in the same
+	// round trip), where a Node publisher's io.to(sid) goes. Set it when
+	// no Node publisher addresses sessiongate sockets by id.
+	SkipSocketIDChannels bool
 	// ClientName is the connections' CLIENT SETNAME: "sessiongate".
 	ClientName string
 	// Logger receives the outages and dropped messages; nil:
@@ -260,10 +265,26 @@ func (c *Cluster) numSub(ctx context.Context, channel string) (int, error) {
 // it calls joined, so the channel is not lingered away between the
 // confirmation and the local join.
 func (c *Cluster) subscribe(ctx context.Context, channel string, handle func(string), held func() bool) error {
+	wait, err := c.acquire(channel, handle, held)
+	if err != nil {
+		return err
+	}
+	if err := c.confirmed(ctx, wait); err != nil {
+		if held != nil {
+			c.joined(channel)
+		}
+		return err
+	}
+	return nil
+}
+
+// acquire is subscribe without the wait: it returns what confirmed waits
+// on, so that several channels are subscribed in one round trip.
+func (c *Cluster) acquire(channel string, handle func(string), held func() bool) (<-chan struct{}, error) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.closed {
-		c.mu.Unlock()
-		return ErrClosed
+		return nil, ErrClosed
 	}
 	s := c.subs[channel]
 	if s == nil {
@@ -278,8 +299,11 @@ func (c *Cluster) subscribe(ctx context.Context, channel string, handle func(str
 	if held != nil {
 		s.joining++
 	}
-	wait := s.confirmed
-	c.mu.Unlock()
+	return s.confirmed, nil
+}
+
+// confirmed waits for a SUBSCRIBE confirmation of acquire.
+func (c *Cluster) confirmed(ctx context.Context, wait <-chan struct{}) error {
 	if c.down.Load() {
 		// In an outage nothing reaches this node anyway: the join does not
 		// wait for Redis, and the channel is subscribed on reconnecting.
@@ -289,9 +313,6 @@ func (c *Cluster) subscribe(ctx context.Context, channel string, handle func(str
 	case <-wait:
 		return nil
 	case <-ctx.Done():
-		if held != nil {
-			c.joined(channel)
-		}
 		return ctx.Err()
 	case <-c.ctx.Done():
 		return ErrClosed

@@ -81,20 +81,21 @@
 //
 // # Socket-id rooms
 //
-// Socket ids are not subscribed. Subscribing every socket's own channel
-// would put one more SUBSCRIBE round trip before each CONNECT (measured
-// here: 85–150 µs per SUBSCRIBE/UNSUBSCRIBE pair on loopback, BenchmarkClientSubscribe, more across
-// a network, and one Redis channel per connection, so 2 × the churn of a
-// reconnect storm) for a feature the gateway does not use: sessiongate
-// addresses users by their user room. So:
-//   - an emit of this node to one room that looks like a socket id (20
-//     base64url characters, the rule of Node's sharded adapter) goes on
-//     "<key>#<nsp>#", where Node nodes (PSUBSCRIBE) and ours (SUBSCRIBE)
-//     all hear it;
-//   - a Node publisher's io.to(sid) goes to "<key>#<nsp>#<sid>#" and does
-//     not reach a sessiongate socket: address it by a room (user:<id>);
-//     an emit to several rooms travels on the namespace channel and does
-//     reach it.
+// A Node publisher's io.to(sid) goes to "<key>#<nsp>#<sid>#". So that it
+// reaches a sessiongate socket, each local socket's own channel is
+// subscribed too, with the socket's first rooms (the AddAll before its
+// CONNECT, which socketio always calls) in the same SUBSCRIBE command and
+// round trip, and unsubscribed after it disconnected. The cost is one
+// Redis channel per connection and one more channel name in the
+// SUBSCRIBE/UNSUBSCRIBE commands a connection causes anyway; no extra
+// round trip (a SUBSCRIBE/UNSUBSCRIBE pair is 85–150 µs on loopback,
+// BenchmarkClientSubscribe). Options.SkipSocketIDChannels turns it off for
+// clusters whose publishers never address a socket by id.
+//
+// This node's own emit to one room that looks like a socket id (20
+// base64url characters, the rule of Node's sharded adapter) goes on
+// "<key>#<nsp>#" instead, where Node nodes (PSUBSCRIBE) and ours
+// (SUBSCRIBE), with or without SkipSocketIDChannels, all hear it.
 //
 // # Outages
 //
