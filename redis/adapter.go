@@ -42,6 +42,8 @@ type Adapter struct {
 	ready chan struct{} // closed when the fixed channels are subscribed
 	work  chan func()   // requests of other nodes, run in order off the reading goroutine
 	stop  chan struct{}
+	ctx   context.Context // ends at Close: bounds the handling of requests
+	end   context.CancelFunc
 	wg    sync.WaitGroup
 
 	mu       sync.Mutex
@@ -81,6 +83,7 @@ func newAdapter(c *Cluster, local *socketio.MemoryAdapter) *Adapter {
 		acks:     make(map[string]*ackPending),
 	}
 	a.resUIDChan = a.resChan + a.uid + "#"
+	a.ctx, a.end = context.WithCancel(c.ctx)
 	return a
 }
 
@@ -538,6 +541,7 @@ func (a *Adapter) shutdown() {
 	a.closed = true
 	clear(a.acks)
 	a.mu.Unlock()
+	a.end()
 	close(a.stop)
 	a.wg.Wait()
 	for _, ch := range []string{a.bchan, a.reqChan, a.resChan, a.resUIDChan} {
@@ -687,7 +691,7 @@ func (a *Adapter) handleRequest(req map[string]any) {
 	}
 	uid, _ := req["uid"].(string)
 	id, _ := req["requestId"].(string)
-	ctx, cancel := context.WithTimeout(a.c.ctx, a.c.opts.RequestTimeout)
+	ctx, cancel := context.WithTimeout(a.ctx, a.c.opts.RequestTimeout)
 	defer cancel()
 	opts, err := clusterwire.OptsFromValue(req["opts"])
 	if err != nil {

@@ -201,10 +201,10 @@ func (c *Cluster) Close() error {
 		ads = append(ads, a)
 	}
 	c.mu.Unlock()
+	c.cancel() // first: nothing waits for Redis any more
 	for _, a := range ads {
 		a.shutdown()
 	}
-	c.cancel()
 	<-c.done
 	c.client.Close()
 	return nil
