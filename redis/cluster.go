@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -37,6 +38,9 @@ type Options struct {
 	// its last local member left: 2s, so a socket that leaves and joins
 	// again (a reconnecting tab) costs no SUBSCRIBE round trip.
 	UnsubscribeLinger time.Duration
+	// TLSConfig, when set, is used for rediss:// (a private CA, client
+	// certificates); its ServerName defaults to the URL's host.
+	TLSConfig *tls.Config
 	// SkipSocketIDChannels: do not subscribe each local socket's own channel
 	// "<key>#<nsp>#<id>#" (subscribed with its first rooms, in the same
 	// round trip), where a Node publisher's io.to(sid) goes. Set it when
@@ -152,6 +156,13 @@ func NewCluster(ctx context.Context, opts Options) (*Cluster, error) {
 	copts, err := rueidis.ParseURL(opts.URL)
 	if err != nil {
 		return nil, fmt.Errorf("redis: parse URL: %w", err)
+	}
+	if opts.TLSConfig != nil {
+		t := opts.TLSConfig.Clone()
+		if t.ServerName == "" && copts.TLSConfig != nil {
+			t.ServerName = copts.TLSConfig.ServerName
+		}
+		copts.TLSConfig = t
 	}
 	copts.DisableCache = true
 	copts.ClientName = opts.ClientName

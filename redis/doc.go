@@ -121,7 +121,8 @@
 //	ACL SETUSER sessiongate on >pw resetchannels &socket.io* -@all +subscribe +unsubscribe +publish +pubsub|numsub +ping +hello +auth +client|setname
 //
 // and connect with REDIS_URL=redis://sessiongate:pw@host:6379 (the user
-// and password are sent with HELLO/AUTH), or rediss:// for TLS. Backends
+// and password are sent with HELLO/AUTH), or rediss:// for TLS
+// (Options.TLSConfig for a private CA; tested against a TLS redis-server). Backends
 // that only emit need only +publish on the same channels. fetchSockets
 // answers carry no header, cookie or auth payload: the handshake is
 // reduced to {headers:{}, time, address, xdomain, secure, issued, url,
