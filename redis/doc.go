@@ -34,7 +34,9 @@
 // wrapping socketio.ErrRequestTimeout (counted in Stats). Pending requests
 // are bounded (Options.MaxPendingRequests) and dropped on timeout and
 // Close; bus messages larger than Options.MaxMessageBytes are dropped, and
-// decoding is bounded in depth and items.
+// decoding is bounded in depth and items. (A message is read whole before
+// it is measured: Redis' client-output-buffer-limit for pubsub clients,
+// 32 MiB by default, bounds what it sends a subscriber.)
 //
 // Any subscriber of the request channel is counted by every node, Node's
 // and ours: a spy or a dead peer that does not answer makes cluster
