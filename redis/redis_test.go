@@ -832,3 +832,32 @@ func TestRoomOpsThenBroadcast(t *testing.T) {
 		}
 	}
 }
+
+func benchNodes(b *testing.B, n int) []*socketio.Server {
+	srvs, _ := newServers(b, n, Options{})
+	for _, srv := range srvs {
+		srv.OnConnecting(func(ctx context.Context, ev socketio.ConnectEvent) (socketio.ConnectReply, error) {
+			var a struct {
+				Rooms []string `json:"rooms"`
+			}
+			_ = json.Unmarshal(ev.Socket.Handshake().Auth, &a)
+			return socketio.ConnectReply{Rooms: a.Rooms}, nil
+		})
+	}
+	return srvs
+}
+
+func dialBench(b *testing.B, srv *socketio.Server, rooms ...string) (*siotest.Client, string) {
+	hs := httptest.NewServer(srv)
+	b.Cleanup(hs.Close)
+	c, err := siotest.Dial(waitCtx(b), hs.URL, siotest.Options{Auth: map[string]any{"rooms": rooms}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { c.Close() })
+	sid, err := c.Connected(waitCtx(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return c, sid
+}
