@@ -39,9 +39,12 @@ type Adapter struct {
 
 	bchan, reqChan, resChan, resUIDChan string
 
-	work chan func() // requests of other nodes, run in order off the reading goroutine
-	stop chan struct{}
-	wg   sync.WaitGroup
+	ready chan struct{} // closed when the fixed channels are subscribed
+	work  chan func()   // requests of other nodes, run in order off the reading goroutine
+	stop  chan struct{}
+	ctx   context.Context // ends at Close: bounds the handling of requests
+	end   context.CancelFunc
+	wg    sync.WaitGroup
 
 	mu       sync.Mutex
 	requests map[string]*pending    // our requests waiting for answers
@@ -73,12 +76,14 @@ func newAdapter(c *Cluster, local *socketio.MemoryAdapter) *Adapter {
 		bchan:    k + "#" + nsp + "#",
 		reqChan:  k + "-request#" + nsp + "#",
 		resChan:  k + "-response#" + nsp + "#",
+		ready:    make(chan struct{}),
 		work:     make(chan func(), requestQueueLength),
 		stop:     make(chan struct{}),
 		requests: make(map[string]*pending),
 		acks:     make(map[string]*ackPending),
 	}
 	a.resUIDChan = a.resChan + a.uid + "#"
+	a.ctx, a.end = context.WithCancel(c.ctx)
 	return a
 }
 
@@ -119,7 +124,21 @@ func (a *Adapter) start() {
 				return
 			}
 		}
+		close(a.ready)
 	}()
+}
+
+// Ready waits until the namespace's channels are subscribed: from then on
+// other nodes count this one (ServerCount) and it hears their requests.
+func (a *Adapter) Ready(ctx context.Context) error {
+	select {
+	case <-a.ready:
+		return nil
+	case <-a.stop:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // UID returns the node id of this adapter on the bus (6 base62
@@ -128,25 +147,45 @@ func (a *Adapter) UID() string { return a.uid }
 
 func (a *Adapter) roomChan(room string) string { return a.bchan + room + "#" }
 
-// AddAll subscribes the channels of the rooms this node does not hold yet,
-// waits for their confirmations, then puts the socket in the rooms.
+// AddAll subscribes the channels of the rooms this node does not hold yet
+// (and, unless Options.SkipSocketIDChannels, the socket's own channel), all
+// in one round trip, waits for their confirmations, then puts the socket in
+// the rooms.
 func (a *Adapter) AddAll(ctx context.Context, id string, rooms []string) error {
-	var subscribed []string
+	var held []string
 	defer func() {
-		for _, ch := range subscribed {
+		for _, ch := range held {
 			a.c.joined(ch)
 		}
 	}()
+	var waits []<-chan struct{}
+	acquire := func(room string) error {
+		ch := a.roomChan(room)
+		w, err := a.c.acquire(ch, func(p string) { a.onBroadcast(room, p) }, func() bool { return a.local.HasRoom(room) })
+		if err != nil {
+			return err
+		}
+		held = append(held, ch)
+		waits = append(waits, w)
+		return nil
+	}
+	if !a.c.opts.SkipSocketIDChannels {
+		if err := acquire(id); err != nil {
+			return err
+		}
+	}
 	for _, r := range rooms {
 		if r == id {
-			continue // socket-id rooms are not subscribed: see the package doc
+			continue
 		}
-		ch := a.roomChan(r)
-		room := r
-		if err := a.c.subscribe(ctx, ch, func(p string) { a.onBroadcast(room, p) }, func() bool { return a.local.HasRoom(room) }); err != nil {
-			return fmt.Errorf("redis: subscribe to room %q: %w", r, err)
+		if err := acquire(r); err != nil {
+			return err
 		}
-		subscribed = append(subscribed, ch)
+	}
+	for _, w := range waits {
+		if err := a.c.confirmed(ctx, w); err != nil {
+			return fmt.Errorf("redis: subscribe to the rooms of %s: %w", id, err)
+		}
 	}
 	return a.local.AddAll(ctx, id, rooms)
 }
@@ -160,11 +199,11 @@ func (a *Adapter) Del(id string, rooms []string) {
 	}
 }
 
-// DelAll takes the socket out of every room.
+// DelAll takes the socket out of every room (its own included).
 func (a *Adapter) DelAll(id string) {
 	rooms := a.local.Rooms(id)
 	a.local.DelAll(id)
-	for _, r := range rooms {
+	for _, r := range append(rooms, id) {
 		a.c.release(a.roomChan(r))
 	}
 }
@@ -276,7 +315,25 @@ func (a *Adapter) AddSockets(ctx context.Context, opts socketio.BroadcastOptions
 	if opts.Flags.Local {
 		return nil
 	}
-	return a.publishRequest(ctx, map[string]any{"uid": a.uid, "type": reqRemoteJoin, "opts": clusterwire.OptsJSON(opts), "rooms": strsOrEmpty(rooms)})
+	if err := a.publishRequest(ctx, map[string]any{"uid": a.uid, "type": reqRemoteJoin, "opts": clusterwire.OptsJSON(opts), "rooms": strsOrEmpty(rooms)}); err != nil {
+		return err
+	}
+	return a.barrier(ctx)
+}
+
+// barrier waits until every other node has handled this node's previous
+// requests: it asks them for the sockets of a room no one is in (SOCKETS,
+// which Node's adapter still answers) and waits for the answers. A node
+// handles its requests in order, and a join only after its SUBSCRIBE is
+// confirmed, so after SocketsJoin or SocketsLeave returns, a broadcast
+// from this node to the rooms sees their effect on every node, as it does
+// with Node's adapters (which receive everything on one PSUBSCRIBE).
+func (a *Adapter) barrier(ctx context.Context) error {
+	_, err := a.request(ctx, reqSockets, map[string]any{"rooms": []string{""}})
+	if err != nil {
+		return fmt.Errorf("redis: waiting for the other nodes to apply the room operation: %w", err)
+	}
+	return nil
 }
 
 func (a *Adapter) addSocketsLocal(ctx context.Context, opts socketio.BroadcastOptions, rooms []string) {
@@ -298,7 +355,10 @@ func (a *Adapter) DelSockets(ctx context.Context, opts socketio.BroadcastOptions
 	if opts.Flags.Local {
 		return nil
 	}
-	return a.publishRequest(ctx, map[string]any{"uid": a.uid, "type": reqRemoteLeave, "opts": clusterwire.OptsJSON(opts), "rooms": strsOrEmpty(rooms)})
+	if err := a.publishRequest(ctx, map[string]any{"uid": a.uid, "type": reqRemoteLeave, "opts": clusterwire.OptsJSON(opts), "rooms": strsOrEmpty(rooms)}); err != nil {
+		return err
+	}
+	return a.barrier(ctx)
 }
 
 // DisconnectSockets disconnects the sockets opts selects, here and on every
@@ -481,6 +541,7 @@ func (a *Adapter) shutdown() {
 	a.closed = true
 	clear(a.acks)
 	a.mu.Unlock()
+	a.end()
 	close(a.stop)
 	a.wg.Wait()
 	for _, ch := range []string{a.bchan, a.reqChan, a.resChan, a.resUIDChan} {
@@ -630,7 +691,7 @@ func (a *Adapter) handleRequest(req map[string]any) {
 	}
 	uid, _ := req["uid"].(string)
 	id, _ := req["requestId"].(string)
-	ctx, cancel := context.WithTimeout(a.c.ctx, a.c.opts.RequestTimeout)
+	ctx, cancel := context.WithTimeout(a.ctx, a.c.opts.RequestTimeout)
 	defer cancel()
 	opts, err := clusterwire.OptsFromValue(req["opts"])
 	if err != nil {

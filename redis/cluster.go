@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -37,6 +38,14 @@ type Options struct {
 	// its last local member left: 2s, so a socket that leaves and joins
 	// again (a reconnecting tab) costs no SUBSCRIBE round trip.
 	UnsubscribeLinger time.Duration
+	// TLSConfig, when set, is used for rediss:// (a private CA, client
+	// certificates); its ServerName defaults to the URL's host.
+	TLSConfig *tls.Config
+	// SkipSocketIDChannels: do not subscribe each local socket's own channel
+	// "<key>#<nsp>#<id>#" (subscribed with its first rooms, in the same
+	// round trip), where a Node publisher's io.to(sid) goes. Set it when
+	// no Node publisher addresses sessiongate sockets by id.
+	SkipSocketIDChannels bool
 	// ClientName is the connections' CLIENT SETNAME: "sessiongate".
 	ClientName string
 	// Logger receives the outages and dropped messages; nil:
@@ -100,7 +109,8 @@ var ErrClosed = errors.New("redis: cluster closed")
 
 // Cluster is one node's connection to the Redis bus: a client for
 // publishing and requests, and one dedicated subscriber connection shared
-// by the adapters of every namespace. It is safe for concurrent use.
+// by the adapters of every namespace. It serves one socketio.Server (its
+// namespaces' channels are its own); it is safe for concurrent use.
 type Cluster struct {
 	opts   Options
 	client rueidis.Client
@@ -113,6 +123,7 @@ type Cluster struct {
 	in, out, bytesIn, bytesOut, dropped, malformed atomic.Uint64
 	timeouts, pubErrs, outages                     atomic.Uint64
 	connected                                      atomic.Bool
+	down                                           atomic.Bool // in an outage (after a first connection)
 
 	mu       sync.Mutex
 	subs     map[string]*subscription // by channel
@@ -145,6 +156,13 @@ func NewCluster(ctx context.Context, opts Options) (*Cluster, error) {
 	copts, err := rueidis.ParseURL(opts.URL)
 	if err != nil {
 		return nil, fmt.Errorf("redis: parse URL: %w", err)
+	}
+	if opts.TLSConfig != nil {
+		t := opts.TLSConfig.Clone()
+		if t.ServerName == "" && copts.TLSConfig != nil {
+			t.ServerName = copts.TLSConfig.ServerName
+		}
+		copts.TLSConfig = t
 	}
 	copts.DisableCache = true
 	copts.ClientName = opts.ClientName
@@ -194,10 +212,10 @@ func (c *Cluster) Close() error {
 		ads = append(ads, a)
 	}
 	c.mu.Unlock()
+	c.cancel() // first: nothing waits for Redis any more
 	for _, a := range ads {
 		a.shutdown()
 	}
-	c.cancel()
 	<-c.done
 	c.client.Close()
 	return nil
@@ -258,10 +276,26 @@ func (c *Cluster) numSub(ctx context.Context, channel string) (int, error) {
 // it calls joined, so the channel is not lingered away between the
 // confirmation and the local join.
 func (c *Cluster) subscribe(ctx context.Context, channel string, handle func(string), held func() bool) error {
+	wait, err := c.acquire(channel, handle, held)
+	if err != nil {
+		return err
+	}
+	if err := c.confirmed(ctx, wait); err != nil {
+		if held != nil {
+			c.joined(channel)
+		}
+		return err
+	}
+	return nil
+}
+
+// acquire is subscribe without the wait: it returns what confirmed waits
+// on, so that several channels are subscribed in one round trip.
+func (c *Cluster) acquire(channel string, handle func(string), held func() bool) (<-chan struct{}, error) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.closed {
-		c.mu.Unlock()
-		return ErrClosed
+		return nil, ErrClosed
 	}
 	s := c.subs[channel]
 	if s == nil {
@@ -276,15 +310,20 @@ func (c *Cluster) subscribe(ctx context.Context, channel string, handle func(str
 	if held != nil {
 		s.joining++
 	}
-	wait := s.confirmed
-	c.mu.Unlock()
+	return s.confirmed, nil
+}
+
+// confirmed waits for a SUBSCRIBE confirmation of acquire.
+func (c *Cluster) confirmed(ctx context.Context, wait <-chan struct{}) error {
+	if c.down.Load() {
+		// In an outage nothing reaches this node anyway: the join does not
+		// wait for Redis, and the channel is subscribed on reconnecting.
+		return nil
+	}
 	select {
 	case <-wait:
 		return nil
 	case <-ctx.Done():
-		if held != nil {
-			c.joined(channel)
-		}
 		return ctx.Err()
 	case <-c.ctx.Done():
 		return ErrClosed
@@ -363,6 +402,7 @@ func (c *Cluster) run() {
 	var down time.Time
 	for c.ctx.Err() == nil {
 		err := c.session(func() {
+			c.down.Store(false)
 			if !down.IsZero() {
 				c.log.Warn("redis: subscriber connection restored; messages published meanwhile were lost for this node",
 					"down", time.Since(down).Round(time.Millisecond))
@@ -373,6 +413,7 @@ func (c *Cluster) run() {
 		if c.ctx.Err() != nil {
 			return
 		}
+		c.down.Store(true)
 		if c.connected.Swap(false) || down.IsZero() {
 			c.outages.Add(1)
 			down = time.Now()
