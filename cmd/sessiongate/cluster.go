@@ -46,6 +46,10 @@ func openCluster(ctx context.Context, cfg *Config, st *openedStore, log *slog.Lo
 		return nil, configErrorf("CLUSTER", "%s is not built into this binary", cfg.Cluster)
 	}
 	bus, err := open(ctx, cfg, st, log)
+	var ce *ConfigError
+	if errors.As(err, &ce) {
+		return nil, err
+	}
 	if err != nil {
 		setting := "CLUSTER"
 		if cfg.Cluster == ClusterRedis {

@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"log/slog"
+	"os"
 
 	"github.com/sessiongate/sessiongate/prometheus"
 	"github.com/sessiongate/sessiongate/redis"
@@ -13,7 +16,19 @@ func init() { clusterOpeners[ClusterRedis] = openRedisCluster }
 
 // openRedisCluster joins the Redis bus of REDIS_URL under CLUSTER_KEY.
 func openRedisCluster(ctx context.Context, cfg *Config, _ *openedStore, log *slog.Logger) (clusterBus, error) {
-	c, err := redis.NewCluster(ctx, redis.Options{URL: cfg.RedisURL, Key: cfg.ClusterKey, Logger: log.With("component", "cluster")})
+	opts := redis.Options{URL: cfg.RedisURL, Key: cfg.ClusterKey, Logger: log.With("component", "cluster")}
+	if cfg.RedisCAFile != "" {
+		pem, err := os.ReadFile(cfg.RedisCAFile)
+		if err != nil {
+			return nil, &ConfigError{Setting: "REDIS_CA_FILE", Err: err}
+		}
+		roots := x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, configErrorf("REDIS_CA_FILE", "%s holds no PEM certificate", cfg.RedisCAFile)
+		}
+		opts.TLSConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	}
+	c, err := redis.NewCluster(ctx, opts)
 	if err != nil {
 		return nil, err
 	}

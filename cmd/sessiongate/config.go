@@ -50,6 +50,9 @@ type Config struct {
 	Cluster    string
 	RedisURL   string
 	ClusterKey string
+	// RedisCAFile is a PEM file of the CAs that sign the Redis server's
+	// certificate (rediss://); "": the system's roots.
+	RedisCAFile string
 
 	AuditSpool    string // "" : DATA_DIR/audit-spool; "off": none
 	AuditSpoolMax int64
@@ -162,6 +165,8 @@ var settings = []setting{
 		parse: parseCluster},
 	{env: "REDIS_URL", def: "", arg: "URL", secret: true, usage: "Redis of CLUSTER=redis: redis://[user:password@]host[:port][/db] or rediss:// (TLS)",
 		parse: parseRedisURL},
+	{env: "REDIS_CA_FILE", def: "", arg: "FILE", usage: "PEM file of the CA certificates that sign the Redis server's (rediss:// only); empty: the system's roots",
+		parse: func(c *Config, v string) error { c.RedisCAFile = v; return nil }},
 	{env: "CLUSTER_KEY", def: "socket.io", arg: "KEY", usage: "channel prefix of the cluster bus (the Node adapters' and emitters' key); the same on every node and Node peer",
 		parse: parseClusterKey},
 	{env: "AUDIT_SPOOL", def: "", arg: "DIR", usage: "directory where audit events are kept on disk until the store has them; empty: DATA_DIR/audit-spool; off: none (events wait in memory, lost on a crash)",
@@ -562,6 +567,9 @@ func (c *Config) validate() error {
 		return configErrorf("CLUSTER", "needs DATABASE_URL: the nodes of a cluster must share one PostgreSQL session store (the embedded SQLite store is one node's)")
 	case c.Cluster == ClusterRedis && c.RedisURL == "":
 		return configErrorf("REDIS_URL", "required with CLUSTER=redis (redis://[user:password@]host[:port][/db] or rediss://)")
+	}
+	if c.RedisCAFile != "" && !strings.HasPrefix(strings.ToLower(c.RedisURL), "rediss://") {
+		return configErrorf("REDIS_CA_FILE", "needs a rediss:// REDIS_URL (TLS)")
 	}
 	return nil
 }

@@ -101,6 +101,8 @@ func TestConfigErrors(t *testing.T) {
 			wantLine: `sessiongate: REDIS_URL: its path must be a database number`, wantCode: 2},
 		{name: "redis URL unparsable", env: map[string]string{"REDIS_URL": "redis://default:hunter2@[::1"},
 			wantLine: `sessiongate: REDIS_URL: must be a redis:// or rediss:// URL`, wantCode: 2},
+		{name: "redis CA without TLS", env: map[string]string{"REDIS_URL": "redis://default:hunter2@127.0.0.1:6379", "REDIS_CA_FILE": "/etc/ca.pem"},
+			wantLine: `sessiongate: REDIS_CA_FILE: needs a rediss:// REDIS_URL (TLS)`, wantCode: 2},
 		{name: "cluster key with #", env: map[string]string{"CLUSTER_KEY": "app#1"},
 			wantLine: `sessiongate: CLUSTER_KEY: "app#1" must not contain # (it separates the parts of a channel name)`, wantCode: 2},
 		{name: "cluster key with space", args: []string{"--cluster-key", "my app"},
