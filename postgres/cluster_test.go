@@ -138,6 +138,19 @@ func (nd *testNode) awaitServerCount(t *testing.T, n int) {
 	}
 }
 
+// awaitSockets waits until nd has n connected sockets on "/".
+func (nd *testNode) awaitSockets(t *testing.T, n int) {
+	t.Helper()
+	ctx := testCtx(t)
+	for len(nd.ns.Sockets()) != n {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("node%d has %d sockets, want %d", nd.i, len(nd.ns.Sockets()), n)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
 // dial connects a client to nd as user, in rooms.
 func (nd *testNode) dial(t *testing.T, user string, rooms ...string) *client {
 	t.Helper()
@@ -481,6 +494,11 @@ func TestClusterBroadcastWithAck(t *testing.T) {
 	tc.nodes[1].dialOpts(t, ack("b"))
 	tc.nodes[2].dialOpts(t, ack("c"))
 	tc.nodes[2].dialOpts(t, ack("d"))
+	// A client may see its CONNECT before its server counts the socket as
+	// connected (which a broadcast with acks requires): wait for that.
+	for i, want := range []int{1, 1, 2} {
+		tc.nodes[i].awaitSockets(t, want)
+	}
 	res, err := tc.nodes[1].ns.To("r").Timeout(5*time.Second).EmitWithAck(testCtx(t), "q", 1)
 	if err != nil {
 		t.Fatal(err)

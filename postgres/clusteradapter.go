@@ -152,9 +152,7 @@ func (a *clusterAdapter) onMessage(m clusterMessage) {
 		return
 	}
 	if m.UID != "" && m.UID != emitterUID {
-		a.mu.Lock()
-		a.peers[m.UID] = time.Now()
-		a.mu.Unlock()
+		a.notePeer(m.UID)
 	}
 	ctx := a.c.ctx
 	switch m.Type {
@@ -313,6 +311,29 @@ func (a *clusterAdapter) removePeer(uid string) {
 		if _, ok := r.missing[uid]; ok {
 			a.answeredLocked(id, r, uid)
 		}
+	}
+}
+
+// maxPeers bounds the uids a namespace tracks: anyone who can NOTIFY can
+// invent them.
+const maxPeers = 4096
+
+// notePeer records that uid was heard of now.
+func (a *clusterAdapter) notePeer(uid string) {
+	a.mu.Lock()
+	_, known := a.peers[uid]
+	full := !known && len(a.peers) >= maxPeers
+	if !full {
+		a.peers[uid] = time.Now()
+	}
+	a.mu.Unlock()
+	if full {
+		a.livePeers() // forget the silent ones, then try again once
+		a.mu.Lock()
+		if len(a.peers) < maxPeers {
+			a.peers[uid] = time.Now()
+		}
+		a.mu.Unlock()
 	}
 }
 
