@@ -228,6 +228,11 @@ func newCluster(ctx context.Context, url string, opts ClusterOptions, hookListen
 	}
 	listenCf := pcfg.ConnConfig.Copy()
 	setParam(listenCf.RuntimeParams, "application_name", ClusterListenerApplicationName)
+	// A NOTIFY transaction needs no flush to disk before it returns:
+	// listeners hear it at commit, and after a crash there is no one to
+	// replay it to. Waiting for the WAL flush would bound the bus by the
+	// disk's sync rate.
+	setParam(params, "synchronous_commit", "off")
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: cluster: create pool: %w", err)
@@ -667,9 +672,7 @@ func (c *Cluster) enqueue(ctx context.Context, p *publication) error {
 const maxBatch = 64
 
 // publishLoop sends the queued publications in order, a batch per round
-// trip: pipelined, each in its own implicit transaction (a Sync after
-// each), since PostgreSQL folds identical notifications of one transaction
-// into one, and two equal broadcasts must both arrive.
+// trip (see send).
 func (c *Cluster) publishLoop() {
 	defer c.wg.Done()
 	batch := make([]*publication, 0, maxBatch)
@@ -733,9 +736,15 @@ const (
 )
 
 // send publishes batch in one round trip and returns each one's error.
+// Consecutive publications share a transaction (one Sync), which is what
+// bounds the rate of NOTIFY, unless one is equal to an earlier one of the
+// group: PostgreSQL folds equal notifications of one transaction into one,
+// and two equal broadcasts must both arrive. A failed statement rolls back
+// its group: all of it fails.
 func (c *Cluster) send(batch []*publication) []error {
 	errs := make([]error, len(batch))
 	fail := func(err error) []error {
+		err = fmt.Errorf("postgres: cluster: publish: %w", err)
 		for i := range errs {
 			if errs[i] == nil {
 				errs[i] = err
@@ -747,50 +756,88 @@ func (c *Cluster) send(batch []*publication) []error {
 	defer cancel()
 	conn, err := c.pool.Acquire(ctx)
 	if err != nil {
-		return fail(fmt.Errorf("postgres: cluster: publish: %w", err))
+		return fail(err)
 	}
 	defer conn.Release()
 	attachSQL := fmt.Sprintf(sqlNotifyAttachment, c.table)
 	p := conn.Conn().PgConn().StartPipeline(ctx)
-	for _, pub := range batch {
+	var groups []int // the end of each group
+	seen := make(map[string]struct{}, len(batch))
+	for i, pub := range batch {
 		if pub.attach == nil {
+			key := pub.channel + "\x00" + string(pub.payload)
+			if _, dup := seen[key]; dup {
+				p.SendPipelineSync()
+				groups = append(groups, i)
+				clear(seen)
+			}
+			seen[key] = struct{}{}
 			p.SendQueryParams(sqlNotify, [][]byte{[]byte(pub.channel), pub.payload}, nil, nil, nil)
 		} else {
 			p.SendQueryParams(attachSQL,
 				[][]byte{pub.attach, []byte(pub.channel), []byte(pub.prefix), []byte(pub.suffix)},
-				[]uint32{17, 25, 25, 25}, []int16{1, 0, 0, 0}, nil) // bytea binary, texts
+				[]uint32{17, 25, 25, 25}, []int16{1, 0, 0, 0}, nil) // bytea in binary, texts
 		}
-		p.SendPipelineSync()
 	}
+	p.SendPipelineSync()
+	groups = append(groups, len(batch))
 	if err := p.Flush(); err != nil {
 		p.Close()
-		return fail(fmt.Errorf("postgres: cluster: publish: %w", err))
+		return fail(err)
 	}
-	for i := range batch {
-		res, err := p.GetResults()
-		if err == nil {
-			if rr, ok := res.(*pgconn.ResultReader); ok {
-				_, err = rr.Close()
-			} else {
-				err = fmt.Errorf("unexpected pipeline result %T", res)
+	isPg := func(err error) bool {
+		var pe *pgconn.PgError
+		return errors.As(err, &pe)
+	}
+	start := 0
+	for _, end := range groups {
+		var gerr error
+		synced := false
+		for k := start; k < end && gerr == nil && !synced; k++ {
+			res, err := p.GetResults()
+			if err == nil {
+				switch r := res.(type) {
+				case *pgconn.ResultReader:
+					_, err = r.Close()
+				case *pgconn.PipelineSync:
+					synced = true // the rest was skipped after an error
+				default:
+					err = fmt.Errorf("unexpected pipeline result %T", res)
+				}
+			}
+			if err != nil && !isPg(err) {
+				p.Close()
+				return fail(err) // the connection failed
+			}
+			gerr = err
+		}
+		// The group's Sync: its commit, or the end of its rollback. An
+		// error at commit is followed by the Sync's own result.
+		for tries := 0; !synced && tries < 2; tries++ {
+			res, err := p.GetResults()
+			if err != nil && !isPg(err) {
+				p.Close()
+				return fail(err)
+			}
+			if err != nil {
+				gerr = err
+				continue
+			}
+			if _, ok := res.(*pgconn.PipelineSync); !ok {
+				p.Close()
+				return fail(fmt.Errorf("unexpected pipeline result %T", res))
+			}
+			synced = true
+		}
+		if gerr != nil {
+			for k := start; k < end; k++ {
+				errs[k] = fmt.Errorf("postgres: cluster: publish: %w", gerr)
 			}
 		}
-		if err != nil {
-			errs[i] = fmt.Errorf("postgres: cluster: publish: %w", err)
-		}
-		// The Sync that follows each statement.
-		if _, serr := p.GetResults(); serr != nil && errs[i] == nil {
-			errs[i] = fmt.Errorf("postgres: cluster: publish: %w", serr)
-		}
-		var pe *pgconn.PgError
-		if err != nil && !errors.As(err, &pe) {
-			// The connection failed: nothing after this arrives.
-			p.Close()
-			return fail(fmt.Errorf("postgres: cluster: publish: %w", err))
-		}
+		start = end
 	}
 	if err := p.Close(); err != nil {
-		return fail(fmt.Errorf("postgres: cluster: publish: %w", err))
+		return fail(err)
 	}
 	return errs
 }

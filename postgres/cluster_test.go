@@ -803,3 +803,29 @@ func TestClusterConformance(t *testing.T) {
 		return servers
 	}, 3)
 }
+
+// A publication that fails (its attachments table was dropped) fails its
+// caller, and the bus keeps working.
+func TestClusterPublishFailure(t *testing.T) {
+	tc := newTestCluster(t, 2, testOptions())
+	n0, n1 := tc.nodes[0], tc.nodes[1]
+	c1 := n1.dial(t, "1")
+	ctx := testCtx(t)
+	if _, err := rawConn(t, tc.url).Exec(ctx, "DROP TABLE socket_io_attachments"); err != nil {
+		t.Fatal(err)
+	}
+	before := n0.cl.Stats().PublishErrors
+	err := n0.ns.Emit(ctx, "bin", []byte{1})
+	if err == nil || !strings.Contains(err.Error(), "socket_io_attachments") {
+		t.Errorf("binary broadcast without a table: %v", err)
+	}
+	if n0.cl.Stats().PublishErrors != before+1 {
+		t.Error("PublishErrors did not move")
+	}
+	if err := n0.ns.Emit(ctx, "after"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c1.WaitEvent(ctx, "after"); err != nil {
+		t.Fatal(err)
+	}
+}
