@@ -457,7 +457,18 @@ func (c *Cluster) listenLoop() {
 		c.mu.Lock()
 		wasConnected := c.connected
 		c.connected = false
+		// No echo comes back for what is in flight: apply it now.
+		var pending []*echo
+		for _, ch := range c.channels {
+			for _, a := range ch.adapters {
+				pending = append(pending, a.echoes...)
+				a.echoes = nil
+			}
+		}
 		c.mu.Unlock()
+		for _, e := range pending {
+			e.run()
+		}
 		if wasConnected {
 			lost = true
 			c.losses.Add(1)
@@ -558,17 +569,17 @@ func (c *Cluster) dispatch(n *pgconn.Notification) {
 		c.drop("notification for another namespace", n.Channel, fmt.Errorf("nsp %q", m.NSP))
 		return
 	}
-	// Skip our own before reading an attachment.
-	own := func(uid string) bool {
-		for _, a := range adapters {
-			if a.uid == uid {
-				return true
+	// Our own message: what it does locally happens now, in the bus's
+	// order (see echo); nothing else to do, not even read an attachment.
+	for _, a := range adapters {
+		if a.uid == m.UID {
+			key := n.Payload
+			if m.AttachmentID > 0 {
+				key = attachmentEchoKey(m.Type)
 			}
+			a.echoed(key)
+			return
 		}
-		return false
-	}
-	if own(m.UID) {
-		return
 	}
 	if m.AttachmentID > 0 {
 		headerType := m.Type
@@ -579,9 +590,6 @@ func (c *Cluster) dispatch(n *pgconn.Notification) {
 		}
 		if m.Type != headerType || (m.HasNSP && m.NSP != ch.nsp) {
 			c.drop("attachment does not match its header", n.Channel, nil)
-			return
-		}
-		if own(m.UID) {
 			return
 		}
 		c.attIn.Add(1)
@@ -651,6 +659,8 @@ type publication struct {
 	// header = prefix || id || suffix, built by the statement itself.
 	prefix, suffix string
 	done           chan error // nil: nobody waits
+	echo           *echo      // what the message does on this node, if anything
+	owner          *clusterAdapter
 }
 
 // errClusterClosed is returned by the adapters of a closed Cluster.
@@ -707,6 +717,12 @@ func (c *Cluster) publishLoop() {
 					c.attOut.Add(1)
 				}
 			}
+			if e := p.echo; e != nil && (errs[i] != nil || e.direct) {
+				// Failed: no echo will come (the local effect happens
+				// anyway, as when the bus is down); direct: none was awaited.
+				p.owner.dropEcho(e)
+				e.run()
+			}
 			if p.done != nil {
 				p.done <- errs[i]
 			}
@@ -718,6 +734,10 @@ func (c *Cluster) failQueued() {
 	for {
 		select {
 		case p := <-c.pubs:
+			if p.echo != nil {
+				p.owner.dropEcho(p.echo)
+				p.echo.run()
+			}
 			if p.done != nil {
 				p.done <- errClusterClosed
 			}

@@ -829,3 +829,34 @@ func TestClusterPublishFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Every node applies the cluster's operations in the one order of the
+// NOTIFY queue, its own included: a join sent by one node and then a
+// broadcast sent by another reach the second node's sockets in that order,
+// with nothing to wait for in between.
+func TestClusterOneOrder(t *testing.T) {
+	tc := newTestCluster(t, 2, testOptions())
+	n0, n1 := tc.nodes[0], tc.nodes[1]
+	c0 := n0.dial(t, "1", "u")
+	c1 := n1.dial(t, "2", "u")
+	ctx := testCtx(t)
+	for i := range 20 {
+		room := fmt.Sprintf("room%d", i)
+		if err := n0.ns.To("u").SocketsJoin(ctx, room); err != nil {
+			t.Fatal(err)
+		}
+		if err := n1.ns.To(room).Emit(ctx, "in", i); err != nil {
+			t.Fatal(err)
+		}
+		if err := n1.ns.To(room).SocketsLeave(ctx, room); err != nil {
+			t.Fatal(err)
+		}
+		if err := n0.ns.To(room).Emit(ctx, "out", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	barrier(t, n0, c0, c1)
+	barrier(t, n1, c0, c1)
+	wantCounts(t, "in", []*client{c0, c1}, []int{20, 20})
+	wantCounts(t, "out", []*client{c0, c1}, []int{0, 0})
+}
