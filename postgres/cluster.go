@@ -127,6 +127,13 @@ type ClusterStats struct {
 // whose messages omit the top-level "nsp" (their namespace is the
 // channel's; Node's adapter drops them).
 //
+// Every node applies the cluster's broadcasts and room operations in the
+// one order of PostgreSQL's NOTIFY queue, its own included: what a node
+// publishes takes effect on its own sockets when its listener gets the
+// message back (the call returns then), so a join sent by one node and then
+// a broadcast sent by another reach the second node's sockets in that
+// order too.
+//
 // One dedicated connection (not a transaction pooler's: LISTEN needs a
 // session) LISTENs for every namespace; publishing, attachments and their
 // cleanup use a small pool. When the listener is lost the node keeps its
