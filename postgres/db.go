@@ -102,7 +102,7 @@ type names struct {
 	TrigExpired   string
 	Audit         string // qualified audit table
 	Users         string // qualified users table
-	Attachments   string // qualified attachments table of the cluster bus
+	Attachments   string // attachments table of the cluster bus (unqualified)
 }
 
 func newNames(schema, table string) names {
@@ -121,7 +121,9 @@ func newNames(schema, table string) names {
 		TrigExpired:   pgx.Identifier{prefix + "expired"}.Sanitize(),
 		Audit:         q("sessiongate_audit"),
 		Users:         q("sessiongate_users"),
-		Attachments:   q(DefaultAttachmentsTable),
+		// Unqualified, as the Cluster and Node's adapter name it: the
+		// connection's search_path decides, not Config.Schema.
+		Attachments: pgx.Identifier{DefaultAttachmentsTable}.Sanitize(),
 	}
 }
 
