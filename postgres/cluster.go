@@ -181,7 +181,8 @@ type Cluster struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	pubs chan *publication
+	pubs   chan *publication
+	events chan func() // server-side events, run off the listener's goroutine
 
 	mu         sync.Mutex
 	channels   map[string]*channel // by channel name
@@ -251,6 +252,7 @@ func newCluster(ctx context.Context, url string, opts ClusterOptions, hookListen
 		listenCf: listenCf,
 		table:    pgx.Identifier{opts.TableName}.Sanitize(),
 		pubs:     make(chan *publication, 1024),
+		events:   make(chan func(), maxQueuedServerEvents),
 		channels: make(map[string]*channel),
 
 		testHookListening: hookListening,
@@ -260,7 +262,8 @@ func newCluster(ctx context.Context, url string, opts ClusterOptions, hookListen
 		return nil, err
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	c.wg.Add(3)
+	c.wg.Add(4)
+	go c.serverEventLoop()
 	go c.listenLoop()
 	go c.publishLoop()
 	go c.cleanupLoop()
@@ -632,6 +635,35 @@ func (c *Cluster) readAttachment(id int64) (clusterMessage, error) {
 		return clusterMessage{}, fmt.Errorf("attachment %d: %d bytes, more than %d", id, size, c.opts.MaxAttachmentSize)
 	}
 	return parseAttachment(payload)
+}
+
+// maxQueuedServerEvents bounds the server-side events waiting for their
+// handlers; more are dropped (and counted).
+const maxQueuedServerEvents = 1024
+
+// serverEventLoop runs the OnServerEvent handlers in order, on a goroutine
+// of their own: a handler that broadcasts waits for its broadcast to come
+// back through the listener, which must not be the goroutine it blocks.
+func (c *Cluster) serverEventLoop() {
+	defer c.wg.Done()
+	for {
+		select {
+		case f := <-c.events:
+			f()
+		case <-c.ctx.Done():
+			return
+		}
+	}
+}
+
+// serverEvent queues f for serverEventLoop, or drops it when the queue is
+// full.
+func (c *Cluster) serverEvent(channel string, f func()) {
+	select {
+	case c.events <- f:
+	default:
+		c.drop("server-side event (too many waiting for their handlers)", channel, nil)
+	}
 }
 
 // cleanupLoop deletes the attachments older than CleanupInterval, every

@@ -862,3 +862,27 @@ func TestClusterOneOrder(t *testing.T) {
 	wantCounts(t, "in", []*client{c0, c1}, []int{20, 20})
 	wantCounts(t, "out", []*client{c0, c1}, []int{0, 0})
 }
+
+// A server-side event handler may broadcast: its broadcast comes back
+// through the listener, which does not run the handler.
+func TestClusterServerEventHandlerBroadcasts(t *testing.T) {
+	tc := newTestCluster(t, 2, testOptions())
+	n0, n1 := tc.nodes[0], tc.nodes[1]
+	c1 := n1.dial(t, "1")
+	c0 := n0.dial(t, "0")
+	n1.ns.OnServerEvent(func(ev socketio.Event, _ func(any)) {
+		if ev.Name == "relay" {
+			if err := n1.ns.Emit(context.Background(), "relayed"); err != nil {
+				t.Errorf("emit from a server-event handler: %v", err)
+			}
+		}
+	})
+	if err := n0.ns.ServerSideEmit(testCtx(t), "relay"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*client{c0, c1} {
+		if _, err := c.WaitEvent(testCtx(t), "relayed"); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

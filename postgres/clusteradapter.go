@@ -342,7 +342,7 @@ func (a *clusterAdapter) onMessage(m clusterMessage) {
 				a.publish(msgServerSideEmitResp, clusterwire.Map{{Key: "requestId", Value: id}, {Key: "packet", Value: arg}})
 			}
 		}
-		a.local.ServerEvent(socketio.Event{Name: msg.Event, Args: msg.Args}, ack)
+		a.c.serverEvent(a.ch.name, func() { a.local.ServerEvent(socketio.Event{Name: msg.Event, Args: msg.Args}, ack) })
 	case msgFetchSocketsResponse, msgServerSideEmitResp, msgBroadcastClientCount, msgBroadcastAck:
 		a.onResponse(m)
 	}

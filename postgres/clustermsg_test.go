@@ -64,7 +64,7 @@ func TestParseNotificationCaptures(t *testing.T) {
 func testCodecCluster(t testing.TB) *Cluster {
 	opts := ClusterOptions{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	opts.setDefaults()
-	c := &Cluster{opts: opts, log: opts.Logger, pubs: make(chan *publication, 64), channels: make(map[string]*channel)}
+	c := &Cluster{opts: opts, log: opts.Logger, pubs: make(chan *publication, 64), events: make(chan func(), 64), channels: make(map[string]*channel)}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -75,6 +75,8 @@ func testCodecCluster(t testing.TB) *Cluster {
 				if p.done != nil {
 					p.done <- nil
 				}
+			case f := <-c.events:
+				f()
 			case <-c.ctx.Done():
 				return
 			}
