@@ -138,7 +138,8 @@ func (a *clusterAdapter) publishApply(ctx context.Context, typ int, data cluster
 	}
 	p.echo, p.owner, p.done = e, a, make(chan error, 1)
 	a.c.mu.Lock()
-	e.direct = !a.c.connected || a.closed.Load()
+	// Only a channel LISTENed on the listener's current connection echoes.
+	e.direct = !a.c.connected || a.ch.gen != a.c.listenGen || a.closed.Load()
 	if !e.direct {
 		a.echoes = append(a.echoes, e)
 	}
