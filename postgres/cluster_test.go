@@ -891,3 +891,57 @@ func TestClusterServerEventHandlerBroadcasts(t *testing.T) {
 		}
 	}
 }
+
+// The database goes away: the node keeps its sockets and delivers its own
+// broadcasts to them (the publication fails, and says so); when the
+// database is back the listener LISTENs again and the bus serves.
+func TestClusterDatabaseRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: skipping the cluster tests, which need PostgreSQL")
+	}
+	pg := pgtest.NewCluster(t)
+	tc := &testCluster{url: pg.URL, prefix: "t" + randomID()[:10]}
+	opts := testOptions()
+	opts.ChannelPrefix = tc.prefix
+	opts.RequestTimeout = 500 * time.Millisecond
+	for i := range 2 {
+		tc.nodes = append(tc.nodes, tc.startNode(t, i, opts))
+	}
+	tc.awaitServerCount(t, 2)
+	n0, n1 := tc.nodes[0], tc.nodes[1]
+	c0 := n0.dial(t, "1", "r")
+	c1 := n1.dial(t, "2", "r")
+	<-n0.listening // their first LISTENs
+	<-n1.listening
+
+	pg.Stop(t)
+	ctx := testCtx(t)
+	if err := n0.ns.To("r").Emit(ctx, "while-down"); err == nil {
+		t.Error("a broadcast with the database down reported no error")
+	}
+	if _, err := c0.WaitEvent(ctx, "while-down"); err != nil {
+		t.Fatalf("the local socket did not get the broadcast: %v", err)
+	}
+	pg.Start(t)
+	select {
+	case <-n0.listening:
+	case <-ctx.Done():
+		t.Fatal("node0's listener never came back")
+	}
+	select {
+	case <-n1.listening:
+	case <-ctx.Done():
+		t.Fatal("node1's listener never came back")
+	}
+	if err := n0.ns.To("r").Emit(ctx, "after"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*client{c0, c1} {
+		if _, err := c.WaitEvent(ctx, "after"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := n0.cl.Stats(); st.ListenerLosses < 1 || st.Reconnects < 1 || st.PublishErrors < 1 {
+		t.Errorf("stats %+v", st)
+	}
+}

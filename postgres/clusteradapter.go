@@ -144,6 +144,11 @@ func (a *clusterAdapter) publishApply(ctx context.Context, typ int, data cluster
 		a.echoes = append(a.echoes, e)
 	}
 	a.c.mu.Unlock()
+	if e.direct {
+		// No order to keep with a bus this node does not hear: the local
+		// sockets need not wait for a database that may be down.
+		e.run()
+	}
 	if err := a.c.enqueue(ctx, p); err != nil {
 		a.dropEcho(e)
 		e.run()
