@@ -127,6 +127,13 @@ type ClusterStats struct {
 // whose messages omit the top-level "nsp" (their namespace is the
 // channel's; Node's adapter drops them).
 //
+// Every node applies the cluster's broadcasts and room operations in the
+// one order of PostgreSQL's NOTIFY queue, its own included: what a node
+// publishes takes effect on its own sockets when its listener gets the
+// message back (the call returns then), so a join sent by one node and then
+// a broadcast sent by another reach the second node's sockets in that
+// order too.
+//
 // One dedicated connection (not a transaction pooler's: LISTEN needs a
 // session) LISTENs for every namespace; publishing, attachments and their
 // cleanup use a small pool. When the listener is lost the node keeps its
@@ -174,7 +181,8 @@ type Cluster struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	pubs chan *publication
+	pubs   chan *publication
+	events chan func() // server-side events, run off the listener's goroutine
 
 	mu         sync.Mutex
 	channels   map[string]*channel // by channel name
@@ -228,6 +236,11 @@ func newCluster(ctx context.Context, url string, opts ClusterOptions, hookListen
 	}
 	listenCf := pcfg.ConnConfig.Copy()
 	setParam(listenCf.RuntimeParams, "application_name", ClusterListenerApplicationName)
+	// A NOTIFY transaction needs no flush to disk before it returns:
+	// listeners hear it at commit, and after a crash there is no one to
+	// replay it to. Waiting for the WAL flush would bound the bus by the
+	// disk's sync rate.
+	setParam(params, "synchronous_commit", "off")
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: cluster: create pool: %w", err)
@@ -239,6 +252,7 @@ func newCluster(ctx context.Context, url string, opts ClusterOptions, hookListen
 		listenCf: listenCf,
 		table:    pgx.Identifier{opts.TableName}.Sanitize(),
 		pubs:     make(chan *publication, 1024),
+		events:   make(chan func(), maxQueuedServerEvents),
 		channels: make(map[string]*channel),
 
 		testHookListening: hookListening,
@@ -248,7 +262,8 @@ func newCluster(ctx context.Context, url string, opts ClusterOptions, hookListen
 		return nil, err
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	c.wg.Add(3)
+	c.wg.Add(4)
+	go c.serverEventLoop()
 	go c.listenLoop()
 	go c.publishLoop()
 	go c.cleanupLoop()
@@ -452,7 +467,18 @@ func (c *Cluster) listenLoop() {
 		c.mu.Lock()
 		wasConnected := c.connected
 		c.connected = false
+		// No echo comes back for what is in flight: apply it now.
+		var pending []*echo
+		for _, ch := range c.channels {
+			for _, a := range ch.adapters {
+				pending = append(pending, a.echoes...)
+				a.echoes = nil
+			}
+		}
 		c.mu.Unlock()
+		for _, e := range pending {
+			e.run()
+		}
 		if wasConnected {
 			lost = true
 			c.losses.Add(1)
@@ -553,17 +579,17 @@ func (c *Cluster) dispatch(n *pgconn.Notification) {
 		c.drop("notification for another namespace", n.Channel, fmt.Errorf("nsp %q", m.NSP))
 		return
 	}
-	// Skip our own before reading an attachment.
-	own := func(uid string) bool {
-		for _, a := range adapters {
-			if a.uid == uid {
-				return true
+	// Our own message: what it does locally happens now, in the bus's
+	// order (see echo); nothing else to do, not even read an attachment.
+	for _, a := range adapters {
+		if a.uid == m.UID {
+			key := n.Payload
+			if m.AttachmentID > 0 {
+				key = attachmentEchoKey(m.Type)
 			}
+			a.echoed(key)
+			return
 		}
-		return false
-	}
-	if own(m.UID) {
-		return
 	}
 	if m.AttachmentID > 0 {
 		headerType := m.Type
@@ -574,9 +600,6 @@ func (c *Cluster) dispatch(n *pgconn.Notification) {
 		}
 		if m.Type != headerType || (m.HasNSP && m.NSP != ch.nsp) {
 			c.drop("attachment does not match its header", n.Channel, nil)
-			return
-		}
-		if own(m.UID) {
 			return
 		}
 		c.attIn.Add(1)
@@ -614,6 +637,35 @@ func (c *Cluster) readAttachment(id int64) (clusterMessage, error) {
 	return parseAttachment(payload)
 }
 
+// maxQueuedServerEvents bounds the server-side events waiting for their
+// handlers; more are dropped (and counted).
+const maxQueuedServerEvents = 1024
+
+// serverEventLoop runs the OnServerEvent handlers in order, on a goroutine
+// of their own: a handler that broadcasts waits for its broadcast to come
+// back through the listener, which must not be the goroutine it blocks.
+func (c *Cluster) serverEventLoop() {
+	defer c.wg.Done()
+	for {
+		select {
+		case f := <-c.events:
+			f()
+		case <-c.ctx.Done():
+			return
+		}
+	}
+}
+
+// serverEvent queues f for serverEventLoop, or drops it when the queue is
+// full.
+func (c *Cluster) serverEvent(channel string, f func()) {
+	select {
+	case c.events <- f:
+	default:
+		c.drop("server-side event (too many waiting for their handlers)", channel, nil)
+	}
+}
+
 // cleanupLoop deletes the attachments older than CleanupInterval, every
 // CleanupInterval, as Node's adapter does (every node does it; the DELETEs
 // are idempotent).
@@ -646,6 +698,8 @@ type publication struct {
 	// header = prefix || id || suffix, built by the statement itself.
 	prefix, suffix string
 	done           chan error // nil: nobody waits
+	echo           *echo      // what the message does on this node, if anything
+	owner          *clusterAdapter
 }
 
 // errClusterClosed is returned by the adapters of a closed Cluster.
@@ -667,9 +721,7 @@ func (c *Cluster) enqueue(ctx context.Context, p *publication) error {
 const maxBatch = 64
 
 // publishLoop sends the queued publications in order, a batch per round
-// trip: pipelined, each in its own implicit transaction (a Sync after
-// each), since PostgreSQL folds identical notifications of one transaction
-// into one, and two equal broadcasts must both arrive.
+// trip (see send).
 func (c *Cluster) publishLoop() {
 	defer c.wg.Done()
 	batch := make([]*publication, 0, maxBatch)
@@ -704,6 +756,12 @@ func (c *Cluster) publishLoop() {
 					c.attOut.Add(1)
 				}
 			}
+			if e := p.echo; e != nil && (errs[i] != nil || e.direct) {
+				// Failed: no echo will come (the local effect happens
+				// anyway, as when the bus is down); direct: none was awaited.
+				p.owner.dropEcho(e)
+				e.run()
+			}
 			if p.done != nil {
 				p.done <- errs[i]
 			}
@@ -715,6 +773,10 @@ func (c *Cluster) failQueued() {
 	for {
 		select {
 		case p := <-c.pubs:
+			if p.echo != nil {
+				p.owner.dropEcho(p.echo)
+				p.echo.run()
+			}
 			if p.done != nil {
 				p.done <- errClusterClosed
 			}
@@ -733,9 +795,15 @@ const (
 )
 
 // send publishes batch in one round trip and returns each one's error.
+// Consecutive publications share a transaction (one Sync), which is what
+// bounds the rate of NOTIFY, unless one is equal to an earlier one of the
+// group: PostgreSQL folds equal notifications of one transaction into one,
+// and two equal broadcasts must both arrive. A failed statement rolls back
+// its group: all of it fails.
 func (c *Cluster) send(batch []*publication) []error {
 	errs := make([]error, len(batch))
 	fail := func(err error) []error {
+		err = fmt.Errorf("postgres: cluster: publish: %w", err)
 		for i := range errs {
 			if errs[i] == nil {
 				errs[i] = err
@@ -747,50 +815,88 @@ func (c *Cluster) send(batch []*publication) []error {
 	defer cancel()
 	conn, err := c.pool.Acquire(ctx)
 	if err != nil {
-		return fail(fmt.Errorf("postgres: cluster: publish: %w", err))
+		return fail(err)
 	}
 	defer conn.Release()
 	attachSQL := fmt.Sprintf(sqlNotifyAttachment, c.table)
 	p := conn.Conn().PgConn().StartPipeline(ctx)
-	for _, pub := range batch {
+	var groups []int // the end of each group
+	seen := make(map[string]struct{}, len(batch))
+	for i, pub := range batch {
 		if pub.attach == nil {
+			key := pub.channel + "\x00" + string(pub.payload)
+			if _, dup := seen[key]; dup {
+				p.SendPipelineSync()
+				groups = append(groups, i)
+				clear(seen)
+			}
+			seen[key] = struct{}{}
 			p.SendQueryParams(sqlNotify, [][]byte{[]byte(pub.channel), pub.payload}, nil, nil, nil)
 		} else {
 			p.SendQueryParams(attachSQL,
 				[][]byte{pub.attach, []byte(pub.channel), []byte(pub.prefix), []byte(pub.suffix)},
-				[]uint32{17, 25, 25, 25}, []int16{1, 0, 0, 0}, nil) // bytea binary, texts
+				[]uint32{17, 25, 25, 25}, []int16{1, 0, 0, 0}, nil) // bytea in binary, texts
 		}
-		p.SendPipelineSync()
 	}
+	p.SendPipelineSync()
+	groups = append(groups, len(batch))
 	if err := p.Flush(); err != nil {
 		p.Close()
-		return fail(fmt.Errorf("postgres: cluster: publish: %w", err))
+		return fail(err)
 	}
-	for i := range batch {
-		res, err := p.GetResults()
-		if err == nil {
-			if rr, ok := res.(*pgconn.ResultReader); ok {
-				_, err = rr.Close()
-			} else {
-				err = fmt.Errorf("unexpected pipeline result %T", res)
+	isPg := func(err error) bool {
+		var pe *pgconn.PgError
+		return errors.As(err, &pe)
+	}
+	start := 0
+	for _, end := range groups {
+		var gerr error
+		synced := false
+		for k := start; k < end && gerr == nil && !synced; k++ {
+			res, err := p.GetResults()
+			if err == nil {
+				switch r := res.(type) {
+				case *pgconn.ResultReader:
+					_, err = r.Close()
+				case *pgconn.PipelineSync:
+					synced = true // the rest was skipped after an error
+				default:
+					err = fmt.Errorf("unexpected pipeline result %T", res)
+				}
+			}
+			if err != nil && !isPg(err) {
+				p.Close()
+				return fail(err) // the connection failed
+			}
+			gerr = err
+		}
+		// The group's Sync: its commit, or the end of its rollback. An
+		// error at commit is followed by the Sync's own result.
+		for tries := 0; !synced && tries < 2; tries++ {
+			res, err := p.GetResults()
+			if err != nil && !isPg(err) {
+				p.Close()
+				return fail(err)
+			}
+			if err != nil {
+				gerr = err
+				continue
+			}
+			if _, ok := res.(*pgconn.PipelineSync); !ok {
+				p.Close()
+				return fail(fmt.Errorf("unexpected pipeline result %T", res))
+			}
+			synced = true
+		}
+		if gerr != nil {
+			for k := start; k < end; k++ {
+				errs[k] = fmt.Errorf("postgres: cluster: publish: %w", gerr)
 			}
 		}
-		if err != nil {
-			errs[i] = fmt.Errorf("postgres: cluster: publish: %w", err)
-		}
-		// The Sync that follows each statement.
-		if _, serr := p.GetResults(); serr != nil && errs[i] == nil {
-			errs[i] = fmt.Errorf("postgres: cluster: publish: %w", serr)
-		}
-		var pe *pgconn.PgError
-		if err != nil && !errors.As(err, &pe) {
-			// The connection failed: nothing after this arrives.
-			p.Close()
-			return fail(fmt.Errorf("postgres: cluster: publish: %w", err))
-		}
+		start = end
 	}
 	if err := p.Close(); err != nil {
-		return fail(fmt.Errorf("postgres: cluster: publish: %w", err))
+		return fail(err)
 	}
 	return errs
 }

@@ -138,6 +138,19 @@ func (nd *testNode) awaitServerCount(t *testing.T, n int) {
 	}
 }
 
+// awaitSockets waits until nd has n connected sockets on "/".
+func (nd *testNode) awaitSockets(t *testing.T, n int) {
+	t.Helper()
+	ctx := testCtx(t)
+	for len(nd.ns.Sockets()) != n {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("node%d has %d sockets, want %d", nd.i, len(nd.ns.Sockets()), n)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
 // dial connects a client to nd as user, in rooms.
 func (nd *testNode) dial(t *testing.T, user string, rooms ...string) *client {
 	t.Helper()
@@ -481,6 +494,11 @@ func TestClusterBroadcastWithAck(t *testing.T) {
 	tc.nodes[1].dialOpts(t, ack("b"))
 	tc.nodes[2].dialOpts(t, ack("c"))
 	tc.nodes[2].dialOpts(t, ack("d"))
+	// A client may see its CONNECT before its server counts the socket as
+	// connected (which a broadcast with acks requires): wait for that.
+	for i, want := range []int{1, 1, 2} {
+		tc.nodes[i].awaitSockets(t, want)
+	}
 	res, err := tc.nodes[1].ns.To("r").Timeout(5*time.Second).EmitWithAck(testCtx(t), "q", 1)
 	if err != nil {
 		t.Fatal(err)
@@ -685,6 +703,11 @@ func TestClusterListenerReconnects(t *testing.T) {
 func TestClusterNamespaceAddedLater(t *testing.T) {
 	tc := newTestCluster(t, 2, testOptions())
 	n0, n1 := tc.nodes[0], tc.nodes[1]
+	// A broadcast on a namespace not LISTENed yet does not wait for an
+	// echo that cannot come.
+	if err := n0.srv.Of("/late").Emit(testCtx(t), "early"); err != nil {
+		t.Fatal(err)
+	}
 	for _, nd := range tc.nodes {
 		nd.srv.Of("/chat")
 		if err := nd.cl.Ready(testCtx(t)); err != nil {
@@ -737,10 +760,12 @@ func (l *rawListener) next(t *testing.T, match func(string) bool) string {
 	}
 }
 
+// Migrate creates the attachments table where the Cluster (and Node's
+// adapter) looks for it: through the connection's search_path.
 func TestClusterMigrateCreatesAttachments(t *testing.T) {
-	db, schema, _ := openDB(t)
+	db, _, _ := openDB(t) // its URL's search_path is the test's schema
 	var ok bool
-	if err := db.pool.QueryRow(testCtx(t), "SELECT to_regclass($1) IS NOT NULL", schema+".socket_io_attachments").Scan(&ok); err != nil || !ok {
+	if err := db.pool.QueryRow(testCtx(t), "SELECT to_regclass('socket_io_attachments') IS NOT NULL").Scan(&ok); err != nil || !ok {
 		t.Errorf("Migrate did not create the attachments table (%v)", err)
 	}
 }
@@ -784,4 +809,139 @@ func TestClusterConformance(t *testing.T) {
 		}
 		return servers
 	}, 3)
+}
+
+// A publication that fails (its attachments table was dropped) fails its
+// caller, and the bus keeps working.
+func TestClusterPublishFailure(t *testing.T) {
+	tc := newTestCluster(t, 2, testOptions())
+	n0, n1 := tc.nodes[0], tc.nodes[1]
+	c1 := n1.dial(t, "1")
+	ctx := testCtx(t)
+	if _, err := rawConn(t, tc.url).Exec(ctx, "DROP TABLE socket_io_attachments"); err != nil {
+		t.Fatal(err)
+	}
+	before := n0.cl.Stats().PublishErrors
+	err := n0.ns.Emit(ctx, "bin", []byte{1})
+	if err == nil || !strings.Contains(err.Error(), "socket_io_attachments") {
+		t.Errorf("binary broadcast without a table: %v", err)
+	}
+	if n0.cl.Stats().PublishErrors != before+1 {
+		t.Error("PublishErrors did not move")
+	}
+	if err := n0.ns.Emit(ctx, "after"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c1.WaitEvent(ctx, "after"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Every node applies the cluster's operations in the one order of the
+// NOTIFY queue, its own included: a join sent by one node and then a
+// broadcast sent by another reach the second node's sockets in that order,
+// with nothing to wait for in between.
+func TestClusterOneOrder(t *testing.T) {
+	tc := newTestCluster(t, 2, testOptions())
+	n0, n1 := tc.nodes[0], tc.nodes[1]
+	c0 := n0.dial(t, "1", "u")
+	c1 := n1.dial(t, "2", "u")
+	ctx := testCtx(t)
+	for i := range 20 {
+		room := fmt.Sprintf("room%d", i)
+		if err := n0.ns.To("u").SocketsJoin(ctx, room); err != nil {
+			t.Fatal(err)
+		}
+		if err := n1.ns.To(room).Emit(ctx, "in", i); err != nil {
+			t.Fatal(err)
+		}
+		if err := n1.ns.To(room).SocketsLeave(ctx, room); err != nil {
+			t.Fatal(err)
+		}
+		if err := n0.ns.To(room).Emit(ctx, "out", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	barrier(t, n0, c0, c1)
+	barrier(t, n1, c0, c1)
+	wantCounts(t, "in", []*client{c0, c1}, []int{20, 20})
+	wantCounts(t, "out", []*client{c0, c1}, []int{0, 0})
+}
+
+// A server-side event handler may broadcast: its broadcast comes back
+// through the listener, which does not run the handler.
+func TestClusterServerEventHandlerBroadcasts(t *testing.T) {
+	tc := newTestCluster(t, 2, testOptions())
+	n0, n1 := tc.nodes[0], tc.nodes[1]
+	c1 := n1.dial(t, "1")
+	c0 := n0.dial(t, "0")
+	n1.ns.OnServerEvent(func(ev socketio.Event, _ func(any)) {
+		if ev.Name == "relay" {
+			if err := n1.ns.Emit(context.Background(), "relayed"); err != nil {
+				t.Errorf("emit from a server-event handler: %v", err)
+			}
+		}
+	})
+	if err := n0.ns.ServerSideEmit(testCtx(t), "relay"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*client{c0, c1} {
+		if _, err := c.WaitEvent(testCtx(t), "relayed"); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// The database goes away: the node keeps its sockets and delivers its own
+// broadcasts to them (the publication fails, and says so); when the
+// database is back the listener LISTENs again and the bus serves.
+func TestClusterDatabaseRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: skipping the cluster tests, which need PostgreSQL")
+	}
+	pg := pgtest.NewCluster(t)
+	tc := &testCluster{url: pg.URL, prefix: "t" + randomID()[:10]}
+	opts := testOptions()
+	opts.ChannelPrefix = tc.prefix
+	opts.RequestTimeout = 500 * time.Millisecond
+	for i := range 2 {
+		tc.nodes = append(tc.nodes, tc.startNode(t, i, opts))
+	}
+	tc.awaitServerCount(t, 2)
+	n0, n1 := tc.nodes[0], tc.nodes[1]
+	c0 := n0.dial(t, "1", "r")
+	c1 := n1.dial(t, "2", "r")
+	<-n0.listening // their first LISTENs
+	<-n1.listening
+
+	pg.Stop(t)
+	ctx := testCtx(t)
+	if err := n0.ns.To("r").Emit(ctx, "while-down"); err == nil {
+		t.Error("a broadcast with the database down reported no error")
+	}
+	if _, err := c0.WaitEvent(ctx, "while-down"); err != nil {
+		t.Fatalf("the local socket did not get the broadcast: %v", err)
+	}
+	pg.Start(t)
+	select {
+	case <-n0.listening:
+	case <-ctx.Done():
+		t.Fatal("node0's listener never came back")
+	}
+	select {
+	case <-n1.listening:
+	case <-ctx.Done():
+		t.Fatal("node1's listener never came back")
+	}
+	if err := n0.ns.To("r").Emit(ctx, "after"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*client{c0, c1} {
+		if _, err := c.WaitEvent(ctx, "after"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := n0.cl.Stats(); st.ListenerLosses < 1 || st.Reconnects < 1 || st.PublishErrors < 1 {
+		t.Errorf("stats %+v", st)
+	}
 }

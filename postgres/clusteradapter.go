@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,6 +30,8 @@ type clusterAdapter struct {
 	badChannel bool // its channel name is too long for PostgreSQL
 	closed     atomic.Bool
 	heartbeat  *time.Timer // HEARTBEAT after HeartbeatInterval without a publication
+
+	echoes []*echo // awaiting their own notification, in publication order; guarded by c.mu
 
 	mu      sync.Mutex
 	peers   map[string]time.Time // uid → when last heard of
@@ -59,6 +62,113 @@ type ackRequest struct {
 // errBadChannel is returned by the adapter of a namespace whose channel
 // name PostgreSQL cannot take.
 var errBadChannel = sessiongate.Errorf(sessiongate.ECodeInvalid, "postgres: cluster: channel name longer than 63 bytes")
+
+// An echo is the local effect of a message this node publishes (a
+// broadcast, a room operation): it happens when the node's listener gets
+// the message back, between the messages of the other nodes committed
+// before and after it, so that every node applies the cluster's
+// operations in the one order of the NOTIFY queue. A join on one node
+// followed by a broadcast from another then reaches the joined sockets of
+// the second node too. While the listener is down (or when the
+// publication fails) the effect happens at once.
+type echo struct {
+	key    string // the NOTIFY payload, or attachmentEchoKey(type)
+	apply  func()
+	direct bool // the listener was down: applied after the publication
+	once   sync.Once
+	done   chan struct{}
+}
+
+func (e *echo) run() {
+	e.once.Do(func() {
+		e.apply()
+		close(e.done)
+	})
+}
+
+// attachmentEchoKey stands for the header of an attachment, whose id is
+// not known before the statement ran: attachments of one type are matched
+// in order.
+func attachmentEchoKey(typ int) string { return "\x00attachment " + strconv.Itoa(typ) }
+
+// echoed runs the first echo awaiting key: the listener got it back.
+func (a *clusterAdapter) echoed(key string) {
+	a.c.mu.Lock()
+	var e *echo
+	for i, x := range a.echoes {
+		if x.key == key {
+			e = x
+			a.echoes = append(a.echoes[:i:i], a.echoes[i+1:]...)
+			break
+		}
+	}
+	a.c.mu.Unlock()
+	if e != nil {
+		e.run()
+	}
+}
+
+func (a *clusterAdapter) dropEcho(e *echo) {
+	a.c.mu.Lock()
+	defer a.c.mu.Unlock()
+	if i := slices.Index(a.echoes, e); i >= 0 {
+		a.echoes = append(a.echoes[:i:i], a.echoes[i+1:]...)
+	}
+}
+
+// publishApply publishes a message whose local effect is apply, and
+// returns when apply has run (see echo), or ctx ended: then apply still
+// runs when the echo comes. A publication that failed has its effect
+// locally all the same, and its error is returned.
+func (a *clusterAdapter) publishApply(ctx context.Context, typ int, data clusterwire.Map, apply func()) error {
+	e := &echo{apply: apply, done: make(chan struct{})}
+	if a.badChannel {
+		e.run()
+		return errBadChannel
+	}
+	a.heartbeat.Reset(a.c.opts.HeartbeatInterval)
+	p, err := a.c.encode(a.ch.name, document(typ, data, a.uid, a.nsp), typ, a.uid, a.nsp)
+	if err != nil {
+		e.run()
+		return err
+	}
+	e.key = string(p.payload)
+	if p.attach != nil {
+		e.key = attachmentEchoKey(typ)
+	}
+	p.echo, p.owner, p.done = e, a, make(chan error, 1)
+	a.c.mu.Lock()
+	// Only a channel LISTENed on the listener's current connection echoes.
+	e.direct = !a.c.connected || a.ch.gen != a.c.listenGen || a.closed.Load()
+	if !e.direct {
+		a.echoes = append(a.echoes, e)
+	}
+	a.c.mu.Unlock()
+	if e.direct {
+		// No order to keep with a bus this node does not hear: the local
+		// sockets need not wait for a database that may be down.
+		e.run()
+	}
+	if err := a.c.enqueue(ctx, p); err != nil {
+		a.dropEcho(e)
+		e.run()
+		return err
+	}
+	select {
+	case err := <-p.done:
+		if err != nil {
+			return err // the publisher has applied it
+		}
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-e.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
 
 // publish sends a message of this adapter without waiting for it.
 func (a *clusterAdapter) publish(typ int, data clusterwire.Map) {
@@ -152,9 +262,7 @@ func (a *clusterAdapter) onMessage(m clusterMessage) {
 		return
 	}
 	if m.UID != "" && m.UID != emitterUID {
-		a.mu.Lock()
-		a.peers[m.UID] = time.Now()
-		a.mu.Unlock()
+		a.notePeer(m.UID)
 	}
 	ctx := a.c.ctx
 	switch m.Type {
@@ -240,7 +348,7 @@ func (a *clusterAdapter) onMessage(m clusterMessage) {
 				a.publish(msgServerSideEmitResp, clusterwire.Map{{Key: "requestId", Value: id}, {Key: "packet", Value: arg}})
 			}
 		}
-		a.local.ServerEvent(socketio.Event{Name: msg.Event, Args: msg.Args}, ack)
+		a.c.serverEvent(a.ch.name, func() { a.local.ServerEvent(socketio.Event{Name: msg.Event, Args: msg.Args}, ack) })
 	case msgFetchSocketsResponse, msgServerSideEmitResp, msgBroadcastClientCount, msgBroadcastAck:
 		a.onResponse(m)
 	}
@@ -313,6 +421,29 @@ func (a *clusterAdapter) removePeer(uid string) {
 		if _, ok := r.missing[uid]; ok {
 			a.answeredLocked(id, r, uid)
 		}
+	}
+}
+
+// maxPeers bounds the uids a namespace tracks: anyone who can NOTIFY can
+// invent them.
+const maxPeers = 4096
+
+// notePeer records that uid was heard of now.
+func (a *clusterAdapter) notePeer(uid string) {
+	a.mu.Lock()
+	_, known := a.peers[uid]
+	full := !known && len(a.peers) >= maxPeers
+	if !full {
+		a.peers[uid] = time.Now()
+	}
+	a.mu.Unlock()
+	if full {
+		a.livePeers() // forget the silent ones, then try again once
+		a.mu.Lock()
+		if len(a.peers) < maxPeers {
+			a.peers[uid] = time.Now()
+		}
+		a.mu.Unlock()
 	}
 }
 
@@ -433,22 +564,23 @@ func packetMap(m *socketio.Message) (clusterwire.Map, error) {
 }
 
 // Broadcast publishes m (unless opts.Flags.Local) and delivers it to the
-// local sockets; a publication that failed is reported after the local
-// delivery.
+// local sockets when the listener gets it back (see echo).
 func (a *clusterAdapter) Broadcast(ctx context.Context, m *socketio.Message, opts socketio.BroadcastOptions) error {
-	var perr error
-	if !opts.Flags.Local {
-		if perr = a.checkOpen(); perr == nil {
-			var packet clusterwire.Map
-			if packet, perr = packetMap(m); perr == nil {
-				perr = a.publishWait(ctx, msgBroadcast, clusterwire.Map{{Key: "packet", Value: packet}, {Key: "opts", Value: clusterwire.OptsMap(opts)}})
-			}
-		}
+	if opts.Flags.Local || a.closed.Load() {
+		return a.local.Broadcast(ctx, m, opts)
 	}
-	if err := a.local.Broadcast(ctx, m, opts); err != nil {
+	packet, err := packetMap(m)
+	if err != nil {
 		return err
 	}
-	return perr
+	var lerr error
+	perr := a.publishApply(ctx, msgBroadcast, clusterwire.Map{{Key: "packet", Value: packet}, {Key: "opts", Value: clusterwire.OptsMap(opts)}}, func() {
+		lerr = a.local.Broadcast(a.c.ctx, m, opts)
+	})
+	if perr != nil {
+		return perr
+	}
+	return lerr
 }
 
 // BroadcastWithAck publishes m with a request id: each node answers with
@@ -481,42 +613,45 @@ func (a *clusterAdapter) BroadcastWithAck(ctx context.Context, m *socketio.Messa
 			a.mu.Unlock()
 			a.release()
 		})
-		if err := a.publishWait(ctx, msgBroadcast, clusterwire.Map{
+		var lerr error
+		if err := a.publishApply(ctx, msgBroadcast, clusterwire.Map{
 			{Key: "packet", Value: packet}, {Key: "requestId", Value: id}, {Key: "opts", Value: clusterwire.OptsMap(wire)},
+		}, func() {
+			lerr = a.local.BroadcastWithAck(a.c.ctx, m, opts, clientCount, ack)
 		}); err != nil {
 			return err
 		}
+		return lerr
 	}
 	return a.local.BroadcastWithAck(ctx, m, opts, clientCount, ack)
 }
 
-// roomOp applies a room operation locally and publishes it, as the
-// ClusterAdapter does (receivers skip their own uid).
+// roomOp publishes a room operation and applies it locally when the
+// listener gets it back (see echo); receivers skip their own uid, as in
+// the ClusterAdapter.
 func (a *clusterAdapter) roomOp(ctx context.Context, typ int, opts socketio.BroadcastOptions, apply func() error, extra clusterwire.Field) error {
-	if err := apply(); err != nil {
+	if opts.Flags.Local || a.closed.Load() {
+		return apply()
+	}
+	var lerr error
+	if err := a.publishApply(ctx, typ, clusterwire.Map{{Key: "opts", Value: clusterwire.OptsMap(opts)}, extra}, func() { lerr = apply() }); err != nil {
 		return err
 	}
-	if opts.Flags.Local {
-		return nil
-	}
-	if err := a.checkOpen(); err != nil {
-		return err
-	}
-	return a.publishWait(ctx, typ, clusterwire.Map{{Key: "opts", Value: clusterwire.OptsMap(opts)}, extra})
+	return lerr
 }
 
 func (a *clusterAdapter) AddSockets(ctx context.Context, opts socketio.BroadcastOptions, rooms []string) error {
-	return a.roomOp(ctx, msgSocketsJoin, opts, func() error { return a.local.AddSockets(ctx, opts, rooms) },
+	return a.roomOp(ctx, msgSocketsJoin, opts, func() error { return a.local.AddSockets(a.c.ctx, opts, rooms) },
 		clusterwire.Field{Key: "rooms", Value: nonNil(rooms)})
 }
 
 func (a *clusterAdapter) DelSockets(ctx context.Context, opts socketio.BroadcastOptions, rooms []string) error {
-	return a.roomOp(ctx, msgSocketsLeave, opts, func() error { return a.local.DelSockets(ctx, opts, rooms) },
+	return a.roomOp(ctx, msgSocketsLeave, opts, func() error { return a.local.DelSockets(a.c.ctx, opts, rooms) },
 		clusterwire.Field{Key: "rooms", Value: nonNil(rooms)})
 }
 
 func (a *clusterAdapter) DisconnectSockets(ctx context.Context, opts socketio.BroadcastOptions, close bool) error {
-	return a.roomOp(ctx, msgDisconnectSockets, opts, func() error { return a.local.DisconnectSockets(ctx, opts, close) },
+	return a.roomOp(ctx, msgDisconnectSockets, opts, func() error { return a.local.DisconnectSockets(a.c.ctx, opts, close) },
 		clusterwire.Field{Key: "close", Value: close})
 }
 
@@ -647,5 +782,12 @@ func (a *clusterAdapter) Close() error {
 	}
 	a.heartbeat.Stop()
 	a.c.unregister(a)
+	a.c.mu.Lock()
+	pending := a.echoes
+	a.echoes = nil
+	a.c.mu.Unlock()
+	for _, e := range pending {
+		e.run()
+	}
 	return nil
 }
