@@ -135,10 +135,11 @@ func TestRedisClusterWithNodeServer(t *testing.T) {
 	node.call(t, map[string]any{"op": "emit", "rooms": []string{alice.Room}, "event": "from-node", "args": []any{"x", map[string]any{"$bin": "AQID"}}})
 	node.call(t, map[string]any{"op": "emit", "rooms": []string{alice.Room, bob.Room}, "except": []string{bob.Room}, "event": "multi", "args": []any{2}})
 	node.call(t, map[string]any{"op": "emit", "event": "everyone"})
-	// One sessiongate socket by its id, among other rooms (see
-	// checkEmitterOnSessiongate: io.to(sid) alone, as RemoteSocket.emit
-	// does, does not reach it).
+	// One sessiongate socket by its id, among other rooms (the namespace
+	// channel), and alone (its own channel "<key>#/#<sid>#", where
+	// RemoteSocket.emit after fetchSockets() publishes too).
 	node.call(t, map[string]any{"op": "emit", "rooms": []string{ids["a2"], "nobody"}, "event": "to-sid", "args": []any{"a2 only"}})
+	node.call(t, map[string]any{"op": "emit", "rooms": []string{ids["a2"]}, "event": "to-sid-alone", "args": []any{"a2 alone"}})
 	// Barriers on each path, after which no duplicate can be in flight.
 	nodes[1].publish(t, []string{alice.Room, bob.Room}, "barrier-sg", nil)
 	node.call(t, map[string]any{"op": "emit", "rooms": []string{alice.Room}, "event": "barrier-node"})
@@ -155,6 +156,8 @@ func TestRedisClusterWithNodeServer(t *testing.T) {
 	once(t, cl, "everyone", append(aliceAll, bobAll...))
 	once(t, cl, "to-sid", []string{"a2"}, `"a2 only"`)
 	never(t, cl, "to-sid", "a1", "b3", "na", "nb")
+	once(t, cl, "to-sid-alone", []string{"a2"}, `"a2 alone"`)
+	never(t, cl, "to-sid-alone", "a1", "b3", "na", "nb")
 
 	// fetchSockets on the Node server: every socket of the cluster, and
 	// nothing of a session in sessiongate's.
@@ -279,14 +282,16 @@ func checkEmitterOnSessiongate(t *testing.T, em *emitter, cl *clients, ids map[s
 	em.call(t, map[string]any{"op": "emit", "rooms": []string{alice.Room}, "event": "big", "args": []any{big}})
 	// Volatile and compress flags are accepted.
 	em.call(t, map[string]any{"op": "emit", "rooms": []string{alice.Room}, "event": "flags", "volatile": true, "compress": false})
-	// One socket, by its id, among other rooms (the namespace channel).
-	// A single-room emit to a socket id, on the id's own channel, does not
-	// reach sessiongate on Redis: it subscribes no socket-id channel
-	// (package redis doc, "Socket-id rooms").
+	// One socket, by its id, among other rooms (the namespace channel),
+	// and alone (on Redis, the id's own channel, which every node
+	// subscribes for its sockets: package redis doc, "Socket-id rooms").
 	em.call(t, map[string]any{"op": "emit", "rooms": []string{ids["a1"], "nobody"}, "event": "to-sid", "args": []any{"a1 only"}})
+	em.call(t, map[string]any{"op": "emit", "rooms": []string{ids["a1"]}, "event": "to-sid-alone", "args": []any{"a1 alone"}})
 	barrier("barrier1")
 	once(t, cl, "to-sid", []string{"a1"}, `"a1 only"`)
 	never(t, cl, "to-sid", "a2", "b2")
+	once(t, cl, "to-sid-alone", []string{"a1"}, `"a1 alone"`)
+	never(t, cl, "to-sid-alone", "a2", "b2")
 	once(t, cl, "rooms-except", []string{"a1", "a2"}, `{"k":"v"}`)
 	never(t, cl, "rooms-except", "b2")
 	once(t, cl, "bin", []string{"b2"}, `{"$bin":"AQID"}`, `{"a":1}`)
