@@ -51,7 +51,7 @@ func (e *env) fanout2000(ctx context.Context) ([]row, error) {
 				return nil, nil, err
 			}
 			return []*server{s}, s.stop, nil
-		}, "")
+		}, nil)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", t.name, err))
 		}
@@ -78,7 +78,7 @@ func (e *env) cluster(ctx context.Context) (fan, single, bytes []row, err error)
 		key := "bench-" + randomHex(4)
 		rep, err := e.fanoutRun(ctx, name, e.sizes.ClusterN, e.sizes.SingleD, func(ctx context.Context, dbURL string) ([]*server, func(), error) {
 			return e.startTrio(ctx, name, dbURL, addr, key)
-		}, addr)
+		}, redis)
 		redis.stop()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", name, err))
@@ -91,9 +91,10 @@ func (e *env) cluster(ctx context.Context) (fan, single, bytes []row, err error)
 
 // fanoutRun seeds n sessions of n users, starts the servers, and runs the
 // load tool's fanout mode against them (with a single-user phase of single,
-// and the Redis at redisAddr counted, when set).
+// and the Redis counted, when not nil). The CPU time of the servers (and
+// the Redis) is counted over the measured rounds and the single-user phase.
 func (e *env) fanoutRun(ctx context.Context, name string, n int, single time.Duration,
-	start func(context.Context, string) ([]*server, func(), error), redisAddr string) (*load.Report, error) {
+	start func(context.Context, string) ([]*server, func(), error), redis *server) (*load.Report, error) {
 	dbURL, creds, cleanup, err := e.sessionSchema(ctx, n, 0)
 	if err != nil {
 		return nil, err
@@ -105,17 +106,22 @@ func (e *env) fanoutRun(ctx context.Context, name string, n int, single time.Dur
 	}
 	defer stop()
 	urls := make([]string, len(servers))
+	var pids []string
 	for i, s := range servers {
 		urls[i] = s.url
+		pids = append(pids, strconv.Itoa(s.pid()))
+	}
+	if redis != nil {
+		pids = append(pids, strconv.Itoa(redis.pid()))
 	}
 	args := []string{"-mode", load.ModeFanout, "-urls", strings.Join(urls, ","), "-n", strconv.Itoa(n),
 		"-cookies", creds, "-publish-url", servers[0].publishURL, "-publish-key", e.publishKey,
-		"-rounds", strconv.Itoa(e.sizes.FanoutRounds), "-settle", "2s", "-timeout", "30s"}
+		"-rounds", strconv.Itoa(e.sizes.FanoutRounds), "-settle", "2s", "-timeout", "30s", "-pids", strings.Join(pids, ",")}
 	if single > 0 {
 		args = append(args, "-single", single.String(), "-publishers", strconv.Itoa(e.sizes.Publishers))
 	}
-	if redisAddr != "" {
-		args = append(args, "-redis", redisAddr)
+	if redis != nil {
+		args = append(args, "-redis", strings.TrimPrefix(redis.url, "http://"))
 	}
 	return e.runLoad(ctx, args...)
 }

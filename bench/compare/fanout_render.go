@@ -83,8 +83,8 @@ func medianAnswered(rounds []load.Round) float64 {
 
 // fanoutTable writes the rounds of a fan-out section, one row a server.
 func fanoutTable(p printer, s *section) {
-	p("| server | sockets | median round: received | first | p50 | p99 | **last** (ms) | publish answered (median, ms) | last of each round (ms) |")
-	p("|---|---|---|---|---|---|---|---|---|")
+	p("| server | sockets | median round: received | first | p50 | p99 | **last** (ms) | publish answered (median, ms) | server CPU per round (ms) | last of each round (ms) |")
+	p("|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range s.Rows {
 		if r.Report == nil || len(r.Report.Rounds) == 0 {
 			continue
@@ -94,8 +94,12 @@ func fanoutTable(p printer, s *section) {
 		for i, x := range r.Report.Rounds {
 			each[i] = fmt.Sprintf("%.0f", x.Last)
 		}
-		p("| %s | %d of %d | %d | %.1f | %.1f | %.1f | **%.1f** | %.1f | %s |", r.Server, r.Report.StillOpen, r.Report.Requested,
-			m.Received, m.First, m.P50, m.P99, m.Last, medianAnswered(r.Report.Rounds), strings.Join(each, ", "))
+		cpu := "—"
+		if r.Report.ServerCPUPerRoundMs > 0 {
+			cpu = fmt.Sprintf("%.1f", r.Report.ServerCPUPerRoundMs)
+		}
+		p("| %s | %d of %d | %d | %.1f | %.1f | %.1f | **%.1f** | %.1f | %s | %s |", r.Server, r.Report.StillOpen, r.Report.Requested,
+			m.Received, m.First, m.P50, m.P99, m.Last, medianAnswered(r.Report.Rounds), cpu, strings.Join(each, ", "))
 	}
 	p("")
 	errorRows(p, s)
@@ -129,7 +133,9 @@ func renderFanout2000(p printer, s *section) {
 	p("request is sent to each socket's receipt; a row shows the round with the median *last* arrival,")
 	p("the figure of the goal. *Publish answered* is when the server answered the request: both servers")
 	p("answer after handing the event to every socket's connection, so it is the server's own share of")
-	p("the time. The sockets are read by plain goroutines with a minimal frame reader (no websocket")
+	p("the time. *Server CPU per round* is the server process's CPU time (user + system, from")
+	p("`/proc/<pid>/stat`) over the measured rounds divided by their number: the cost of one such")
+	p("publish, steadier than the times when other work shares the machine. The sockets are read by plain goroutines with a minimal frame reader (no websocket")
 	p("library), so that the client's cost per message competes as little as possible with the server")
 	p("for this machine's two cores.")
 	p("")
@@ -149,7 +155,8 @@ func renderClusterFanout(p printer, s *section) {
 	p("over the three (socket *i* on server *i* mod 3). Each round is one `POST /api/publish` to the")
 	p("first server whose `to` lists all %d `user:<id>` rooms, so two thirds of the recipients are on", s.Sizes.ClusterN)
 	p("the other two servers and are reached through Redis; otherwise as in section 9 (one warm-up,")
-	p("%d measured rounds, the median round shown).", s.Sizes.FanoutRounds)
+	p("%d measured rounds, the median round shown). *Server CPU per round* adds up the three servers", s.Sizes.FanoutRounds)
+	p("and Redis.")
 	p("")
 	fanoutTable(p, s)
 }
@@ -166,8 +173,8 @@ func renderClusterSingle(p printer, s *section) {
 	p("still in flight). Latency is from each publish's send time (carried in the event) to its")
 	p("delivery, in milliseconds.")
 	p("")
-	p("| server | publishes | failed | publishes/s | delivered | **delivered/s** | latency p50 | p99 | max (ms) |")
-	p("|---|---|---|---|---|---|---|---|---|")
+	p("| server | publishes | failed | publishes/s | delivered | **delivered/s** | latency p50 | p99 | max (ms) | CPU per delivery (3 servers + Redis) |")
+	p("|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range s.Rows {
 		if r.Report == nil || r.Report.Published == 0 {
 			continue
@@ -176,8 +183,12 @@ func renderClusterSingle(p printer, s *section) {
 		if d == nil {
 			d = &load.Dist{}
 		}
-		p("| %s | %d | %d | %.0f | %d | **%.0f** | %.1f | %.1f | %.1f |", r.Server, r.Report.Published, r.Report.PublishFailed,
-			r.Report.PublishRate, r.Report.Delivered, r.Report.DeliveredRate, d.P50, d.P99, d.Max)
+		cpu := "—"
+		if r.Report.ServerCPUPerDeliveryUs > 0 {
+			cpu = fmt.Sprintf("%.0f µs", r.Report.ServerCPUPerDeliveryUs)
+		}
+		p("| %s | %d | %d | %.0f | %d | **%.0f** | %.1f | %.1f | %.1f | %s |", r.Server, r.Report.Published, r.Report.PublishFailed,
+			r.Report.PublishRate, r.Report.Delivered, r.Report.DeliveredRate, d.P50, d.P99, d.Max, cpu)
 	}
 	p("")
 	errorRows(p, s)

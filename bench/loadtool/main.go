@@ -41,6 +41,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -87,6 +88,7 @@ Prints progress on stderr and one JSON report on stdout.
 		cookies = fs.String("cookies", "", "credentials file: <sid>\\t<Cookie header> per line")
 		cookie  = fs.String("cookie", "", "one Cookie header for every connection")
 		sources = fs.Int("sources", 4, "number of loopback source addresses (127.0.0.1, .2, ...)")
+		pids    = fs.String("pids", "", "fanout: comma-separated process ids whose CPU time is counted (the servers, their bus)")
 		urls    = fs.String("urls", "", "fanout: comma-separated server base URLs the sockets are spread over (default -url)")
 	)
 	fs.StringVar(&cfg.Mode, "mode", load.ModeIdle, "idle, handshake, broadcast, revoke, attack, slowread, storm or fanout")
@@ -124,6 +126,15 @@ Prints progress on stderr and one JSON report on stdout.
 	cfg.Sources = load.Sources(*sources)
 	if *urls != "" {
 		cfg.URLs = strings.Split(*urls, ",")
+	}
+	if *pids != "" {
+		for _, f := range strings.Split(*pids, ",") {
+			pid, err := strconv.Atoi(f)
+			if err != nil || pid <= 0 {
+				return fmt.Errorf("-pids: bad process id %q", f)
+			}
+			cfg.ServerPIDs = append(cfg.ServerPIDs, pid)
+		}
 	}
 	switch {
 	case *cookies != "" && *cookie != "":

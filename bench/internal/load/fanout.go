@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -159,7 +160,11 @@ func runFanout(ctx context.Context, cfg *Config, rep *Report) error {
 	for i := range rooms {
 		rooms[i] = "user:" + strconv.Itoa(i+1)
 	}
+	var cpuBefore time.Duration
 	for r := range rounds {
+		if r == 1 {
+			cpuBefore = pidsCPU(cfg.ServerPIDs)
+		}
 		body, _ := json.Marshal(map[string]any{"to": rooms, "event": fanEvent, "data": map[string]int{"r": r}})
 		t0 := time.Now()
 		if err := pub.post(ctx, body); err != nil {
@@ -193,6 +198,9 @@ func runFanout(ctx context.Context, cfg *Config, rep *Report) error {
 			return err
 		}
 	}
+	if len(cfg.ServerPIDs) > 0 && len(rep.Rounds) > 0 {
+		rep.ServerCPUPerRoundMs = ms(pidsCPU(cfg.ServerPIDs)-cpuBefore) / float64(len(rep.Rounds))
+	}
 	if len(rep.Rounds) > 0 {
 		m := medianRound(rep.Rounds)
 		rep.FanoutLastMs = m.Last
@@ -216,6 +224,7 @@ func runSingle(ctx context.Context, cfg *Config, rep *Report, pub *publisher, co
 		}
 	}
 	var published, failed atomic.Int64
+	cpuBefore := pidsCPU(cfg.ServerPIDs)
 	start := time.Now()
 	end := start.Add(cfg.Single)
 	var wg sync.WaitGroup
@@ -252,6 +261,9 @@ func runSingle(ctx context.Context, cfg *Config, rep *Report, pub *publisher, co
 	}
 	delivered := counters.delivered.Load()
 	rep.Delivered = int(delivered)
+	if len(cfg.ServerPIDs) > 0 && delivered > 0 {
+		rep.ServerCPUPerDeliveryUs = float64((pidsCPU(cfg.ServerPIDs) - cpuBefore).Microseconds()) / float64(delivered)
+	}
 	window := sent
 	if last := counters.lastAt.Load(); last != 0 {
 		window = max(window, time.Unix(0, last).Sub(start))
@@ -276,6 +288,39 @@ func runSingle(ctx context.Context, cfg *Config, rep *Report, pub *publisher, co
 		cfg.progress("%s: redis output %d bytes, %.0f per publish", cfg.Mode, rep.RedisOutputBytes, rep.RedisBytesPerPublish)
 	}
 	return nil
+}
+
+// pidsCPU is the CPU time (user + system) the processes pids have used, in
+// all; a process that cannot be read counts nothing.
+func pidsCPU(pids []int) time.Duration {
+	var sum time.Duration
+	for _, pid := range pids {
+		if d, err := CPUTime(pid); err == nil {
+			sum += d
+		}
+	}
+	return sum
+}
+
+// CPUTime is the user plus system CPU time process pid has used.
+func CPUTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("cpu time: %w", err)
+	}
+	// The command name (field 2) may hold spaces: fields count from after it.
+	st := string(b)
+	f := strings.Fields(st[strings.LastIndexByte(st, ')')+1:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("cpu time: short /proc/%d/stat", pid)
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("cpu time: bad /proc/%d/stat", pid)
+	}
+	const ticksPerSecond = 100 // USER_HZ on Linux
+	return time.Duration(utime+stime) * time.Second / ticksPerSecond, nil
 }
 
 // medianRound is the round with the median last arrival (the lower middle

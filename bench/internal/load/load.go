@@ -99,6 +99,9 @@ type Config struct {
 	Single     time.Duration
 	Publishers int
 	RedisAddr  string
+	// ServerPIDs are the processes whose CPU time is counted over the
+	// measured rounds and the single-user phase (the servers, their bus).
+	ServerPIDs []int
 
 	// Progress, when set, receives one-line progress messages.
 	Progress io.Writer
@@ -162,6 +165,10 @@ type Report struct {
 	DeliveredRate        float64 `json:"delivered_per_second,omitempty"`
 	RedisOutputBytes     int64   `json:"redis_output_bytes,omitempty"`
 	RedisBytesPerPublish float64 `json:"redis_bytes_per_publish,omitempty"`
+	// The CPU time of Config.ServerPIDs, in all, per measured round and per
+	// single-user delivery.
+	ServerCPUPerRoundMs    float64 `json:"server_cpu_per_round_ms,omitempty"`
+	ServerCPUPerDeliveryUs float64 `json:"server_cpu_per_delivery_us,omitempty"`
 }
 
 // Run performs cfg and returns its report. It stops by itself: connections
