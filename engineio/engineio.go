@@ -130,6 +130,7 @@ var DefaultHandshakeHeaders = []string{"Cookie", "Origin", "User-Agent", "X-Forw
 type Handshake struct {
 	Header     http.Header // only the fields of Options.HandshakeHeaders
 	Query      url.Values
+	URL        string // the handshake request's URI (path and query)
 	RemoteAddr string
 	Time       time.Time
 	Secure     bool // TLS, or X-Forwarded-Proto: https
@@ -373,6 +374,7 @@ func (srv *Server) newSocket(r *http.Request, q url.Values, key string) *Socket 
 		hs: &Handshake{
 			Header:     srv.keptHeader(r.Header),
 			Query:      q,
+			URL:        r.URL.RequestURI(),
 			RemoteAddr: r.RemoteAddr,
 			Time:       time.Now(),
 			Secure:     secure,

@@ -8,8 +8,10 @@
 //     gets a CONNECT_ERROR {"message":"unauthorized","data":{"code":CODE}}
 //     (see the ECode constants of package sessiongate), which the official
 //     client treats as final: it does not reconnect;
-//   - puts the identity on the socket (IdentityOf) and joins the socket to
-//     the room "user:<id>";
+//   - starts the socket in the room "user:<id>" (joined before its CONNECT
+//     is sent) with the identity in its context (IdentityOf); the socket's
+//     Data stays the application's, and SocketData is what other nodes of
+//     a cluster learn about it (the user id and the session's short hash);
 //   - keeps a registry of live sessions (all sockets of one session, keyed by
 //     sessiongate.SessionHash) and, from one scheduler goroutine for all
 //     sockets, re-validates them in batches of at most 500 ids per store
@@ -47,7 +49,7 @@
 // never reaches the cookie check or the database.
 //
 // A client that disconnects while its session row is being read (the
-// middleware's context is done when the lookup returns) has left, which is
+// connect hook's context is done when the lookup returns) has left, which is
 // not a store failure: the handshake is counted under HandshakeClientGone,
 // logged at DEBUG, and audited as SOCKET_AUTH_FAILURE (WARN) with details
 // CLIENT_GONE, never as INTERNAL or a HIGH SOCKET_AUTH_ERROR. A store call

@@ -200,24 +200,47 @@ func orDefault[T comparable](v, def T) T {
 	return v
 }
 
-// Attach installs the handshake middleware and the connect and disconnect
-// hooks on ns. Call it before clients connect and before adding handlers
-// that rely on the identity. Attach reserves the sockets' Data for the
-// gateway: read the identity with IdentityOf.
+// Attach installs the handshake hook (OnConnecting) and the connect and
+// disconnect handlers on ns. Call it before clients connect and before
+// adding hooks or handlers that rely on the identity. The identity lives in
+// the socket's context (read it with IdentityOf); the socket's Data stays
+// the application's.
 func (g *Gateway) Attach(ns *socketio.Namespace) {
-	ns.Use(g.authenticate)
+	ns.OnConnecting(g.authenticate)
 	ns.OnConnect(g.connected)
 	ns.OnDisconnect(g.disconnected)
+}
+
+// connKey is the context key of the gateway's conn on a socket.
+type connKey struct{}
+
+// connOf returns what the gateway keeps on s, or nil for a socket it did
+// not authenticate.
+func connOf(s *socketio.Socket) *conn {
+	c, _ := s.Context().Value(connKey{}).(*conn)
+	return c
 }
 
 // IdentityOf returns the identity the gateway put on s at the handshake, and
 // false for a socket of a namespace the gateway is not attached to.
 func IdentityOf(s *socketio.Socket) (sessiongate.Identity, bool) {
-	c, ok := s.Data().(*conn)
-	if !ok {
+	c := connOf(s)
+	if c == nil {
 		return sessiongate.Identity{}, false
 	}
 	return c.identity, true
+}
+
+// SocketData is what other nodes of a cluster learn about s (set it as
+// socketio.Options.SocketData): {"userId": ..., "session": short hash},
+// never the session id or its data; nil for a socket the gateway did not
+// authenticate.
+func (g *Gateway) SocketData(s *socketio.Socket) any {
+	c := connOf(s)
+	if c == nil {
+		return nil
+	}
+	return map[string]string{"userId": c.identity.UserID, "session": c.short}
 }
 
 // EndSession ends the session sid on this server at once, as a revocation
@@ -288,12 +311,12 @@ func (g *Gateway) Close(ctx context.Context) error {
 	return g.audit.close(ctx)
 }
 
-// sendAway emits event with payload on s and then disconnects it as Node's
-// socket.disconnect(true) does: the client gets the event, then the
+// sendAway emits event with payload on s and then closes it (Socket.Close,
+// Node's socket.disconnect(true)): the client gets the event, then the
 // DISCONNECT for its namespace, sees "io server disconnect" and does not
 // reconnect; the connection is closed after both have been written.
 func sendAway(s *socketio.Socket, event string, payload any) {
 	// Errors mean the socket is already gone, which is the goal.
 	_ = s.Emit(event, payload)
-	_ = s.Disconnect(true)
+	_ = s.Close()
 }

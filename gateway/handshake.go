@@ -19,7 +19,8 @@ const storeTimeout = 5 * time.Second
 // It is never sent: there is no one left to send it to.
 const HandshakeClientGone = "CLIENT_GONE"
 
-// conn is what the gateway keeps on an authenticated socket (its Data).
+// conn is what the gateway keeps on an authenticated socket (in its
+// context).
 type conn struct {
 	identity  sessiongate.Identity
 	hash      string    // SessionHash(sid)
@@ -55,17 +56,17 @@ type refusal struct {
 	err   error
 }
 
-// authenticate is the namespace middleware: it runs the checks in the order
-// of the package documentation and puts the identity on s.
-func (g *Gateway) authenticate(ctx context.Context, s *socketio.Socket) error {
+// authenticate is the namespace's OnConnecting hook: it runs the checks in
+// the order of the package documentation; the socket starts in its user's
+// room, with the identity in its context.
+func (g *Gateway) authenticate(ctx context.Context, ev socketio.ConnectEvent) (socketio.ConnectReply, error) {
+	s := ev.Socket
 	cl := g.clientOf(s)
 	c, ref := g.check(ctx, s, cl)
 	if ref != nil {
 		g.refuse(cl, ref)
-		return connectError(ref.code)
+		return socketio.ConnectReply{}, connectError(ref.code)
 	}
-	s.SetData(c)
-	s.Join(c.identity.Room())
 	g.stats.handshake(HandshakeOK)
 	// The CONNECT is granted once this record is durable (with a spool).
 	g.audit.record(ctx, sessiongate.AuditEvent{
@@ -78,7 +79,10 @@ func (g *Gateway) authenticate(ctx context.Context, s *socketio.Socket) error {
 		UserAgent:   cl.userAgent,
 		SocketID:    cl.socketID,
 	})
-	return nil
+	return socketio.ConnectReply{
+		Rooms:   []string{c.identity.Room()},
+		Context: context.WithValue(ctx, connKey{}, c),
+	}, nil
 }
 
 func (g *Gateway) check(ctx context.Context, s *socketio.Socket, cl client) (*conn, *refusal) {
@@ -164,8 +168,8 @@ func connectError(code string) *socketio.ConnectError {
 // is checked here, so that a revocation the feed missed cannot slip through
 // that window.
 func (g *Gateway) connected(s *socketio.Socket) {
-	c, ok := s.Data().(*conn)
-	if !ok {
+	c := connOf(s)
+	if c == nil {
 		return
 	}
 	g.mu.Lock()
@@ -211,9 +215,9 @@ func (g *Gateway) connected(s *socketio.Socket) {
 }
 
 // disconnected unregisters a socket and audits its disconnection.
-func (g *Gateway) disconnected(s *socketio.Socket, reason string) {
-	c, ok := s.Data().(*conn)
-	if !ok {
+func (g *Gateway) disconnected(s *socketio.Socket, reason socketio.Reason) {
+	c := connOf(s)
+	if c == nil {
 		return
 	}
 	g.mu.Lock()
@@ -244,6 +248,6 @@ func (g *Gateway) disconnected(s *socketio.Socket, reason string) {
 		RemoteAddr:  c.client.remoteAddr,
 		UserAgent:   c.client.userAgent,
 		SocketID:    c.client.socketID,
-		Details:     reason,
+		Details:     string(reason),
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http/httptest"
 	"net/netip"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -92,8 +93,17 @@ func testHandshakeCodes(t *testing.T, st store) {
 		if !ok || id.UserID != "42" || id.SessionID != okSID {
 			t.Errorf("IdentityOf(%s) = %+v, %v; want user 42 of the ok session", s.ID(), id, ok)
 		}
+		// What other nodes may learn: the user and the short hash only;
+		// the socket's Data is left to the application.
+		want := map[string]string{"userId": "42", "session": sessiongate.ShortHash(okSID)}
+		if got := g.SocketData(s); !reflect.DeepEqual(got, want) {
+			t.Errorf("SocketData(%s) = %v, want %v", s.ID(), got, want)
+		}
+		if s.Data() != nil {
+			t.Errorf("Data(%s) = %v, want the application's (nil)", s.ID(), s.Data())
+		}
 	}
-	if err := ns.To("user:42").Emit("hello", "world"); err != nil {
+	if err := ns.To("user:42").Emit(context.Background(), "hello", "world"); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)

@@ -73,7 +73,7 @@ func TestDeletedUserSocketsEndPostgres(t *testing.T) {
 		t.Fatalf("DeleteUser = %d, %v; want 1 session", n, err)
 	}
 	ended(t, alice, string(sessiongate.EndRevoked))
-	if err := ns.To(sessiongate.Identity{UserID: bobID}.Room()).Emit("hello"); err != nil {
+	if err := ns.To(sessiongate.Identity{UserID: bobID}.Room()).Emit(context.Background(), "hello"); err != nil {
 		t.Fatal(err)
 	}
 	gotEvent(t, bob, "hello")
@@ -149,7 +149,7 @@ func TestDeletedUserRefused(t *testing.T) {
 			connected(t, bob)
 			deleteRow(daveID) // no revocation: only the batched check can tell
 			ended(t, dave, string(sessiongate.EndRevoked))
-			if err := ns.To(sessiongate.Identity{UserID: bobID}.Room()).Emit("hello"); err != nil {
+			if err := ns.To(sessiongate.Identity{UserID: bobID}.Room()).Emit(context.Background(), "hello"); err != nil {
 				t.Fatal(err)
 			}
 			gotEvent(t, bob, "hello")
@@ -223,7 +223,7 @@ func TestUserActiveQuery(t *testing.T) {
 		t.Fatal(err)
 	}
 	ended(t, laterC, string(sessiongate.EndRevoked))
-	if err := ns.To(sessiongate.Identity{UserID: "u-active"}.Room()).Emit("hello"); err != nil {
+	if err := ns.To(sessiongate.Identity{UserID: "u-active"}.Room()).Emit(context.Background(), "hello"); err != nil {
 		t.Fatal(err)
 	}
 	gotEvent(t, activeC, "hello")

@@ -262,11 +262,12 @@ func TestResyncDuringHandshake(t *testing.T) {
 	g := newGateway(t, Config{Sessions: reads, Revocations: feed, Audit: newRecordingAudit(nil), CheckInterval: time.Hour})
 	run(t, g)
 	ns, url := serve(t, g)
-	// Runs after the gateway's middleware (the row is read) and before the
+	// Runs after the gateway's hook (the row is read) and before the
 	// socket is registered; holds client "a" there.
 	authenticated := make(chan struct{})
 	release := make(chan struct{})
-	ns.Use(func(ctx context.Context, s *socketio.Socket) error {
+	ns.OnConnecting(func(ctx context.Context, ev socketio.ConnectEvent) (socketio.ConnectReply, error) {
+		s := ev.Socket
 		if id, _ := IdentityOf(s); id.UserID == "42" {
 			close(authenticated)
 			select {
@@ -274,7 +275,7 @@ func TestResyncDuringHandshake(t *testing.T) {
 			case <-ctx.Done(): // the server closed (the test failed)
 			}
 		}
-		return nil
+		return socketio.ConnectReply{}, nil
 	})
 	// Another live session, so that the resync reads the store and the test
 	// can tell it has taken its list.

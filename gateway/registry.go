@@ -226,7 +226,7 @@ func (g *Gateway) endSockets(ctx context.Context, userID, short string, reason s
 			SessionHash: short,
 			Details:     string(reason),
 		}
-		if c, ok := s.Data().(*conn); ok {
+		if c := connOf(s); c != nil {
 			ev.RemoteAddr, ev.UserAgent, ev.SocketID = c.client.remoteAddr, c.client.userAgent, c.client.socketID
 		}
 		g.audit.add(ev)

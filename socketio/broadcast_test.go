@@ -1,6 +1,7 @@
 package socketio
 
 import (
+	"context"
 	"runtime"
 	"strconv"
 	"strings"
@@ -18,7 +19,7 @@ func roomOf(tb testing.TB, n int) *Namespace {
 	ns := srv.Of("/")
 	joined := make(chan struct{}, n)
 	ns.OnConnect(func(s *Socket) {
-		s.Join("room")
+		s.Join(context.Background(), "room")
 		joined <- struct{}{}
 	})
 	for range n {
@@ -53,7 +54,7 @@ func TestBroadcastSharesPayload(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			emit := func(ns *Namespace) func() {
 				return func() {
-					if err := ns.To("room").Emit("news", payload); err != nil {
+					if err := ns.To("room").Emit(context.Background(), "news", payload); err != nil {
 						t.Fatal(err)
 					}
 				}
@@ -86,7 +87,7 @@ func BenchmarkBroadcast1MB(b *testing.B) {
 			runtime.ReadMemStats(&before)
 			b.ReportAllocs()
 			for b.Loop() {
-				if err := ns.To("room").Emit("news", tc.payload); err != nil {
+				if err := ns.To("room").Emit(context.Background(), "news", tc.payload); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -49,21 +49,24 @@ const (
 // closeCodes are the machine codes logged, and the reasons the sockets'
 // OnDisconnect handlers see, by closeCode: Node's reasons where it has the
 // same rule.
-var closeCodes = [numCloseCodes]struct{ code, reason string }{
-	closeParse:          {"PARSE_ERROR", "parse error"},
-	closeAttachments:    {"ATTACHMENTS", "parse error"},
-	closeNamespace:      {"NAMESPACE_VIOLATION", "forced server close"},
-	closeRefused:        {"REFUSED_CONNECTS", "forced server close"},
-	closeBudget:         {"PACKET_BUDGET", "forced server close"},
-	closeQueueFull:      {"QUEUE_FULL", "transport error"},
-	closeConnectTimeout: {"CONNECT_TIMEOUT", "connect timeout"},
-	closePanic:          {"HANDLER_PANIC", "forced close"},
+var closeCodes = [numCloseCodes]struct {
+	code   string
+	reason Reason
+}{
+	closeParse:          {"PARSE_ERROR", ReasonParseError},
+	closeAttachments:    {"ATTACHMENTS", ReasonParseError},
+	closeNamespace:      {"NAMESPACE_VIOLATION", ReasonForcedServerClose},
+	closeRefused:        {"REFUSED_CONNECTS", ReasonForcedServerClose},
+	closeBudget:         {"PACKET_BUDGET", ReasonForcedServerClose},
+	closeQueueFull:      {"QUEUE_FULL", ReasonTransportError},
+	closeConnectTimeout: {"CONNECT_TIMEOUT", ReasonConnectTimeout},
+	closePanic:          {"HANDLER_PANIC", ReasonForcedClose},
 }
 
 // client is the Socket.IO side of one Engine.IO session: it decodes packets
 // and holds the sockets, one per namespace, multiplexed on the session.
 //
-// Handlers of one client (middleware, OnConnect, events, OnDisconnect) run
+// Handlers of one client (connect hooks, OnConnect, events, OnDisconnect) run
 // one at a time in arrival order, on a goroutine that exists only while
 // there is work, so a slow handler delays only its own connection and never
 // the transport's read path: acknowledgements are resolved on the read path,
@@ -80,7 +83,6 @@ type client struct {
 	binBytes  int64       // of binary and bins
 	binTimer  *time.Timer // AttachmentTimeout of binary
 	timer     *time.Timer // connect timeout, until the first namespace joins
-	cancel    context.CancelFunc
 	closed    bool
 	queue     []task
 	queued    int64 // bytes of the packets held by queue, the running task's included
@@ -241,8 +243,8 @@ func (c *client) handle(p *Packet, s *Socket, bins [][]byte) {
 		// Gone for the packets after this one, as in Node; disconnected in
 		// turn, after the events before it.
 		c.remove(s)
-		if !c.enqueue(0, func() { s.onClose("client namespace disconnect") }) {
-			s.onClose("client namespace disconnect") // no longer among c.sockets that teardown closes
+		if !c.enqueue(0, func() { s.onClose(ReasonClientNamespaceDisconnect) }) {
+			s.onClose(ReasonClientNamespaceDisconnect) // no longer among c.sockets that teardown closes
 		}
 	case PacketEvent, PacketBinaryEvent:
 		name, _ := eventName(p.Data) // validated
@@ -308,6 +310,7 @@ func (c *client) onConnect(p *Packet) {
 		return
 	}
 	s := &Socket{id: newID(), ns: ns, client: c}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.handshake = &Handshake{Auth: p.Data}
 	if hs := c.conn.Handshake(); hs != nil {
 		s.handshake.Handshake = *hs
@@ -330,48 +333,68 @@ func (c *client) refuse(nsp string, data json.RawMessage) {
 	}
 }
 
-// join runs the middleware for s and connects it.
+// join runs the OnConnecting hooks for s, joins the rooms they returned,
+// and connects it: the CONNECT is sent, then the broadcasts held for it.
 func (c *client) join(s *Socket) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
 		return
 	}
-	c.cancel = cancel
-	c.mu.Unlock()
+	reply, err := s.ns.runConnecting(s)
+	if err == nil && s.ns.mem.register(s) {
+		// Not under a lock: a cluster adapter may wait for a SUBSCRIBE.
+		if err = s.ns.adapter.AddAll(reply.Context, s.id, reply.Rooms); err != nil {
+			s.ns.adapter.DelAll(s.id)
+			if !errors.Is(err, ErrDisconnected) && s.state.Load() != stateDisconnected {
+				c.logger().Error("socketio: joining the rooms of a connecting socket failed", "err", err, "engine_id", c.conn.ID())
+				err = errors.New("server error")
+			}
+		}
+	}
 
-	err := s.ns.runMiddleware(ctx, s)
-
+	s.sendMu.Lock()
 	c.mu.Lock()
-	c.cancel = nil
-	if c.closed {
+	if c.closed || s.state.Load() != stateJoining {
 		c.mu.Unlock()
+		s.sendMu.Unlock()
+		s.onClose(ReasonTransportClose) // left its rooms if it was in any
 		return
 	}
 	if err != nil {
 		c.sockets = slices.DeleteFunc(c.sockets, func(o *Socket) bool { return o == s })
 		c.mu.Unlock()
+		s.sendMu.Unlock()
+		s.onClose(ReasonServerNamespaceDisconnect) // not connected: no handler runs
 		c.refuse(s.ns.name, connectErrorJSON(err))
+		return
+	}
+	if s.overflowed {
+		c.mu.Unlock()
+		s.sendMu.Unlock()
+		c.logger().Warn("socketio: more broadcasts than can be held for a connecting socket; dropping its connection", "engine_id", c.conn.ID())
+		c.close(ReasonTransportError)
 		return
 	}
 	sid, _ := json.Marshal(struct {
 		SID string `json:"sid"`
 	}{s.id})
-	s.ns.add(s, func() {
-		// Under the adapter's lock: no broadcast reaches s before CONNECT.
-		// Joined before CONNECT is sent, under c.mu: the client's first
-		// packet after it finds the namespace joined.
-		s.joined = true
-		c.send(&Packet{Type: PacketConnect, Namespace: s.ns.name, Data: sid}, nil)
-		s.state.Store(stateConnected)
-	})
+	// Joined before CONNECT is sent, under c.mu: the client's first
+	// packet after it finds the namespace joined. The held broadcasts
+	// follow the CONNECT, and the state changes after them, under
+	// s.sendMu: a broadcast that sees the socket connected comes after.
+	s.joined = true
+	msgs := (&Packet{Type: PacketConnect, Namespace: s.ns.name, Data: sid}).Messages(nil)
+	c.conn.Send(append(msgs, s.held...)...)
+	s.held = nil
+	s.state.Store(stateConnected)
 	if c.timer != nil {
 		c.timer.Stop()
 		c.timer = nil
 	}
 	c.mu.Unlock()
+	s.sendMu.Unlock()
 	// The session is admitted: it no longer counts against the engine's
 	// caps on unauthenticated sessions.
 	if a, ok := c.conn.(interface{ Admit() }); ok {
@@ -419,6 +442,20 @@ func (c *client) remove(s *Socket) {
 
 func (c *client) send(p *Packet, bins [][]byte) error {
 	return c.conn.Send(p.Messages(bins)...)
+}
+
+// enqueueFinal queues f as enqueue does, beyond the limits: the
+// OnDisconnect handlers of a socket, at most one task per namespace.
+func (c *client) enqueueFinal(f func()) {
+	c.mu.Lock()
+	c.queue = append(c.queue, task{f, 0})
+	if c.running {
+		c.mu.Unlock()
+		return
+	}
+	c.running = true
+	c.mu.Unlock()
+	gopool.Go(c.drain)
 }
 
 // enqueue runs f after the tasks queued before it, on the client's task
@@ -496,17 +533,17 @@ func (c *client) fail(code closeCode, detail string) {
 }
 
 // onClose is called by the engine when the session has ended.
-func (c *client) onClose(reason string) { c.teardown(reason) }
+func (c *client) onClose(reason string) { c.teardown(Reason(reason)) }
 
 // close ends the session, telling the sockets reason.
-func (c *client) close(reason string) {
+func (c *client) close(reason Reason) {
 	c.teardown(reason)
 	c.conn.Close()
 }
 
 // teardown disconnects every socket with reason, once: false if it had
 // been done.
-func (c *client) teardown(reason string) bool {
+func (c *client) teardown(reason Reason) bool {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -520,19 +557,15 @@ func (c *client) teardown(reason string) bool {
 		c.timer.Stop()
 		c.timer = nil
 	}
-	cancel := c.cancel
 	c.mu.Unlock()
 	c.srv.forget(c)
-	if cancel != nil {
-		cancel()
-	}
 	for _, s := range sockets {
 		s.onClose(reason)
 	}
 	return true
 }
 
-// disconnectAll disconnects every socket as Socket.Disconnect(false) does,
+// disconnectAll disconnects every socket as Socket.Disconnect does,
 // then closes the session after what was queued has been written.
 func (c *client) disconnectAll() error {
 	c.mu.Lock()
@@ -541,6 +574,6 @@ func (c *client) disconnectAll() error {
 	for _, s := range sockets {
 		s.disconnect()
 	}
-	c.teardown("server namespace disconnect")
+	c.teardown(ReasonServerNamespaceDisconnect)
 	return c.conn.Close()
 }

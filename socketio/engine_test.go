@@ -23,7 +23,7 @@ func TestServerOverEngine(t *testing.T) {
 	io.Of("/").OnConnect(func(s *socketio.Socket) {
 		s.Emit("hello", s.Transport(), []byte{1})
 	})
-	io.Of("/").OnDisconnect(func(s *socketio.Socket, reason string) { reasons <- reason })
+	io.Of("/").OnDisconnect(func(s *socketio.Socket, reason socketio.Reason) { reasons <- string(reason) })
 	srv := httptest.NewServer(io)
 	defer srv.Close()
 
@@ -77,7 +77,7 @@ func TestDisconnectCloseOverPolling(t *testing.T) {
 	sio := socketio.NewServer(socketio.Options{})
 	sio.Of("/").OnConnect(func(s *socketio.Socket) {
 		s.Emit("bye")
-		s.Disconnect(true)
+		s.Close()
 	})
 	srv := httptest.NewServer(sio)
 	defer srv.Close()

@@ -155,7 +155,7 @@ func FuzzConnection(f *testing.F) {
 				})
 			})
 		}
-		srv.Of("/deny").Use(func(ctx context.Context, s *Socket) error { return errors.New("denied") })
+		srv.Of("/deny").OnConnecting(refuseWith(errors.New("denied")))
 
 		conn := &sinkConn{}
 		c := srv.accept(conn)

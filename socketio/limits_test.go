@@ -157,13 +157,13 @@ func TestEventDuringMiddlewareCloses(t *testing.T) {
 	srv := newLimitServer(t, Options{})
 	entered := make(chan struct{}, 1)
 	release := make(chan struct{})
-	srv.Of("/slow").Use(func(ctx context.Context, s *Socket) error {
+	srv.Of("/slow").OnConnecting(func(ctx context.Context, _ ConnectEvent) (ConnectReply, error) {
 		entered <- struct{}{}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return ConnectReply{}, ctx.Err()
 		case <-release:
-			return nil
+			return ConnectReply{}, nil
 		}
 	})
 	bad := dial(t, srv)
@@ -298,7 +298,7 @@ func TestNamespacesBounded(t *testing.T) {
 	srv := newLimitServer(t, Options{MaxNamespaces: 2, MaxRefusedConnects: 3})
 	srv.Of("/a")
 	srv.Of("/b")
-	srv.Of("/deny").Use(func(ctx context.Context, s *Socket) error { return errors.New("no") })
+	srv.Of("/deny").OnConnecting(refuseWith(errors.New("no")))
 
 	many := dial(t, srv)
 	many.connect("/")

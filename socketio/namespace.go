@@ -8,44 +8,49 @@ import (
 )
 
 // Namespace is a Socket.IO namespace. Its methods are safe for concurrent use;
-// register middleware and handlers before clients connect.
+// register hooks and handlers before clients connect.
 //
-// Its in-memory adapter keeps, for each room, the set of its sockets. A
-// socket's own room (its id) is not stored: it resolves through the socket
-// table.
+// Its rooms and broadcasts go through its Adapter: the MemoryAdapter, or
+// the cluster adapter Options.NewAdapter made around it.
 type Namespace struct {
-	name string
-	srv  *Server
+	name    string
+	srv     *Server
+	mem     *MemoryAdapter
+	adapter Adapter
 
-	hmu          sync.RWMutex // guards the handler table and middleware
-	mws          []Middleware
-	onConnect    []func(*Socket)
-	onDisconnect []func(*Socket, string)
-	handlers     map[string]EventHandler
-
-	mu      sync.RWMutex // guards the adapter and Socket.rooms
-	sockets map[string]*Socket
-	rooms   map[string]map[*Socket]struct{}
+	hmu           sync.RWMutex // guards the handler table and hooks
+	connecting    []ConnectHandler
+	onConnect     []func(*Socket)
+	onDisconnect  []func(*Socket, Reason)
+	onServerEvent []ServerEventHandler
+	handlers      map[string]EventHandler
 }
 
 func newNamespace(srv *Server, name string) *Namespace {
-	return &Namespace{
+	n := &Namespace{
 		name:     name,
 		srv:      srv,
 		handlers: make(map[string]EventHandler),
-		sockets:  make(map[string]*Socket),
-		rooms:    make(map[string]map[*Socket]struct{}),
 	}
+	n.mem = newMemoryAdapter(n)
+	n.adapter = n.mem
+	if srv.opts.NewAdapter != nil {
+		n.adapter = srv.opts.NewAdapter(n.mem)
+	}
+	return n
 }
 
 // Name returns the namespace's name, such as "/" or "/chat".
 func (n *Namespace) Name() string { return n.name }
 
-// Use adds middleware run for each client joining the namespace, after the
-// server-wide middleware, in the order added.
-func (n *Namespace) Use(mw Middleware) {
+// Adapter returns the namespace's adapter.
+func (n *Namespace) Adapter() Adapter { return n.adapter }
+
+// OnConnecting adds a hook run for each client joining the namespace,
+// after the server-wide ones, in the order added (see ConnectHandler).
+func (n *Namespace) OnConnecting(h ConnectHandler) {
 	n.hmu.Lock()
-	n.mws = append(n.mws, mw)
+	n.connecting = append(n.connecting, h)
 	n.hmu.Unlock()
 }
 
@@ -53,7 +58,7 @@ func (n *Namespace) Use(mw Middleware) {
 // client was sent the CONNECT packet. Handlers of other clients run
 // concurrently, so a broadcast can land between that CONNECT and a Join made
 // here; rooms a socket must be in by the time its client sees it connected
-// are joined in middleware (see Use), which takes effect before CONNECT.
+// are returned by an OnConnecting hook, which takes effect before CONNECT.
 func (n *Namespace) OnConnect(h func(s *Socket)) {
 	n.hmu.Lock()
 	n.onConnect = append(n.onConnect, h)
@@ -61,12 +66,9 @@ func (n *Namespace) OnConnect(h func(s *Socket)) {
 }
 
 // OnDisconnect adds a handler called when a socket has disconnected, with
-// the reason as Node's server gives it: "server namespace disconnect",
-// "client namespace disconnect", "transport close", "ping timeout",
-// "transport error", "forced close", "forced server close", "parse error",
-// "server shutting down", and "connect timeout" (see the package
-// documentation's Limits for which rule closes with which).
-func (n *Namespace) OnDisconnect(h func(s *Socket, reason string)) {
+// the reason (see Reason and the package documentation's Limits for which
+// rule closes with which).
+func (n *Namespace) OnDisconnect(h func(s *Socket, reason Reason)) {
 	n.hmu.Lock()
 	n.onDisconnect = append(n.onDisconnect, h)
 	n.hmu.Unlock()
@@ -77,6 +79,21 @@ func (n *Namespace) OnDisconnect(h func(s *Socket, reason string)) {
 func (n *Namespace) On(event string, h EventHandler) {
 	n.hmu.Lock()
 	n.handlers[event] = h
+	n.hmu.Unlock()
+}
+
+// ServerEventHandler handles an event another node of the cluster sent
+// with ServerSideEmit. ack is nil when the sender asked for no
+// acknowledgement; otherwise the first call answers it, with one argument
+// (as Node's adapters carry it). Handlers run on the adapter's receiving
+// goroutine: they must not block.
+type ServerEventHandler func(ev Event, ack func(arg any))
+
+// OnServerEvent adds a handler of the events other nodes send with
+// ServerSideEmit; every handler sees each event.
+func (n *Namespace) OnServerEvent(h ServerEventHandler) {
+	n.hmu.Lock()
+	n.onServerEvent = append(n.onServerEvent, h)
 	n.hmu.Unlock()
 }
 
@@ -92,209 +109,130 @@ func (n *Namespace) connectHandlers() []func(*Socket) {
 	return n.onConnect
 }
 
-func (n *Namespace) disconnectHandlers() []func(*Socket, string) {
+func (n *Namespace) disconnectHandlers() []func(*Socket, Reason) {
 	n.hmu.RLock()
 	defer n.hmu.RUnlock()
 	return n.onDisconnect
 }
 
-func (n *Namespace) runMiddleware(ctx context.Context, s *Socket) error {
+func (n *Namespace) serverEventHandlers() []ServerEventHandler {
+	n.hmu.RLock()
+	defer n.hmu.RUnlock()
+	return n.onServerEvent
+}
+
+// runConnecting runs the server's and the namespace's OnConnecting hooks
+// for s, in order, and merges their replies: rooms appended, the socket's
+// context and data replaced by each reply that sets them.
+func (n *Namespace) runConnecting(s *Socket) (ConnectReply, error) {
 	n.srv.mu.RLock()
-	mws := slices.Clip(n.srv.mws)
+	hooks := slices.Clip(n.srv.connecting)
 	n.srv.mu.RUnlock()
 	n.hmu.RLock()
-	mws = append(mws, n.mws...)
+	hooks = append(hooks, n.connecting...)
 	n.hmu.RUnlock()
-	for _, mw := range mws {
-		if err := mw(ctx, s); err != nil {
-			return err
+	var merged ConnectReply
+	for _, h := range hooks {
+		ctx := s.Context()
+		reply, err := h(ctx, ConnectEvent{Socket: s})
+		if err != nil {
+			return ConnectReply{}, err
+		}
+		merged.Rooms = append(merged.Rooms, reply.Rooms...)
+		if reply.Context != nil {
+			s.mu.Lock()
+			s.ctx = valuesContext{Context: ctx, values: reply.Context}
+			s.mu.Unlock()
+		}
+		if reply.Data != nil {
+			s.SetData(reply.Data)
+			merged.Data = reply.Data
 		}
 	}
-	return nil
+	merged.Context = s.Context()
+	return merged, nil
 }
 
-// add registers a socket that is connecting, with the rooms it joined
-// while connecting, and calls connected under the adapter's lock.
-func (n *Namespace) add(s *Socket, connected func()) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.sockets[s.id] = s
-	for _, r := range s.rooms {
-		n.addToRoom(s, r)
-	}
-	connected()
+// valuesContext is the socket's context after a hook replied with its own:
+// the values of the reply's, the cancellation of the socket's.
+type valuesContext struct {
+	context.Context
+	values context.Context
 }
 
-func (n *Namespace) addToRoom(s *Socket, room string) {
-	set := n.rooms[room]
-	if set == nil {
-		set = make(map[*Socket]struct{})
-		n.rooms[room] = set
-	}
-	set[s] = struct{}{}
+func (c valuesContext) Value(key any) any { return c.values.Value(key) }
+
+// To returns an operator on the sockets in any of rooms (every socket of
+// the namespace when none is given). A socket's id is the name of a room
+// holding only it.
+func (n *Namespace) To(rooms ...string) BroadcastOperator {
+	return BroadcastOperator{ns: n}.To(rooms...)
 }
 
-// remove takes s out of the adapter: it leaves every room.
-func (n *Namespace) remove(s *Socket) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	delete(n.sockets, s.id)
-	for _, r := range s.rooms {
-		n.removeFromRoom(s, r)
-	}
-	s.rooms = nil
+// Except returns an operator on the sockets of the namespace in none of
+// rooms.
+func (n *Namespace) Except(rooms ...string) BroadcastOperator {
+	return BroadcastOperator{ns: n}.Except(rooms...)
 }
 
-func (n *Namespace) removeFromRoom(s *Socket, room string) {
-	set := n.rooms[room]
-	delete(set, s)
-	if len(set) == 0 {
-		delete(n.rooms, room)
-	}
+// Local returns an operator on the sockets of the namespace on this node.
+func (n *Namespace) Local() BroadcastOperator {
+	return BroadcastOperator{ns: n}.Local()
 }
 
-func (n *Namespace) join(s *Socket, rooms []string) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if s.state.Load() == stateDisconnected {
-		return
-	}
-	connected := s.Connected()
-	for _, r := range rooms {
-		if r == s.id || slices.Contains(s.rooms, r) {
-			continue
-		}
-		s.rooms = append(s.rooms, r)
-		if connected {
-			n.addToRoom(s, r)
-		}
-	}
+// Emit sends an event to every socket of the namespace, on every node.
+func (n *Namespace) Emit(ctx context.Context, event string, args ...any) error {
+	return BroadcastOperator{ns: n}.Emit(ctx, event, args...)
 }
 
-func (n *Namespace) leave(s *Socket, rooms []string) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	for _, r := range rooms {
-		i := slices.Index(s.rooms, r)
-		if i < 0 {
-			continue
-		}
-		s.rooms = slices.Delete(s.rooms, i, i+1)
-		if s.Connected() {
-			n.removeFromRoom(s, r)
-		}
-	}
-	if len(s.rooms) == 0 {
-		s.rooms = nil
-	}
-}
-
-// To returns a broadcast to the sockets in any of rooms. A socket's id is
-// the name of a room holding only it.
-func (n *Namespace) To(rooms ...string) *Broadcast {
-	return &Broadcast{ns: n, rooms: slices.Clone(rooms)}
-}
-
-// Emit sends an event to every socket of the namespace.
-func (n *Namespace) Emit(event string, args ...any) error {
-	return (&Broadcast{ns: n}).Emit(event, args...)
-}
-
-// Sockets returns the connected sockets in any of rooms (all when none given).
-func (n *Namespace) Sockets(rooms ...string) []*Socket {
-	return (&Broadcast{ns: n, rooms: rooms}).targets()
-}
-
-// Broadcast is an emit to a set of rooms, minus the sockets in Except rooms.
-// It encodes the packet once for all recipients. A Broadcast is a value to
-// build and emit from one goroutine.
-type Broadcast struct {
-	ns     *Namespace
-	rooms  []string
-	except []string
-}
-
-// To adds rooms to the recipients.
-func (b *Broadcast) To(rooms ...string) *Broadcast {
-	b.rooms = append(b.rooms, rooms...)
-	return b
-}
-
-// Except excludes the sockets in any of rooms.
-func (b *Broadcast) Except(rooms ...string) *Broadcast {
-	b.except = append(b.except, rooms...)
-	return b
-}
-
-// Emit sends an event to the recipients: every socket of the namespace when
-// no room was given. Errors of single sockets (such as one that has just
-// disconnected) are ignored; the error returned is an encoding error.
-func (b *Broadcast) Emit(event string, args ...any) error {
-	p, bins, err := eventPacket(b.ns.name, event, args)
+// ServerSideEmit sends an event to the OnServerEvent handlers of the other
+// nodes of the cluster (none on one node).
+func (n *Namespace) ServerSideEmit(ctx context.Context, event string, args ...any) error {
+	m, err := newCheckedMessage(event, args)
 	if err != nil {
 		return err
 	}
-	msgs := p.Messages(bins)
-	for _, s := range b.targets() {
+	return n.adapter.ServerSideEmit(ctx, m)
+}
+
+// ServerSideEmitWithAck sends an event to the OnServerEvent handlers of the
+// other nodes and returns the acknowledgement of each (its one argument).
+// It waits at most the adapter's request timeout, and ctx: then it fails
+// with an error wrapping ErrRequestTimeout or ctx's.
+func (n *Namespace) ServerSideEmitWithAck(ctx context.Context, event string, args ...any) ([]any, error) {
+	m, err := newCheckedMessage(event, args)
+	if err != nil {
+		return nil, err
+	}
+	return n.adapter.ServerSideEmitWithAck(ctx, m)
+}
+
+// AllRooms returns the rooms of every node, socket ids included.
+func (n *Namespace) AllRooms(ctx context.Context) ([]string, error) {
+	return n.adapter.AllRooms(ctx)
+}
+
+// Sockets returns the connected sockets of this node in any of rooms (all
+// when none given): every socket whose CONNECT was sent.
+func (n *Namespace) Sockets(rooms ...string) []*Socket {
+	return slices.DeleteFunc(n.mem.targets(BroadcastOptions{Rooms: rooms}), func(s *Socket) bool {
 		if s.Connected() {
-			s.client.conn.Send(msgs...)
+			return false
 		}
-	}
-	return nil
+		// Its CONNECT may be being sent: the state changes right after,
+		// under sendMu.
+		s.sendMu.Lock()
+		defer s.sendMu.Unlock()
+		return !s.Connected()
+	})
 }
 
-// targets returns the connected sockets in any of b.rooms (all without
-// rooms) and in none of b.except.
-func (b *Broadcast) targets() []*Socket {
-	n := b.ns
-	n.mu.RLock()
-	defer n.mu.RUnlock()
-	var excluded map[*Socket]struct{}
-	if len(b.except) > 0 {
-		excluded = make(map[*Socket]struct{})
-		for _, r := range b.except {
-			n.eachInRoom(r, func(s *Socket) { excluded[s] = struct{}{} })
-		}
+// newCheckedMessage returns the Message of event, refusing a reserved name.
+func newCheckedMessage(event string, args []any) (*Message, error) {
+	if reservedEvents[event] {
+		return nil, fmt.Errorf("socketio: %q is a reserved event name", event)
 	}
-	var out []*Socket
-	add := func(s *Socket) {
-		if _, ok := excluded[s]; !ok {
-			out = append(out, s)
-		}
-	}
-	switch len(b.rooms) {
-	case 0:
-		out = make([]*Socket, 0, len(n.sockets))
-		for _, s := range n.sockets {
-			add(s)
-		}
-	case 1:
-		n.eachInRoom(b.rooms[0], add)
-	default:
-		seen := make(map[*Socket]struct{})
-		for _, r := range b.rooms {
-			n.eachInRoom(r, func(s *Socket) {
-				if _, ok := seen[s]; !ok {
-					seen[s] = struct{}{}
-					add(s)
-				}
-			})
-		}
-	}
-	return out
-}
-
-// eachInRoom calls f for each socket in room; n.mu must be held.
-func (n *Namespace) eachInRoom(room string, f func(*Socket)) {
-	if set, ok := n.rooms[room]; ok {
-		for s := range set {
-			f(s)
-		}
-		return
-	}
-	if s, ok := n.sockets[room]; ok {
-		f(s)
-	}
+	return NewMessage(event, args...), nil
 }
 
 // eventPacket encodes an event for namespace nsp.

@@ -201,28 +201,37 @@ func TestMiddleware(t *testing.T) {
 	srv := newTestServer(t)
 	var mu sync.Mutex
 	var order []string
-	record := func(name string, err error) Middleware {
-		return func(ctx context.Context, s *Socket) error {
+	record := func(name string, err error) ConnectHandler {
+		return func(ctx context.Context, ev ConnectEvent) (ConnectReply, error) {
 			mu.Lock()
 			order = append(order, name)
 			mu.Unlock()
-			if s.Handshake().Header.Get("Cookie") != "a=b" {
-				t.Errorf("middleware does not see the cookie")
+			if ev.Socket.Handshake().Header.Get("Cookie") != "a=b" {
+				t.Errorf("the hook does not see the cookie")
 			}
-			return err
+			return ConnectReply{}, err
 		}
 	}
-	srv.Use(record("server", nil))
-	srv.Of("/").Use(record("main", nil))
-	srv.Of("/deny").Use(record("deny", &ConnectError{Message: "unauthorized", Data: map[string]string{"code": "NO_SESSION"}}))
-	srv.Of("/plain").Use(record("plain", errors.New("boom")))
-	srv.Of("/wrapped").Use(func(ctx context.Context, s *Socket) error {
-		return fmt.Errorf("check session: %w", &ConnectError{Message: "unauthorized"})
+	srv.OnConnecting(record("server", nil))
+	srv.Of("/").OnConnecting(record("main", nil))
+	srv.Of("/deny").OnConnecting(record("deny", &ConnectError{Message: "unauthorized", Data: map[string]string{"code": "NO_SESSION"}}))
+	srv.Of("/plain").OnConnecting(record("plain", errors.New("boom")))
+	srv.Of("/wrapped").OnConnecting(refuseWith(fmt.Errorf("check session: %w", &ConnectError{Message: "unauthorized"})))
+	type key struct{}
+	srv.Of("/data").OnConnecting(func(ctx context.Context, ev ConnectEvent) (ConnectReply, error) {
+		if err := ev.Socket.Join(ctx, "too-early"); !errors.Is(err, ErrDisconnected) {
+			t.Errorf("Join before connected: %v", err)
+		}
+		return ConnectReply{Rooms: []string{"early"}, Data: "user-1", Context: context.WithValue(ctx, key{}, "a")}, nil
 	})
-	srv.Of("/data").Use(func(ctx context.Context, s *Socket) error {
-		s.SetData("user-1")
-		s.Join("early")
-		return nil
+	srv.Of("/data").OnConnecting(func(ctx context.Context, ev ConnectEvent) (ConnectReply, error) {
+		if v := ctx.Value(key{}); v != "a" {
+			t.Errorf("second hook sees %v in its context", v)
+		}
+		if v := ev.Socket.Context().Value(key{}); v != "a" {
+			t.Errorf("second hook sees %v in the socket's context", v)
+		}
+		return ConnectReply{Rooms: []string{"later"}, Context: context.WithValue(ctx, key{}, "b")}, nil
 	})
 
 	c := dial(t, srv)
@@ -238,8 +247,15 @@ func TestMiddleware(t *testing.T) {
 	if s.Data() != "user-1" {
 		t.Errorf("Data = %v", s.Data())
 	}
-	if got := srv.Of("/data").Sockets("early"); len(got) != 1 || got[0] != s {
-		t.Errorf("room joined in middleware: %v", got)
+	if got := s.Rooms(); !reflect.DeepEqual(got, []string{id, "early", "later"}) {
+		t.Errorf("rooms of the replies: %v", got)
+	}
+	if v := s.Context().Value(key{}); v != "b" {
+		t.Errorf("socket's context holds %v, want the last hook's", v)
+	}
+	s.Disconnect()
+	if s.Context().Err() == nil {
+		t.Error("socket's context not cancelled by its disconnection")
 	}
 	mu.Lock()
 	defer mu.Unlock()
@@ -249,15 +265,15 @@ func TestMiddleware(t *testing.T) {
 	}
 }
 
-// A room joined in middleware holds the socket by the time its CONNECT is
-// sent, even while an OnConnect handler is still running: a broadcast made
-// as soon as the client has seen CONNECT reaches it, and comes after CONNECT.
-func TestRoomJoinedInMiddlewareBeforeConnect(t *testing.T) {
+// A room a connect hook returned holds the socket by the time its CONNECT
+// is sent, even while an OnConnect handler is still running: a broadcast
+// made as soon as the client has seen CONNECT reaches it, and comes after
+// CONNECT.
+func TestRoomOfConnectReplyBeforeConnect(t *testing.T) {
 	srv := newTestServer(t)
 	ns := srv.Of("/")
-	ns.Use(func(ctx context.Context, s *Socket) error {
-		s.Join("early")
-		return nil
+	ns.OnConnecting(func(context.Context, ConnectEvent) (ConnectReply, error) {
+		return ConnectReply{Rooms: []string{"early"}}, nil
 	})
 	release := make(chan struct{})
 	ns.OnConnect(func(s *Socket) { <-release })
@@ -265,21 +281,21 @@ func TestRoomJoinedInMiddlewareBeforeConnect(t *testing.T) {
 
 	c := dial(t, srv)
 	c.connect("/")
-	if err := ns.To("early").Emit("news", 1); err != nil {
+	if err := ns.To("early").Emit(context.Background(), "news", 1); err != nil {
 		t.Fatal(err)
 	}
 	c.expect(`2["news",1]`)
 }
 
-func TestMiddlewareContextCancelled(t *testing.T) {
+func TestConnectingContextCancelled(t *testing.T) {
 	srv := newTestServer(t)
 	entered := make(chan struct{})
 	cancelled := make(chan struct{})
-	srv.Use(func(ctx context.Context, s *Socket) error {
+	srv.OnConnecting(func(ctx context.Context, _ ConnectEvent) (ConnectReply, error) {
 		close(entered)
 		<-ctx.Done()
 		close(cancelled)
-		return ctx.Err()
+		return ConnectReply{}, ctx.Err()
 	})
 	c := dial(t, srv)
 	c.in("0")
@@ -288,7 +304,7 @@ func TestMiddlewareContextCancelled(t *testing.T) {
 	select {
 	case <-cancelled:
 	case <-time.After(5 * time.Second):
-		t.Fatal("middleware context not cancelled")
+		t.Fatal("hook's context not cancelled")
 	}
 }
 
@@ -377,7 +393,7 @@ func TestEmitWithAck(t *testing.T) {
 	if r := <-res; !errors.Is(r.err, ErrDisconnected) {
 		t.Fatalf("after disconnect: err = %v", r.err)
 	}
-	if err := srv.Of("/").Emit("disconnect"); err == nil {
+	if err := srv.Of("/").Emit(context.Background(), "disconnect"); err == nil {
 		t.Error("Emit of a reserved event succeeded")
 	}
 	if err := s.Emit("late"); !errors.Is(err, ErrDisconnected) {
@@ -412,8 +428,8 @@ func TestDisconnectReasons(t *testing.T) {
 	srv := newTestServer(t)
 	reasons := make(chan string, 10)
 	for _, name := range []string{"/", "/a"} {
-		srv.Of(name).OnDisconnect(func(s *Socket, reason string) {
-			reasons <- s.Namespace().Name() + " " + reason
+		srv.Of(name).OnDisconnect(func(s *Socket, reason Reason) {
+			reasons <- s.Namespace().Name() + " " + string(reason)
 		})
 	}
 	expectReason := func(want string) {
@@ -442,12 +458,12 @@ func TestDisconnectReasons(t *testing.T) {
 		c := dial(t, srv)
 		id := c.connect("/")
 		s := socketByID(t, srv.Of("/"), id)
-		if err := s.Disconnect(false); err != nil {
+		if err := s.Disconnect(); err != nil {
 			t.Fatal(err)
 		}
 		c.expect("1")
 		expectReason("/ server namespace disconnect")
-		if err := s.Disconnect(false); !errors.Is(err, ErrDisconnected) {
+		if err := s.Disconnect(); !errors.Is(err, ErrDisconnected) {
 			t.Errorf("second Disconnect: %v", err)
 		}
 		c.expectSilence()
@@ -457,7 +473,7 @@ func TestDisconnectReasons(t *testing.T) {
 		id := c.connect("/")
 		c.connect("/a")
 		s := socketByID(t, srv.Of("/"), id)
-		if err := s.Disconnect(true); err != nil {
+		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
 		got := []string{string(c.next().Data), string(c.next().Data)}
@@ -487,7 +503,7 @@ func TestDisconnectReasons(t *testing.T) {
 	})
 	t.Run("server shutting down", func(t *testing.T) {
 		srv := newTestServer(t)
-		srv.Of("/").OnDisconnect(func(s *Socket, reason string) { reasons <- reason })
+		srv.Of("/").OnDisconnect(func(s *Socket, reason Reason) { reasons <- string(reason) })
 		c := dial(t, srv)
 		c.connect("/")
 		c.client.teardown("server shutting down") // what Server.Close does to each connection
@@ -540,9 +556,9 @@ func TestRoomsAndBroadcast(t *testing.T) {
 		conns[i] = dial(t, srv)
 		socks[i] = socketByID(t, ns, conns[i].connect("/"))
 	}
-	socks[0].Join("a", "b")
-	socks[1].Join("a")
-	socks[2].Join("b", "b")
+	socks[0].Join(context.Background(), "a", "b")
+	socks[1].Join(context.Background(), "a")
+	socks[2].Join(context.Background(), "b", "b")
 	if got := socks[2].Rooms(); !reflect.DeepEqual(got, []string{socks[2].ID(), "b"}) {
 		t.Errorf("Rooms = %v", got)
 	}
@@ -566,14 +582,14 @@ func TestRoomsAndBroadcast(t *testing.T) {
 		emit func() error
 		want []int
 	}{
-		{"room", func() error { return ns.To("a").Emit("x", 1) }, []int{0, 1}},
-		{"rooms union", func() error { return ns.To("a", "b").Emit("x", 1) }, []int{0, 1, 2}},
-		{"except", func() error { return ns.To("a").Except("b").Emit("x", 1) }, []int{1}},
-		{"all except", func() error { return ns.To().Except("a").Emit("x", 1) }, []int{2, 3}},
-		{"socket id", func() error { return ns.To(socks[3].ID()).Emit("x", 1) }, []int{3}},
-		{"except socket id", func() error { return ns.To("b").Except(socks[0].ID()).Emit("x", 1) }, []int{2}},
-		{"namespace", func() error { return ns.Emit("x", 1) }, []int{0, 1, 2, 3}},
-		{"unknown room", func() error { return ns.To("zzz").Emit("x", 1) }, nil},
+		{"room", func() error { return ns.To("a").Emit(context.Background(), "x", 1) }, []int{0, 1}},
+		{"rooms union", func() error { return ns.To("a", "b").Emit(context.Background(), "x", 1) }, []int{0, 1, 2}},
+		{"except", func() error { return ns.To("a").Except("b").Emit(context.Background(), "x", 1) }, []int{1}},
+		{"all except", func() error { return ns.To().Except("a").Emit(context.Background(), "x", 1) }, []int{2, 3}},
+		{"socket id", func() error { return ns.To(socks[3].ID()).Emit(context.Background(), "x", 1) }, []int{3}},
+		{"except socket id", func() error { return ns.To("b").Except(socks[0].ID()).Emit(context.Background(), "x", 1) }, []int{2}},
+		{"namespace", func() error { return ns.Emit(context.Background(), "x", 1) }, []int{0, 1, 2, 3}},
+		{"unknown room", func() error { return ns.To("zzz").Emit(context.Background(), "x", 1) }, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -590,7 +606,7 @@ func TestRoomsAndBroadcast(t *testing.T) {
 		t.Errorf("Sockets(b) = %d", got)
 	}
 	socks[0].Leave("b")
-	socks[2].Disconnect(false)
+	socks[2].Disconnect()
 	conns[2].expect("1")
 	if got := ns.Sockets("b"); len(got) != 0 {
 		t.Errorf("Sockets(b) after leave/disconnect = %v", got)
@@ -598,7 +614,7 @@ func TestRoomsAndBroadcast(t *testing.T) {
 	if got := len(ns.Sockets()); got != 3 {
 		t.Errorf("Sockets() = %d", got)
 	}
-	if _, ok := ns.rooms["b"]; ok {
+	if ns.mem.HasRoom("b") {
 		t.Error("empty room kept")
 	}
 }
@@ -610,7 +626,7 @@ func TestBroadcastEncodesOnce(t *testing.T) {
 	a, b := dial(t, srv), dial(t, srv)
 	a.connect("/")
 	b.connect("/")
-	if err := ns.Emit("bin", []byte{1}); err != nil {
+	if err := ns.Emit(context.Background(), "bin", []byte{1}); err != nil {
 		t.Fatal(err)
 	}
 	ma, mb := a.next(), b.next()
@@ -655,7 +671,7 @@ func TestIdleSocketMemory(t *testing.T) {
 	ns := srv.Of("/")
 	joined := make(chan struct{}, n)
 	ns.OnConnect(func(s *Socket) {
-		s.Join("all")
+		s.Join(context.Background(), "all")
 		joined <- struct{}{}
 	})
 	clients := make([]*client, n)
@@ -689,7 +705,7 @@ func BenchmarkBroadcast(b *testing.B) {
 	payload := map[string]any{"text": "hello", "n": 1, "blob": []byte("0123456789")}
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := ns.To("room").Emit("news", payload); err != nil {
+		if err := ns.To("room").Emit(context.Background(), "news", payload); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -729,4 +745,9 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// refuseWith is a hook refusing every client with err.
+func refuseWith(err error) ConnectHandler {
+	return func(context.Context, ConnectEvent) (ConnectReply, error) { return ConnectReply{}, err }
 }

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"sync"
 	"sync/atomic"
+
+	"github.com/sessiongate/sessiongate/engineio"
 )
 
 // ErrDisconnected is returned by the methods of a Socket that is not (or no
@@ -28,8 +30,20 @@ const (
 	stateDisconnected
 )
 
+// maxHeld bounds the Engine.IO messages of broadcasts held for a socket
+// between its first AddAll and its CONNECT (see Socket): a window of
+// microseconds on one node, of one SUBSCRIBE round trip in a cluster. A
+// socket that would need more is dropped, and its client reconnects.
+const maxHeld = 256
+
 // Socket is a client connected to one namespace. Its methods are safe for
 // concurrent use.
+//
+// A socket exists before it is connected: its namespace's OnConnecting
+// hooks see it (ID, Handshake, Context), then it joins the rooms the hooks
+// returned, then its CONNECT packet is sent. Broadcasts that reach it
+// between the rooms and the CONNECT are held (at most 256 messages) and
+// written right after the CONNECT, in order.
 type Socket struct {
 	id        string
 	ns        *Namespace
@@ -38,12 +52,20 @@ type Socket struct {
 	state     atomic.Int32
 	joined    bool // guarded by client.mu: the client may send packets for the namespace
 
-	rooms []string // guarded by ns.mu
+	rooms []string // guarded by the MemoryAdapter's mu
+	mark  uint64   // guarded by the MemoryAdapter's markMu
+
+	cancel context.CancelFunc // of the socket's context
+
+	sendMu     sync.Mutex
+	held       []engineio.Message // broadcasts waiting for the CONNECT
+	overflowed bool               // held would have exceeded maxHeld
 
 	mu      sync.Mutex
+	ctx     context.Context
 	data    any
 	nextAck uint64
-	acks    map[uint64]chan []any // EmitWithAck waiting, by ack id
+	acks    map[uint64]func(args []any, ok bool) // waiting for the client, by ack id
 }
 
 func newID() string {
@@ -66,32 +88,49 @@ func (s *Socket) Handshake() *Handshake { return s.handshake }
 // Transport returns the current transport: "polling" or "websocket".
 func (s *Socket) Transport() string { return s.client.conn.Transport() }
 
-// Data returns the value set by SetData.
+// Context returns the socket's context: it carries the values the
+// OnConnecting hooks put in their ConnectReply.Context, and is cancelled
+// when the socket disconnects (or, while connecting, when its connection
+// closes).
+func (s *Socket) Context() context.Context {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ctx
+}
+
+// Data returns the value set by SetData or a ConnectReply.
 func (s *Socket) Data() any {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.data
 }
 
-// SetData attaches a value to the socket, typically from middleware.
+// SetData attaches a value of the application's to the socket.
 func (s *Socket) SetData(v any) {
 	s.mu.Lock()
 	s.data = v
 	s.mu.Unlock()
 }
 
-// Join adds the socket to rooms. Rooms joined by middleware take effect when
-// the socket connects.
-func (s *Socket) Join(rooms ...string) { s.ns.join(s, rooms) }
+// Join adds the connected socket to rooms, through the namespace's
+// adapter: when it returns, a broadcast to any of them from any node
+// reaches the socket (a cluster adapter may wait for a subscription, which
+// ctx bounds). Before the socket is connected, Join fails with
+// ErrDisconnected: the rooms it starts with are the OnConnecting hooks'
+// ConnectReply.Rooms.
+func (s *Socket) Join(ctx context.Context, rooms ...string) error {
+	if !s.Connected() {
+		return ErrDisconnected
+	}
+	return s.ns.adapter.AddAll(ctx, s.id, rooms)
+}
 
 // Leave removes the socket from rooms.
-func (s *Socket) Leave(rooms ...string) { s.ns.leave(s, rooms) }
+func (s *Socket) Leave(rooms ...string) { s.ns.adapter.Del(s.id, rooms) }
 
 // Rooms returns the socket's rooms, starting with its own id.
 func (s *Socket) Rooms() []string {
-	s.ns.mu.RLock()
-	defer s.ns.mu.RUnlock()
-	return append([]string{s.id}, s.rooms...)
+	return append([]string{s.id}, s.ns.adapter.Rooms(s.id)...)
 }
 
 // Connected reports whether the socket is connected to its namespace.
@@ -116,6 +155,36 @@ func (s *Socket) emit(event string, args []any, id uint64, hasID bool) error {
 	return s.client.send(p, bins)
 }
 
+// deliver sends the messages of a broadcast: at once to a connected
+// socket, held for one whose CONNECT is not sent yet (volatile ones are
+// skipped then), dropped for a disconnected one.
+func (s *Socket) deliver(msgs []engineio.Message, volatile bool) {
+	if s.state.Load() == stateConnected {
+		s.client.conn.Send(msgs...)
+		return
+	}
+	if volatile {
+		return
+	}
+	s.sendMu.Lock()
+	switch s.state.Load() {
+	case stateConnected:
+		// Connected since the check above: the held messages were written
+		// before the state changed, under sendMu.
+		s.sendMu.Unlock()
+		s.client.conn.Send(msgs...)
+		return
+	case stateJoining:
+		if len(s.held)+len(msgs) > maxHeld {
+			s.overflowed = true
+			s.held = nil
+		} else if !s.overflowed {
+			s.held = append(s.held, msgs...)
+		}
+	}
+	s.sendMu.Unlock()
+}
+
 // EmitWithAck sends an event and waits for the client's acknowledgement, or
 // ctx (or Options.AckTimeout) to end.
 func (s *Socket) EmitWithAck(ctx context.Context, event string, args ...any) ([]any, error) {
@@ -124,19 +193,15 @@ func (s *Socket) EmitWithAck(ctx context.Context, event string, args ...any) ([]
 		ctx, cancel = context.WithTimeout(ctx, s.ns.srv.opts.AckTimeout)
 		defer cancel()
 	}
-	ch := make(chan []any, 1)
-	s.mu.Lock()
-	if len(s.acks) >= s.ns.srv.opts.MaxPendingAcks {
-		s.mu.Unlock()
+	type result struct {
+		args []any
+		ok   bool
+	}
+	ch := make(chan result, 1)
+	id, ok := s.addAck(func(args []any, ok bool) { ch <- result{args, ok} })
+	if !ok {
 		return nil, ErrTooManyAcks
 	}
-	id := s.nextAck
-	s.nextAck++
-	if s.acks == nil {
-		s.acks = make(map[uint64]chan []any)
-	}
-	s.acks[id] = ch
-	s.mu.Unlock()
 	if !s.Connected() {
 		s.dropAck(id)
 		return nil, ErrDisconnected
@@ -146,15 +211,33 @@ func (s *Socket) EmitWithAck(ctx context.Context, event string, args ...any) ([]
 		return nil, err
 	}
 	select {
-	case res, ok := <-ch:
-		if !ok {
+	case res := <-ch:
+		if !res.ok {
 			return nil, ErrDisconnected
 		}
-		return res, nil
+		return res.args, nil
 	case <-ctx.Done():
 		s.dropAck(id)
 		return nil, ctx.Err()
 	}
+}
+
+// addAck registers f for the next ack id: f is called once, with the
+// client's arguments and true, or with false when the socket disconnects
+// first; never after dropAck. False when MaxPendingAcks are waiting.
+func (s *Socket) addAck(f func(args []any, ok bool)) (uint64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.acks) >= s.ns.srv.opts.MaxPendingAcks {
+		return 0, false
+	}
+	id := s.nextAck
+	s.nextAck++
+	if s.acks == nil {
+		s.acks = make(map[uint64]func([]any, bool))
+	}
+	s.acks[id] = f
+	return id, true
 }
 
 func (s *Socket) dropAck(id uint64) {
@@ -166,7 +249,7 @@ func (s *Socket) dropAck(id uint64) {
 	s.mu.Unlock()
 }
 
-// awaitsAck reports whether an EmitWithAck waits for ack id.
+// awaitsAck reports whether an ack id is awaited.
 func (s *Socket) awaitsAck(id uint64) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -176,14 +259,14 @@ func (s *Socket) awaitsAck(id uint64) bool {
 
 func (s *Socket) resolveAck(id uint64, args []any) {
 	s.mu.Lock()
-	ch := s.acks[id]
+	f := s.acks[id]
 	delete(s.acks, id)
 	if len(s.acks) == 0 {
 		s.acks = nil
 	}
 	s.mu.Unlock()
-	if ch != nil {
-		ch <- args
+	if f != nil {
+		f(args, true)
 	}
 }
 
@@ -216,18 +299,31 @@ func (s *Socket) dispatch(ev Event, id uint64, hasID bool) {
 	h(s, ev, ack)
 }
 
-// Disconnect disconnects the socket from its namespace as Node's
-// socket.disconnect(close) does: the client sees "io server disconnect" and
-// does not reconnect. With close, the underlying connection is closed too,
-// after everything queued before it has been written; the other namespaces
-// of the connection are disconnected the same way first.
-func (s *Socket) Disconnect(close bool) error {
-	if close {
-		return s.client.disconnectAll()
-	}
+// Disconnect makes the socket leave its namespace, as Node's
+// socket.disconnect() does: the server sends DISCONNECT, the client sees
+// "io server disconnect" and does not reconnect; the connection and its
+// other namespaces stay. OnDisconnect handlers get
+// ReasonServerNamespaceDisconnect. It returns ErrDisconnected if the socket
+// was not connected.
+func (s *Socket) Disconnect() error {
 	if !s.disconnect() {
 		return ErrDisconnected
 	}
+	return nil
+}
+
+// Close disconnects every namespace of the socket's connection as
+// Disconnect does, then closes the connection once everything queued
+// before has been written, as Node's socket.disconnect(true): the client
+// sees "io server disconnect" and does not reconnect.
+func (s *Socket) Close() error { return s.client.disconnectAll() }
+
+// Drop cuts the connection under the socket without a DISCONNECT packet, as
+// a network failure would: every socket of the connection disconnects with
+// ReasonForcedClose, and the client, seeing "transport close", reconnects
+// (to this node or another).
+func (s *Socket) Drop() error {
+	s.client.close(ReasonForcedClose)
 	return nil
 }
 
@@ -239,34 +335,39 @@ func (s *Socket) disconnect() bool {
 	}
 	s.client.send(&Packet{Type: PacketDisconnect, Namespace: s.ns.name}, nil)
 	s.client.remove(s)
-	s.onClose("server namespace disconnect")
+	s.onClose(ReasonServerNamespaceDisconnect)
 	return true
 }
 
-// CloseTransport closes the Engine.IO session under the socket without a
-// DISCONNECT packet, as a network failure would: every socket of the session
-// disconnects with reason "forced close" and the client, seeing "transport
-// close", reconnects.
-func (s *Socket) CloseTransport() error {
-	s.client.close("forced close")
-	return nil
-}
-
-// onClose marks s disconnected; if it was connected, it leaves its rooms,
-// pending EmitWithAck calls fail and the OnDisconnect handlers are queued.
-func (s *Socket) onClose(reason string) {
-	if s.state.Swap(stateDisconnected) != stateConnected {
+// onClose marks s disconnected and cancels its context; it leaves its
+// rooms. If it was connected, pending acknowledgements fail and the
+// OnDisconnect handlers are queued.
+func (s *Socket) onClose(reason Reason) {
+	prev := s.state.Swap(stateDisconnected)
+	if prev == stateDisconnected {
 		return
 	}
-	s.ns.remove(s)
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.ns.adapter.DelAll(s.id)
+	s.sendMu.Lock()
+	s.held = nil
+	s.sendMu.Unlock()
+	if prev != stateConnected {
+		return
+	}
 	s.mu.Lock()
 	acks := s.acks
 	s.acks = nil
 	s.mu.Unlock()
-	for _, ch := range acks {
-		close(ch)
+	for _, f := range acks {
+		f(nil, false)
 	}
-	s.client.enqueue(0, func() {
+	srv := s.ns.srv
+	srv.disconnecting.add()
+	s.client.enqueueFinal(func() {
+		defer srv.disconnecting.done()
 		for _, h := range s.ns.disconnectHandlers() {
 			h(s, reason)
 		}

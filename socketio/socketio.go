@@ -1,12 +1,44 @@
 // Package socketio is a Socket.IO v5 server (the protocol of socket.io 3 and
-// 4) on top of package engineio: packets, namespaces, middleware, events and
-// acknowledgements, binary attachments, rooms and broadcasts. The official
-// socket.io-client v4 uses it unchanged. It knows nothing of sessions.
+// 4) on top of package engineio: packets, namespaces, connect hooks, events
+// and acknowledgements, binary attachments, rooms and broadcasts. The
+// official socket.io-client v4 uses it unchanged. It knows nothing of
+// sessions.
+//
+// # Connecting
+//
+// A client asking to join a namespace runs its OnConnecting hooks
+// (ConnectHandler, after centrifuge's): each may refuse it (CONNECT_ERROR)
+// or give what the socket starts with — rooms, values in its context
+// (Socket.Context, cancelled when it disconnects), Data. The rooms are
+// joined through the namespace's Adapter before the CONNECT packet is
+// sent, so a broadcast sent after the client saw itself connected reaches
+// it, and none reaches it before its CONNECT. OnConnect handlers run after
+// the CONNECT; OnDisconnect handlers get a Reason.
+//
+// The verbs say what the client does next: Socket.Disconnect leaves the
+// namespace and Socket.Close closes the connection (the client sees "io
+// server disconnect" and does not reconnect); Socket.Drop cuts the
+// transport (the client reconnects). Server.Shutdown disconnects everyone
+// (the clients reconnect elsewhere) and waits for the OnDisconnect
+// handlers.
+//
+// # Rooms, broadcasts and clusters
+//
+// Rooms and broadcasts go through the namespace's Adapter: the
+// MemoryAdapter for one process, or a cluster adapter (Options.NewAdapter)
+// that wraps it and carries broadcasts and room operations to the other
+// nodes. A BroadcastOperator (Namespace.To, Except, Local) selects sockets
+// on every node and emits to them, with or without acknowledgements, makes
+// them join or leave rooms, disconnects them or describes them
+// (FetchSockets, which never carries a header: see SocketInfo). A broadcast
+// is encoded once per namespace and its bytes are shared by every local
+// recipient. Package socketio/adaptertest is the conformance suite of
+// adapters.
 //
 // # Handlers
 //
-// The handlers of one connection (middleware, OnConnect, event handlers,
-// OnDisconnect, for all its namespaces) run one at a time, in the order the
+// The handlers of one connection (connect hooks, OnConnect, event
+// handlers, OnDisconnect, for all its namespaces) run one at a time, in the order the
 // packets arrived, on a goroutine that exists only while there is work: a
 // slow handler delays its own connection only, and an idle connection holds
 // no goroutine. Acknowledgements are matched on the transport's read path,
@@ -39,7 +71,7 @@
 //   - As Node's server does, a packet for a namespace the client has not
 //     joined closes the connection ("forced server close"), whether or not
 //     it joined another: only CONNECT may name such a namespace. A
-//     namespace is joined once its middleware has let the client in and
+//     namespace is joined once its connect hooks have let the client in and
 //     its CONNECT was sent; socket.io-client holds its emits until then.
 //     Packet headers (type, namespace, ack id) are checked before the
 //     arguments are parsed, and arguments are decoded on the handler
@@ -54,6 +86,7 @@ package socketio
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -92,7 +125,7 @@ type Options struct {
 	// joining: 32.
 	MaxNamespaces int
 	// MaxRefusedConnects is the number of CONNECTs refused (unknown
-	// namespace or middleware error) after which the connection is closed:
+	// namespace or connect hook error) after which the connection is closed:
 	// 8.
 	MaxRefusedConnects int
 	// MaxPendingAcks bounds the EmitWithAck calls waiting on one socket:
@@ -102,6 +135,7 @@ type Options struct {
 	// NewAdapter, when set, makes the Adapter of each namespace from the
 	// namespace's in-memory adapter, which it wraps and delivers through (a
 	// cluster: package redis or postgres). Nil: the MemoryAdapter alone.
+	// Server.Close and Shutdown close the adapters.
 	NewAdapter func(local *MemoryAdapter) Adapter
 	// SocketData is what FetchSockets tells other nodes about a socket, in
 	// its data field: never a secret. Nil: the socket's Data.
@@ -121,11 +155,16 @@ type Server struct {
 
 	closes [numCloseCodes]atomic.Uint64 // connections closed, by closeCode
 
-	mu      sync.RWMutex
-	nsps    map[string]*Namespace
-	mws     []Middleware
-	clients map[*client]struct{}
-	closed  bool
+	// disconnecting counts the OnDisconnect calls queued and not yet
+	// done, for Shutdown.
+	disconnecting pendingCount
+
+	mu         sync.RWMutex
+	nsps       map[string]*Namespace
+	connecting []ConnectHandler
+	clients    map[*client]struct{}
+	closed     bool
+	adapters   bool // closed
 }
 
 // NewServer returns a Server with the main namespace "/" already created.
@@ -203,31 +242,118 @@ func (s *Server) namespace(name string) *Namespace {
 	return s.nsps[name]
 }
 
-// Use adds middleware that runs for every namespace, before the namespace's own.
-func (s *Server) Use(mw Middleware) {
+// OnConnecting adds a hook that runs for every namespace, before the
+// namespace's own (see ConnectHandler).
+func (s *Server) OnConnecting(h ConnectHandler) {
 	s.mu.Lock()
-	s.mws = append(s.mws, mw)
+	s.connecting = append(s.connecting, h)
 	s.mu.Unlock()
 }
 
-// Close disconnects every socket, with reason "server shutting down", and
-// closes the Engine.IO server.
+// Shutdown stops the server gracefully: it refuses new connections,
+// disconnects every socket with ReasonServerShutdown (their transports
+// close after what was queued is written; clients reconnect, to another
+// node of a cluster), waits until every OnDisconnect handler has returned
+// or ctx is done, then closes the namespaces' adapters and the Engine.IO
+// server. It returns ctx's error if ctx ended first (the rest is done
+// anyway).
+func (s *Server) Shutdown(ctx context.Context) error {
+	for c := range s.stop() {
+		c.close(ReasonServerShutdown)
+	}
+	werr := s.disconnecting.wait(ctx)
+	err := s.closeRest()
+	if werr != nil {
+		return fmt.Errorf("socketio: shutdown: %w", werr)
+	}
+	return err
+}
+
+// Close disconnects every socket, with ReasonServerShutdown, closes the
+// adapters and the Engine.IO server at once, without waiting for the
+// OnDisconnect handlers (see Shutdown).
 func (s *Server) Close() error {
+	for c := range s.stop() {
+		c.teardown(ReasonServerShutdown)
+	}
+	return s.closeRest()
+}
+
+// stop refuses new connections and returns the open ones.
+func (s *Server) stop() map[*client]struct{} {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.closed = true
 	clients := s.clients
 	s.clients = nil
-	s.mu.Unlock()
-	for c := range clients {
-		c.teardown("server shutting down")
+	return clients
+}
+
+// closeRest closes the adapters (once) and the engine.
+func (s *Server) closeRest() error {
+	s.mu.Lock()
+	var adapters []Adapter
+	if !s.adapters {
+		s.adapters = true
+		for _, n := range s.nsps {
+			adapters = append(adapters, n.adapter)
+		}
 	}
-	if s.engine == nil {
+	s.mu.Unlock()
+	var errs []error
+	for _, a := range adapters {
+		if err := a.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close adapter: %w", err))
+		}
+	}
+	if s.engine != nil {
+		if err := s.engine.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close engine: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// pendingCount counts work in progress and lets a caller wait for none.
+type pendingCount struct {
+	mu   sync.Mutex
+	n    int
+	idle chan struct{} // closed when n drops to 0; nil when no one waits
+}
+
+func (p *pendingCount) add() {
+	p.mu.Lock()
+	p.n++
+	p.mu.Unlock()
+}
+
+func (p *pendingCount) done() {
+	p.mu.Lock()
+	p.n--
+	if p.n == 0 && p.idle != nil {
+		close(p.idle)
+		p.idle = nil
+	}
+	p.mu.Unlock()
+}
+
+func (p *pendingCount) wait(ctx context.Context) error {
+	p.mu.Lock()
+	if p.n == 0 {
+		p.mu.Unlock()
 		return nil
 	}
-	if err := s.engine.Close(); err != nil {
-		return fmt.Errorf("close engine: %w", err)
+	if p.idle == nil {
+		p.idle = make(chan struct{})
 	}
-	return nil
+	idle := p.idle
+	p.mu.Unlock()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // accept starts serving Socket.IO on the Engine.IO session c.
@@ -236,7 +362,7 @@ func (s *Server) accept(c conn) *client {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		cl.close("server shutting down")
+		cl.close(ReasonServerShutdown)
 		return cl
 	}
 	s.clients[cl] = struct{}{}
@@ -262,7 +388,7 @@ type Stats struct {
 	// all sent within AttachmentTimeout.
 	Attachments uint64
 	// NamespaceViolations: a packet for a namespace the client has not
-	// joined (or whose middleware is still running), a second CONNECT for
+	// joined (or whose connect hooks are still running), a second CONNECT for
 	// one, a CONNECT_ERROR from the client, or more than MaxNamespaces.
 	NamespaceViolations uint64
 	// RefusedConnects: MaxRefusedConnects CONNECTs refused.
@@ -293,12 +419,73 @@ func (s *Server) Stats() Stats {
 	}
 }
 
-// Middleware runs when a client asks to join a namespace, before the socket
-// is connected (it may SetData and Join, not Emit). Returning a
-// *ConnectError (or an error wrapping one) refuses the client with it; any
-// other error refuses with {"message": err.Error()}. ctx is cancelled when
-// the connection closes.
-type Middleware func(ctx context.Context, s *Socket) error
+// ConnectHandler is a hook run when a client asks to join a namespace,
+// before the socket is connected, after centrifuge's OnConnecting. ev.Socket
+// is not connected yet: it may be read (ID, Handshake, Context), not used to
+// Emit or Join. ctx is the socket's context so far; it is cancelled when
+// the connection closes (the client left).
+//
+// The hook returns what the socket starts with. The replies of all hooks
+// are merged in order: their Rooms are joined (through the adapter) before
+// CONNECT is sent, so that a broadcast sent after the client saw it
+// connected reaches it; a non-nil Context replaces the socket's context
+// for the next hooks and for Socket.Context (derive it from ctx, as with
+// context.WithValue: its values are kept, its cancellation is the
+// socket's); a non-nil Data is set as the socket's Data.
+//
+// Returning a *ConnectError (or an error wrapping one) refuses the client
+// with it; any other error refuses with {"message": err.Error()}. The
+// hooks that follow do not run.
+type ConnectHandler func(ctx context.Context, ev ConnectEvent) (ConnectReply, error)
+
+// ConnectEvent is a client asking to join a namespace.
+type ConnectEvent struct {
+	Socket *Socket // not connected yet
+}
+
+// ConnectReply is what an OnConnecting hook gives the socket it lets in.
+type ConnectReply struct {
+	Rooms   []string        // joined before CONNECT is sent
+	Context context.Context // nil: unchanged
+	Data    any             // nil: unchanged
+}
+
+// Reason is why a socket disconnected, as Node's server names it in the
+// "disconnect" event.
+type Reason string
+
+// The reasons OnDisconnect handlers see, with what the client does next.
+const (
+	// ReasonServerNamespaceDisconnect: Socket.Disconnect or Close (or the
+	// emitter's disconnectSockets); the client sees "io server disconnect"
+	// and does not reconnect.
+	ReasonServerNamespaceDisconnect Reason = "server namespace disconnect"
+	// ReasonClientNamespaceDisconnect: the client left the namespace
+	// (socket.disconnect() in the browser).
+	ReasonClientNamespaceDisconnect Reason = "client namespace disconnect"
+	// ReasonTransportClose: the client closed the connection (page closed,
+	// network gone with a clean close); it may reconnect.
+	ReasonTransportClose Reason = "transport close"
+	// ReasonPingTimeout: the client stopped answering pings; it reconnects
+	// if it is still there.
+	ReasonPingTimeout Reason = "ping timeout"
+	// ReasonTransportError: the transport failed (or the client's handler
+	// queue overflowed); the client reconnects.
+	ReasonTransportError Reason = "transport error"
+	// ReasonForcedClose: the server cut the connection without DISCONNECT
+	// (Socket.Drop, a handler panic); the client reconnects.
+	ReasonForcedClose Reason = "forced close"
+	// ReasonForcedServerClose: the client broke a namespace or rate rule
+	// and was cut; it reconnects (and is cut again if it persists).
+	ReasonForcedServerClose Reason = "forced server close"
+	// ReasonParseError: the client sent a malformed packet.
+	ReasonParseError Reason = "parse error"
+	// ReasonServerShutdown: Server.Shutdown or Close; the client, seeing
+	// its transport close, reconnects (to another node of a cluster).
+	ReasonServerShutdown Reason = "server shutting down"
+	// ReasonConnectTimeout: no namespace joined within ConnectTimeout.
+	ReasonConnectTimeout Reason = "connect timeout"
+)
 
 // ConnectError is the payload of a CONNECT_ERROR packet. The client's
 // connect_error listener receives an Error whose message is Message and whose

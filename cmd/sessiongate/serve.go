@@ -146,6 +146,7 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 			ClientKey: s.gw.ClientKey,
 		},
 		ConnectTimeout: cfg.ConnectTimeout,
+		SocketData:     s.gw.SocketData,
 	})
 	ns := s.io.Of("/")
 	s.gw.Attach(ns)
@@ -387,10 +388,11 @@ type publisher struct{ ns *socketio.Namespace }
 // Publish emits event with data (raw JSON, or no argument when nil) to the
 // sockets in any of rooms.
 func (p publisher) Publish(rooms []string, event string, data json.RawMessage) error {
+	ctx := context.Background()
 	if data == nil {
-		return p.ns.To(rooms...).Emit(event)
+		return p.ns.To(rooms...).Emit(ctx, event)
 	}
-	return p.ns.To(rooms...).Emit(event, data)
+	return p.ns.To(rooms...).Emit(ctx, event, data)
 }
 
 // auditSpoolDir is the gateway's AuditSpool for AUDIT_SPOOL: "" when it is

@@ -7,8 +7,8 @@
 // long-polling (no upgrade from one to the other). It answers the server's
 // pings, records every event it receives, and lets a test await the
 // outcome of its CONNECT, an event, or the end of the connection, each
-// with a context. It does not reconnect, does not answer acknowledgements
-// the server asks for, and drops binary attachments (a binary event is
+// with a context. It does not reconnect, answers the acknowledgements the
+// server asks for only with Options.Ack, and drops binary attachments (a binary event is
 // recorded with its placeholders). Tests whose point is the official
 // client's behaviour (reconnection, upgrade) drive socket.io-client through
 // package nodetest instead.
@@ -60,6 +60,10 @@ type Options struct {
 	Auth any
 	// Transport is Websocket (the default) or Polling.
 	Transport string
+	// Ack, when set, answers the acknowledgements the server asks for:
+	// with the JSON encoding of what it returns for the event. Nil: they
+	// are not answered.
+	Ack func(ev Event) []any
 }
 
 // Event is an event the server sent.
@@ -67,6 +71,9 @@ type Event struct {
 	Name     string
 	Args     []json.RawMessage
 	Received time.Time
+	// Early: it arrived before the namespace's CONNECT, which a server
+	// must never do.
+	Early bool
 }
 
 // ConnectError is the server's refusal of the CONNECT (a CONNECT_ERROR
@@ -118,6 +125,7 @@ var ErrDisconnected = errors.New("siotest: disconnected")
 // for concurrent use.
 type Client struct {
 	ns  string
+	ack func(Event) []any
 	tr  transport
 	ctx context.Context // cancelled when the connection ends
 	end context.CancelFunc
@@ -168,7 +176,7 @@ func Dial(ctx context.Context, url string, opts Options) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{ns: ns, tr: tr, changed: make(chan struct{}), acks: make(map[uint64]chan []json.RawMessage), readDone: make(chan struct{})}
+	c := &Client{ns: ns, ack: opts.Ack, tr: tr, changed: make(chan struct{}), acks: make(map[uint64]chan []json.RawMessage), readDone: make(chan struct{})}
 	c.ctx, c.end = context.WithCancel(context.Background())
 	if err := tr.write(ctx, message(connect.Encode())); err != nil {
 		tr.close()
@@ -453,10 +461,14 @@ func (c *Client) handleSocketIO(b []byte) error {
 			return fmt.Errorf("siotest: event %q: not an array starting with a name", p.Data)
 		}
 		c.mu.Lock()
-		c.events = append(c.events, Event{Name: name, Args: arr[1:], Received: now})
+		ev := Event{Name: name, Args: arr[1:], Received: now, Early: c.sid == ""}
+		c.events = append(c.events, ev)
 		c.taken = append(c.taken, false)
 		c.changedLocked()
 		c.mu.Unlock()
+		if p.HasID && c.ack != nil {
+			return c.answer(p.ID, c.ack(ev))
+		}
 	case socketio.PacketAck, socketio.PacketBinaryAck:
 		var args []json.RawMessage
 		if err := json.Unmarshal(p.Data, &args); err != nil {
@@ -471,6 +483,22 @@ func (c *Client) handleSocketIO(b []byte) error {
 		}
 	case socketio.PacketDisconnect:
 		c.finish(Disconnect{Reason: ReasonServerDisconnect})
+	}
+	return nil
+}
+
+// answer sends the acknowledgement id with args.
+func (c *Client) answer(id uint64, args []any) error {
+	if args == nil {
+		args = []any{}
+	}
+	data, err := json.Marshal(args)
+	if err != nil {
+		return fmt.Errorf("siotest: encode ack: %w", err)
+	}
+	p := socketio.Packet{Type: socketio.PacketAck, Namespace: c.ns, ID: id, HasID: true, Data: data}
+	if err := c.tr.write(c.ctx, message(p.Encode())); err != nil && c.ctx.Err() == nil {
+		c.finish(Disconnect{Reason: ReasonTransportClose, Err: fmt.Errorf("siotest: ack: %w", err)})
 	}
 	return nil
 }

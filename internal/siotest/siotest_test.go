@@ -47,14 +47,14 @@ func serve(t *testing.T, engine engineio.Options) string {
 		})
 		ns.On("bye", func(s *socketio.Socket, _ socketio.Event, _ func(...any) error) {
 			s.Emit("bye-bye")
-			s.Disconnect(false)
+			s.Disconnect()
 		})
 		ns.On("drop", func(s *socketio.Socket, _ socketio.Event, _ func(...any) error) {
-			s.CloseTransport()
+			s.Drop()
 		})
 	}
-	srv.Of("/private").Use(func(ctx context.Context, s *socketio.Socket) error {
-		return &socketio.ConnectError{Message: "unauthorized", Data: map[string]string{"code": "NO_COOKIE"}}
+	srv.Of("/private").OnConnecting(func(context.Context, socketio.ConnectEvent) (socketio.ConnectReply, error) {
+		return socketio.ConnectReply{}, &socketio.ConnectError{Message: "unauthorized", Data: map[string]string{"code": "NO_COOKIE"}}
 	})
 	hs := httptest.NewServer(srv)
 	t.Cleanup(func() {

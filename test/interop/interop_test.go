@@ -27,14 +27,14 @@ func newSocketIOServer(t *testing.T, reasons map[string]chan string) *httptest.S
 		var auth struct{ DisconnectOnConnect bool }
 		json.Unmarshal(s.Handshake().Auth, &auth)
 		if auth.DisconnectOnConnect {
-			s.Disconnect(true)
+			s.Close()
 		}
 	})
-	main.OnDisconnect(func(s *socketio.Socket, reason string) {
+	main.OnDisconnect(func(s *socketio.Socket, reason socketio.Reason) {
 		var auth struct{ Scenario string }
 		json.Unmarshal(s.Handshake().Auth, &auth)
 		select {
-		case reasons[auth.Scenario] <- reason:
+		case reasons[auth.Scenario] <- string(reason):
 		default:
 		}
 	})
@@ -53,19 +53,24 @@ func newSocketIOServer(t *testing.T, reasons map[string]chan string) *httptest.S
 		s.Emit("answer", map[string]any{"args": args})
 	})
 	main.On("disconnect-me", func(s *socketio.Socket, ev socketio.Event, _ func(...any) error) {
-		closeConn, _ := ev.Args[0].(bool)
-		s.Disconnect(closeConn)
+		if closeConn, _ := ev.Args[0].(bool); closeConn {
+			s.Close()
+		} else {
+			s.Disconnect()
+		}
 	})
 	main.On("disconnect-me-in", func(s *socketio.Socket, ev socketio.Event, _ func(...any) error) {
 		ms, _ := ev.Args[0].(float64)
-		time.AfterFunc(time.Duration(ms)*time.Millisecond, func() { s.Disconnect(true) })
+		time.AfterFunc(time.Duration(ms)*time.Millisecond, func() { s.Close() })
 	})
 	main.On("drop-me", func(s *socketio.Socket, _ socketio.Event, _ func(...any) error) {
-		s.CloseTransport()
+		s.Drop()
 	})
 	main.On("join", func(s *socketio.Socket, ev socketio.Event, ack func(...any) error) {
 		room, _ := ev.Args[0].(string)
-		s.Join(room)
+		if err := s.Join(context.Background(), room); err != nil {
+			t.Errorf("Join: %v", err)
+		}
 		ack()
 	})
 	main.On("broadcast", func(s *socketio.Socket, ev socketio.Event, ack func(...any) error) {
@@ -77,13 +82,13 @@ func newSocketIOServer(t *testing.T, reasons map[string]chan string) *httptest.S
 		if err := json.Unmarshal(b, &req); err != nil {
 			t.Errorf("broadcast request: %v", err)
 		}
-		if err := main.To(req.To...).Except(req.Except...).Emit("news", req.Msg); err != nil {
+		if err := main.To(req.To...).Except(req.Except...).Emit(context.Background(), "news", req.Msg); err != nil {
 			t.Errorf("broadcast: %v", err)
 		}
 		ack()
 	})
 	main.On("done", func(s *socketio.Socket, _ socketio.Event, ack func(...any) error) {
-		main.Emit("done")
+		main.Emit(context.Background(), "done")
 		ack()
 	})
 
@@ -94,10 +99,10 @@ func newSocketIOServer(t *testing.T, reasons map[string]chan string) *httptest.S
 	})
 
 	private := io.Of("/private")
-	private.Use(func(ctx context.Context, s *socketio.Socket) error {
+	private.OnConnecting(func(_ context.Context, ev socketio.ConnectEvent) (socketio.ConnectReply, error) {
 		var auth struct{ Token string }
-		json.Unmarshal(s.Handshake().Auth, &auth)
-		return &socketio.ConnectError{Message: "unauthorized", Data: map[string]string{"code": "NO_SESSION", "token": auth.Token}}
+		json.Unmarshal(ev.Socket.Handshake().Auth, &auth)
+		return socketio.ConnectReply{}, &socketio.ConnectError{Message: "unauthorized", Data: map[string]string{"code": "NO_SESSION", "token": auth.Token}}
 	})
 
 	mux := http.NewServeMux()

@@ -23,12 +23,11 @@ const Room = "bench"
 func New(opts socketio.Options) (*socketio.Server, http.Handler) {
 	srv := socketio.NewServer(opts)
 	ns := srv.Of("/")
-	// Joined in middleware, not OnConnect: the room then holds the socket
-	// before its CONNECT is sent, so a broadcast triggered by another client
-	// that has seen every socket connect reaches this one too.
-	ns.Use(func(_ context.Context, s *socketio.Socket) error {
-		s.Join(Room)
-		return nil
+	// Joined by the connect hook, not OnConnect: the room then holds the
+	// socket before its CONNECT is sent, so a broadcast triggered by another
+	// client that has seen every socket connect reaches this one too.
+	ns.OnConnecting(func(context.Context, socketio.ConnectEvent) (socketio.ConnectReply, error) {
+		return socketio.ConnectReply{Rooms: []string{Room}}, nil
 	})
 	ns.On("echo", func(s *socketio.Socket, ev socketio.Event, ack func(args ...any) error) {
 		if ack != nil {
@@ -46,7 +45,7 @@ func New(opts socketio.Options) (*socketio.Server, http.Handler) {
 				}
 			}
 		}
-		ns.To(Room).Emit(name, map[string]any{"bench": true})
+		ns.To(Room).Emit(context.Background(), name, map[string]any{"bench": true})
 	})
 	mux := http.NewServeMux()
 	mux.Handle("/socket.io/", srv)
