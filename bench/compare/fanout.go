@@ -171,7 +171,7 @@ func (e *env) startRedis(ctx context.Context) (*server, error) {
 	}
 	_, port, _ := net.SplitHostPort(addr)
 	cmd := exec.CommandContext(ctx, bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", e.tmp, "--loglevel", "warning")
+		"--dir", e.tmp, "--loglevel", "warning", "--logfile", filepath.Join(e.tmp, "redis-"+port+".log"))
 	cmd.Env = serverEnv()
 	return start(ctx, nameRedis, addr, cmd)
 }

@@ -191,7 +191,7 @@ httpServer.listen(port, '127.0.0.1', () => {
 
 function shutdown() {
   io.close();
-  Promise.allSettled([pool.end(), ...redisClients.map((c) => c.quit())]).finally(() => process.exit(0));
+  Promise.allSettled([pool.end(), ...redisClients.map((c) => c.disconnect())]).finally(() => process.exit(0));
 }
 process.on('SIGTERM', shutdown);
 process.on('SIGINT', shutdown);

@@ -10,7 +10,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
-	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -155,7 +155,11 @@ func runFanout(ctx context.Context, cfg *Config, rep *Report) error {
 		}
 	}
 
-	pub := newPublisher(cfg)
+	pub, err := newPublisher(cfg)
+	if err != nil {
+		return err
+	}
+	defer pub.close()
 	rooms := make([]string, cfg.N)
 	for i := range rooms {
 		rooms[i] = "user:" + strconv.Itoa(i+1)
@@ -441,40 +445,195 @@ func fanField(msg []byte, key string) (int64, bool) {
 	return v, ok
 }
 
-// publisher posts to /api/publish over kept-alive connections.
+// publisher posts to /api/publish over kept-alive connections of its own:
+// a request written in one piece and a minimal HTTP/1.1 response reader, as
+// wrk does, since net/http's client costs the load tool several goroutine
+// switches and tens of microseconds per request, which the servers under
+// test would otherwise lose on this machine's shared cores.
 type publisher struct {
-	url, key string
-	client   *http.Client
+	addr string
+	head []byte // the request up to the Content-Length value
+	idle chan *pubConn
 }
 
-func newPublisher(cfg *Config) *publisher {
-	return &publisher{url: cfg.PublishURL, key: cfg.PublishKey, client: &http.Client{
-		Timeout: 30 * time.Second,
-		Transport: &http.Transport{
-			MaxIdleConnsPerHost: max(cfg.Publishers, 1) + 1,
-			DisableCompression:  true,
-			Proxy:               nil,
-		},
-	}}
+type pubConn struct {
+	c  net.Conn
+	br *bufio.Reader
+	wb []byte
 }
 
+func newPublisher(cfg *Config) (*publisher, error) {
+	u, err := url.Parse(cfg.PublishURL)
+	if err != nil {
+		return nil, fmt.Errorf("parse %q: %w", cfg.PublishURL, err)
+	}
+	if u.Scheme != "http" {
+		return nil, fmt.Errorf("%q: only http:// publish URLs are supported", cfg.PublishURL)
+	}
+	addr := u.Host
+	if u.Port() == "" {
+		addr = net.JoinHostPort(u.Hostname(), "80")
+	}
+	head := "POST " + u.RequestURI() + " HTTP/1.1\r\nHost: " + u.Host + "\r\nAuthorization: Bearer " + cfg.PublishKey +
+		"\r\nContent-Type: application/json\r\nContent-Length: "
+	return &publisher{addr: addr, head: []byte(head), idle: make(chan *pubConn, max(cfg.Publishers, 1)+1)}, nil
+}
+
+// post sends one publish and reads its answer; an error other than the
+// server's answer drops the connection.
 func (p *publisher) post(ctx context.Context, body []byte) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, bytes.NewReader(body))
+	var pc *pubConn
+	select {
+	case pc = <-p.idle:
+	default:
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", p.addr)
+		if err != nil {
+			return err
+		}
+		pc = &pubConn{c: c, br: bufio.NewReaderSize(c, 4096)}
+	}
+	keep, err := pc.do(p.head, body)
+	if err != nil || !keep {
+		pc.c.Close()
+	} else {
+		select {
+		case p.idle <- pc:
+		default:
+			pc.c.Close()
+		}
+	}
+	return err
+}
+
+// close closes the idle connections.
+func (p *publisher) close() {
+	for {
+		select {
+		case pc := <-p.idle:
+			pc.c.Close()
+		default:
+			return
+		}
+	}
+}
+
+// do writes the request and reads the response; keep reports whether the
+// connection may be used again. A status other than 200 is an error.
+func (pc *pubConn) do(head, body []byte) (keep bool, err error) {
+	_ = pc.c.SetDeadline(time.Now().Add(30 * time.Second))
+	pc.wb = append(append(pc.wb[:0], head...), strconv.Itoa(len(body))...)
+	pc.wb = append(append(pc.wb, "\r\n\r\n"...), body...)
+	if _, err := pc.c.Write(pc.wb); err != nil {
+		return false, err
+	}
+	status, keep, msg, err := readResponse(pc.br)
 	if err != nil {
-		return err
+		return false, err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+p.key)
-	resp, err := p.client.Do(req)
+	if status != 200 {
+		return keep, fmt.Errorf("publish: %d: %s", status, strings.TrimSpace(string(msg)))
+	}
+	return keep, nil
+}
+
+// readResponse reads one HTTP/1.1 response: its status, whether the
+// connection stays open, and the first KiB of its body (Content-Length or
+// chunked).
+func readResponse(br *bufio.Reader) (status int, keep bool, body []byte, err error) {
+	line, err := br.ReadSlice('\n')
 	if err != nil {
-		return err
+		return 0, false, nil, err
 	}
-	defer resp.Body.Close()
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("publish: %s: %s", resp.Status, strings.TrimSpace(string(msg)))
+	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) {
+		return 0, false, nil, fmt.Errorf("bad status line %.40q", line)
 	}
-	return nil
+	if status, err = strconv.Atoi(string(line[9:12])); err != nil {
+		return 0, false, nil, fmt.Errorf("bad status line %.40q", line)
+	}
+	keep = line[7] == '1'
+	length, chunked := -1, false
+	for {
+		line, err := br.ReadSlice('\n')
+		if err != nil {
+			return 0, false, nil, err
+		}
+		h := bytes.TrimRight(line, "\r\n")
+		if len(h) == 0 {
+			break
+		}
+		k, v, ok := bytes.Cut(h, []byte(":"))
+		if !ok {
+			continue
+		}
+		v = bytes.TrimSpace(v)
+		switch {
+		case bytes.EqualFold(k, []byte("Content-Length")):
+			if length, err = strconv.Atoi(string(v)); err != nil || length < 0 {
+				return 0, false, nil, fmt.Errorf("bad Content-Length %q", v)
+			}
+		case bytes.EqualFold(k, []byte("Transfer-Encoding")):
+			chunked = bytes.EqualFold(v, []byte("chunked"))
+		case bytes.EqualFold(k, []byte("Connection")):
+			if bytes.EqualFold(v, []byte("close")) {
+				keep = false
+			} else if bytes.EqualFold(v, []byte("keep-alive")) {
+				keep = true
+			}
+		}
+	}
+	take := func(n int) error {
+		for n > 0 {
+			b, err := br.Peek(min(n, br.Size()))
+			if len(b) == 0 && err != nil {
+				return err
+			}
+			if room := 1024 - len(body); room > 0 {
+				body = append(body, b[:min(room, len(b))]...)
+			}
+			br.Discard(len(b))
+			n -= len(b)
+		}
+		return nil
+	}
+	switch {
+	case chunked:
+		for {
+			line, err := br.ReadSlice('\n')
+			if err != nil {
+				return 0, false, nil, err
+			}
+			hexLen, _, _ := bytes.Cut(bytes.TrimRight(line, "\r\n"), []byte(";"))
+			n, err := strconv.ParseInt(string(hexLen), 16, 32)
+			if err != nil || n < 0 {
+				return 0, false, nil, fmt.Errorf("bad chunk size %.20q", line)
+			}
+			if n == 0 {
+				for { // trailers, then the blank line
+					line, err := br.ReadSlice('\n')
+					if err != nil {
+						return 0, false, nil, err
+					}
+					if len(bytes.TrimRight(line, "\r\n")) == 0 {
+						return status, keep, body, nil
+					}
+				}
+			}
+			if err := take(int(n)); err != nil {
+				return 0, false, nil, err
+			}
+			if _, err := br.Discard(2); err != nil {
+				return 0, false, nil, err
+			}
+		}
+	case length >= 0:
+		if err := take(length); err != nil {
+			return 0, false, nil, err
+		}
+		return status, keep, body, nil
+	}
+	// No length: the body ends with the connection.
+	return status, false, body, nil
 }
 
 // redisOutputBytes reads total_net_output_bytes from INFO stats of the
