@@ -22,7 +22,7 @@ func (s *stallingStore) Session(ctx context.Context, sid string) (*sessiongate.S
 }
 
 // TestHandshakeClientGone closes the client's connection while the
-// middleware reads its session row: the cancelled lookup is recorded as a
+// connect hook reads its session row: the cancelled lookup is recorded as a
 // client that left (SOCKET_AUTH_FAILURE, WARN, CLIENT_GONE), not as an
 // INTERNAL store failure.
 func TestHandshakeClientGone(t *testing.T) {

@@ -37,15 +37,17 @@ func Example() {
 		log.Fatal(err)
 	}
 
-	srv := socketio.NewServer(socketio.Options{})
+	// SocketData: what other nodes of a cluster learn of a socket (its user
+	// and session hash, never the session).
+	srv := socketio.NewServer(socketio.Options{SocketData: g.SocketData})
 	ns := srv.Of("/")
 	g.Attach(ns) // before any handler that needs the identity
 	ns.OnConnect(func(s *socketio.Socket) {
 		id, _ := gateway.IdentityOf(s)
 		s.Emit("welcome", map[string]string{"user": id.UserID})
 	})
-	// Elsewhere: ns.To("user:42").Emit("notification", ...) reaches every
-	// socket of user 42.
+	// Elsewhere: ns.To("user:42").Emit(ctx, "notification", ...) reaches
+	// every socket of user 42.
 
 	go g.Run(ctx)
 	hs := &http.Server{Addr: ":3000", Handler: srv}
@@ -55,6 +57,6 @@ func Example() {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	g.Shutdown(shutdownCtx, 5*time.Second) // clients come back within 5s, spread out
-	srv.Close()
+	srv.Shutdown(shutdownCtx)
 	hs.Shutdown(shutdownCtx)
 }

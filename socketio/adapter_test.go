@@ -467,3 +467,168 @@ func BenchmarkBroadcastRooms(b *testing.B) {
 		}
 	}
 }
+
+// recordingAdapter wraps the MemoryAdapter and records which of its
+// methods the namespace called.
+type recordingAdapter struct {
+	*MemoryAdapter
+	mu    sync.Mutex
+	calls map[string]int
+}
+
+func (a *recordingAdapter) record(name string) {
+	a.mu.Lock()
+	a.calls[name]++
+	a.mu.Unlock()
+}
+
+func (a *recordingAdapter) AddAll(ctx context.Context, id string, rooms []string) error {
+	a.record("AddAll")
+	return a.MemoryAdapter.AddAll(ctx, id, rooms)
+}
+func (a *recordingAdapter) Del(id string, rooms []string) {
+	a.record("Del")
+	a.MemoryAdapter.Del(id, rooms)
+}
+func (a *recordingAdapter) DelAll(id string) { a.record("DelAll"); a.MemoryAdapter.DelAll(id) }
+func (a *recordingAdapter) Rooms(id string) []string {
+	a.record("Rooms")
+	return a.MemoryAdapter.Rooms(id)
+}
+func (a *recordingAdapter) Broadcast(ctx context.Context, m *Message, opts BroadcastOptions) error {
+	a.record("Broadcast")
+	return a.MemoryAdapter.Broadcast(ctx, m, opts)
+}
+func (a *recordingAdapter) BroadcastWithAck(ctx context.Context, m *Message, opts BroadcastOptions, clientCount func(int), ack func([]any)) error {
+	a.record("BroadcastWithAck")
+	return a.MemoryAdapter.BroadcastWithAck(ctx, m, opts, clientCount, ack)
+}
+func (a *recordingAdapter) AddSockets(ctx context.Context, opts BroadcastOptions, rooms []string) error {
+	a.record("AddSockets")
+	return a.MemoryAdapter.AddSockets(ctx, opts, rooms)
+}
+func (a *recordingAdapter) DelSockets(ctx context.Context, opts BroadcastOptions, rooms []string) error {
+	a.record("DelSockets")
+	return a.MemoryAdapter.DelSockets(ctx, opts, rooms)
+}
+func (a *recordingAdapter) DisconnectSockets(ctx context.Context, opts BroadcastOptions, close bool) error {
+	a.record("DisconnectSockets")
+	return a.MemoryAdapter.DisconnectSockets(ctx, opts, close)
+}
+func (a *recordingAdapter) FetchSockets(ctx context.Context, opts BroadcastOptions) ([]SocketInfo, error) {
+	a.record("FetchSockets")
+	return a.MemoryAdapter.FetchSockets(ctx, opts)
+}
+func (a *recordingAdapter) AllRooms(ctx context.Context) ([]string, error) {
+	a.record("AllRooms")
+	return a.MemoryAdapter.AllRooms(ctx)
+}
+func (a *recordingAdapter) ServerSideEmit(ctx context.Context, m *Message) error {
+	a.record("ServerSideEmit")
+	return a.MemoryAdapter.ServerSideEmit(ctx, m)
+}
+func (a *recordingAdapter) ServerSideEmitWithAck(ctx context.Context, m *Message) ([]any, error) {
+	a.record("ServerSideEmitWithAck")
+	return a.MemoryAdapter.ServerSideEmitWithAck(ctx, m)
+}
+func (a *recordingAdapter) ServerCount(ctx context.Context) (int, error) {
+	a.record("ServerCount")
+	return a.MemoryAdapter.ServerCount(ctx)
+}
+func (a *recordingAdapter) Close() error { a.record("Close"); return nil }
+
+// Every room and broadcast operation of a namespace and its sockets goes
+// through the namespace's adapter, one per namespace, made by NewAdapter.
+func TestOperationsGoThroughAdapter(t *testing.T) {
+	adapters := map[string]*recordingAdapter{}
+	srv := newServer(Options{ConnectTimeout: 5 * time.Second, NewAdapter: func(local *MemoryAdapter) Adapter {
+		a := &recordingAdapter{MemoryAdapter: local, calls: map[string]int{}}
+		adapters[local.Namespace().Name()] = a
+		return a
+	}})
+	ns := srv.Of("/")
+	srv.Of("/other")
+	if len(adapters) != 2 || ns.Adapter() != adapters["/"] {
+		t.Fatalf("adapters %v", adapters)
+	}
+	c, s := connectIn(t, srv)
+	ctx := context.Background()
+	if err := s.Join(ctx, "r"); err != nil {
+		t.Fatal(err)
+	}
+	s.Rooms()
+	s.Leave("r")
+	ns.Emit(ctx, "e")
+	c.expect(`2["e"]`)
+	ns.To().Timeout(time.Millisecond).EmitWithAck(ctx, "q")
+	c.next()
+	ns.To().SocketsJoin(ctx, "r")
+	ns.To().SocketsLeave(ctx, "r")
+	ns.To().FetchSockets(ctx)
+	ns.AllRooms(ctx)
+	ns.ServerSideEmit(ctx, "s")
+	ns.ServerSideEmitWithAck(ctx, "s")
+	ns.To().DisconnectSockets(ctx, false)
+	c.expect("1")
+	srv.Close()
+	want := map[string]int{
+		"AddAll": 2, "Rooms": 1, "Del": 1, "DelAll": 1, "Broadcast": 1, "BroadcastWithAck": 1,
+		"ServerCount": 1, "AddSockets": 1, "DelSockets": 1, "FetchSockets": 1, "AllRooms": 1,
+		"ServerSideEmit": 1, "ServerSideEmitWithAck": 1, "DisconnectSockets": 1, "Close": 1,
+	}
+	a := adapters["/"]
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !reflect.DeepEqual(a.calls, want) {
+		t.Errorf("adapter calls %v\nwant %v", a.calls, want)
+	}
+}
+
+// Joins, leaves, broadcasts and disconnections from many goroutines at
+// once (run with -race): every room ends empty.
+func TestAdapterConcurrency(t *testing.T) {
+	srv := newServer(Options{ConnectTimeout: 5 * time.Second})
+	ns := srv.Of("/")
+	socks := connectNop(srv, 8)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for i, s := range socks {
+		wg.Go(func() {
+			for k := range 200 {
+				r := "r" + strconv.Itoa(k%5)
+				s.Join(ctx, r, "all")
+				ns.To(r, "all").Except("r1").Emit(ctx, "x", k)
+				ns.To(r).Volatile().Emit(ctx, "v")
+				s.Leave(r)
+				if k%50 == 0 {
+					ns.To(s.ID()).FetchSockets(ctx)
+				}
+			}
+			if i%2 == 0 {
+				s.Disconnect()
+			} else {
+				s.Leave("all")
+			}
+		})
+	}
+	wg.Wait()
+	rooms, _ := ns.AllRooms(ctx)
+	for _, r := range rooms {
+		if r[0] == 'r' || r == "all" {
+			t.Errorf("room %s kept", r)
+		}
+	}
+}
+
+// connectNop connects n sockets to "/" on connections that discard what
+// they are sent, and returns them.
+func connectNop(srv *Server, n int) []*Socket {
+	got := make(chan *Socket, n)
+	srv.Of("/").OnConnect(func(s *Socket) { got <- s })
+	socks := make([]*Socket, n)
+	for i := range socks {
+		srv.accept(nopConn{}).onMessage(engineio.Message{Data: []byte("0")})
+		socks[i] = <-got
+	}
+	return socks
+}

@@ -70,7 +70,7 @@ func TestServerOverEngine(t *testing.T) {
 	}
 }
 
-// Over a real Engine.IO server, polling: Disconnect(true) sends the event
+// Over a real Engine.IO server, polling: Close sends the event
 // and the DISCONNECT first, and the close packet alone in a later response,
 // so that the client handles the DISCONNECT before the transport closes.
 func TestDisconnectCloseOverPolling(t *testing.T) {

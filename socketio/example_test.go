@@ -2,6 +2,7 @@ package socketio_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log"
 	"net/http"
@@ -59,4 +60,55 @@ func ExampleSocket_EmitWithAck() {
 			log.Printf("client answered %v", reply)
 		}
 	})
+}
+
+// userKey is the context key under which the example's hook keeps the user.
+type userKey struct{}
+
+func ExampleNamespace_OnConnecting() {
+	io := socketio.NewServer(socketio.Options{})
+	ns := io.Of("/")
+	// The socket starts in its user's room (joined before its client sees
+	// it connected), with the user in its context.
+	ns.OnConnecting(func(ctx context.Context, ev socketio.ConnectEvent) (socketio.ConnectReply, error) {
+		var auth struct{ User string }
+		if json.Unmarshal(ev.Socket.Handshake().Auth, &auth) != nil || auth.User == "" {
+			return socketio.ConnectReply{}, &socketio.ConnectError{Message: "unauthorized"}
+		}
+		return socketio.ConnectReply{
+			Rooms:   []string{"user:" + auth.User},
+			Context: context.WithValue(ctx, userKey{}, auth.User),
+		}, nil
+	})
+	ns.On("whoami", func(s *socketio.Socket, _ socketio.Event, ack func(...any) error) {
+		if ack != nil {
+			ack(s.Context().Value(userKey{}))
+		}
+	})
+	ns.OnDisconnect(func(s *socketio.Socket, reason socketio.Reason) {
+		if reason == socketio.ReasonPingTimeout {
+			log.Printf("%v's network went away", s.Context().Value(userKey{}))
+		}
+	})
+}
+
+func ExampleBroadcastOperator_EmitWithAck() {
+	io := socketio.NewServer(socketio.Options{})
+	ns := io.Of("/")
+	// Ask every socket of the user, on every node, and wait at most 2 s.
+	acks, err := ns.To("user:42").Timeout(2*time.Second).EmitWithAck(context.Background(), "confirm", "delete?")
+	if errors.Is(err, socketio.ErrRequestTimeout) {
+		log.Printf("only %d answers in time", len(acks))
+	}
+}
+
+func ExampleServer_Shutdown() {
+	io := socketio.NewServer(socketio.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// Clients reconnect (to another node); Shutdown returns once every
+	// OnDisconnect handler has run.
+	if err := io.Shutdown(ctx); err != nil {
+		log.Print(err)
+	}
 }

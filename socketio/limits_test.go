@@ -117,7 +117,7 @@ func TestAttachmentLimits(t *testing.T) {
 
 // A packet for a namespace the client has not joined closes the
 // connection, as Node's Client._onpacket does ("invalid state"), before
-// CONNECT, after it, and while the namespace's middleware runs.
+// CONNECT, after it, and while the namespace's connect hooks run.
 func TestNamespaceNotJoinedCloses(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -151,9 +151,9 @@ func TestNamespaceNotJoinedCloses(t *testing.T) {
 }
 
 // Node sets a client's namespace only once its middleware has let it in:
-// an event sent while the middleware runs closes the connection (and
-// cancels the middleware). socket.io-client waits for CONNECT.
-func TestEventDuringMiddlewareCloses(t *testing.T) {
+// an event sent while the connect hooks run closes the connection (and
+// cancels the hooks' context). socket.io-client waits for CONNECT.
+func TestEventDuringConnectHookCloses(t *testing.T) {
 	srv := newLimitServer(t, Options{})
 	entered := make(chan struct{}, 1)
 	release := make(chan struct{})

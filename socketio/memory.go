@@ -31,7 +31,9 @@ import (
 // adapter then releases what it subscribed for it. Its AddSockets (the
 // emitter's socketsJoin, from any node) must subscribe too: the
 // MemoryAdapter's AddSockets only adds locally, so a cluster adapter calls
-// its own AddAll for each of SocketIDs(opts).
+// its own AddAll for each of SocketIDs(opts). Del and DelAll are called on
+// the transport's goroutines (a socket leaving, a connection closing): a
+// cluster adapter must not block in them (it unsubscribes later).
 type MemoryAdapter struct {
 	ns *Namespace
 
@@ -175,15 +177,22 @@ func (a *MemoryAdapter) SocketIDs(opts BroadcastOptions) []string {
 func (a *MemoryAdapter) targets(opts BroadcastOptions) []*Socket {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
-	return a.selectLocked(opts)
+	return a.selectLocked(nil, opts)
 }
 
-// selectLocked returns the sockets in any of opts.Rooms (all without rooms)
-// and in none of opts.Except; a.mu is held.
-func (a *MemoryAdapter) selectLocked(opts BroadcastOptions) []*Socket {
+// targetPool holds the recipient lists of broadcasts, so that a broadcast
+// to thousands of sockets allocates none.
+var targetPool = sync.Pool{New: func() any { return new([]*Socket) }}
+
+// maxPooled bounds the recipient lists kept in targetPool.
+const maxPooled = 1 << 16
+
+// selectLocked appends to out the sockets in any of opts.Rooms (all
+// without rooms) and in none of opts.Except; a.mu is held.
+func (a *MemoryAdapter) selectLocked(out []*Socket, opts BroadcastOptions) []*Socket {
 	if len(opts.Except) == 0 && len(opts.Rooms) <= 1 {
 		if len(opts.Rooms) == 0 {
-			out := make([]*Socket, 0, len(a.sockets))
+			out = slices.Grow(out, len(a.sockets))
 			for _, s := range a.sockets {
 				out = append(out, s)
 			}
@@ -191,16 +200,16 @@ func (a *MemoryAdapter) selectLocked(opts BroadcastOptions) []*Socket {
 		}
 		r := opts.Rooms[0]
 		if set, ok := a.rooms[r]; ok {
-			out := make([]*Socket, 0, len(set))
+			out = slices.Grow(out, len(set))
 			for s := range set {
 				out = append(out, s)
 			}
 			return out
 		}
 		if s, ok := a.sockets[r]; ok {
-			return []*Socket{s}
+			return append(out, s)
 		}
-		return nil
+		return out
 	}
 	a.markMu.Lock()
 	defer a.markMu.Unlock()
@@ -215,9 +224,8 @@ func (a *MemoryAdapter) selectLocked(opts BroadcastOptions) []*Socket {
 			s.mark = e
 		}
 	}
-	var out []*Socket
 	if len(opts.Rooms) == 0 {
-		out = make([]*Socket, 0, len(a.sockets))
+		out = slices.Grow(out, len(a.sockets))
 		for _, s := range a.sockets {
 			if s.mark != e {
 				out = append(out, s)
@@ -252,8 +260,17 @@ func (a *MemoryAdapter) Broadcast(ctx context.Context, m *Message, opts Broadcas
 	if err != nil {
 		return err
 	}
-	for _, s := range a.targets(opts) {
+	buf := targetPool.Get().(*[]*Socket)
+	a.mu.RLock()
+	targets := a.selectLocked((*buf)[:0], opts)
+	a.mu.RUnlock()
+	for _, s := range targets {
 		s.deliver(enc.msgs, opts.Flags.Volatile)
+	}
+	if cap(targets) <= maxPooled {
+		clear(targets)
+		*buf = targets[:0]
+		targetPool.Put(buf)
 	}
 	return nil
 }
@@ -336,7 +353,7 @@ func (a *MemoryAdapter) DisconnectSockets(ctx context.Context, opts BroadcastOpt
 // FetchSockets describes the local sockets opts selects.
 func (a *MemoryAdapter) FetchSockets(ctx context.Context, opts BroadcastOptions) ([]SocketInfo, error) {
 	a.mu.RLock()
-	targets := a.selectLocked(opts)
+	targets := a.selectLocked(nil, opts)
 	infos := make([]SocketInfo, len(targets))
 	for i, s := range targets {
 		infos[i] = SocketInfo{

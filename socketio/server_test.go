@@ -197,7 +197,7 @@ func TestConnectNamespaces(t *testing.T) {
 	c.expectClosed()
 }
 
-func TestMiddleware(t *testing.T) {
+func TestConnectHooks(t *testing.T) {
 	srv := newTestServer(t)
 	var mu sync.Mutex
 	var order []string

@@ -8,7 +8,8 @@
 //   - newCluster(t, n) returns n servers made with socketio.NewServer,
 //     whose "/" namespaces share one cluster of their own (a fresh key or
 //     channel prefix per call: checks must not see each other's traffic),
-//     every node already counting the n of them (ServerCount), with
+//     every node already counting the n of them (ServerCount: see
+//     AwaitServers), with
 //     Options.SocketData unset (the suite checks that Data travels) and no
 //     hook or handler on "/"; t.Cleanup closes them;
 //   - the broadcasts one node sends reach each other node in the order
@@ -60,6 +61,34 @@ func Run(t *testing.T, newCluster func(t *testing.T, n int) []*socketio.Server, 
 		t.Run(c.name, func(t *testing.T) {
 			c.f(t, newTestCluster(t, newCluster(t, n)))
 		})
+	}
+}
+
+// AwaitServers waits until the "/" namespace of every server counts n
+// servers (Adapter.ServerCount), for a newCluster whose nodes discover
+// each other in the background; it fails with ctx's error, naming the
+// count last seen. The bus gives no event to wait for: it asks every 10 ms.
+func AwaitServers(ctx context.Context, servers []*socketio.Server, n int) error {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		ready, last := true, 0
+		var lastErr error
+		for _, srv := range servers {
+			got, err := srv.Of("/").Adapter().ServerCount(ctx)
+			if err != nil || got != n {
+				ready, last, lastErr = false, got, err
+				break
+			}
+		}
+		if ready {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("adaptertest: %d servers counted (err %v), want %d: %w", last, lastErr, n, ctx.Err())
+		case <-tick.C:
+		}
 	}
 }
 
