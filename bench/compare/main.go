@@ -59,7 +59,8 @@ type sizes struct {
 	StormN         int           // clients of the reconnect storm
 	FanoutN        int           // sockets (of as many users) of the one-node fan-out
 	ClusterN       int           // sockets (of as many users) over the three cluster nodes
-	FanoutRounds   int           // publishes to every user room, after a warm-up; the median is reported
+	FanoutRounds   int           // publishes to every user room, after 3 warm-up ones; the median is reported
+	FanoutRuns     int           // runs of each server in the one-node fan-out, alternating; the median is reported
 	SingleD        time.Duration // length of the cluster's single-user publishes
 	Publishers     int           // concurrent single-user publishers
 }
@@ -69,7 +70,7 @@ var fullSizes = sizes{
 	Statements: 5000, CheckInterval: 5 * time.Second, Intervals: 3,
 	Revoke: 1000, NodeRevokeEach: 10 * time.Second, Settle: 10 * time.Second,
 	AttackN: 100, AttackD: 30 * time.Second, SlowN: 100, Publishes: 60, StormN: 5000,
-	FanoutN: 2000, ClusterN: 3000, FanoutRounds: 7, SingleD: 10 * time.Second, Publishers: 32,
+	FanoutN: 2000, ClusterN: 3000, FanoutRounds: 9, FanoutRuns: 3, SingleD: 10 * time.Second, Publishers: 32,
 }
 
 var quickSizes = sizes{
@@ -77,7 +78,7 @@ var quickSizes = sizes{
 	Statements: 200, CheckInterval: 2 * time.Second, Intervals: 2,
 	Revoke: 100, NodeRevokeEach: 2 * time.Second, Settle: 2 * time.Second,
 	AttackN: 12, AttackD: 3 * time.Second, SlowN: 10, Publishes: 5, StormN: 200,
-	FanoutN: 200, ClusterN: 300, FanoutRounds: 2, SingleD: 2 * time.Second, Publishers: 8,
+	FanoutN: 200, ClusterN: 300, FanoutRounds: 2, FanoutRuns: 1, SingleD: 2 * time.Second, Publishers: 8,
 }
 
 // env is what every section needs.

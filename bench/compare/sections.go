@@ -36,6 +36,10 @@ type row struct {
 	ServerCPUSeconds float64   `json:"server_cpu_seconds,omitempty"`
 	RunRates         []float64 `json:"run_rates,omitempty"`
 
+	// fan-out: the median round's last arrival of every run (the row is
+	// the median run)
+	RunLastMs []float64 `json:"run_last_ms,omitempty"`
+
 	// statements
 	Sessions        int        `json:"sessions,omitempty"`
 	Interval        string     `json:"interval,omitempty"`

@@ -113,7 +113,7 @@ Prints progress on stderr and one JSON report on stdout.
 	fs.StringVar(&cfg.Room, "room", "", "broadcast: the room to publish to")
 	fs.StringVar(&cfg.DatabaseURL, "db", "", "revoke: PostgreSQL URL (loopback only)")
 	fs.StringVar(&cfg.Table, "table", "session", "revoke: the session table")
-	fs.IntVar(&cfg.Rounds, "rounds", 5, "fanout: publishes to every user room (after one warm-up)")
+	fs.IntVar(&cfg.Rounds, "rounds", 5, "fanout: publishes to every user room (after 3 warm-up ones)")
 	fs.DurationVar(&cfg.Single, "single", 0, "fanout: length of the single-user publish phase (0: none)")
 	fs.IntVar(&cfg.Publishers, "publishers", 32, "fanout: concurrent single-user publishers")
 	fs.StringVar(&cfg.RedisAddr, "redis", "", "fanout: host:port of the bus's Redis, whose INFO stats output bytes are counted")

@@ -24,8 +24,8 @@ import (
 // cluster of servers sharing a bus:
 //
 //	fanout  -n sockets with distinct sessions (credential i is user i+1),
-//	        spread round-robin over the servers of -urls; then -rounds
-//	        publishes, one after the other, each to every user room
+//	        spread round-robin over the servers of -urls; then, after
+//	        warmUpRounds, -rounds publishes, one after the other, each to every user room
 //	        (user:1..user:n) in one POST /api/publish to the first server:
 //	        time from the publish to each socket's receipt. With -single D,
 //	        then D of single-user publishes (each to one random user's
@@ -44,6 +44,10 @@ const (
 
 // MaxRounds bounds the fanout rounds of a run.
 const MaxRounds = 100
+
+// warmUpRounds are the fanout rounds before the measured ones: Node's JIT
+// compiles the emit path over the first publishes.
+const warmUpRounds = 3
 
 // Round is one fanout publish: how many sockets got it and when, in
 // milliseconds after the publish was sent; and when the publish request
@@ -91,7 +95,7 @@ func runFanout(ctx context.Context, cfg *Config, rep *Report) error {
 	}
 	var (
 		conns    = make([]*fanConn, cfg.N)
-		rounds   = cfg.Rounds + 1 // round 0 is a warm-up, not reported
+		rounds   = warmUpRounds + cfg.Rounds // the warm-up rounds come first, not reported
 		arrived  = make([]chan struct{}, rounds)
 		counters fanCounters
 		errMu    sync.Mutex
@@ -166,7 +170,7 @@ func runFanout(ctx context.Context, cfg *Config, rep *Report) error {
 	}
 	var cpuBefore time.Duration
 	for r := range rounds {
-		if r == 1 {
+		if r == warmUpRounds {
 			cpuBefore = pidsCPU(cfg.ServerPIDs)
 		}
 		body, _ := json.Marshal(map[string]any{"to": rooms, "event": fanEvent, "data": map[string]int{"r": r}})
@@ -193,7 +197,7 @@ func runFanout(ctx context.Context, cfg *Config, rep *Report) error {
 			d = &Dist{}
 		}
 		cfg.progress("%s: round %d: %d/%d received, last after %.1f ms (publish answered after %.1f ms)", cfg.Mode, r, len(lat), rep.StillOpen, d.Max, ms(answered))
-		if r > 0 {
+		if r >= warmUpRounds {
 			rep.Rounds = append(rep.Rounds, Round{Received: len(lat), Answered: ms(answered), First: d.Min, P50: d.P50, P99: d.P99, Last: d.Max})
 			rep.Missing += rep.StillOpen - len(lat)
 		}
