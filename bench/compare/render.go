@@ -25,7 +25,7 @@ func render(r *results) []byte {
 	p("## How to run")
 	p("")
 	p("```sh")
-	p("bench/run.sh                      # everything (about 5 minutes), writes this file")
+	p("bench/run.sh                      # everything (about 8 minutes), writes this file")
 	p("bench/run.sh memory broadcast     # a subset: memory broadcast handshake statements revocation attack slowread storm fanout-2000 cluster codec")
 	p("bench/run.sh fanout-2000 cluster  # the fan-out sections: one node, then 3 + 3 nodes on Redis (about 2 minutes)")
 	p("bench/run.sh --quick              # small sizes, a smoke test; writes to $TMPDIR, not here")
