@@ -178,3 +178,13 @@ func TestRedisInfo(t *testing.T) {
 		t.Error("an error reply was read as a bulk string")
 	}
 }
+
+func TestFanFieldSlowPath(t *testing.T) {
+	// Not the servers' compact form: decoded as JSON.
+	if v, ok := fanField([]byte(`42["fan", { "r" : 4 }]`), "r"); !ok || v != 4 {
+		t.Errorf("fanField = %d, %v; want 4, true", v, ok)
+	}
+	if _, ok := fanField([]byte(`42["fan",{"r":12345678901234567890}]`), "r"); ok {
+		t.Error("an out-of-range value was read")
+	}
+}
