@@ -44,9 +44,22 @@ type Options struct {
 	MaxPayload     int64         // 1e6 bytes
 	UpgradeTimeout time.Duration // 10s: a websocket probe must complete within it
 
-	// AllowedOrigins lists the origins (exact scheme://host[:port]) that
-	// polling requests answer CORS for, with credentials and the origin
-	// echoed. Empty: no CORS headers at all.
+	// AllowedOrigins lists the origins (exact scheme://host[:port], as
+	// browsers send them) a browser may connect from besides the server's
+	// own, the one whose host is the request's Host (coder/websocket's
+	// Accept has the same default). Polling requests from them are answered
+	// CORS, with credentials and the origin echoed. A request without an
+	// Origin header (not a browser) is always allowed. Empty: same-origin
+	// browsers only, no CORS headers.
+	//
+	// The request that opens a session is never refused for its Origin:
+	// the session opens with Handshake.OriginAllowed false, and the layer
+	// above refuses it in its own protocol (package socketio sends a
+	// CONNECT_ERROR), which a client does not retry, where an HTTP refusal
+	// would make it reconnect forever. Every later request of a session
+	// (polling GET and POST, the websocket upgrade) from an Origin not
+	// allowed is refused with HTTP 403 and error code 4 "Forbidden",
+	// before VerifyRequest; the session goes on.
 	AllowedOrigins []string
 
 	// MaxSessions caps the open sessions. A request that would open one
@@ -134,6 +147,12 @@ type Handshake struct {
 	RemoteAddr string
 	Time       time.Time
 	Secure     bool // TLS, or X-Forwarded-Proto: https
+	// OriginAllowed is whether the opening request's Origin was allowed
+	// (Options.AllowedOrigins): absent, the server's own, or listed. A
+	// session opened from another origin must not be let in; the engine
+	// opens it anyway, so that the layer above can refuse it in its own
+	// protocol (see Options.AllowedOrigins).
+	OriginAllowed bool
 }
 
 // Message is one Engine.IO message: text or binary. Data is not copied by
@@ -322,9 +341,13 @@ func refuse(w http.ResponseWriter, err error) {
 	writeError(w, protocolError{4, re.Message, re.Status})
 }
 
-// verify applies Options.VerifyRequest to r, a later request of s, and
-// answers a refusal. It reports whether r may go on.
+// verify refuses r, a later request of s, if its Origin is not allowed,
+// then applies Options.VerifyRequest to it, and answers a refusal. It reports whether r may go on.
 func (srv *Server) verify(w http.ResponseWriter, r *http.Request, s *Socket) bool {
+	if !srv.originAllowed(r) {
+		writeError(w, errForbidden)
+		return false
+	}
 	if srv.opts.VerifyRequest == nil {
 		return true
 	}
@@ -372,12 +395,13 @@ func (srv *Server) newSocket(r *http.Request, q url.Values, key string) *Socket 
 		id:  newSID(),
 		key: key,
 		hs: &Handshake{
-			Header:     srv.keptHeader(r.Header),
-			Query:      q,
-			URL:        r.URL.RequestURI(),
-			RemoteAddr: r.RemoteAddr,
-			Time:       time.Now(),
-			Secure:     secure,
+			Header:        srv.keptHeader(r.Header),
+			Query:         q,
+			URL:           r.URL.RequestURI(),
+			RemoteAddr:    r.RemoteAddr,
+			Time:          time.Now(),
+			Secure:        secure,
+			OriginAllowed: srv.originAllowed(r),
 		},
 		pingAt: now + int64(srv.opts.PingInterval),
 	}
@@ -450,6 +474,22 @@ func writeError(w http.ResponseWriter, e protocolError) {
 	w.WriteHeader(e.status)
 	msg, _ := json.Marshal(e.message)
 	_, _ = w.Write([]byte(`{"code":` + strconv.Itoa(e.code) + `,"message":` + string(msg) + `}`))
+}
+
+// originAllowed reports whether the Origin of r may use the server: none
+// (not a browser), the server's own (its host is the request's Host, as
+// coder/websocket's Accept compares them), or one of Options.AllowedOrigins.
+// "null" (a sandboxed or file: page) is never the server's own.
+func (srv *Server) originAllowed(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" || srv.origins[origin] {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return false
+	}
+	return strings.EqualFold(u.Host, r.Host)
 }
 
 // cors sets the CORS response headers for an allowed Origin and reports

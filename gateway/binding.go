@@ -14,24 +14,21 @@ import (
 // Refusals of VerifyRequest. The engine answers them with HTTP 403
 // "Forbidden"; their text is never sent.
 var (
-	errForeignOrigin = errors.New("gateway: request from an origin that is not allowed")
-	errOtherCookie   = errors.New("gateway: request without the session cookie of its handshake")
+	errOtherCookie = errors.New("gateway: request without the session cookie of its handshake")
 )
 
 // VerifyRequest binds a later request of an Engine.IO session (a polling
 // GET or POST, the websocket upgrade) to the request that opened it, hs: it
 // must carry the same session cookie (the same value, or none if the
-// handshake had none), and its Origin, when it sends one, must be allowed.
-// Without it the session id alone, which travels in URLs, would read and
-// write an authenticated session. Set it as engineio.Options.VerifyRequest;
-// a non-nil error refuses the request and leaves the session open.
+// handshake had none). Without it the session id alone, which travels in
+// URLs, would read and write an authenticated session. Set it as
+// engineio.Options.VerifyRequest; a non-nil error refuses the request and
+// leaves the session open. The engine itself refuses a later request from
+// an Origin that engineio.Options.AllowedOrigins does not allow, before it
+// calls VerifyRequest.
 //
 // The cookies are compared by their SHA-256, in constant time.
 func (g *Gateway) VerifyRequest(hs *engineio.Handshake, r *http.Request) error {
-	if origin := r.Header.Get("Origin"); origin != "" && !g.origins[origin] {
-		g.log.Debug("request refused: origin not allowed", "remote", g.clients.ClientIP(r.RemoteAddr, r.Header))
-		return errForeignOrigin
-	}
 	opened, sent := g.cookieDigest(hs.Header), g.cookieDigest(r.Header)
 	if subtle.ConstantTimeCompare(opened[:], sent[:]) != 1 {
 		g.log.Debug("request refused: not the session cookie of the handshake", "remote", g.clients.ClientIP(r.RemoteAddr, r.Header))

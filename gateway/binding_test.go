@@ -30,7 +30,11 @@ const (
 // (VerifyRequest), with an "echo" event that acknowledges its argument.
 func serveBound(t *testing.T, g *Gateway) string {
 	t.Helper()
-	srv := socketio.NewServer(socketio.Options{Engine: engineio.Options{VerifyRequest: g.VerifyRequest}})
+	srv := socketio.NewServer(socketio.Options{
+		Engine:          engineio.Options{AllowedOrigins: testOrigins, VerifyRequest: g.VerifyRequest},
+		OriginRefusal:   OriginRefusal(),
+		OnOriginRefused: g.OriginRefused,
+	})
 	ns := srv.Of("/")
 	g.Attach(ns)
 	ns.On("echo", func(s *socketio.Socket, ev socketio.Event, ack func(args ...any) error) {
@@ -99,7 +103,7 @@ func openPolling(t *testing.T, base, cookie, origin string) string {
 // nor write; the browser that opened it goes on, with or without an Origin.
 func TestPollingBoundToCookie(t *testing.T) {
 	st := openSQLite(t)
-	g := newGateway(t, Config{Sessions: st, Audit: newRecordingAudit(nil), AllowedOrigins: []string{appOrigin}})
+	g := newGateway(t, Config{Sessions: st, Audit: newRecordingAudit(nil)})
 	base := serveBound(t, g)
 	_, cookie := saveSession(t, st, "42", time.Now().Add(time.Hour))
 	_, otherCookie := saveSession(t, st, "7", time.Now().Add(time.Hour))
@@ -136,7 +140,7 @@ func TestPollingBoundToCookie(t *testing.T) {
 // goes on.
 func TestUpgradeBoundToCookie(t *testing.T) {
 	st := openSQLite(t)
-	g := newGateway(t, Config{Sessions: st, Audit: newRecordingAudit(nil), AllowedOrigins: []string{appOrigin}})
+	g := newGateway(t, Config{Sessions: st, Audit: newRecordingAudit(nil)})
 	base := serveBound(t, g)
 	_, cookie := saveSession(t, st, "42", time.Now().Add(time.Hour))
 	_, otherCookie := saveSession(t, st, "7", time.Now().Add(time.Hour))

@@ -3,8 +3,8 @@
 // A Gateway is attached to a socketio.Namespace. It then
 //
 //   - authenticates every client at the handshake, from the HTTP request
-//     that opened its Engine.IO session: Origin, the connect.sid cookie and
-//     its signature, the session row and its passport.user. A refused client
+//     that opened its Engine.IO session: its Origin (as package engineio
+//     judged it), the connect.sid cookie and its signature, the session row and its passport.user. A refused client
 //     gets a CONNECT_ERROR {"message":"unauthorized","data":{"code":CODE}}
 //     (see the ECode constants of package sessiongate), which the official
 //     client treats as final: it does not reconnect;
@@ -34,8 +34,12 @@
 //
 // The checks run in this order; the first that fails decides the code:
 //
-//  1. Origin, when present, must be one of Config.AllowedOrigins
-//     (ORIGIN_NOT_ALLOWED).
+//  1. Origin, when present, must be the server's own or one of
+//     engineio.Options.AllowedOrigins (ORIGIN_NOT_ALLOWED). Package socketio
+//     refuses such a CONNECT before any OnConnecting hook runs; set
+//     socketio.Options.OriginRefusal to OriginRefusal() and OnOriginRefused
+//     to Gateway.OriginRefused so that it is counted and audited as the
+//     gateway's own refusals are.
 //  2. The session cookie (NO_COOKIE) and its signature (BAD_SIGNATURE).
 //  3. The session row (SESSION_NOT_FOUND, SESSION_EXPIRED); a store failure
 //     is INTERNAL and admits no one.
@@ -65,8 +69,9 @@
 // from the request that opened its Engine.IO session. That request stays
 // the session's credential: VerifyRequest, set as
 // engineio.Options.VerifyRequest, refuses a later polling request or the
-// websocket upgrade that does not carry the same session cookie or that
-// comes from an Origin not allowed, so the session id alone opens nothing.
+// websocket upgrade that does not carry the same session cookie (the engine
+// refuses one from an Origin not allowed), so the session id alone opens
+// nothing.
 //
 // # Sessions on open sockets
 //

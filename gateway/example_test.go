@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sessiongate/sessiongate/engineio"
 	"github.com/sessiongate/sessiongate/gateway"
 	"github.com/sessiongate/sessiongate/postgres"
 	"github.com/sessiongate/sessiongate/socketio"
@@ -27,19 +28,25 @@ func Example() {
 	defer db.Close()
 
 	g, err := gateway.New(gateway.Config{
-		Sessions:       db,
-		Revocations:    db, // PostgreSQL announces ended sessions
-		Audit:          db,
-		Secrets:        [][]byte{[]byte(os.Getenv("SESSION_SECRET"))},
-		AllowedOrigins: []string{"https://app.example.com"},
+		Sessions:    db,
+		Revocations: db, // PostgreSQL announces ended sessions
+		Audit:       db,
+		Secrets:     [][]byte{[]byte(os.Getenv("SESSION_SECRET"))},
 	})
 	if err != nil {
 		log.Fatal(err)
 	}
 
-	// SocketData: what other nodes of a cluster learn of a socket (its user
-	// and session hash, never the session).
-	srv := socketio.NewServer(socketio.Options{SocketData: g.SocketData})
+	srv := socketio.NewServer(socketio.Options{
+		// Browsers from these origins (and the server's own) connect;
+		// others get CONNECT_ERROR ORIGIN_NOT_ALLOWED, audited.
+		Engine:          engineio.Options{AllowedOrigins: []string{"https://app.example.com"}, VerifyRequest: g.VerifyRequest},
+		OriginRefusal:   gateway.OriginRefusal(),
+		OnOriginRefused: g.OriginRefused,
+		// What other nodes of a cluster learn of a socket (its user and
+		// session hash, never the session).
+		SocketData: g.SocketData,
+	})
 	ns := srv.Of("/")
 	g.Attach(ns) // before any handler that needs the identity
 	ns.OnConnect(func(s *socketio.Socket) {

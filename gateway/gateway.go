@@ -57,11 +57,6 @@ type Config struct {
 	Secrets    [][]byte
 	CookieName string // DefaultCookieName
 
-	// AllowedOrigins lists the exact origins (scheme://host[:port]) a
-	// handshake may come from. A handshake without an Origin header is
-	// allowed (non-browser clients); one with any other Origin is refused.
-	AllowedOrigins []string
-
 	CheckInterval    time.Duration // how often every live session is re-validated
 	RefreshThreshold time.Duration // a live session expiring within it is refreshed; negative: never
 	RefreshExtend    time.Duration // to now + RefreshExtend
@@ -95,7 +90,6 @@ type Gateway struct {
 	users       sessiongate.UserChecker
 	secrets     [][]byte
 	cookieName  string
-	origins     map[string]bool
 	interval    time.Duration
 	threshold   time.Duration
 	extend      time.Duration
@@ -153,7 +147,6 @@ func New(cfg Config) (*Gateway, error) {
 		users:       cfg.Users,
 		secrets:     cfg.Secrets,
 		cookieName:  orDefault(cfg.CookieName, DefaultCookieName),
-		origins:     make(map[string]bool, len(cfg.AllowedOrigins)),
 		interval:    orDefault(cfg.CheckInterval, DefaultCheckInterval),
 		threshold:   orDefault(cfg.RefreshThreshold, DefaultRefreshThreshold),
 		extend:      orDefault(cfg.RefreshExtend, DefaultRefreshExtend),
@@ -168,9 +161,6 @@ func New(cfg Config) (*Gateway, error) {
 		runDone:     make(chan struct{}),
 	}
 	g.loader.store = cfg.Sessions
-	for _, o := range cfg.AllowedOrigins {
-		g.origins[o] = true
-	}
 	if g.log == nil {
 		g.log = slog.Default()
 	}

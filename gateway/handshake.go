@@ -87,7 +87,10 @@ func (g *Gateway) authenticate(ctx context.Context, ev socketio.ConnectEvent) (s
 
 func (g *Gateway) check(ctx context.Context, s *socketio.Socket, cl client) (*conn, *refusal) {
 	hs := s.Handshake()
-	if origin := hs.Header.Get("Origin"); origin != "" && !g.origins[origin] {
+	if !hs.OriginAllowed {
+		// Refused before any OnConnecting hook by package socketio
+		// (OriginRefused audits it); checked again in case this hook
+		// runs under a server set up otherwise.
 		return nil, &refusal{code: sessiongate.ECodeOriginNotAllowed}
 	}
 	sid, err := expresssession.SessionIDFromHeader(hs.Header, g.cookieName, g.secrets)
@@ -149,6 +152,22 @@ func (g *Gateway) refuse(cl client, r *refusal) {
 		g.log.Debug("handshake refused", "code", r.code, "session", r.short, "remote", cl.remoteAddr)
 	}
 	g.audit.add(ev)
+}
+
+// OriginRefusal is socketio.Options.OriginRefusal for a server with a
+// Gateway: the CONNECT_ERROR of ORIGIN_NOT_ALLOWED as the refusal table
+// (sessiongate.RefusalCodes) gives it.
+func OriginRefusal() *socketio.ConnectError {
+	return connectError(sessiongate.ECodeOriginNotAllowed)
+}
+
+// OriginRefused is socketio.Options.OnOriginRefused for a server with a
+// Gateway: it counts, logs and audits the CONNECT that package socketio
+// refused because its Engine.IO session was opened from an Origin that
+// engineio.Options.AllowedOrigins does not allow, as the gateway's own
+// refusals are (SOCKET_AUTH_FAILURE, details ORIGIN_NOT_ALLOWED).
+func (g *Gateway) OriginRefused(s *socketio.Socket) {
+	g.refuse(g.clientOf(s), &refusal{code: sessiongate.ECodeOriginNotAllowed})
 }
 
 // connectError is the CONNECT_ERROR payload for a handshake code, with the

@@ -33,7 +33,7 @@ func TestHandshakeCodes(t *testing.T) {
 
 func testHandshakeCodes(t *testing.T, st store) {
 	audit := newRecordingAudit(st)
-	g := newGateway(t, Config{Sessions: st, Audit: audit, AllowedOrigins: []string{"http://app.example"}})
+	g := newGateway(t, Config{Sessions: st, Audit: audit})
 	ns, url := serve(t, g)
 
 	now := time.Now()
@@ -72,7 +72,7 @@ func testHandshakeCodes(t *testing.T, st store) {
 		{"anonymous", browser{cookie: anonCookie, transport: polling}, sessiongate.ECodeNotAuthenticated},
 		{"empty-user", browser{cookie: emptyUserCookie, transport: polling}, sessiongate.ECodeNotAuthenticated},
 		{"null-user", browser{cookie: nullUserCookie, transport: polling}, sessiongate.ECodeNotAuthenticated},
-		{"bad-origin", browser{cookie: okCookie, origin: "http://evil.example", transport: polling}, sessiongate.ECodeOriginNotAllowed},
+		{"bad-origin", browser{cookie: okCookie, origin: "http://evil.example", transport: ws}, sessiongate.ECodeOriginNotAllowed},
 		{"bad-origin-websocket", browser{cookie: okCookie, origin: "http://app.example:8080", transport: ws}, sessiongate.ECodeOriginNotAllowed},
 	}
 	clients := map[string]*siotest.Client{}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sessiongate/sessiongate"
+	"github.com/sessiongate/sessiongate/engineio"
 	"github.com/sessiongate/sessiongate/expresssession"
 	"github.com/sessiongate/sessiongate/internal/nodetest"
 	"github.com/sessiongate/sessiongate/internal/pgtest"
@@ -120,9 +121,16 @@ func run(t *testing.T, g *Gateway) {
 
 // serve serves Socket.IO with g attached to the main namespace, until the
 // test ends.
+// testOrigins are the origins the test servers allow besides their own.
+var testOrigins = []string{"http://app.example", appOrigin}
+
 func serve(t *testing.T, g *Gateway) (*socketio.Namespace, string) {
 	t.Helper()
-	srv := socketio.NewServer(socketio.Options{})
+	srv := socketio.NewServer(socketio.Options{
+		Engine:          engineio.Options{AllowedOrigins: testOrigins},
+		OriginRefusal:   OriginRefusal(),
+		OnOriginRefused: g.OriginRefused,
+	})
 	ns := srv.Of("/")
 	g.Attach(ns)
 	mux := http.NewServeMux()

@@ -80,7 +80,7 @@ func (h *Handler) demoIncident(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	room := sessiongate.Identity{UserID: strconv.FormatInt(user.ID, 10)}.Room()
-	if err := h.cfg.Publisher.Publish([]string{room}, EventIncidentCreated, data); err != nil {
+	if err := h.cfg.Publisher.Publish(r.Context(), Target{To: []string{room}}, EventIncidentCreated, data); err != nil {
 		h.internalError(w, "demo incident: publish", fmt.Errorf("publish: %w", err))
 		return
 	}

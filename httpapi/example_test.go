@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
@@ -12,8 +13,8 @@ import (
 // printPublisher prints what it is asked to publish.
 type printPublisher struct{}
 
-func (printPublisher) Publish(rooms []string, event string, data json.RawMessage) error {
-	fmt.Println(rooms, event, string(data))
+func (printPublisher) Publish(_ context.Context, t httpapi.Target, event string, data json.RawMessage) error {
+	fmt.Println(t.To, event, string(data))
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -291,5 +292,44 @@ func TestReadyzWarnings(t *testing.T) {
 	down = true
 	if res, body := do(t, h, "GET", "/readyz", "", nil); res.StatusCode != 503 || strings.Contains(body, "db.internal") || !strings.Contains(body, "TRUSTED_PROXIES") {
 		t.Errorf("readyz down with a warning = %d %q, want 503 with the warning and no store detail", res.StatusCode, body)
+	}
+}
+
+// TestReadyzBus: on a node of a cluster /readyz reports the bus as "ok" or
+// "down"; a node whose bus is down stays ready (200) with a warning, the
+// reason logged once per interval and never answered.
+func TestReadyzBus(t *testing.T) {
+	const detail = "dial tcp 10.0.3.9:6379: connect: connection refused (redis.internal)"
+	var down atomic.Bool
+	var log syncBuffer
+	h := newHandler(t, httpapi.Config{
+		Ready: pingFunc(func(context.Context) error { return nil }),
+		Bus: pingFunc(func(context.Context) error {
+			if down.Load() {
+				return errors.New(detail)
+			}
+			return nil
+		}),
+		Logger: slog.New(slog.NewTextHandler(&log, nil)),
+	})
+	if res, body := do(t, h, "GET", "/readyz", "", nil); res.StatusCode != 200 || body != "{\"status\":\"ok\",\"bus\":\"ok\"}\n" {
+		t.Fatalf("readyz with the bus up = %d %q", res.StatusCode, body)
+	}
+	down.Store(true)
+	want := `{"status":"ok","bus":"down","warnings":["` + httpapi.BusDownWarning + "\"]}\n"
+	for range 3 {
+		if res, body := do(t, h, "GET", "/readyz", "", nil); res.StatusCode != 200 || body != want {
+			t.Fatalf("readyz with the bus down = %d %q, want 200 %q", res.StatusCode, body, want)
+		}
+	}
+	if n := strings.Count(log.String(), "redis.internal"); n != 1 {
+		t.Errorf("3 probes logged the reason %d times, want once:\n%s", n, log.String())
+	}
+	down.Store(false)
+	if _, body := do(t, h, "GET", "/readyz", "", nil); body != "{\"status\":\"ok\",\"bus\":\"ok\"}\n" {
+		t.Errorf("readyz once the bus answers = %q", body)
+	}
+	if !strings.Contains(log.String(), "cluster bus answers again") {
+		t.Errorf("no recovery line:\n%s", log.String())
 	}
 }

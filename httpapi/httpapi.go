@@ -18,10 +18,11 @@ import (
 	"github.com/sessiongate/sessiongate/internal/ratelimit"
 )
 
-// Publisher emits an event to every socket in any of rooms. data is the
-// event's single argument as JSON; nil means the event has no argument.
+// Publisher emits an event to the sockets t selects, on every node of a
+// cluster (through the namespace's adapter). data is the event's single
+// argument as JSON; nil means the event has no argument.
 type Publisher interface {
-	Publish(rooms []string, event string, data json.RawMessage) error
+	Publish(ctx context.Context, t Target, event string, data json.RawMessage) error
 }
 
 // SessionEnder ends the sockets of a session that was ended in process (the
@@ -48,6 +49,10 @@ type Config struct {
 	// PublishKey it answers 404.
 	Publisher  Publisher
 	PublishKey string
+	// Rooms, with a PublishKey, enables the room operations behind the
+	// same key: POST /api/rooms/join, /api/rooms/leave and /api/disconnect
+	// (404 without it).
+	Rooms RoomOperator
 
 	// Auth enables /auth/login, /auth/logout and /auth/me; when false they
 	// answer 404 (a Node app owns login). Users, Sessions and Secrets are
@@ -85,6 +90,12 @@ type Config struct {
 
 	// Ready is checked by /readyz; nil means always ready.
 	Ready Pinger
+	// Bus, on a node of a cluster, is the cluster bus, reported by /readyz
+	// as "bus": "ok" or "down". A node whose bus is down stays ready: it
+	// still serves its own sockets (taking it out would move them to nodes
+	// that, with a shared Redis down, are no better off); it says so in
+	// "warnings". Nil: no "bus" (a single node).
+	Bus Pinger
 	// Warnings, when set, are listed in /readyz's answer as "warnings"
 	// (when there are any, ready or not): set-up problems an operator
 	// should see that do not make the server unready, such as
@@ -122,7 +133,7 @@ type Handler struct {
 	origins *http.CrossOriginProtection
 	dummy   []byte // bcrypt hash compared when a user does not exist
 
-	publishes, logins counters
+	publishes, roomOps, logins counters
 
 	// readyLog lets /readyz log a failure once per readyLogInterval;
 	// readyQuiet counts the failures left out since, readyDown whether the
@@ -130,6 +141,10 @@ type Handler struct {
 	readyLog   *ratelimit.Limiter
 	readyQuiet atomic.Int64
 	readyDown  atomic.Bool
+	// busLog, busQuiet and busDown do the same for the cluster bus.
+	busLog   *ratelimit.Limiter
+	busQuiet atomic.Int64
+	busDown  atomic.Bool
 }
 
 // New returns a Handler for cfg.
@@ -180,9 +195,11 @@ func New(cfg Config) (*Handler, error) {
 		}
 	}
 	h.publishes = newCounters(PublishOK, PublishUnauthorized, PublishBadRequest, PublishError)
+	h.roomOps = newCounters(PublishOK, PublishUnauthorized, PublishBadRequest, PublishError)
 	h.logins = newCounters(LoginOK, LoginInvalidCredentials, LoginRateLimited, LoginBadRequest,
 		LoginCrossOrigin, LoginUnsupportedMedia)
 	h.readyLog = ratelimit.New(1/readyLogInterval.Seconds(), 1)
+	h.busLog = ratelimit.New(1/readyLogInterval.Seconds(), 1)
 	if cfg.Auth {
 		hash, err := dummyHash()
 		if err != nil {
@@ -205,6 +222,11 @@ func (h *Handler) routes() {
 
 	if h.cfg.PublishKey != "" {
 		h.handle("POST /api/publish", http.HandlerFunc(h.publish))
+		if h.cfg.Rooms != nil {
+			h.handle("POST /api/rooms/join", h.roomOp(RoomJoin))
+			h.handle("POST /api/rooms/leave", h.roomOp(RoomLeave))
+			h.handle("POST /api/disconnect", h.roomOp(RoomDisconnect))
+		}
 	}
 	if h.cfg.Auth {
 		h.handle("POST /auth/login", http.HandlerFunc(h.login))

@@ -28,9 +28,10 @@ func testCtx(t *testing.T) context.Context {
 
 // published is one call to a fakePublisher.
 type published struct {
-	Rooms []string
-	Event string
-	Data  json.RawMessage
+	Rooms  []string
+	Event  string
+	Data   json.RawMessage
+	Except []string
 }
 
 // fakePublisher records what it is asked to publish.
@@ -40,10 +41,10 @@ type fakePublisher struct {
 	err   error
 }
 
-func (p *fakePublisher) Publish(rooms []string, event string, data json.RawMessage) error {
+func (p *fakePublisher) Publish(_ context.Context, t httpapi.Target, event string, data json.RawMessage) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.calls = append(p.calls, published{rooms, event, data})
+	p.calls = append(p.calls, published{t.To, event, data, t.Except})
 	return p.err
 }
 
@@ -126,11 +127,20 @@ func TestPublish(t *testing.T) {
 		wantPub    *published
 	}{
 		{name: "ok", key: key, header: auth, body: `{"to":["user:42","incidents"],"event":"incident:created","data":{"id":7,"n":1.50}}`,
-			wantStatus: 200, wantPub: &published{[]string{"user:42", "incidents"}, "incident:created", json.RawMessage(`{"id":7,"n":1.50}`)}},
+			wantStatus: 200, wantPub: &published{[]string{"user:42", "incidents"}, "incident:created", json.RawMessage(`{"id":7,"n":1.50}`), nil}},
 		{name: "no data", key: key, header: auth, body: `{"to":["r"],"event":"ping-me"}`,
-			wantStatus: 200, wantPub: &published{[]string{"r"}, "ping-me", nil}},
+			wantStatus: 200, wantPub: &published{[]string{"r"}, "ping-me", nil, nil}},
 		{name: "null data", key: key, header: auth, body: `{"to":["r"],"event":"e","data":null}`,
-			wantStatus: 200, wantPub: &published{[]string{"r"}, "e", json.RawMessage(`null`)}},
+			wantStatus: 200, wantPub: &published{[]string{"r"}, "e", json.RawMessage(`null`), nil}},
+		{name: "except", key: key, header: auth, body: `{"to":["incidents"],"except":["user:7","muted"],"event":"e"}`,
+			wantStatus: 200, wantPub: &published{[]string{"incidents"}, "e", nil, []string{"user:7", "muted"}}},
+		{name: "except null", key: key, header: auth, body: `{"to":["r"],"except":null,"event":"e"}`,
+			wantStatus: 200, wantPub: &published{[]string{"r"}, "e", nil, nil}},
+		{name: "except not array", key: key, header: auth, body: `{"to":["r"],"except":"x","event":"e"}`, wantStatus: 400, wantError: `"except" must be an array`},
+		{name: "except empty room", key: key, header: auth, body: `{"to":["r"],"except":[""],"event":"e"}`, wantStatus: 400, wantError: `"except"[0] is empty`},
+		{name: "room too long", key: key, header: auth, body: `{"to":["` + strings.Repeat("r", httpapi.MaxRoomName+1) + `"],"event":"e"}`, wantStatus: 400, wantError: "longer than 256 bytes"},
+		{name: "room of 256 bytes", key: key, header: auth, body: `{"to":["` + strings.Repeat("r", httpapi.MaxRoomName) + `"],"event":"e"}`, wantStatus: 200},
+		{name: "too many rooms", key: key, header: auth, body: `{"to":[` + strings.Repeat(`"r",`, httpapi.MaxRooms) + `"r"],"event":"e"}`, wantStatus: 400, wantError: "more than 10000 rooms"},
 		{name: "lower-case bearer", key: key, header: http.Header{"Authorization": {"bearer " + key}}, body: `{"to":["r"],"event":"e"}`, wantStatus: 200},
 		{name: "disabled", key: "", header: auth, body: `{"to":["r"],"event":"e"}`, wantStatus: 404},
 		{name: "no key", key: key, body: `{"to":["r"],"event":"e"}`, wantStatus: 401},
@@ -173,6 +183,7 @@ func TestPublish(t *testing.T) {
 				if tt.wantPub != nil {
 					got := pub.last(t)
 					if strings.Join(got.Rooms, ",") != strings.Join(tt.wantPub.Rooms, ",") ||
+						strings.Join(got.Except, ",") != strings.Join(tt.wantPub.Except, ",") ||
 						got.Event != tt.wantPub.Event || !bytes.Equal(got.Data, tt.wantPub.Data) {
 						t.Errorf("published %+v (data %s), want %+v (data %s)", got, got.Data, *tt.wantPub, tt.wantPub.Data)
 					}

@@ -2,7 +2,8 @@ package httpapi
 
 import "sync/atomic"
 
-// Results of POST /api/publish, the label values of Stats.Publishes.
+// Results of POST /api/publish, the label values of Stats.Publishes, and of
+// the room operations (Stats.RoomOps).
 const (
 	PublishOK           = "ok"
 	PublishUnauthorized = "unauthorized"
@@ -24,13 +25,14 @@ const (
 // zero or not; the counters only grow.
 type Stats struct {
 	Publishes map[string]uint64 // POST /api/publish by result (Publish*)
+	RoomOps   map[string]uint64 // POST /api/rooms/join, /api/rooms/leave, /api/disconnect by result (Publish*)
 	Logins    map[string]uint64 // POST /auth/login by result (Login*)
 }
 
 // Stats returns a snapshot of the counters. It is cheap and safe to call
 // concurrently (e.g. from a metrics scrape).
 func (h *Handler) Stats() Stats {
-	return Stats{Publishes: h.publishes.snapshot(), Logins: h.logins.snapshot()}
+	return Stats{Publishes: h.publishes.snapshot(), RoomOps: h.roomOps.snapshot(), Logins: h.logins.snapshot()}
 }
 
 // counters counts requests by a fixed set of results. The map is never

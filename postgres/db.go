@@ -3,6 +3,13 @@
 // does, announces ended sessions through a trigger and LISTEN/NOTIFY, and
 // keeps the users of the embedded login and the audit trail.
 //
+// It is also a cluster bus (Cluster, CLUSTER=postgres): the socketio.Adapter
+// of each namespace speaks @socket.io/postgres-adapter 0.5.0's protocol over
+// LISTEN/NOTIFY on the same database, so sessiongate nodes and Node
+// Socket.IO servers form one cluster, and obeys @socket.io/postgres-emitter
+// 0.1.1. Anyone who can connect to the database can NOTIFY on its channels:
+// see Cluster for the grants and the separation that confine it.
+//
 // Every connection runs with TimeZone=UTC, whatever the Go process's local
 // zone or the server's default: connect-pg-simple stores to_timestamp() into
 // a timestamp-without-time-zone column, so the Node app and sessiongate agree
@@ -95,6 +102,7 @@ type names struct {
 	TrigExpired   string
 	Audit         string // qualified audit table
 	Users         string // qualified users table
+	Attachments   string // attachments table of the cluster bus (unqualified)
 }
 
 func newNames(schema, table string) names {
@@ -113,6 +121,9 @@ func newNames(schema, table string) names {
 		TrigExpired:   pgx.Identifier{prefix + "expired"}.Sanitize(),
 		Audit:         q("sessiongate_audit"),
 		Users:         q("sessiongate_users"),
+		// Unqualified, as the Cluster and Node's adapter name it: the
+		// connection's search_path decides, not Config.Schema.
+		Attachments: pgx.Identifier{DefaultAttachmentsTable}.Sanitize(),
 	}
 }
 
@@ -208,7 +219,8 @@ const migrateLock int64 = 0x73657373696f6e67
 
 // Migrate creates what is missing, in one transaction: the connect-pg-simple
 // session table with its exact DDL (an existing table is left as it is), the
-// revocation trigger (replaced), the audit and users tables. It never
+// revocation trigger (replaced), the audit and users tables, and the
+// attachments table of the cluster bus (see Cluster). It never
 // touches rows and may run any number of times.
 func (db *DB) Migrate(ctx context.Context) error {
 	tx, err := db.pool.Begin(ctx)
@@ -228,7 +240,7 @@ func (db *DB) Migrate(ctx context.Context) error {
 	if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", db.names.Table).Scan(&exists); err != nil {
 		return fmt.Errorf("migrate: look up session table: %w", err)
 	}
-	files := []string{"revocation.sql", "audit.sql", "users.sql"}
+	files := []string{"revocation.sql", "audit.sql", "users.sql", "attachments.sql"}
 	if !exists {
 		files = append([]string{"session_table.sql"}, files...)
 	}

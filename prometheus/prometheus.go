@@ -35,6 +35,7 @@ type Sources struct {
 	HTTP    func() httpapi.Stats  // publish and login requests
 	Engine  func() engineio.Stats // Engine.IO sessions, refusals and slow clients
 	Socket  func() socketio.Stats // Socket.IO connections closed by their limits
+	Cluster func() ClusterStats   // the cluster bus (CLUSTER); nil on a single node
 
 	// Extra are further families (built with Counter, Gauge, CounterVec).
 	Extra []Family
@@ -101,6 +102,9 @@ func NewRegistry(src Sources) (*prom.Registry, error) {
 	}
 	if src.Socket != nil {
 		families = append(families, socketFamilies(src.Socket)...)
+	}
+	if src.Cluster != nil {
+		families = append(families, clusterFamilies(src.Cluster)...)
 	}
 	families = append(families, src.Extra...)
 
@@ -215,7 +219,68 @@ func httpFamilies(stats func() httpapi.Stats) []Family {
 	return []Family{
 		CounterVec("publish_requests_total", "POST /api/publish requests by result (ok, unauthorized, bad_request, error).", "result",
 			func() map[string]uint64 { return stats().Publishes }),
+		CounterVec("room_requests_total", "POST /api/rooms/join, /api/rooms/leave and /api/disconnect requests by result (ok, unauthorized, bad_request, error).", "result",
+			func() map[string]uint64 { return stats().RoomOps }),
 		CounterVec("login_attempts_total", "POST /auth/login requests by result (ok, invalid_credentials, rate_limited, bad_request, cross_origin, unsupported_media_type).", "result",
 			func() map[string]uint64 { return stats().Logins }),
+	}
+}
+
+// ClusterStats are what one node's cluster bus (package redis or postgres)
+// counts. Each node counts only its own traffic, so a sum over the nodes is
+// the cluster's: a message one node publishes is one "out" there and one
+// "in" on each node that receives it.
+type ClusterStats struct {
+	// Up: the node is connected to the bus and subscribed (it receives
+	// what the other nodes publish).
+	Up bool
+	// MessagesIn and MessagesOut are the bus messages received and
+	// published: broadcasts, room operations, requests and responses.
+	MessagesIn, MessagesOut uint64
+	// RequestTimeouts are this node's requests to the others (fetch
+	// sockets, all rooms, server-side emit with acks) that did not get
+	// every answer in time.
+	RequestTimeouts uint64
+	// LostMessages are the messages this node could not publish (the bus
+	// down): lost for the other nodes.
+	LostMessages uint64
+	// Outages are the losses of the connection this node receives on;
+	// what the others published until it was back is lost for this node
+	// alone, and no bus says how many messages that was.
+	Outages uint64
+	// Dropped are received messages not delivered because they were
+	// malformed or over the size limit.
+	Dropped uint64
+	// Subscriptions is the number of bus channels this node is subscribed
+	// to (Redis: one per room it holds, plus the namespace's); 0 where
+	// the bus has one channel per namespace and does not count it.
+	Subscriptions int64
+}
+
+// clusterFamilies are the cluster bus's counters.
+func clusterFamilies(stats func() ClusterStats) []Family {
+	return []Family{
+		Gauge("cluster_up", "1 while this node is connected to the cluster bus and subscribed, else 0.",
+			func() int64 {
+				if stats().Up {
+					return 1
+				}
+				return 0
+			}),
+		CounterVec("cluster_messages_total", "Cluster bus messages by direction: in (received by this node), out (published by it).", "direction",
+			func() map[string]uint64 {
+				st := stats()
+				return map[string]uint64{"in": st.MessagesIn, "out": st.MessagesOut}
+			}),
+		Counter("cluster_request_timeouts_total", "Requests of this node to the other nodes that did not get every answer in time.",
+			func() uint64 { return stats().RequestTimeouts }),
+		Counter("cluster_lost_messages_total", "Bus messages this node could not publish (lost for the other nodes).",
+			func() uint64 { return stats().LostMessages }),
+		Counter("cluster_outages_total", "Losses of this node's receiving bus connection (what was published meanwhile is lost for this node).",
+			func() uint64 { return stats().Outages }),
+		Counter("cluster_dropped_messages_total", "Received bus messages not delivered: malformed or over the size limit.",
+			func() uint64 { return stats().Dropped }),
+		Gauge("cluster_subscriptions", "Bus channels this node is subscribed to (Redis: one per room it holds, plus the namespace's).",
+			func() int64 { return stats().Subscriptions }),
 	}
 }

@@ -103,3 +103,31 @@ func TestExtra(t *testing.T) {
 		t.Error("Handler accepted two families named sessiongate_connections")
 	}
 }
+
+// TestClusterFamilies: the cluster bus's counters, per node; no family
+// without a Cluster source.
+func TestClusterFamilies(t *testing.T) {
+	st := prometheus.ClusterStats{Up: true, MessagesIn: 12, MessagesOut: 5, RequestTimeouts: 2, LostMessages: 1, Outages: 3, Dropped: 4, Subscriptions: 40}
+	body := scrape(t, prometheus.Sources{Cluster: func() prometheus.ClusterStats { return st }})
+	for _, want := range []string{
+		"sessiongate_cluster_up 1",
+		`sessiongate_cluster_messages_total{direction="in"} 12`,
+		`sessiongate_cluster_messages_total{direction="out"} 5`,
+		"sessiongate_cluster_request_timeouts_total 2",
+		"sessiongate_cluster_lost_messages_total 1",
+		"sessiongate_cluster_outages_total 3",
+		"sessiongate_cluster_dropped_messages_total 4",
+		"sessiongate_cluster_subscriptions 40",
+	} {
+		if !strings.Contains(body, want+"\n") {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	st.Up = false
+	if body := scrape(t, prometheus.Sources{Cluster: func() prometheus.ClusterStats { return st }}); !strings.Contains(body, "sessiongate_cluster_up 0\n") {
+		t.Error("cluster_up is not 0 with the bus down")
+	}
+	if body := scrape(t, prometheus.Sources{}); strings.Contains(body, "sessiongate_cluster_") {
+		t.Error("cluster metrics without a Cluster source")
+	}
+}

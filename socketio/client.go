@@ -309,6 +309,11 @@ func (c *client) onConnect(p *Packet) {
 		c.refuse(p.Namespace, json.RawMessage(`{"message":"Invalid namespace"}`))
 		return
 	}
+	if hs := c.conn.Handshake(); hs != nil && !hs.OriginAllowed {
+		c.mu.Unlock()
+		c.refuseOrigin(ns, p) // origin.go
+		return
+	}
 	s := &Socket{id: newID(), ns: ns, client: c}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.handshake = &Handshake{Auth: p.Data}

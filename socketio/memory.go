@@ -291,7 +291,13 @@ func (a *MemoryAdapter) BroadcastWithAck(ctx context.Context, m *Message, opts B
 	}
 	var sent []asked
 	for _, s := range a.targets(opts) {
-		if !s.Connected() {
+		// Read under sendMu: the CONNECT is written and the state set in
+		// one critical section, so a client that has seen its CONNECT is
+		// never skipped here.
+		s.sendMu.Lock()
+		connected := s.Connected()
+		s.sendMu.Unlock()
+		if !connected {
 			continue // connecting: not a recipient of acked broadcasts
 		}
 		id, ok := s.addAck(func(args []any, ok bool) {

@@ -67,7 +67,7 @@ func dial(t *testing.T, srv *Server) *fakeConn {
 	t.Helper()
 	f := &fakeConn{
 		t:     t,
-		hs:    &engineio.Handshake{Header: http.Header{"Cookie": {"a=b"}}, RemoteAddr: "127.0.0.1:1"},
+		hs:    &engineio.Handshake{Header: http.Header{"Cookie": {"a=b"}}, RemoteAddr: "127.0.0.1:1", OriginAllowed: true},
 		out:   make(chan engineio.Message, 256),
 		done:  make(chan struct{}),
 		ready: make(chan struct{}),

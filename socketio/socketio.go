@@ -141,6 +141,15 @@ type Options struct {
 	// its data field: never a secret. Nil: the socket's Data.
 	SocketData func(s *Socket) any
 
+	// OriginRefusal is the CONNECT_ERROR sent for every CONNECT of a
+	// session whose opening request came from an Origin the engine does not
+	// allow (Engine.AllowedOrigins; engineio.Handshake.OriginAllowed),
+	// before any OnConnecting hook runs. Nil: DefaultOriginRefusal.
+	// OnOriginRefused, when set, is called with each socket so refused (to
+	// count and audit it), on the connection's handler goroutine.
+	OriginRefusal   *ConnectError
+	OnOriginRefused func(s *Socket)
+
 	// Logger receives handler panics; nil means slog.Default(). A handler
 	// that panics closes its own connection only, as net/http confines a
 	// panicking handler to its request.

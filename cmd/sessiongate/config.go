@@ -43,6 +43,17 @@ type Config struct {
 	SessionSchema string
 	DataDir       string
 
+	// Cluster is the bus joining this node to others: "" (a single node),
+	// ClusterRedis or ClusterPostgres. RedisURL is the Redis of
+	// ClusterRedis; ClusterKey the channel prefix of either (the Node
+	// adapters' key / channelPrefix).
+	Cluster    string
+	RedisURL   string
+	ClusterKey string
+	// RedisCAFile is a PEM file of the CAs that sign the Redis server's
+	// certificate (rediss://); "": the system's roots.
+	RedisCAFile string
+
 	AuditSpool    string // "" : DATA_DIR/audit-spool; "off": none
 	AuditSpoolMax int64
 
@@ -150,6 +161,14 @@ var settings = []setting{
 		parse: func(c *Config, v string) error { c.SessionSchema = v; return nil }, storeOK: true},
 	{env: "DATA_DIR", def: "./data", arg: "DIR", usage: "directory of the embedded SQLite store (and the demo's secret)",
 		parse: func(c *Config, v string) error { c.DataDir = v; return nonEmpty(v) }, storeOK: true},
+	{env: "CLUSTER", def: "", arg: "BUS", usage: "join a cluster of nodes over a bus: redis (REDIS_URL) or postgres (the DATABASE_URL database, LISTEN/NOTIFY); wire-compatible with @socket.io/redis-adapter and @socket.io/postgres-adapter; needs DATABASE_URL (sessions are shared); empty: a single node",
+		parse: parseCluster},
+	{env: "REDIS_URL", def: "", arg: "URL", secret: true, usage: "Redis of CLUSTER=redis: redis://[user:password@]host[:port][/db] or rediss:// (TLS)",
+		parse: parseRedisURL},
+	{env: "REDIS_CA_FILE", def: "", arg: "FILE", usage: "PEM file of the CA certificates that sign the Redis server's (rediss:// only); empty: the system's roots",
+		parse: func(c *Config, v string) error { c.RedisCAFile = v; return nil }},
+	{env: "CLUSTER_KEY", def: "socket.io", arg: "KEY", usage: "channel prefix of the cluster bus (the Node adapters' and emitters' key); the same on every node and Node peer",
+		parse: parseClusterKey},
 	{env: "AUDIT_SPOOL", def: "", arg: "DIR", usage: "directory where audit events are kept on disk until the store has them; empty: DATA_DIR/audit-spool; off: none (events wait in memory, lost on a crash)",
 		parse: func(c *Config, v string) error { c.AuditSpool = v; return nil }},
 	{env: "AUDIT_SPOOL_MAX", def: "67108864", arg: "BYTES", usage: "most bytes of audit events the spool holds; past it events are dropped (counted, logged) and /readyz fails",
@@ -401,6 +420,61 @@ func parseDatabaseURL(c *Config, v string) error {
 	return nil
 }
 
+// The buses of CLUSTER.
+const (
+	ClusterRedis    = "redis"
+	ClusterPostgres = "postgres"
+)
+
+func parseCluster(c *Config, v string) error {
+	switch v {
+	case "", ClusterRedis, ClusterPostgres:
+		c.Cluster = v
+		return nil
+	}
+	return fmt.Errorf("invalid cluster bus %q (redis or postgres; empty for a single node)", v)
+}
+
+func parseRedisURL(c *Config, v string) error {
+	c.RedisURL = v
+	if v == "" {
+		return nil
+	}
+	// The value may hold a password: never echo it.
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+		return errors.New("must be a redis:// or rediss:// URL with a host (redis://[user:password@]host[:port][/db])")
+	}
+	if p := strings.Trim(u.Path, "/"); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 0 {
+			return errors.New("its path must be a database number (redis://host:6379/0)")
+		}
+	}
+	return nil
+}
+
+// maxClusterKey bounds CLUSTER_KEY: it prefixes every channel name.
+const maxClusterKey = 128
+
+func parseClusterKey(c *Config, v string) error {
+	switch {
+	case v == "":
+		return errors.New("must not be empty (the Node adapters' default is socket.io)")
+	case strings.Contains(v, "#"):
+		// "#" separates the parts of a channel name (<key>#<nsp>#<room>#).
+		return fmt.Errorf("%q must not contain # (it separates the parts of a channel name)", v)
+	case len(v) > maxClusterKey:
+		return fmt.Errorf("is longer than %d bytes", maxClusterKey)
+	}
+	for _, r := range v {
+		if r <= ' ' || r == 0x7f {
+			return fmt.Errorf("%q must not contain spaces or control characters", v)
+		}
+	}
+	c.ClusterKey = v
+	return nil
+}
+
 func parseRateLimit(c *Config, v string) error {
 	f, err := strconv.ParseFloat(v, 64)
 	if err != nil || f < 0 {
@@ -481,6 +555,21 @@ func parseLogLevel(c *Config, v string) error {
 func (c *Config) validate() error {
 	if len(c.SessionSecrets) == 0 && !c.Demo {
 		return configErrorf("SESSION_SECRETS", "required: the express-session secret(s), comma-separated (or run with --demo)")
+	}
+	switch {
+	case c.Cluster == "":
+	case c.Demo:
+		return configErrorf("CLUSTER", "cannot be used with --demo (its embedded SQLite store is one node's)")
+	case c.DatabaseURL == "":
+		// Every node must see every session and its end: the embedded
+		// SQLite store is one process's file, and it announces no
+		// revocation to other processes.
+		return configErrorf("CLUSTER", "needs DATABASE_URL: the nodes of a cluster must share one PostgreSQL session store (the embedded SQLite store is one node's)")
+	case c.Cluster == ClusterRedis && c.RedisURL == "":
+		return configErrorf("REDIS_URL", "required with CLUSTER=redis (redis://[user:password@]host[:port][/db] or rediss://)")
+	}
+	if c.RedisCAFile != "" && !strings.HasPrefix(strings.ToLower(c.RedisURL), "rediss://") {
+		return configErrorf("REDIS_CA_FILE", "needs a rediss:// REDIS_URL (TLS)")
 	}
 	return nil
 }

@@ -87,6 +87,26 @@ func TestConfigErrors(t *testing.T) {
 			wantLine: `sessiongate: AUTH_ENDPOINTS: invalid boolean "yes" (true or false)`, wantCode: 2},
 		{name: "socket path", env: map[string]string{"SOCKET_PATH": "socket.io"},
 			wantLine: `sessiongate: SOCKET_PATH: invalid path "socket.io" (must start with /)`, wantCode: 2},
+		{name: "cluster bus", env: map[string]string{"CLUSTER": "nats"},
+			wantLine: `sessiongate: CLUSTER: invalid cluster bus "nats" (redis or postgres; empty for a single node)`, wantCode: 2},
+		{name: "cluster without a shared store", env: map[string]string{"CLUSTER": "redis", "REDIS_URL": "redis://127.0.0.1:6379"},
+			wantLine: `sessiongate: CLUSTER: needs DATABASE_URL: the nodes of a cluster must share one PostgreSQL session store (the embedded SQLite store is one node's)`, wantCode: 2},
+		{name: "cluster in demo", env: map[string]string{"CLUSTER": "postgres", "DEMO": "true"},
+			wantLine: `sessiongate: CLUSTER: cannot be used with --demo`, wantCode: 2},
+		{name: "redis cluster without REDIS_URL", env: map[string]string{"CLUSTER": "redis", "DATABASE_URL": "postgres://postgres:hunter2@127.0.0.1:1/test"},
+			wantLine: `sessiongate: REDIS_URL: required with CLUSTER=redis`, wantCode: 2},
+		{name: "redis URL scheme", env: map[string]string{"REDIS_URL": "http://default:hunter2@127.0.0.1:6379"},
+			wantLine: `sessiongate: REDIS_URL: must be a redis:// or rediss:// URL with a host`, wantCode: 2},
+		{name: "redis URL database", env: map[string]string{"REDIS_URL": "redis://default:hunter2@127.0.0.1:6379/x"},
+			wantLine: `sessiongate: REDIS_URL: its path must be a database number`, wantCode: 2},
+		{name: "redis URL unparsable", env: map[string]string{"REDIS_URL": "redis://default:hunter2@[::1"},
+			wantLine: `sessiongate: REDIS_URL: must be a redis:// or rediss:// URL`, wantCode: 2},
+		{name: "redis CA without TLS", env: map[string]string{"REDIS_URL": "redis://default:hunter2@127.0.0.1:6379", "REDIS_CA_FILE": "/etc/ca.pem"},
+			wantLine: `sessiongate: REDIS_CA_FILE: needs a rediss:// REDIS_URL (TLS)`, wantCode: 2},
+		{name: "cluster key with #", env: map[string]string{"CLUSTER_KEY": "app#1"},
+			wantLine: `sessiongate: CLUSTER_KEY: "app#1" must not contain # (it separates the parts of a channel name)`, wantCode: 2},
+		{name: "cluster key with space", args: []string{"--cluster-key", "my app"},
+			wantLine: `sessiongate: --cluster-key: "my app" must not contain spaces or control characters`, wantCode: 2},
 		{name: "unknown flag", args: []string{"serve", "--colour"},
 			wantLine: `sessiongate: flags: flag provided but not defined: -colour`, wantCode: 2},
 		{name: "listen address in use or bad", env: map[string]string{"LISTEN_ADDR": "127.0.0.1:99999"},
@@ -275,4 +295,28 @@ func TestAuditSpoolDir(t *testing.T) {
 			t.Errorf("AUDIT_SPOOL=%q: spool %q, want %q", tt.setting, got, tt.want)
 		}
 	}
+}
+
+// FuzzParseRedisURL: REDIS_URL is parsed without panicking, an accepted one
+// is redis:// or rediss:// with a host, and an error never echoes the value
+// (it may hold a password).
+func FuzzParseRedisURL(f *testing.F) {
+	for _, s := range []string{"redis://127.0.0.1:6379", "rediss://u:p@h:6380/2", "redis://h/x", "http://h", "redis://[::1", "redis://:pw@/", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		var c Config
+		err := parseRedisURL(&c, v)
+		if err != nil {
+			// Fixed texts only: nothing of the value is in them.
+			if msg := err.Error(); msg != "must be a redis:// or rediss:// URL with a host (redis://[user:password@]host[:port][/db])" &&
+				msg != "its path must be a database number (redis://host:6379/0)" {
+				t.Fatalf("error %q is not one of the fixed texts", msg)
+			}
+			return
+		}
+		if lv := strings.ToLower(v); v != "" && !strings.HasPrefix(lv, "redis://") && !strings.HasPrefix(lv, "rediss://") {
+			t.Fatalf("accepted %q", v)
+		}
+	})
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -37,6 +36,8 @@ type server struct {
 	metricsHTTP *http.Server
 	io          *socketio.Server
 	gw          *gateway.Gateway
+	// bus is the CLUSTER bus; nil on a single node.
+	bus clusterBus
 
 	stopRun   context.CancelFunc
 	runDone   chan struct{} // closed when gateway.Run returns
@@ -102,12 +103,19 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 		origins = append(origins[:len(origins):len(origins)], "http://localhost:"+port, "http://127.0.0.1:"+port)
 	}
 	if len(origins) == 0 {
-		log.Warn("ALLOWED_ORIGINS is empty: browsers (which send an Origin) are refused; only clients without one connect")
+		log.Info("ALLOWED_ORIGINS is empty: only pages of this server's own origin (and clients sending no Origin) connect")
 	}
 
 	users, err := userChecker(ctx, &cfg, s.store)
 	if err != nil {
 		return nil, err
+	}
+	if s.bus, err = openCluster(ctx, &cfg, s.store, log); err != nil {
+		return nil, err
+	}
+	var newAdapter func(*socketio.MemoryAdapter) socketio.Adapter
+	if s.bus != nil {
+		newAdapter = s.bus.Adapter
 	}
 	s.gw, err = gateway.New(gateway.Config{
 		Sessions:         s.store,
@@ -116,7 +124,6 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 		Users:            users,
 		Secrets:          secrets,
 		CookieName:       cfg.SessionCookie,
-		AllowedOrigins:   origins,
 		CheckInterval:    cfg.CheckInterval,
 		RefreshThreshold: cfg.RefreshThreshold,
 		RefreshExtend:    cfg.RefreshExtend,
@@ -130,10 +137,13 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 	}
 	s.io = socketio.NewServer(socketio.Options{
 		Engine: engineio.Options{
-			PingInterval:   cfg.PingInterval,
-			PingTimeout:    cfg.PingTimeout,
-			MaxPayload:     cfg.MaxPayload,
-			MaxSessions:    cfg.MaxConnections,
+			PingInterval: cfg.PingInterval,
+			PingTimeout:  cfg.PingTimeout,
+			MaxPayload:   cfg.MaxPayload,
+			MaxSessions:  cfg.MaxConnections,
+			// The one place ALLOWED_ORIGINS is enforced for sockets: CORS,
+			// every later request of a session (403), and the opening one
+			// marked so that its CONNECTs get ORIGIN_NOT_ALLOWED.
 			AllowedOrigins: origins,
 			// A session's later requests must come from the browser that
 			// opened it: its sid alone is not a credential.
@@ -145,15 +155,24 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 			// Trusted-proxy aware, IPv6 per /64.
 			ClientKey: s.gw.ClientKey,
 		},
-		ConnectTimeout: cfg.ConnectTimeout,
-		SocketData:     s.gw.SocketData,
+		ConnectTimeout:  cfg.ConnectTimeout,
+		OriginRefusal:   gateway.OriginRefusal(),
+		OnOriginRefused: s.gw.OriginRefused,
+		// With CLUSTER, rooms and broadcasts go through the bus.
+		NewAdapter: newAdapter,
+		SocketData: s.gw.SocketData,
 	})
 	ns := s.io.Of("/")
 	s.gw.Attach(ns)
 
 	// The handler reads api's counters at each scrape, after api is made.
 	var api *httpapi.Handler
+	var clusterStats func() prometheus.ClusterStats
+	if s.bus != nil {
+		clusterStats = s.bus.Stats
+	}
 	metrics, err := prometheus.Handler(prometheus.Sources{
+		Cluster: clusterStats,
 		Gateway: s.gw.Stats,
 		HTTP:    func() httpapi.Stats { return api.Stats() },
 		Engine:  s.io.EngineStats,
@@ -169,6 +188,7 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 	}
 	apiCfg := httpapi.Config{
 		Publisher:      publisher{ns},
+		Rooms:          publisher{ns},
 		PublishKey:     cfg.PublishKey,
 		Auth:           cfg.AuthEndpoints,
 		Users:          s.store,
@@ -182,6 +202,7 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 		TrustedProxies: cfg.TrustedProxies,
 		AllowedOrigins: origins,
 		Ready:          readiness{s.store, s.gw},
+		Bus:            s.busPinger(),
 		Warnings:       s.untrustedForwarderWarnings,
 		Metrics:        metrics,
 		MetricsKey:     cfg.MetricsKey,
@@ -224,6 +245,7 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 	}()
 
 	log.Info("listening", "addr", s.addr(), "socket_path", cfg.SocketPath, "store", s.store.desc,
+		"cluster", s.clusterDesc(),
 		"origins", origins, "publish", cfg.PublishKey != "", "auth_endpoints", cfg.AuthEndpoints,
 		"prune_interval", cfg.pruneInterval(), "metrics_addr", s.metricsAddr(), "metrics_key", cfg.MetricsKey != "",
 		"version", version)
@@ -329,6 +351,9 @@ func (s *server) abort() {
 	if s.metricsLn != nil {
 		s.metricsLn.Close()
 	}
+	if s.bus != nil {
+		s.bus.Close()
+	}
 	if s.store != nil {
 		s.store.Close()
 	}
@@ -369,6 +394,13 @@ func (s *server) shutdown() error {
 			case <-ctx.Done():
 			}
 		}
+		// The sockets are gone: leave the cluster, before the store (the
+		// postgres bus uses its database).
+		if s.bus != nil {
+			if err := s.bus.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close cluster bus: %w", err))
+			}
+		}
 		if err := s.store.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close store: %w", err))
 		}
@@ -380,19 +412,6 @@ func (s *server) shutdown() error {
 		}
 	})
 	return s.stopErr
-}
-
-// publisher publishes to the rooms of a namespace.
-type publisher struct{ ns *socketio.Namespace }
-
-// Publish emits event with data (raw JSON, or no argument when nil) to the
-// sockets in any of rooms.
-func (p publisher) Publish(rooms []string, event string, data json.RawMessage) error {
-	ctx := context.Background()
-	if data == nil {
-		return p.ns.To(rooms...).Emit(ctx, event)
-	}
-	return p.ns.To(rooms...).Emit(ctx, event, data)
 }
 
 // auditSpoolDir is the gateway's AuditSpool for AUDIT_SPOOL: "" when it is
@@ -430,4 +449,25 @@ func (s *server) untrustedForwarderWarnings() []string {
 		return nil
 	}
 	return []string{"X-Forwarded-For ignored from peers not in TRUSTED_PROXIES (their clients share one rate limit): " + strings.Join(peers, ", ")}
+}
+
+// busPinger is the /readyz check of the bus, nil on a single node.
+func (s *server) busPinger() httpapi.Pinger {
+	if s.bus == nil {
+		return nil
+	}
+	return busPinger{s.bus}
+}
+
+// clusterDesc says which cluster the node joined, for the start-up line:
+// never a password.
+func (s *server) clusterDesc() string {
+	switch s.cfg.Cluster {
+	case "":
+		return "none (single node)"
+	case ClusterRedis:
+		return "redis " + redisAddr(s.cfg.RedisURL) + " key " + s.cfg.ClusterKey
+	default:
+		return s.cfg.Cluster + " key " + s.cfg.ClusterKey
+	}
 }

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/pem"
+	"maps"
+	"math/big"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/sessiongate/sessiongate/internal/pgtest"
+)
+
+// TestClusterRedisACL: the ACL of docs/cluster.md is enough for a node and
+// confines it. A Redis user made with exactly that line (for this test's
+// CLUSTER_KEY) runs two nodes through which a publish reaches a socket on
+// the other node; the same user may not publish on another channel, nor
+// touch a key.
+func TestClusterRedisACL(t *testing.T) {
+	modes := clusterEnvs(t)
+	env, ok := modes[ClusterRedis]
+	if !ok {
+		t.Fatal("CLUSTER=redis is not built in")
+	}
+	key := env["CLUSTER_KEY"]
+	ctx := testCtx(t)
+	admin, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{redisHost(t)}, DisableCache: true})
+	if err != nil {
+		t.Fatalf("Redis at %s: %v", redisHost(t), err)
+	}
+	var b [8]byte
+	rand.Read(b[:])
+	user, password := "sgacl-"+hex.EncodeToString(b[:4]), hex.EncodeToString(b[4:])+"-acl-password"
+	// docs/cluster.md, "Security of the bus", with socket.io replaced by the key.
+	acl := "on >" + password + " resetkeys resetchannels &" + key + "#* &" + key + "-request#* &" + key + "-response#*" +
+		" -@all +publish +subscribe +unsubscribe +pubsub|numsub +ping +hello +client|setname"
+	if err := admin.Do(ctx, admin.B().Arbitrary("ACL", "SETUSER", user, "reset").Args(strings.Fields(acl)...).Build()).Error(); err != nil {
+		admin.Close()
+		t.Fatalf("ACL SETUSER: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := admin.Do(context.Background(), admin.B().Arbitrary("ACL", "DELUSER", user).Build()).Error(); err != nil {
+			t.Errorf("ACL DELUSER %s: %v", user, err)
+		}
+		admin.Close()
+	})
+
+	u, _ := url.Parse(testRedisURL())
+	u.User = url.UserPassword(user, password)
+	env = maps.Clone(env)
+	env["REDIS_URL"] = u.String()
+	nodes := startCluster(t, 2, env)
+	cookie, room := login(t, nodes[0])
+	c := startClient(t, nodes[1], cookie, "websocket")
+	if l := c.next(t); l.Type != "connect" {
+		t.Fatalf("client got %+v, want connect", l)
+	}
+	if res, body := post(t, nodes[0]+"/api/publish", `{"to":["`+room+`"],"event":"e","data":1}`, http.Header{"Authorization": {"Bearer pk"}}); res.StatusCode != 200 {
+		t.Fatalf("publish = %d %s", res.StatusCode, body)
+	}
+	c.expectEvent(t, "e", "1")
+
+	confined, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{redisHost(t)}, Username: user, Password: password, DisableCache: true})
+	if err != nil {
+		t.Fatalf("connect as %s: %v", user, err)
+	}
+	defer confined.Close()
+	for name, cmd := range map[string]rueidis.Completed{
+		"PUBLISH on another channel": confined.B().Publish().Channel("other#/#").Message("x").Build(),
+		"PUBLISH on a longer key":    confined.B().Publish().Channel(key + "x#/#").Message("x").Build(),
+		"SET":                        confined.B().Set().Key(key + "#k").Value("1").Build(),
+	} {
+		if err := confined.Do(ctx, cmd).Error(); err == nil || !strings.Contains(err.Error(), "NOPERM") {
+			t.Errorf("%s as the confined user: %v, want NOPERM", name, err)
+		}
+	}
+}
+
+// redisHost is the host:port of the test Redis.
+func redisHost(t *testing.T) string {
+	t.Helper()
+	u, err := url.Parse(testRedisURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Host
+}
+
+// TestClusterRediss: CLUSTER=redis over TLS with AUTH, as configured:
+// REDIS_URL rediss://default:<password>@… and REDIS_CA_FILE naming the CA
+// of the server's certificate. The test starts its own redis-server with
+// TLS (a certificate it makes); two nodes on it carry a publish across, and
+// without REDIS_CA_FILE start-up refuses, naming REDIS_URL, not the
+// password.
+func TestClusterRediss(t *testing.T) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatalf("redis-server (Redis with TLS) is needed to test rediss://: %v", err)
+	}
+	dir := t.TempDir()
+	certPEM, keyPEM := selfSignedCert(t)
+	for name, b := range map[string][]byte{"cert.pem": certPEM, "key.pem": keyPEM} {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	const password = "tls-s3cret-password"
+	cmd := exec.Command(bin, "--port", "0", "--tls-port", strconv.Itoa(port), "--bind", "127.0.0.1",
+		"--tls-cert-file", filepath.Join(dir, "cert.pem"), "--tls-key-file", filepath.Join(dir, "key.pem"),
+		"--tls-ca-cert-file", filepath.Join(dir, "cert.pem"), "--tls-auth-clients", "no",
+		"--requirepass", password, "--save", "", "--appendonly", "no", "--dir", dir)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	for {
+		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err == nil {
+			c.Close()
+			break
+		}
+		if testCtx(t).Err() != nil {
+			t.Fatalf("the TLS redis-server never listened: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond) // waiting for a process to bind
+	}
+
+	env := maps.Clone(clusterEnvs(t)[ClusterRedis])
+	env["REDIS_URL"] = "rediss://default:" + password + "@127.0.0.1:" + strconv.Itoa(port)
+	env["REDIS_CA_FILE"] = filepath.Join(dir, "cert.pem")
+	nodes := startCluster(t, 2, env)
+	cookie, room := login(t, nodes[0])
+	c := startClient(t, nodes[1], cookie, "websocket")
+	if l := c.next(t); l.Type != "connect" {
+		t.Fatalf("client got %+v, want connect", l)
+	}
+	if res, body := post(t, nodes[0]+"/api/publish", `{"to":["`+room+`"],"event":"e","data":"tls"}`, http.Header{"Authorization": {"Bearer pk"}}); res.StatusCode != 200 {
+		t.Fatalf("publish = %d %s", res.StatusCode, body)
+	}
+	c.expectEvent(t, "e", `"tls"`)
+
+	// Not trusting the certificate: refused at start-up.
+	env2 := validEnv(t)
+	for k, v := range env {
+		env2[k] = v
+	}
+	schema, dbURL := pgtest.Schema(t)
+	env2["DATABASE_URL"], env2["SESSION_SCHEMA"] = dbURL, schema
+	delete(env2, "REDIS_CA_FILE")
+	if code, _, stderr := runCmd(t, env2, "", "migrate"); code != 0 {
+		t.Fatalf("migrate: %s", stderr)
+	}
+	code, _, stderr := runCmd(t, env2, "", "serve")
+	if code != 2 || !strings.HasPrefix(stderr, "sessiongate: REDIS_URL: cannot join the redis cluster: ") || strings.Contains(stderr, password) {
+		t.Errorf("serve without the CA: exit %d, stderr %q; want 2 naming REDIS_URL, without the password", code, stderr)
+	}
+}
+
+// selfSignedCert returns a certificate for 127.0.0.1 that is its own CA.
+func selfSignedCert(t *testing.T) (certPEM, keyPEM []byte) {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "sessiongate test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, IsCA: true, BasicConstraintsValid: true,
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tpl, tpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kd, err := x509.MarshalECPrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kd})
+}
