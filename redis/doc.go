@@ -120,7 +120,10 @@
 // to the key's channels and to the commands the adapter sends (checked
 // against Redis 7.0 by TestACL):
 //
-//	ACL SETUSER sessiongate on >pw resetchannels &socket.io* -@all +subscribe +unsubscribe +publish +pubsub|numsub +ping +hello +auth +client|setname
+//	ACL SETUSER sessiongate on >pw resetkeys resetchannels &socket.io#* &socket.io-request#* &socket.io-response#* -@all +publish +subscribe +unsubscribe +pubsub|numsub +ping +hello +client|setname
+//
+// (docs/cluster.md; TestClusterRedisACL in cmd/sessiongate runs two nodes
+// as such a user; TestACL here checks the looser &socket.io* form)
 //
 // and connect with REDIS_URL=redis://sessiongate:pw@host:6379 (the user
 // and password are sent with HELLO/AUTH), or rediss:// for TLS

@@ -40,11 +40,24 @@ pg_bin="${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail
 [ -n "$pg_bin" ] && [ -x "$pg_bin/pg_ctl" ] && [ -x "$pg_bin/initdb" ] ||
   fail "PostgreSQL's server programs (initdb, pg_ctl) not found: run \`apt-get install -y postgresql\`, or set PG_BIN"
 
-# Redis: started for the services the suite may use; no test needs it yet.
-if command -v redis-server >/dev/null 2>&1; then
+# Redis: the cluster bus of package redis and test/cluster (TEST_REDIS_URL
+# for another server).
+if [ -z "${TEST_REDIS_URL:-}" ]; then
+  if ! command -v redis-server >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      log "installing Redis (apt-get install redis-server)"
+      apt-get update -qq || fail "apt-get update failed; Redis is needed: apt-get update && apt-get install -y redis-server"
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null ||
+        fail "apt-get install -y redis-server failed; the cluster tests need Redis on 127.0.0.1:6379 (or set TEST_REDIS_URL)"
+    else
+      fail "Redis is not installed (no redis-server): run \`sudo apt-get install -y redis-server\`, or set TEST_REDIS_URL"
+    fi
+  fi
   if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
     log "starting Redis"
     redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null
+    for _ in $(seq 1 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.2; done
+    redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || fail "Redis started but does not answer PING on 127.0.0.1:6379"
   fi
 fi
 
@@ -64,6 +77,6 @@ if [ ! -x "$chromium" ]; then
 fi
 
 # npm packages of every Node folder (keyed on each package-lock.json).
-bash scripts/npm-deps.sh client test/interop testdata/express-app test/e2e bench/node-baseline
+bash scripts/npm-deps.sh client test/interop testdata/express-app test/e2e bench/node-baseline test/cluster
 
 go mod download

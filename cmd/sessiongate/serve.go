@@ -164,6 +164,15 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 	})
 	ns := s.io.Of("/")
 	s.gw.Attach(ns)
+	// A Node peer's serverSideEmit with an ack waits for an answer from
+	// every node it counts, until its requestsTimeout (5 s), then fails:
+	// sessiongate runs no application handlers of server-side events, so
+	// it acknowledges each one at once, with null (docs/cluster.md).
+	ns.OnServerEvent(func(_ socketio.Event, ack func(any)) {
+		if ack != nil {
+			ack(nil)
+		}
+	})
 
 	// The handler reads api's counters at each scrape, after api is made.
 	var api *httpapi.Handler
