@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs sessiongate's benchmarks on this machine and writes docs/benchmarks.md.
 #
-#   bench/run.sh                    everything (about 5 minutes)
-#   bench/run.sh memory handshake   a subset of: memory broadcast handshake statements revocation attack slowread storm codec
+#   bench/run.sh                    everything (about 8 minutes)
+#   bench/run.sh memory handshake   a subset of: memory broadcast handshake statements revocation attack slowread storm fanout-2000 cluster codec
 #   bench/run.sh --quick            small sizes: a smoke test of the whole pipeline (writes to $TMPDIR)
 #   bench/run.sh -db URL ...        another PostgreSQL test database (loopback only)
 #

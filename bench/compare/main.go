@@ -5,7 +5,7 @@
 //
 // Usage:
 //
-//	compare -bin DIR [-quick] [-out docs/benchmarks.md] [memory broadcast handshake statements revocation codec]
+//	compare -bin DIR [-quick] [-out docs/benchmarks.md] [memory broadcast handshake statements revocation attack slowread storm fanout-2000 cluster codec]
 //	compare -render [-out docs/benchmarks.md]
 //
 // With no section named, all run. Each server under test and the load tool
@@ -35,7 +35,9 @@ import (
 const table = "session"
 
 // Sections, in the order they run and appear.
-var sectionNames = []string{"memory", "broadcast", "handshake", "statements", "revocation", "attack", "slowread", "storm", "codec"}
+// "cluster" runs and writes the three sections cluster-fanout,
+// cluster-single and cluster-redis-bytes.
+var sectionNames = []string{"memory", "broadcast", "handshake", "statements", "revocation", "attack", "slowread", "storm", secFanout2000, "cluster", "codec"}
 
 // sizes are the dimensions of a run.
 type sizes struct {
@@ -55,6 +57,12 @@ type sizes struct {
 	SlowN          int           // authenticated sockets that never read
 	Publishes      int           // 1 MB publishes to them
 	StormN         int           // clients of the reconnect storm
+	FanoutN        int           // sockets (of as many users) of the one-node fan-out
+	ClusterN       int           // sockets (of as many users) over the three cluster nodes
+	FanoutRounds   int           // publishes to every user room, after 3 warm-up ones; the median is reported
+	FanoutRuns     int           // runs of each server in the one-node fan-out, alternating; the median is reported
+	SingleD        time.Duration // length of the cluster's single-user publishes
+	Publishers     int           // concurrent single-user publishers
 }
 
 var fullSizes = sizes{
@@ -62,6 +70,7 @@ var fullSizes = sizes{
 	Statements: 5000, CheckInterval: 5 * time.Second, Intervals: 3,
 	Revoke: 1000, NodeRevokeEach: 10 * time.Second, Settle: 10 * time.Second,
 	AttackN: 100, AttackD: 30 * time.Second, SlowN: 100, Publishes: 60, StormN: 5000,
+	FanoutN: 2000, ClusterN: 3000, FanoutRounds: 9, FanoutRuns: 3, SingleD: 10 * time.Second, Publishers: 32,
 }
 
 var quickSizes = sizes{
@@ -69,6 +78,7 @@ var quickSizes = sizes{
 	Statements: 200, CheckInterval: 2 * time.Second, Intervals: 2,
 	Revoke: 100, NodeRevokeEach: 2 * time.Second, Settle: 2 * time.Second,
 	AttackN: 12, AttackD: 3 * time.Second, SlowN: 10, Publishes: 5, StormN: 200,
+	FanoutN: 200, ClusterN: 300, FanoutRounds: 2, FanoutRuns: 1, SingleD: 2 * time.Second, Publishers: 8,
 }
 
 // env is what every section needs.
@@ -201,6 +211,7 @@ func run() error {
 		{"attack", e.attack},
 		{"slowread", e.slowRead},
 		{"storm", e.storm},
+		{secFanout2000, e.fanout2000},
 	} {
 		if !slices.Contains(want, s.name) || ctx.Err() != nil {
 			continue
@@ -209,6 +220,14 @@ func run() error {
 		load := loadAvg()
 		rows, err := s.run(ctx)
 		record(s.name, &section{LoadAvg: load, Rows: rows}, err)
+	}
+	if slices.Contains(want, "cluster") && ctx.Err() == nil {
+		fmt.Fprintln(os.Stderr, "== cluster")
+		load := loadAvg()
+		fan, single, bytes, err := e.cluster(ctx)
+		record(secClusterFanout, &section{LoadAvg: load, Rows: fan}, err)
+		record(secClusterSingle, &section{LoadAvg: load, Rows: single}, nil)
+		record(secClusterBytes, &section{LoadAvg: load, Rows: bytes}, nil)
 	}
 	if slices.Contains(want, "codec") && ctx.Err() == nil {
 		fmt.Fprintln(os.Stderr, "== codec")

@@ -25,8 +25,9 @@ func render(r *results) []byte {
 	p("## How to run")
 	p("")
 	p("```sh")
-	p("bench/run.sh                      # everything (about 5 minutes), writes this file")
-	p("bench/run.sh memory broadcast     # a subset: memory broadcast handshake statements revocation attack slowread storm codec")
+	p("bench/run.sh                      # everything (about 8 minutes), writes this file")
+	p("bench/run.sh memory broadcast     # a subset: memory broadcast handshake statements revocation attack slowread storm fanout-2000 cluster codec")
+	p("bench/run.sh fanout-2000 cluster  # the fan-out sections: one node, then 3 + 3 nodes on Redis (about 2 minutes)")
 	p("bench/run.sh --quick              # small sizes, a smoke test; writes to $TMPDIR, not here")
 	p("go run ./bench/loadtool -h        # the load tool alone")
 	p("```")
@@ -35,7 +36,9 @@ func render(r *results) []byte {
 	p("`127.0.0.1:5432`, database `test`, user `postgres` (another with `bench/run.sh -db URL`). Each")
 	p("benchmark uses a fresh schema, dropped afterwards. The script raises `ulimit -n` to 20000; the")
 	p("server and the load tool are separate processes, and the load tool spreads its connections over")
-	p("the source addresses 127.0.0.1–127.0.0.4 so ephemeral ports do not run out.")
+	p("the source addresses 127.0.0.1–127.0.0.4 so ephemeral ports do not run out. The `cluster` sections")
+	p("also need `redis-server` on PATH: they start a Redis of their own on a free loopback port (no")
+	p("persistence) for each cluster, and stop it afterwards.")
 	p("")
 	m := r.Machine
 	p("## Machine")
@@ -62,6 +65,10 @@ func render(r *results) []byte {
 	renderAttack(p, r.Sections["attack"])
 	renderSlowRead(p, r.Sections["slowread"])
 	renderStorm(p, r.Sections["storm"])
+	renderFanout2000(p, r.Sections[secFanout2000])
+	renderClusterFanout(p, r.Sections[secClusterFanout])
+	renderClusterSingle(p, r.Sections[secClusterSingle])
+	renderClusterBytes(p, r.Sections[secClusterBytes])
 	renderCodec(p, r.Sections["codec"])
 	renderLimits(p)
 	return []byte(b.String())
@@ -187,6 +194,7 @@ func renderSummary(p printer, r *results) {
 				verdict(sg.Report.Connected == sg.Report.Requested && sg.Report.Latency.Max < 10000))
 		}
 	}
+	renderFanoutSummary(p, r)
 	p("")
 }
 
@@ -414,7 +422,7 @@ func renderRevocation(p printer, s *section) {
 }
 
 func renderCodec(p printer, s *section) {
-	if !header(p, "9. Packet codec (go test -bench)", s) {
+	if !header(p, "13. Packet codec (go test -bench)", s) {
 		return
 	}
 	p("`go test -run '^$' -bench . -benchmem ./bench/` (`bench/codec_test.go`): the exported codec")
@@ -460,6 +468,11 @@ func renderLimits(p printer) {
 	p("  (each run would take 5 minutes); it is bounded by the interval, as the shortened run shows.")
 	p("- Package `engineio` exports no packet codec, so Engine.IO framing has no micro-benchmark here;")
 	p("  its cost is inside the end-to-end figures.")
+	p("- The fan-out and cluster sections share this machine's two cores among the three servers (or")
+	p("  one), Redis, PostgreSQL and the load tool: a server that spreads a broadcast's writes over both")
+	p("  cores competes with the load tool reading them, so these figures understate what separate")
+	p("  machines would show, for every server alike. Each cluster runs on a Redis of its own, started")
+	p("  for it, so that `total_net_output_bytes` counts only that cluster's traffic.")
 	p("- Polling transport and the polling → websocket upgrade are not loaded: every client uses the")
 	p("  websocket transport directly.")
 	p("")

@@ -93,3 +93,41 @@ func TestMedianRun(t *testing.T) {
 		})
 	}
 }
+
+// TestRenderFanoutSummary checks the fan-out and cluster goal verdicts.
+func TestRenderFanoutSummary(t *testing.T) {
+	rounds := func(last ...float64) []load.Round {
+		var rs []load.Round
+		for _, l := range last {
+			rs = append(rs, load.Round{Received: 2000, Last: l})
+		}
+		return rs
+	}
+	cluster := []row{
+		{Server: nameSessiongateCluster, Report: &load.Report{StillOpen: 3000, Rounds: rounds(20, 30, 25), FanoutLastMs: 25,
+			DeliveredRate: 9000, RedisBytesPerPublish: 100, Published: 10, RedisOutputBytes: 1000}},
+		{Server: nameNodeCluster, Report: &load.Report{StillOpen: 3000, Rounds: rounds(40, 45, 50), FanoutLastMs: 45,
+			DeliveredRate: 4000, RedisBytesPerPublish: 300, Published: 10, RedisOutputBytes: 3000}},
+	}
+	r := &results{Sections: map[string]*section{
+		secFanout2000: {Sizes: fullSizes, Rows: []row{
+			{Server: nameNode, Report: &load.Report{StillOpen: 2000, Rounds: rounds(60), FanoutLastMs: 60}},
+			{Server: nameSessiongate, Report: &load.Report{StillOpen: 2000, Rounds: rounds(30), FanoutLastMs: 30}},
+		}},
+		secClusterFanout: {Sizes: fullSizes, Rows: cluster},
+		secClusterSingle: {Sizes: fullSizes, Rows: cluster},
+		secClusterBytes:  {Sizes: fullSizes, Rows: cluster},
+	}}
+	doc := string(render(r))
+	for _, want := range []string{
+		"one publish to 2000 user rooms (2000 sockets of as many users), time until the last socket has it (median of 1) | ≤ ½ Node | 30.0 ms | 60.0 ms | yes (0.50×) |",
+		"all 3000 user rooms (3000 sockets of as many users), time until the last socket has it (median of 3) | ≤ ½ Node | 25.0 ms | 45.0 ms | **no** (0.56×) |",
+		"32 publishers, delivered messages/s | ≥ 3× Node | 9000/s | 4000/s | **no** (2.25×) |",
+		"Redis output bytes per single-user publish | ≤ ½ Node | 100 B | 300 B | yes (0.33×) |",
+		"| 3 × sessiongate serve, CLUSTER=redis | 10 | 1000 | **100** |",
+	} {
+		if !strings.Contains(doc, want) {
+			t.Errorf("document lacks %q", want)
+		}
+	}
+}

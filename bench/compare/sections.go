@@ -36,6 +36,10 @@ type row struct {
 	ServerCPUSeconds float64   `json:"server_cpu_seconds,omitempty"`
 	RunRates         []float64 `json:"run_rates,omitempty"`
 
+	// fan-out: the median round's last arrival of every run (the row is
+	// the median run)
+	RunLastMs []float64 `json:"run_last_ms,omitempty"`
+
 	// statements
 	Sessions        int        `json:"sessions,omitempty"`
 	Interval        string     `json:"interval,omitempty"`
@@ -349,25 +353,7 @@ func (e *env) handshakeRun(ctx context.Context, t target) (rep *load.Report, cpu
 }
 
 // cpuTime is the user plus system CPU time process pid has used.
-func cpuTime(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, fmt.Errorf("cpu time: %w", err)
-	}
-	// The command name (field 2) may hold spaces: fields count from after it.
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) < 13 {
-		return 0, fmt.Errorf("cpu time: short /proc/%d/stat", pid)
-	}
-	utime, err1 := strconv.ParseInt(f[11], 10, 64)
-	stime, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("cpu time: bad /proc/%d/stat", pid)
-	}
-	const ticksPerSecond = 100 // USER_HZ on Linux
-	return time.Duration(utime+stime) * time.Second / ticksPerSecond, nil
-}
+func cpuTime(pid int) (time.Duration, error) { return load.CPUTime(pid) }
 
 // statements counts the session-table statements each server makes per
 // check interval while Statements sessions are live, at the PostgreSQL wire.

@@ -175,6 +175,11 @@ func (e *env) startWS(ctx context.Context) (*server, error) {
 // startNode starts the Node baseline on the session table of dbURL (a pgx
 // URL with search_path), re-checking each socket's session every interval.
 func (e *env) startNode(ctx context.Context, dbURL string, interval time.Duration) (*server, error) {
+	return e.startNodeEnv(ctx, dbURL, interval)
+}
+
+// startNodeEnv is startNode with extra environment (the cluster mode's).
+func (e *env) startNodeEnv(ctx context.Context, dbURL string, interval time.Duration, extra ...string) (*server, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -194,6 +199,7 @@ func (e *env) startNode(ctx context.Context, dbURL string, interval time.Duratio
 		fmt.Sprintf("SESSION_CHECK_INTERVAL_MS=%d", interval.Milliseconds()),
 		"PUBLISH_KEY="+e.publishKey,
 	)
+	cmd.Env = append(cmd.Env, extra...)
 	s, err := start(ctx, nameNode, addr, cmd)
 	if err != nil {
 		return nil, err

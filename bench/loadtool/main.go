@@ -12,6 +12,9 @@
 //	           headers, stalled bodies); the server's peak RSS growth (-pid)
 //	slowread   -n authenticated connections that never read; -publishes × -publish-bytes to -room
 //	storm      -n clients at once, retrying with socket.io-client's backoff; time until all are in
+//	fanout     -n sockets of distinct users spread over -urls; -rounds publishes to every user
+//	           room, time until the last socket has each; with -single D, D of single-user
+//	           publishes from -publishers, deliveries/s; with -redis, the bus's output bytes
 //
 // Examples:
 //
@@ -20,6 +23,8 @@
 //	loadtool -mode broadcast -url http://127.0.0.1:3100 -n 10000 -trigger broadcast
 //	loadtool -mode revoke -url http://127.0.0.1:3000 -n 1000 -cookies creds.tsv \
 //	    -db 'postgres://postgres@127.0.0.1:5432/test?search_path=bench' -table session
+//	loadtool -mode fanout -urls http://127.0.0.1:3001,http://127.0.0.1:3002 -n 3000 -cookies creds.tsv \
+//	    -publish-url http://127.0.0.1:3001/api/publish -publish-key K -rounds 5 -single 10s -redis 127.0.0.1:6390
 //
 // A credentials file (-cookies) has one session a line: the session id, a
 // tab, and the Cookie header to send (as written by bench/seed). Only
@@ -36,6 +41,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/sessiongate/sessiongate/bench/internal/load"
@@ -69,6 +76,8 @@ A Socket.IO v4 load client (websocket only) for loopback servers. Modes:
   attack     -n anonymous connections attack for -d; the server's peak RSS growth (-pid)
   slowread   -n authenticated connections that never read; -publishes x -publish-bytes to -room
   storm      -n clients at once, retrying with socket.io-client's backoff; time until all are in
+  fanout     -n sockets of distinct users over -urls; -rounds publishes to every user room;
+             -single D of single-user publishes (deliveries/s); -redis: the bus's output bytes
 Prints progress on stderr and one JSON report on stdout.
 
 `)
@@ -79,8 +88,10 @@ Prints progress on stderr and one JSON report on stdout.
 		cookies = fs.String("cookies", "", "credentials file: <sid>\\t<Cookie header> per line")
 		cookie  = fs.String("cookie", "", "one Cookie header for every connection")
 		sources = fs.Int("sources", 4, "number of loopback source addresses (127.0.0.1, .2, ...)")
+		pids    = fs.String("pids", "", "fanout: comma-separated process ids whose CPU time is counted (the servers, their bus)")
+		urls    = fs.String("urls", "", "fanout: comma-separated server base URLs the sockets are spread over (default -url)")
 	)
-	fs.StringVar(&cfg.Mode, "mode", load.ModeIdle, "idle, handshake, broadcast, revoke, attack, slowread or storm")
+	fs.StringVar(&cfg.Mode, "mode", load.ModeIdle, "idle, handshake, broadcast, revoke, attack, slowread, storm or fanout")
 	fs.StringVar(&cfg.URL, "url", "http://127.0.0.1:3000", "server base URL (loopback only)")
 	fs.BoolVar(&cfg.Raw, "raw", false, "plain websocket at -url, no Engine.IO (idle only)")
 	fs.IntVar(&cfg.N, "n", 100, "connections to open (idle, broadcast, revoke)")
@@ -102,6 +113,10 @@ Prints progress on stderr and one JSON report on stdout.
 	fs.StringVar(&cfg.Room, "room", "", "broadcast: the room to publish to")
 	fs.StringVar(&cfg.DatabaseURL, "db", "", "revoke: PostgreSQL URL (loopback only)")
 	fs.StringVar(&cfg.Table, "table", "session", "revoke: the session table")
+	fs.IntVar(&cfg.Rounds, "rounds", 5, "fanout: publishes to every user room (after 3 warm-up ones)")
+	fs.DurationVar(&cfg.Single, "single", 0, "fanout: length of the single-user publish phase (0: none)")
+	fs.IntVar(&cfg.Publishers, "publishers", 32, "fanout: concurrent single-user publishers")
+	fs.StringVar(&cfg.RedisAddr, "redis", "", "fanout: host:port of the bus's Redis, whose INFO stats output bytes are counted")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -109,6 +124,18 @@ Prints progress on stderr and one JSON report on stdout.
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	cfg.Sources = load.Sources(*sources)
+	if *urls != "" {
+		cfg.URLs = strings.Split(*urls, ",")
+	}
+	if *pids != "" {
+		for _, f := range strings.Split(*pids, ",") {
+			pid, err := strconv.Atoi(f)
+			if err != nil || pid <= 0 {
+				return fmt.Errorf("-pids: bad process id %q", f)
+			}
+			cfg.ServerPIDs = append(cfg.ServerPIDs, pid)
+		}
+	}
 	switch {
 	case *cookies != "" && *cookie != "":
 		return fmt.Errorf("use one of -cookies and -cookie")

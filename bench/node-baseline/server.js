@@ -11,6 +11,12 @@
 // PUBLISH_KEY (unset: /api/publish answers 404), PG_POOL_MAX (10, pg's
 // default and so connect-pg-simple's).
 //
+// CLUSTER=redis makes it one node of a cluster the usual way: the classic
+// @socket.io/redis-adapter 8.3 (createAdapter with a node-redis 4 publisher
+// and a duplicate subscriber) on REDIS_URL, with CLUSTER_KEY as the
+// adapter's key (default "socket.io"). /api/publish then goes through the
+// adapter (io.to(rooms).emit), so it reaches the sockets of every node.
+//
 // GET /debug/stats answers {"sockets", "sessionQueries", "rss"}: the
 // server's own count of session-table queries, a cross-check for the
 // benchmark's wire-level count. GET /debug/gc runs a full garbage collection
@@ -21,6 +27,8 @@ import { parse as parseCookie } from 'cookie';
 import signature from 'cookie-signature';
 import pg from 'pg';
 import { Server } from 'socket.io';
+import { createAdapter } from '@socket.io/redis-adapter';
+import { createClient } from 'redis';
 
 const port = Number(process.env.PORT || 3000);
 const secrets = (process.env.SESSION_SECRETS || '').split(',').filter(Boolean);
@@ -76,6 +84,20 @@ function userOf(sess) {
 
 const httpServer = http.createServer(handleHTTP);
 const io = new Server(httpServer, { serveClient: false });
+
+const cluster = process.env.CLUSTER || '';
+const redisClients = [];
+if (cluster === 'redis') {
+  const pubClient = createClient({ url: process.env.REDIS_URL || 'redis://127.0.0.1:6379' });
+  const subClient = pubClient.duplicate();
+  for (const c of [pubClient, subClient]) c.on('error', (err) => console.error('redis:', err.message));
+  await Promise.all([pubClient.connect(), subClient.connect()]);
+  redisClients.push(pubClient, subClient);
+  io.adapter(createAdapter(pubClient, subClient, { key: process.env.CLUSTER_KEY || 'socket.io' }));
+} else if (cluster !== '') {
+  console.error(`CLUSTER=${cluster}: only "redis" (or unset) is supported`);
+  process.exit(2);
+}
 
 io.use(async (socket, next) => {
   const { sid, code } = sessionID(socket.request.headers.cookie);
@@ -169,7 +191,7 @@ httpServer.listen(port, '127.0.0.1', () => {
 
 function shutdown() {
   io.close();
-  pool.end().finally(() => process.exit(0));
+  Promise.allSettled([pool.end(), ...redisClients.map((c) => c.disconnect())]).finally(() => process.exit(0));
 }
 process.on('SIGTERM', shutdown);
 process.on('SIGINT', shutdown);

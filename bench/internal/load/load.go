@@ -90,6 +90,19 @@ type Config struct {
 	DatabaseURL string
 	Table       string
 
+	// Fanout: the servers the sockets are spread over (URL is the first;
+	// PublishURL is the first's), the fanout rounds, the length of the
+	// single-user phase (0: none), its concurrent publishers, and the
+	// Redis server whose output bytes are counted ("": none).
+	URLs       []string
+	Rounds     int
+	Single     time.Duration
+	Publishers int
+	RedisAddr  string
+	// ServerPIDs are the processes whose CPU time is counted over the
+	// measured rounds and the single-user phase (the servers, their bus).
+	ServerPIDs []int
+
 	// Progress, when set, receives one-line progress messages.
 	Progress io.Writer
 }
@@ -136,6 +149,26 @@ type Report struct {
 	HonestOK      int                    `json:"honest_ok,omitempty"`
 	HonestTried   int                    `json:"honest_tried,omitempty"`
 	Attempts      int                    `json:"attempts,omitempty"`
+
+	// Fanout: the servers the sockets were spread over; each fanout round
+	// and the median round's last arrival; the single-user phase's
+	// publishes and deliveries (Latency is then publish to delivery) and
+	// the Redis server's output bytes over it.
+	Servers              int     `json:"servers,omitempty"`
+	Rounds               []Round `json:"rounds,omitempty"`
+	FanoutLastMs         float64 `json:"fanout_last_ms,omitempty"`
+	Published            int     `json:"published,omitempty"`
+	PublishFailed        int     `json:"publish_failed,omitempty"`
+	Delivered            int     `json:"delivered,omitempty"`
+	SingleSeconds        float64 `json:"single_seconds,omitempty"`
+	PublishRate          float64 `json:"publishes_per_second,omitempty"`
+	DeliveredRate        float64 `json:"delivered_per_second,omitempty"`
+	RedisOutputBytes     int64   `json:"redis_output_bytes,omitempty"`
+	RedisBytesPerPublish float64 `json:"redis_bytes_per_publish,omitempty"`
+	// The CPU time of Config.ServerPIDs, in all, per measured round and per
+	// single-user delivery.
+	ServerCPUPerRoundMs    float64 `json:"server_cpu_per_round_ms,omitempty"`
+	ServerCPUPerDeliveryUs float64 `json:"server_cpu_per_delivery_us,omitempty"`
 }
 
 // Run performs cfg and returns its report. It stops by itself: connections
@@ -155,6 +188,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		err = runSlowRead(ctx, &cfg, rep)
 	case ModeStorm:
 		err = runStorm(ctx, &cfg, rep)
+	case ModeFanout:
+		err = runFanout(ctx, &cfg, rep)
 	default:
 		err = runHeld(ctx, &cfg, rep)
 	}
@@ -166,7 +201,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 func (cfg *Config) fill() error {
 	switch cfg.Mode {
-	case ModeIdle, ModeHandshake, ModeBroadcast, ModeRevoke, ModeAttack, ModeSlowRead, ModeStorm:
+	case ModeIdle, ModeHandshake, ModeBroadcast, ModeRevoke, ModeAttack, ModeSlowRead, ModeStorm, ModeFanout:
 	default:
 		return fmt.Errorf("unknown mode %q", cfg.Mode)
 	}
@@ -197,7 +232,11 @@ func (cfg *Config) fill() error {
 	if cfg.Raw && cfg.Mode != ModeIdle {
 		return errors.New("raw websocket connections support only idle mode")
 	}
-	for _, u := range []string{cfg.URL, cfg.GCURL} {
+	if len(cfg.URLs) == 0 {
+		cfg.URLs = []string{cfg.URL}
+	}
+	cfg.URL = cfg.URLs[0]
+	for _, u := range append([]string{cfg.GCURL}, cfg.URLs...) {
 		if u == "" {
 			continue
 		}
@@ -235,6 +274,37 @@ func (cfg *Config) fill() error {
 		}
 		if cfg.Publishes <= 0 || cfg.Publishes > 1000 || cfg.PublishBytes <= 0 || cfg.PublishBytes > 16<<20 {
 			return errors.New("slowread needs -publishes in 1..1000 and -publish-bytes in 1..16 MiB")
+		}
+	case ModeFanout:
+		if cfg.PublishURL == "" {
+			return errors.New("fanout needs -publish-url")
+		}
+		if err := requireLoopback(cfg.PublishURL); err != nil {
+			return err
+		}
+		if cfg.Rounds < 1 || cfg.Rounds > MaxRounds {
+			return fmt.Errorf("fanout needs -rounds in 1..%d", MaxRounds)
+		}
+		if cfg.Single < 0 || cfg.Single > MaxDuration {
+			return fmt.Errorf("-single is limited to %v", MaxDuration)
+		}
+		if cfg.Publishers <= 0 {
+			cfg.Publishers = 32
+		}
+		if cfg.Publishers > 1000 {
+			return errors.New("-publishers must be at most 1000")
+		}
+		if cfg.RedisAddr != "" {
+			if err := requireLoopback("redis://" + cfg.RedisAddr); err != nil {
+				return err
+			}
+		}
+		seen := make(map[string]bool, cfg.N)
+		for _, c := range cfg.Creds {
+			seen[c.Cookie] = true
+		}
+		if len(cfg.Creds) < cfg.N || len(seen) < cfg.N {
+			return fmt.Errorf("fanout needs %d distinct sessions (one user each), have %d", cfg.N, len(seen))
 		}
 	case ModeRevoke:
 		if cfg.Event == "" {

@@ -1,6 +1,7 @@
 package load
 
 import (
+	"bufio"
 	"strings"
 	"testing"
 	"time"
@@ -135,4 +136,55 @@ func FuzzReadCredentials(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestMedianRound(t *testing.T) {
+	rounds := []Round{{Last: 30}, {Last: 10}, {Last: 20}, {Last: 40}}
+	if got := medianRound(rounds); got.Last != 20 {
+		t.Errorf("medianRound = %v, want the lower middle (20)", got.Last)
+	}
+	if rounds[0].Last != 30 {
+		t.Error("medianRound reordered its argument")
+	}
+}
+
+func TestFanField(t *testing.T) {
+	if v, ok := fanField([]byte(`42["fan",{"r":3}]`), "r"); !ok || v != 3 {
+		t.Errorf("fanField r = %d, %v; want 3, true", v, ok)
+	}
+	if v, ok := fanField([]byte(`42["one",{"t":1764750000123456789}]`), "t"); !ok || v != 1764750000123456789 {
+		t.Errorf("fanField t = %d, %v", v, ok)
+	}
+	for _, msg := range []string{`42["fan"]`, `42["fan",{"x":1}]`, `42["fan","r"]`, `2`} {
+		if _, ok := fanField([]byte(msg), "r"); ok {
+			t.Errorf("fanField(%s) found r", msg)
+		}
+	}
+}
+
+func TestRedisInfo(t *testing.T) {
+	reply := "$63\r\n# Stats\r\ntotal_net_input_bytes:12\r\ntotal_net_output_bytes:345\r\n\r\n"
+	info, err := readBulk(bufio.NewReader(strings.NewReader(reply)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := infoField(info, "total_net_output_bytes"); err != nil || v != 345 {
+		t.Errorf("total_net_output_bytes = %d, %v; want 345", v, err)
+	}
+	if _, err := infoField(info, "missing"); err == nil {
+		t.Error("a missing field was found")
+	}
+	if _, err := readBulk(bufio.NewReader(strings.NewReader("-ERR no\r\n"))); err == nil {
+		t.Error("an error reply was read as a bulk string")
+	}
+}
+
+func TestFanFieldSlowPath(t *testing.T) {
+	// Not the servers' compact form: decoded as JSON.
+	if v, ok := fanField([]byte(`42["fan", { "r" : 4 }]`), "r"); !ok || v != 4 {
+		t.Errorf("fanField = %d, %v; want 4, true", v, ok)
+	}
+	if _, ok := fanField([]byte(`42["fan",{"r":12345678901234567890}]`), "r"); ok {
+		t.Error("an out-of-range value was read")
+	}
 }
