@@ -3,8 +3,10 @@ package socketio
 import (
 	"context"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -94,5 +96,63 @@ func BenchmarkBroadcast1MB(b *testing.B) {
 			runtime.ReadMemStats(&after)
 			b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/float64(b.N)/n, "B/recipient")
 		})
+	}
+}
+
+// recordConn is an Engine.IO session that keeps the text of what it is
+// sent.
+type recordConn struct {
+	nopConn
+	mu   sync.Mutex
+	sent []string
+}
+
+func (c *recordConn) Send(msgs ...engineio.Message) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, m := range msgs {
+		c.sent = append(c.sent, string(m.Data))
+	}
+	return nil
+}
+
+// A broadcast to enough sockets to be delivered from several goroutines
+// still reaches each socket once, and one caller's broadcasts reach each
+// socket in the order they were made.
+func TestBroadcastParallelDelivery(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(max(4, runtime.GOMAXPROCS(0))))
+	const n = 4 * parallelFrom
+	srv := newServer(Options{ConnectTimeout: time.Minute})
+	ns := srv.Of("/")
+	conns := make([]*recordConn, n)
+	joined := make(chan struct{}, n)
+	ns.OnConnecting(func(ctx context.Context, ev ConnectEvent) (ConnectReply, error) {
+		return ConnectReply{Rooms: []string{"room"}}, nil
+	})
+	ns.OnConnect(func(s *Socket) { joined <- struct{}{} })
+	for i := range conns {
+		conns[i] = &recordConn{}
+		srv.accept(conns[i]).onMessage(engineio.Message{Data: []byte("0")})
+	}
+	for range n {
+		<-joined
+	}
+	for i := range 5 {
+		if err := ns.To("room").Emit(context.Background(), "e", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, c := range conns {
+		c.mu.Lock()
+		got := slices.Clone(c.sent)
+		c.mu.Unlock()
+		if len(got) != 6 || !strings.HasPrefix(got[0], `0{"sid"`) {
+			t.Fatalf("socket %d got %q, want CONNECT and 5 events", i, got)
+		}
+		for j, m := range got[1:] {
+			if want := `2["e",` + strconv.Itoa(j) + `]`; m != want {
+				t.Fatalf("socket %d: event %d is %q, want %q", i, j, m, want)
+			}
+		}
 	}
 }

