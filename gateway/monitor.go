@@ -223,11 +223,18 @@ func (g *Gateway) checkBatch(ctx context.Context, hashes []string, failClosed bo
 			g.end(ctx, it.hash, reason)
 			continue
 		}
+		rooms := g.sessionRooms(row.Data, it.short)
+		var moves []roomMove
 		g.mu.Lock()
 		if l := g.live[it.hash]; l != nil {
 			g.setExpireLocked(l, row.Expire)
+			if g.rooms != nil {
+				moves = movesLocked(l, rooms)
+			}
 		}
 		g.mu.Unlock()
+		// Outside the lock: a cluster adapter's Join waits for a SUBSCRIBE.
+		g.moveRooms(ctx, moves)
 		if g.threshold >= 0 && row.Expire.Sub(now) <= g.threshold {
 			refreshes = append(refreshes, sessiongate.Refresh{ID: it.sid, Expire: now.Add(g.extend), Data: row.Data})
 		}
