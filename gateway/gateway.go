@@ -122,13 +122,13 @@ type Gateway struct {
 	// socket whose handshake read its row before then but registered after
 	// was not on the list, and is checked when it registers.
 	resyncedAt time.Time
-	sockets    int           // sockets registered, across all sessions
+	sockets    int // sockets registered, across all sessions
 	// perUser counts each user's sockets, from a granted handshake to
 	// the socket's end, when maxPerUser is set.
 	perUser map[string]int
-	closing    bool          // Shutdown has begun
-	retryMs    int64         // Shutdown's retryAfter, in milliseconds
-	idle       chan struct{} // closed when closing and sockets reaches 0
+	closing bool          // Shutdown has begun
+	retryMs int64         // Shutdown's retryAfter, in milliseconds
+	idle    chan struct{} // closed when closing and sockets reaches 0
 
 	wake    chan struct{} // the earliest expiry moved
 	resync  chan struct{} // every live session must be checked

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 
@@ -182,6 +183,9 @@ func (r *SessionRooms) Render(data []byte) (rooms []string, tooLong []TooLongRoo
 	var sess map[string]any
 	if err := dec.Decode(&sess); err != nil || sess == nil {
 		return nil, nil
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, nil // more after the object: not JSON
 	}
 	var b strings.Builder
 	for _, t := range r.templates {
