@@ -92,7 +92,8 @@
 // moves the session's sockets: they leave the rooms it lost, then join the
 // new ones (outside the Gateway's lock: a cluster adapter's join waits for
 // its SUBSCRIBE), each move audited as SOCKET_ROOMS_CHANGED. A join that
-// fails is undone and retried at the next check.
+// fails is undone and retried at the next check. The sockets of a session
+// follow the newest read of its row, a check's or a new socket's handshake.
 //
 // An ended socket is sent "session_expired", then a DISCONNECT for its
 // namespace, and its connection is closed once both have been written (as

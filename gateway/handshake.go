@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -283,10 +284,26 @@ func (g *Gateway) connected(s *socketio.Socket) {
 	if c.expire.After(l.expire) {
 		g.setExpireLocked(l, c.expire)
 	}
+	// The sockets of a session follow the newest read of its row: this
+	// socket the rooms a check rendered after its handshake read the row,
+	// or the session's other sockets the rooms this handshake rendered.
+	var moves []roomMove
+	if g.rooms != nil {
+		if l.roomsAt.After(c.checkedAt) {
+			if !slices.Equal(c.want, l.rooms) {
+				c.want = l.rooms
+				moves = append(moves, roomMove{s, c})
+			}
+		} else {
+			l.rooms, l.roomsAt = c.want, c.checkedAt
+			moves = movesLocked(l, c.want)
+		}
+	}
 	e, ended := g.recent.at[c.hash]
 	ended = ended && !e.at.Before(c.checkedAt)
 	missedResync := !g.resyncedAt.Before(c.checkedAt)
 	g.mu.Unlock()
+	g.moveRooms(context.Background(), moves)
 	switch {
 	case ended:
 		g.end(context.Background(), c.hash, e.reason)

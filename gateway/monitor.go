@@ -192,6 +192,7 @@ func (g *Gateway) checkBatch(ctx context.Context, hashes []string, failClosed bo
 	for i, it := range items {
 		sids[i] = it.sid
 	}
+	readAt := g.now()
 	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	rows, err := g.sessions.Sessions(sctx, sids)
 	cancel()
@@ -228,7 +229,10 @@ func (g *Gateway) checkBatch(ctx context.Context, hashes []string, failClosed bo
 		g.mu.Lock()
 		if l := g.live[it.hash]; l != nil {
 			g.setExpireLocked(l, row.Expire)
-			if g.rooms != nil {
+			// Unless a handshake read the row after this check did (its
+			// registration moved the sockets already).
+			if g.rooms != nil && !readAt.Before(l.roomsAt) {
+				l.rooms, l.roomsAt = rooms, readAt
 				moves = movesLocked(l, rooms)
 			}
 		}

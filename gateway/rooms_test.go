@@ -443,3 +443,43 @@ func TestSessionRoomsBeforeConnect(t *testing.T) {
 		t.Errorf("rooms %q, want %q", got, want)
 	}
 }
+
+// TestSessionRoomsNewTabLeads: a new socket of a session whose row changed
+// since its other sockets joined (no check ran meanwhile) starts in the new
+// rooms, and its registration moves the older sockets too: the sockets of a
+// session follow the newest read of its row.
+func TestSessionRoomsNewTabLeads(t *testing.T) {
+	db := openSQLite(t)
+	rooms, _ := ParseSessionRooms("org:{orgId}")
+	g := newGateway(t, Config{Sessions: db, Audit: newRecordingAudit(nil), SessionRooms: rooms, CheckInterval: time.Hour, RefreshThreshold: -1})
+	ns, url := serve(t, g)
+	regs := registrations(ns)
+	ctx := context.Background()
+	expire := time.Now().Add(time.Hour)
+	sid := expresssession.NewSessionID()
+	save := func(org string) {
+		t.Helper()
+		if err := db.SaveSession(ctx, &sessiongate.Session{ID: sid, Data: orgSession(org, expire), Expire: expire}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	save("1")
+	dial(t, url, browser{cookie: cookieHeader(sid)})
+	old := registered(t, regs)
+	save("2")
+	dial(t, url, browser{cookie: cookieHeader(sid), transport: siotest.Polling})
+	tab := registered(t, regs)
+	want := []string{old, tab}
+	slices.Sort(want)
+	if got := socketIDs(ns, "org:2"); !slices.Equal(got, want) {
+		t.Errorf("org:2 holds %q, want both sockets %q", got, want)
+	}
+	if got := socketIDs(ns, "org:1"); got != nil {
+		t.Errorf("org:1 still holds %q", got)
+	}
+	// A check that reads the same row moves nothing more.
+	g.checkSessions(ctx, g.liveHashes(), false)
+	if got := socketIDs(ns, "org:2"); !slices.Equal(got, want) {
+		t.Errorf("after a check org:2 holds %q", got)
+	}
+}
