@@ -24,6 +24,7 @@ const (
 	ActionSessionRefreshed = "SOCKET_SESSION_REFRESHED" // INFO
 	ActionSessionExpired   = "SOCKET_SESSION_EXPIRED"   // INFO
 	ActionDisconnect       = "SOCKET_DISCONNECT"        // INFO
+	ActionRoomsChanged     = "SOCKET_ROOMS_CHANGED"     // INFO: SESSION_ROOMS moved a socket
 )
 
 // AuditEvent is one record of the audit trail. It never holds a raw session

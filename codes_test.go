@@ -20,7 +20,7 @@ const clientCodesPath = "client/src/codes.ts"
 func TestRefusalCodes(t *testing.T) {
 	handshake := []string{
 		ECodeOriginNotAllowed, ECodeNoCookie, ECodeBadSignature, ECodeSessionNotFound,
-		ECodeSessionExpired, ECodeNotAuthenticated, ECodeRateLimited, ECodeInternal,
+		ECodeSessionExpired, ECodeNotAuthenticated, ECodeTooManyConnections, ECodeRateLimited, ECodeInternal,
 	}
 	var got []string
 	for _, c := range RefusalCodes() {

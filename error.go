@@ -20,8 +20,12 @@ const (
 	ECodeSessionNotFound  = "SESSION_NOT_FOUND"
 	ECodeSessionExpired   = "SESSION_EXPIRED"
 	ECodeNotAuthenticated = "NOT_AUTHENTICATED"
-	ECodeRateLimited      = "RATE_LIMITED"
-	ECodeInternal         = "INTERNAL"
+	// ECodeTooManyConnections: the user already has
+	// MAX_CONNECTIONS_PER_USER sockets on this node. Final: the client
+	// does not retry (closing a tab is what frees a slot).
+	ECodeTooManyConnections = "TOO_MANY_CONNECTIONS"
+	ECodeRateLimited        = "RATE_LIMITED"
+	ECodeInternal           = "INTERNAL"
 
 	// Codes used outside the handshake.
 	ECodeNotFound = "NOT_FOUND" // a user or row that does not exist

@@ -47,6 +47,12 @@
 //     still exist (NOT_AUTHENTICATED as well). The periodic checks ask
 //     Config.Users once per batch and end the sessions of users gone as
 //     revoked.
+//  5. With Config.MaxConnectionsPerUser, the user's sockets on this Gateway
+//     (TOO_MANY_CONNECTIONS): a granted handshake holds a slot until its
+//     socket ends.
+//
+// A granted socket starts in user:<id> and in the rooms Config.SessionRooms
+// renders from its row (see SessionRooms), before its CONNECT.
 //
 // Handshakes are rate limited per client address before any of this, when
 // the Engine.IO session is opened (HTTP 429), keyed by ClientKey; a flood
@@ -81,6 +87,13 @@
 // (at most RefreshThreshold) before its expiry. A session that reaches its
 // expiry is ended at that instant by the scheduler, after one look at its
 // row (a Node app may have moved the expiry meanwhile).
+//
+// With Config.SessionRooms, a check that reads a row rendering other rooms
+// moves the session's sockets: they leave the rooms it lost, then join the
+// new ones (outside the Gateway's lock: a cluster adapter's join waits for
+// its SUBSCRIBE), each move audited as SOCKET_ROOMS_CHANGED. A join that
+// fails is undone and retried at the next check. The sockets of a session
+// follow the newest read of its row, a check's or a new socket's handshake.
 //
 // An ended socket is sent "session_expired", then a DISCONNECT for its
 // namespace, and its connection is closed once both have been written (as

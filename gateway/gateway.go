@@ -78,6 +78,17 @@ type Config struct {
 	AuditSpool    string
 	AuditSpoolMax int64
 
+	// SessionRooms are the rooms each socket joins from its session's
+	// data (SESSION_ROOMS), beside user:<id>, before CONNECT; when a
+	// session check reads a row that renders other rooms, the session's
+	// sockets leave the old ones and join the new. Nil: none.
+	SessionRooms *SessionRooms
+
+	// MaxConnectionsPerUser caps the sockets one user has on this Gateway
+	// (this node): the next handshake is refused with
+	// TOO_MANY_CONNECTIONS until one disconnects. 0: no cap.
+	MaxConnectionsPerUser int
+
 	Logger *slog.Logger     // default slog.Default()
 	Now    func() time.Time // default time.Now; for tests
 }
@@ -93,6 +104,8 @@ type Gateway struct {
 	interval    time.Duration
 	threshold   time.Duration
 	extend      time.Duration
+	rooms       *SessionRooms
+	maxPerUser  int
 	log         *slog.Logger
 	now         func() time.Time
 
@@ -109,10 +122,13 @@ type Gateway struct {
 	// socket whose handshake read its row before then but registered after
 	// was not on the list, and is checked when it registers.
 	resyncedAt time.Time
-	sockets    int           // sockets registered, across all sessions
-	closing    bool          // Shutdown has begun
-	retryMs    int64         // Shutdown's retryAfter, in milliseconds
-	idle       chan struct{} // closed when closing and sockets reaches 0
+	sockets    int // sockets registered, across all sessions
+	// perUser counts each user's sockets, from a granted handshake to
+	// the socket's end, when maxPerUser is set.
+	perUser map[string]int
+	closing bool          // Shutdown has begun
+	retryMs int64         // Shutdown's retryAfter, in milliseconds
+	idle    chan struct{} // closed when closing and sockets reaches 0
 
 	wake    chan struct{} // the earliest expiry moved
 	resync  chan struct{} // every live session must be checked
@@ -133,6 +149,9 @@ func New(cfg Config) (*Gateway, error) {
 	case len(cfg.Secrets) == 0:
 		return nil, errors.New("gateway: Config.Secrets is required")
 	}
+	if cfg.MaxConnectionsPerUser < 0 {
+		return nil, errors.New("gateway: MaxConnectionsPerUser must not be negative")
+	}
 	if cfg.CheckInterval < 0 || cfg.RefreshExtend < 0 {
 		return nil, errors.New("gateway: CheckInterval and RefreshExtend must not be negative")
 	}
@@ -150,6 +169,9 @@ func New(cfg Config) (*Gateway, error) {
 		interval:    orDefault(cfg.CheckInterval, DefaultCheckInterval),
 		threshold:   orDefault(cfg.RefreshThreshold, DefaultRefreshThreshold),
 		extend:      orDefault(cfg.RefreshExtend, DefaultRefreshExtend),
+		rooms:       cfg.SessionRooms,
+		maxPerUser:  cfg.MaxConnectionsPerUser,
+		perUser:     make(map[string]int),
 		log:         cfg.Logger,
 		now:         cfg.Now,
 		live:        make(map[string]*liveSession),

@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"context"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/sessiongate/sessiongate"
@@ -30,6 +32,19 @@ type conn struct {
 	client    client
 
 	registered bool // guarded by Gateway.mu
+	// counted: the socket holds one of its user's MaxConnectionsPerUser
+	// slots; guarded by Gateway.mu.
+	counted bool
+
+	// want is the rooms the session's row renders (SessionRooms) as last
+	// read, and dirty that a move to them failed and is to be retried;
+	// both guarded by Gateway.mu. joined is the rooms the socket is in,
+	// guarded by moveMu, which serialises the moves of one socket (a
+	// Join may wait for a cluster's SUBSCRIBE: never under Gateway.mu).
+	want   []string
+	dirty  bool
+	moveMu sync.Mutex
+	joined []string
 }
 
 // client is who asked, as recorded in the audit trail.
@@ -53,6 +68,7 @@ func (g *Gateway) clientOf(s *socketio.Socket) client {
 type refusal struct {
 	code  string
 	short string // ShortHash of the sid, once the cookie was verified
+	user  string // the user, once known (TOO_MANY_CONNECTIONS)
 	err   error
 }
 
@@ -63,9 +79,18 @@ func (g *Gateway) authenticate(ctx context.Context, ev socketio.ConnectEvent) (s
 	s := ev.Socket
 	cl := g.clientOf(s)
 	c, ref := g.check(ctx, s, cl)
+	if ref == nil {
+		ref = g.reserve(c)
+	}
 	if ref != nil {
 		g.refuse(cl, ref)
 		return socketio.ConnectReply{}, connectError(ref.code)
+	}
+	if c.counted {
+		// The slot is the socket's until it ends: disconnected releases it
+		// at once, this when the socket never connects (the client left,
+		// or joining its rooms failed) and so no disconnect handler runs.
+		context.AfterFunc(ctx, func() { g.release(c) })
 	}
 	g.stats.handshake(HandshakeOK)
 	// The CONNECT is granted once this record is durable (with a spool).
@@ -80,9 +105,47 @@ func (g *Gateway) authenticate(ctx context.Context, ev socketio.ConnectEvent) (s
 		SocketID:    cl.socketID,
 	})
 	return socketio.ConnectReply{
-		Rooms:   []string{c.identity.Room()},
+		Rooms:   append([]string{c.identity.Room()}, c.joined...),
 		Context: context.WithValue(ctx, connKey{}, c),
 	}, nil
+}
+
+// reserve takes one of the user's MaxConnectionsPerUser slots for c, or
+// refuses the handshake with TOO_MANY_CONNECTIONS when they are all held.
+func (g *Gateway) reserve(c *conn) *refusal {
+	if g.maxPerUser <= 0 {
+		return nil
+	}
+	uid := c.identity.UserID
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.perUser[uid] >= g.maxPerUser {
+		return &refusal{code: sessiongate.ECodeTooManyConnections, short: c.short, user: uid}
+	}
+	g.perUser[uid]++
+	c.counted = true
+	return nil
+}
+
+// release gives back c's slot, if it holds one; it may be called more than
+// once.
+func (g *Gateway) release(c *conn) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.releaseLocked(c)
+}
+
+func (g *Gateway) releaseLocked(c *conn) {
+	if !c.counted {
+		return
+	}
+	c.counted = false
+	uid := c.identity.UserID
+	if g.perUser[uid] <= 1 {
+		delete(g.perUser, uid)
+	} else {
+		g.perUser[uid]--
+	}
 }
 
 func (g *Gateway) check(ctx context.Context, s *socketio.Socket, cl client) (*conn, *refusal) {
@@ -122,6 +185,7 @@ func (g *Gateway) check(ctx context.Context, s *socketio.Socket, cl client) (*co
 	if ref := g.checkUser(ctx, uid, short); ref != nil {
 		return nil, ref
 	}
+	rooms := g.sessionRooms(sess.Data, short)
 	return &conn{
 		identity:  sessiongate.Identity{UserID: uid, SessionID: sid},
 		hash:      hash,
@@ -129,6 +193,8 @@ func (g *Gateway) check(ctx context.Context, s *socketio.Socket, cl client) (*co
 		expire:    sess.Expire,
 		checkedAt: checkedAt,
 		client:    cl,
+		want:      rooms,
+		joined:    rooms,
 	}, nil
 }
 
@@ -140,6 +206,7 @@ func (g *Gateway) refuse(cl client, r *refusal) {
 		Action:      sessiongate.ActionAuthFailure,
 		Severity:    sessiongate.SeverityWarn,
 		SessionHash: r.short,
+		UserID:      r.user,
 		RemoteAddr:  cl.remoteAddr,
 		UserAgent:   cl.userAgent,
 		SocketID:    cl.socketID,
@@ -217,10 +284,26 @@ func (g *Gateway) connected(s *socketio.Socket) {
 	if c.expire.After(l.expire) {
 		g.setExpireLocked(l, c.expire)
 	}
+	// The sockets of a session follow the newest read of its row: this
+	// socket the rooms a check rendered after its handshake read the row,
+	// or the session's other sockets the rooms this handshake rendered.
+	var moves []roomMove
+	if g.rooms != nil {
+		if l.roomsAt.After(c.checkedAt) {
+			if !slices.Equal(c.want, l.rooms) {
+				c.want = l.rooms
+				moves = append(moves, roomMove{s, c})
+			}
+		} else {
+			l.rooms, l.roomsAt = c.want, c.checkedAt
+			moves = movesLocked(l, c.want)
+		}
+	}
 	e, ended := g.recent.at[c.hash]
 	ended = ended && !e.at.Before(c.checkedAt)
 	missedResync := !g.resyncedAt.Before(c.checkedAt)
 	g.mu.Unlock()
+	g.moveRooms(context.Background(), moves)
 	switch {
 	case ended:
 		g.end(context.Background(), c.hash, e.reason)
@@ -240,6 +323,7 @@ func (g *Gateway) disconnected(s *socketio.Socket, reason socketio.Reason) {
 		return
 	}
 	g.mu.Lock()
+	g.releaseLocked(c)
 	if !c.registered {
 		g.mu.Unlock()
 		return

@@ -192,6 +192,7 @@ func (g *Gateway) checkBatch(ctx context.Context, hashes []string, failClosed bo
 	for i, it := range items {
 		sids[i] = it.sid
 	}
+	readAt := g.now()
 	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	rows, err := g.sessions.Sessions(sctx, sids)
 	cancel()
@@ -223,11 +224,21 @@ func (g *Gateway) checkBatch(ctx context.Context, hashes []string, failClosed bo
 			g.end(ctx, it.hash, reason)
 			continue
 		}
+		rooms := g.sessionRooms(row.Data, it.short)
+		var moves []roomMove
 		g.mu.Lock()
 		if l := g.live[it.hash]; l != nil {
 			g.setExpireLocked(l, row.Expire)
+			// Unless a handshake read the row after this check did (its
+			// registration moved the sockets already).
+			if g.rooms != nil && !readAt.Before(l.roomsAt) {
+				l.rooms, l.roomsAt = rooms, readAt
+				moves = movesLocked(l, rooms)
+			}
 		}
 		g.mu.Unlock()
+		// Outside the lock: a cluster adapter's Join waits for a SUBSCRIBE.
+		g.moveRooms(ctx, moves)
 		if g.threshold >= 0 && row.Expire.Sub(now) <= g.threshold {
 			refreshes = append(refreshes, sessiongate.Refresh{ID: it.sid, Expire: now.Add(g.extend), Data: row.Data})
 		}

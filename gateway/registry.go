@@ -20,6 +20,10 @@ type liveSession struct {
 	short   string
 	expire  time.Time // the row's expiry as last seen
 	sockets map[*socketio.Socket]*conn
+	// rooms is what the newest read of the row rendered (SessionRooms),
+	// by a check or a handshake, and roomsAt when that read began.
+	rooms   []string
+	roomsAt time.Time
 }
 
 // expiryEntry is a moment the scheduler must look at a session: at its

@@ -20,6 +20,7 @@ var handshakeCodes = []string{
 	sessiongate.ECodeSessionNotFound,
 	sessiongate.ECodeSessionExpired,
 	sessiongate.ECodeNotAuthenticated,
+	sessiongate.ECodeTooManyConnections,
 	sessiongate.ECodeRateLimited,
 	sessiongate.ECodeInternal,
 	HandshakeClientGone,

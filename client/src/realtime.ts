@@ -116,7 +116,8 @@ const expiredReasons: ReadonlySet<string> = new Set(['revoked', 'expired', 'logg
  * `withCredentials: true`, so the browser sends its session cookie.
  *
  * Refusals (`NO_COOKIE`, `BAD_SIGNATURE`, `SESSION_NOT_FOUND`,
- * `SESSION_EXPIRED`, `NOT_AUTHENTICATED`, `ORIGIN_NOT_ALLOWED`) end in state
+ * `SESSION_EXPIRED`, `NOT_AUTHENTICATED`, `ORIGIN_NOT_ALLOWED`,
+ * `TOO_MANY_CONNECTIONS`: the user has too many tabs open) end in state
  * `unauthorized` without retry; `RATE_LIMITED`, `INTERNAL` and dropped
  * transports are retried with backoff; `session_expired` ends in state
  * `expired`; `server_restart` reconnects after a random part of the announced

@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/sessiongate/sessiongate/gateway"
 	"github.com/sessiongate/sessiongate/internal/clientip"
 )
 
@@ -60,6 +61,12 @@ type Config struct {
 	CheckInterval    time.Duration
 	RefreshThreshold time.Duration
 	RefreshExtend    time.Duration
+
+	// SessionRooms are the rooms joined from each session's data
+	// (SESSION_ROOMS); nil: none.
+	SessionRooms *gateway.SessionRooms
+	// MaxConnectionsPerUser caps one user's sockets on this node; 0: none.
+	MaxConnectionsPerUser int
 
 	RateLimit      float64
 	RateBurst      int
@@ -179,6 +186,10 @@ var settings = []setting{
 		parse: func(c *Config, v string) error { return parseDuration(&c.RefreshThreshold, v) }},
 	{env: "SESSION_REFRESH_EXTEND", def: "24h", arg: "DURATION", usage: "a refreshed session expires this long from now",
 		parse: func(c *Config, v string) error { return parseDuration(&c.RefreshExtend, v) }},
+	{env: "SESSION_ROOMS", def: "", arg: "LIST", usage: "comma-separated room templates over the session JSON joined beside user:<id> (e.g. org:{orgId},team:{passport.team}); {{ and }} are literal braces; a missing, null or non-scalar value joins nothing; rooms follow the row at each session check; at most 16, none may start with user:",
+		parse: parseSessionRooms},
+	{env: "MAX_CONNECTIONS_PER_USER", def: "0", arg: "N", usage: "most sockets of one user on this node; more are refused with TOO_MANY_CONNECTIONS (per node: a cluster allows nodes × N); 0: no cap",
+		parse: func(c *Config, v string) error { return parseCount(&c.MaxConnectionsPerUser, v, "0 or more") }},
 	{env: "RATE_LIMIT", def: "500", arg: "N", usage: "Engine.IO handshakes (new sessions) per second per client IP (IPv6: per /64); more get HTTP 429; 0 disables",
 		parse: parseRateLimit},
 	{env: "RATE_BURST", def: "0", arg: "N", usage: "handshake burst per client IP; 0: twice RATE_LIMIT",
@@ -472,6 +483,15 @@ func parseClusterKey(c *Config, v string) error {
 		}
 	}
 	c.ClusterKey = v
+	return nil
+}
+
+func parseSessionRooms(c *Config, v string) error {
+	r, err := gateway.ParseSessionRooms(v)
+	if err != nil {
+		return err
+	}
+	c.SessionRooms = r
 	return nil
 }
 

@@ -118,19 +118,21 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 		newAdapter = s.bus.Adapter
 	}
 	s.gw, err = gateway.New(gateway.Config{
-		Sessions:         s.store,
-		Revocations:      s.store,
-		Audit:            s.store,
-		Users:            users,
-		Secrets:          secrets,
-		CookieName:       cfg.SessionCookie,
-		CheckInterval:    cfg.CheckInterval,
-		RefreshThreshold: cfg.RefreshThreshold,
-		RefreshExtend:    cfg.RefreshExtend,
-		TrustedProxies:   cfg.TrustedProxies,
-		AuditSpool:       cfg.auditSpoolDir(),
-		AuditSpoolMax:    cfg.AuditSpoolMax,
-		Logger:           log,
+		Sessions:              s.store,
+		Revocations:           s.store,
+		Audit:                 s.store,
+		Users:                 users,
+		Secrets:               secrets,
+		CookieName:            cfg.SessionCookie,
+		CheckInterval:         cfg.CheckInterval,
+		RefreshThreshold:      cfg.RefreshThreshold,
+		RefreshExtend:         cfg.RefreshExtend,
+		SessionRooms:          cfg.SessionRooms,
+		MaxConnectionsPerUser: cfg.MaxConnectionsPerUser,
+		TrustedProxies:        cfg.TrustedProxies,
+		AuditSpool:            cfg.auditSpoolDir(),
+		AuditSpoolMax:         cfg.AuditSpoolMax,
+		Logger:                log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)

@@ -101,6 +101,7 @@ type clientLine struct {
 	Args    []json.RawMessage `json:"args"`
 	Reason  string            `json:"reason"`
 	Message string            `json:"message"`
+	Data    json.RawMessage   `json:"data"`
 }
 
 // nodeClient is a socket.io-client socket run by node.

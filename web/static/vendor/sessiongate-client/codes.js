@@ -12,6 +12,7 @@ export const CODES = [
     { code: 'SESSION_NOT_FOUND', message: 'unauthorized', retry: false },
     { code: 'SESSION_EXPIRED', message: 'unauthorized', retry: false },
     { code: 'NOT_AUTHENTICATED', message: 'unauthorized', retry: false },
+    { code: 'TOO_MANY_CONNECTIONS', message: 'too many connections', retry: false },
     { code: 'RATE_LIMITED', message: 'rate limited', retry: true },
     { code: 'INTERNAL', message: 'internal error', retry: true },
 ];
