@@ -160,8 +160,7 @@ func (a *Adapter) AddAll(ctx context.Context, id string, rooms []string) error {
 	}()
 	var waits []<-chan struct{}
 	acquire := func(room string) error {
-		ch := a.roomChan(room)
-		w, err := a.c.acquire(ch, func(p string) { a.onBroadcast(room, p) }, func() bool { return a.local.HasRoom(room) })
+		ch, w, err := a.acquireRoom(room)
 		if err != nil {
 			return err
 		}
@@ -188,6 +187,14 @@ func (a *Adapter) AddAll(ctx context.Context, id string, rooms []string) error {
 		}
 	}
 	return a.local.AddAll(ctx, id, rooms)
+}
+
+// acquireRoom subscribes the channel of room (if it is not yet), holding a
+// joining reference to it that the caller releases with Cluster.joined.
+func (a *Adapter) acquireRoom(room string) (channel string, confirmed <-chan struct{}, err error) {
+	ch := a.roomChan(room)
+	w, err := a.c.acquire(ch, func(p string) { a.onBroadcast(room, p) }, func() bool { return a.local.HasRoom(room) })
+	return ch, w, err
 }
 
 // Del takes the socket out of rooms; a room no local socket holds any more
@@ -667,7 +674,8 @@ func (a *Adapter) isOwnRequest(id string) bool {
 }
 
 // onRequest decodes a request on the reading goroutine and queues its
-// handling for the worker (which may wait for Redis).
+// handling for the worker (which may wait for Redis). A REMOTE_JOIN or
+// REMOTE_LEAVE changes the local rooms here first (see roomOp).
 func (a *Adapter) onRequest(payload string) {
 	req, err := decodeMessage(payload)
 	if err != nil {
@@ -675,12 +683,89 @@ func (a *Adapter) onRequest(payload string) {
 		a.c.log.Warn("redis: malformed request dropped", "err", err)
 		return
 	}
+	work := func() { a.handleRequest(req) }
+	release := func() {}
+	if typ, _ := intField(req, "type"); (typ == reqRemoteJoin || typ == reqRemoteLeave) && req["opts"] != nil {
+		var wait func(context.Context)
+		if wait, release = a.roomOp(typ, req); wait == nil {
+			return
+		}
+		work = func() {
+			ctx, cancel := context.WithTimeout(a.ctx, a.c.opts.RequestTimeout)
+			wait(ctx)
+			cancel()
+			release()
+		}
+	}
 	select {
-	case a.work <- func() { a.handleRequest(req) }:
+	case a.work <- work:
 	default:
+		release()
 		a.c.dropped.Add(1)
 		a.c.log.Warn("redis: request queue full, request dropped")
 	}
+}
+
+// roomOp applies a REMOTE_JOIN or REMOTE_LEAVE to the local sockets at
+// once, on the reading goroutine: a broadcast right behind it on the
+// namespace channel (an emitter's socketsJoin("muted") then
+// except("muted").emit(...)) must find it applied, as Node's adapter,
+// which handles both in the order Redis delivers them, does. The SUBSCRIBE
+// of the rooms this node did not hold is sent now; what it returns is left
+// for the worker, in the order of the requests: wait waits for the
+// confirmations (so that a barrier answered after it holds), and release
+// drops the joining references. A nil wait: nothing is left to do.
+func (a *Adapter) roomOp(typ int, req map[string]any) (wait func(context.Context), release func()) {
+	release = func() {}
+	if uid, _ := req["uid"].(string); uid == a.uid {
+		return nil, release // applied before it was published
+	}
+	opts, err := clusterwire.OptsFromValue(req["opts"])
+	if err != nil {
+		a.c.malformed.Add(1)
+		return nil, release
+	}
+	rooms, err := roomsField(req["rooms"])
+	if err != nil {
+		a.c.malformed.Add(1)
+		return nil, release
+	}
+	ids := a.local.SocketIDs(opts)
+	if typ == reqRemoteLeave {
+		for _, id := range ids {
+			a.Del(id, rooms)
+		}
+		return nil, release
+	}
+	if len(ids) == 0 {
+		return nil, release
+	}
+	var chans []string
+	var waits []<-chan struct{}
+	for _, r := range rooms {
+		ch, w, err := a.acquireRoom(r)
+		if err != nil {
+			break // closed
+		}
+		chans = append(chans, ch)
+		waits = append(waits, w)
+	}
+	for _, id := range ids {
+		_ = a.local.AddAll(a.ctx, id, rooms) // ErrDisconnected: gone meanwhile
+	}
+	wait = func(ctx context.Context) {
+		for _, w := range waits {
+			if a.c.confirmed(ctx, w) != nil {
+				return
+			}
+		}
+	}
+	release = func() {
+		for _, ch := range chans {
+			a.c.joined(ch)
+		}
+	}
+	return wait, release
 }
 
 func (a *Adapter) handleRequest(req map[string]any) {
@@ -718,22 +803,9 @@ func (a *Adapter) handleRequest(req map[string]any) {
 		rooms, _ := a.local.AllRooms(ctx)
 		a.publishResponse(map[string]any{"requestId": id, "rooms": strsOrEmpty(rooms)})
 	case reqRemoteJoin, reqRemoteLeave:
-		if uid == a.uid {
-			return // applied before it was published
-		}
-		if req["opts"] == nil {
+		// The current form is applied by onRequest (roomOp).
+		if uid != a.uid && req["opts"] == nil {
 			a.legacyJoin(ctx, typ, req, id)
-			return
-		}
-		rooms, err := roomsField(req["rooms"])
-		if err != nil {
-			a.c.malformed.Add(1)
-			return
-		}
-		if typ == reqRemoteJoin {
-			a.addSocketsLocal(ctx, opts, rooms)
-		} else {
-			a.delSocketsLocal(opts, rooms)
 		}
 	case reqRemoteDisconn:
 		if uid == a.uid {

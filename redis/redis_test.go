@@ -861,3 +861,59 @@ func dialBench(b *testing.B, srv *socketio.Server, rooms ...string) (*siotest.Cl
 	}
 	return c, sid
 }
+
+// TestEmitterRoomOpsInOrder: an emitter's socketsJoin or socketsLeave
+// followed at once by a broadcast on the namespace channel (except a
+// room, several rooms) is applied first, as on Node's adapter, which
+// handles both in the order Redis delivers them: the broadcast must not
+// overtake the room operation.
+func TestEmitterRoomOpsInOrder(t *testing.T) {
+	rc := admin(t)
+	nodes := startNodes(t, 1, Options{})
+	key := nodes[0].cl.opts.Key
+	c1, sid1 := dial(t, nodes[0].url, "/")
+	c2, _ := dial(t, nodes[0].url, "/")
+	roomOp := func(typ int, room string) rueidis.Completed {
+		b, _ := json.Marshal(map[string]any{"type": typ, "opts": map[string]any{"rooms": []string{sid1}, "except": []string{}}, "rooms": []string{room}})
+		return rc.B().Publish().Channel(key + "-request#/#").Message(string(b)).Build()
+	}
+	emit := func(ev string, rooms, except []string) rueidis.Completed {
+		b, err := clusterwire.Marshal([]any{"emitter",
+			clusterwire.Map{{Key: "type", Value: 2}, {Key: "data", Value: []any{ev}}, {Key: "nsp", Value: "/"}},
+			clusterwire.Map{{Key: "rooms", Value: rooms}, {Key: "flags", Value: clusterwire.Map{}}, {Key: "except", Value: except}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rc.B().Publish().Channel(key + "#/#").Message(rueidis.BinaryString(b)).Build()
+	}
+	// One pipeline: Redis delivers them in this order, back to back.
+	for _, r := range rc.DoMulti(waitCtx(t),
+		roomOp(reqRemoteJoin, "muted"),
+		emit("e1", []string{}, []string{"muted"}), // not to c1
+		roomOp(reqRemoteJoin, "r"),
+		emit("e2", []string{"r", "q"}, []string{}), // c1 only
+		roomOp(reqRemoteLeave, "muted"),
+		emit("e3", []string{}, []string{"muted"}), // both
+		emit("mark", []string{}, []string{}),
+	) {
+		if err := r.Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	names := func(c *siotest.Client) []string {
+		if _, err := c.WaitEvent(waitCtx(t), "mark"); err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, ev := range c.Events() {
+			out = append(out, ev.Name)
+		}
+		return out
+	}
+	if got := names(c1); !slices.Equal(got, []string{"e2", "e3", "mark"}) {
+		t.Errorf("the socket joined and left got %v, want [e2 e3 mark]", got)
+	}
+	if got := names(c2); !slices.Equal(got, []string{"e1", "e3", "mark"}) {
+		t.Errorf("the other socket got %v, want [e1 e3 mark]", got)
+	}
+}
