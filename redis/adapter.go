@@ -416,11 +416,23 @@ func (a *Adapter) publishResponse(res any) {
 
 // request publishes req (JSON) and waits for the answers of every other
 // node serving the namespace (PUBSUB NUMSUB of the request channel, less
-// this one), at most the request timeout.
+// this one), at most the request timeout in all: the NUMSUB and PUBLISH
+// too, which a Redis that stopped answering would otherwise hold for the
+// client's connection timeout (10 s).
 func (a *Adapter) request(ctx context.Context, typ int, req map[string]any) (*pending, error) {
+	caller := ctx
+	ctx, cancel := context.WithTimeout(ctx, a.c.opts.RequestTimeout)
+	defer cancel()
+	timedOut := func(err error) error {
+		if ctx.Err() != nil && caller.Err() == nil {
+			a.c.timeouts.Add(1)
+			return fmt.Errorf("%w: %w", socketio.ErrRequestTimeout, err)
+		}
+		return err
+	}
 	n, err := a.c.numSub(ctx, a.reqChan)
 	if err != nil {
-		return nil, err
+		return nil, timedOut(err)
 	}
 	p := &pending{typ: typ, want: n - 1, done: make(chan struct{})}
 	if p.want <= 0 {
@@ -445,14 +457,11 @@ func (a *Adapter) request(ctx context.Context, typ int, req map[string]any) (*pe
 	}()
 	req["uid"], req["requestId"], req["type"] = a.uid, id, typ
 	if err := a.publishRequest(ctx, req); err != nil {
-		return nil, err
+		return nil, timedOut(err)
 	}
-	t := time.NewTimer(a.c.opts.RequestTimeout)
-	defer t.Stop()
 	select {
 	case <-p.done:
 		return p, nil
-	case <-t.C:
 	case <-ctx.Done():
 	case <-a.stop:
 		return nil, ErrClosed

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -915,5 +917,74 @@ func TestEmitterRoomOpsInOrder(t *testing.T) {
 	}
 	if got := names(c2); !slices.Equal(got, []string{"e1", "e3", "mark"}) {
 		t.Errorf("the other socket got %v, want [e1 e3 mark]", got)
+	}
+}
+
+// stallProxy forwards TCP connections to target until stall is called;
+// from then on it swallows what either side sends, as a Redis that hangs
+// (or a partitioned network) does, keeping the connections open.
+func stallProxy(t *testing.T, target string) (addr string, stall func()) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var stalled atomic.Bool
+	pipe := func(dst, src net.Conn) {
+		defer dst.Close()
+		defer src.Close()
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := src.Read(buf)
+			if err != nil {
+				return
+			}
+			if stalled.Load() {
+				continue
+			}
+			if _, err := dst.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			t.Cleanup(func() { c.Close(); up.Close() })
+			go pipe(up, c)
+			go pipe(c, up)
+		}
+	}()
+	return ln.Addr().String(), func() { stalled.Store(true) }
+}
+
+// TestRequestHungRedis: when Redis stops answering (the connection stays
+// open), a cluster request still fails within RequestTimeout with
+// ErrRequestTimeout: its PUBSUB NUMSUB and PUBLISH are bounded too, not
+// only the wait for answers.
+func TestRequestHungRedis(t *testing.T) {
+	u, err := url.Parse(redisURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, stall := stallProxy(t, u.Host)
+	u.Host = addr
+	srvs, _ := newServers(t, 1, Options{URL: u.String(), RequestTimeout: 300 * time.Millisecond})
+	ns := srvs[0].Of("/")
+	stall()
+	if _, err := ns.To().FetchSockets(context.Background()); !errors.Is(err, socketio.ErrRequestTimeout) {
+		t.Errorf("FetchSockets: %v, want ErrRequestTimeout", err)
+	}
+	if _, err := ns.ServerSideEmitWithAck(context.Background(), "e"); !errors.Is(err, socketio.ErrRequestTimeout) {
+		t.Errorf("ServerSideEmitWithAck: %v, want ErrRequestTimeout", err)
 	}
 }
