@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -986,5 +987,84 @@ func TestRequestHungRedis(t *testing.T) {
 	}
 	if _, err := ns.ServerSideEmitWithAck(context.Background(), "e"); !errors.Is(err, socketio.ErrRequestTimeout) {
 		t.Errorf("ServerSideEmitWithAck: %v, want ErrRequestTimeout", err)
+	}
+}
+
+// goroutines returns the stacks of the goroutines running, less the idle
+// workers of internal/gopool (kept on purpose, for the next connection).
+func goroutines() []string {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if !strings.Contains(g, "internal/gopool.work") {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// TestCloseLeavesNoGoroutines: a node that served sockets, rooms, requests
+// and acked broadcasts leaves no goroutine behind once its server and
+// Cluster are closed.
+func TestCloseLeavesNoGoroutines(t *testing.T) {
+	redisURL(t)
+	before := len(goroutines())
+	func() {
+		cl, err := NewCluster(waitCtx(t), Options{URL: redisURL(t), Key: testKey()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		srv := socketio.NewServer(socketio.Options{NewAdapter: cl.Adapter})
+		defer srv.Close()
+		srv.OnConnecting(func(ctx context.Context, ev socketio.ConnectEvent) (socketio.ConnectReply, error) {
+			return socketio.ConnectReply{Rooms: []string{"a", "b"}}, nil
+		})
+		ns := srv.Of("/")
+		if err := ns.Adapter().(*Adapter).Ready(waitCtx(t)); err != nil {
+			t.Fatal(err)
+		}
+		hs := httptest.NewServer(srv)
+		defer hs.Close()
+		c, err := siotest.Dial(waitCtx(t), hs.URL, siotest.Options{Ack: func(siotest.Event) []any { return []any{1} }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Connected(waitCtx(t)); err != nil {
+			t.Fatal(err)
+		}
+		ctx := waitCtx(t)
+		if err := ns.To("a").SocketsJoin(ctx, "c"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ns.To("c").Timeout(5*time.Second).EmitWithAck(ctx, "q"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ns.To().FetchSockets(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := ns.To("b").Emit(ctx, "e"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.WaitEvent(ctx, "e"); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	// Goroutines announce no exit: poll, with a generous bound.
+	deadline := time.Now().Add(10 * time.Second)
+	for len(goroutines()) > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if g := goroutines(); len(g) > before {
+		t.Fatalf("%d goroutines left, %d before:\n%s", len(g), before, strings.Join(g, "\n\n"))
 	}
 }
