@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -45,6 +46,11 @@ type Adapter struct {
 	ctx   context.Context // ends at Close: bounds the handling of requests
 	end   context.CancelFunc
 	wg    sync.WaitGroup
+
+	// queued is the payload bytes of the requests in work, at most
+	// 2×MaxMessageBytes: a peer flooding large requests while the worker
+	// waits for Redis fills no more.
+	queued atomic.Int64
 
 	mu       sync.Mutex
 	requests map[string]*pending    // our requests waiting for answers
@@ -706,13 +712,18 @@ func (a *Adapter) onRequest(payload string) {
 			release()
 		}
 	}
-	select {
-	case a.work <- work:
-	default:
-		release()
-		a.c.dropped.Add(1)
-		a.c.log.Warn("redis: request queue full, request dropped")
+	n := int64(len(payload))
+	if a.queued.Add(n) <= 2*int64(a.c.opts.MaxMessageBytes) {
+		select {
+		case a.work <- func() { work(); a.queued.Add(-n) }:
+			return
+		default:
+		}
 	}
+	a.queued.Add(-n)
+	release()
+	a.c.dropped.Add(1)
+	a.c.log.Warn("redis: request queue full, request dropped")
 }
 
 // roomOp applies a REMOTE_JOIN or REMOTE_LEAVE to the local sockets at

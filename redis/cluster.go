@@ -29,7 +29,8 @@ type Options struct {
 	// serverSideEmitWithAck): 5s, as Node's requestsTimeout.
 	RequestTimeout time.Duration
 	// MaxMessageBytes is the largest bus message decoded: 16 MiB. Larger
-	// ones are dropped and counted.
+	// ones are dropped and counted. Other nodes' requests waiting to be
+	// handled hold at most twice that; beyond it they are dropped too.
 	MaxMessageBytes int
 	// MaxPendingRequests bounds this node's requests waiting for answers,
 	// per namespace: 1024. Beyond it a request fails at once.

@@ -1068,3 +1068,24 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 		t.Fatalf("%d goroutines left, %d before:\n%s", len(g), before, strings.Join(g, "\n\n"))
 	}
 }
+
+// TestRequestQueueBytes: while the request worker is busy, the requests
+// queued for it hold at most 2×MaxMessageBytes of payload in all, not
+// 4096 messages of up to MaxMessageBytes each: beyond it they are dropped
+// and counted.
+func TestRequestQueueBytes(t *testing.T) {
+	nodes := startNodes(t, 1, Options{MaxMessageBytes: 10_000})
+	a := nodes[0].srv.Of("/").Adapter().(*Adapter)
+	block := make(chan struct{})
+	a.work <- func() { <-block }
+	defer close(block)
+	req, _ := json.Marshal(map[string]any{"uid": "peer", "type": reqServerSideEmit, "data": []any{"e", strings.Repeat("x", 3_900)}})
+	before := nodes[0].cl.Stats().Dropped
+	for range 10 {
+		a.onRequest(string(req))
+	}
+	// The worker is held by the first func, so all 10 are queued for it.
+	if got := nodes[0].cl.Stats().Dropped - before; got != 5 {
+		t.Errorf("%d of 10 requests of %d bytes dropped, want 5 (20,000 bytes queued at most)", got, len(req))
+	}
+}
