@@ -430,7 +430,9 @@ func (a *Adapter) request(ctx context.Context, typ int, req map[string]any) (*pe
 	ctx, cancel := context.WithTimeout(ctx, a.c.opts.RequestTimeout)
 	defer cancel()
 	timedOut := func(err error) error {
-		if ctx.Err() != nil && caller.Err() == nil {
+		// The client may fail on the deadline (a net.Conn deadline) a moment
+		// before ctx's own timer has run and set ctx.Err().
+		if caller.Err() == nil && (ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded)) {
 			a.c.timeouts.Add(1)
 			return fmt.Errorf("%w: %w", socketio.ErrRequestTimeout, err)
 		}
