@@ -72,6 +72,10 @@ type pending struct {
 type ackPending struct {
 	clientCount func(int)
 	ack         func([]any)
+	// acks still expected: the sum of the counts answered so far, less the
+	// acks taken. A node sends its count before its acks, so an ack beyond
+	// it is a peer's noise, dropped: the caller's result stays bounded.
+	allowance int
 }
 
 func newAdapter(c *Cluster, local *socketio.MemoryAdapter) *Adapter {
@@ -926,14 +930,26 @@ func (a *Adapter) onResponse(payload string) {
 	typ, hasType := intField(res, "type")
 	a.mu.Lock()
 	if ap := a.acks[id]; ap != nil && hasType && (typ == resBroadcastCount || typ == resBroadcastAck) {
-		a.mu.Unlock()
 		if typ == resBroadcastCount {
-			if n, ok := intField(res, "clientCount"); ok {
+			n, ok := intField(res, "clientCount")
+			ok = ok && n >= 0
+			if ok {
+				ap.allowance += n
+			}
+			a.mu.Unlock()
+			if ok {
 				ap.clientCount(n)
 			}
-		} else {
-			ap.ack([]any{res["packet"]})
+			return
 		}
+		if ap.allowance <= 0 {
+			a.mu.Unlock()
+			a.c.dropped.Add(1)
+			return
+		}
+		ap.allowance--
+		a.mu.Unlock()
+		ap.ack([]any{res["packet"]})
 		return
 	}
 	p := a.requests[id]

@@ -1089,3 +1089,59 @@ func TestRequestQueueBytes(t *testing.T) {
 		t.Errorf("%d of 10 requests of %d bytes dropped, want 5 (20,000 bytes queued at most)", got, len(req))
 	}
 }
+
+// TestAcksBoundedByCount: acknowledgements a peer sends for one of our
+// broadcasts are taken only up to the recipient counts answered before
+// them (a node sends its count first), so a peer cannot grow the result
+// without bound while the broadcast waits.
+func TestAcksBoundedByCount(t *testing.T) {
+	rc := admin(t)
+	nodes := startNodes(t, 1, Options{})
+	key := nodes[0].cl.opts.Key
+	ids := make(chan string, 1)
+	spy, cancel := rc.Dedicate()
+	defer cancel()
+	spy.SetPubSubHooks(rueidis.PubSubHooks{OnMessage: func(m rueidis.PubSubMessage) {
+		if req, err := decodeMessage(m.Message); err == nil {
+			if typ, _ := intField(req, "type"); typ == reqBroadcast {
+				ids <- req["requestId"].(string)
+			}
+		}
+	}})
+	if err := spy.Do(waitCtx(t), spy.B().Subscribe().Channel(key+"-request#/#").Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	ns := nodes[0].srv.Of("/")
+	until(t, "the spy to be counted", func() bool {
+		n, _ := ns.Adapter().ServerCount(waitCtx(t))
+		return n == 2
+	})
+	type result struct {
+		acks [][]any
+		err  error
+	}
+	res := make(chan result, 1)
+	go func() {
+		acks, err := ns.To().Timeout(10*time.Second).EmitWithAck(waitCtx(t), "q")
+		res <- result{acks, err}
+	}()
+	id := <-ids
+	ack := func(v string) rueidis.Completed {
+		b, _ := clusterwire.Marshal(clusterwire.Map{{Key: "type", Value: resBroadcastAck}, {Key: "requestId", Value: id}, {Key: "packet", Value: v}})
+		return rc.B().Publish().Channel(key + "-response#/#").Message(rueidis.BinaryString(b)).Build()
+	}
+	count, _ := json.Marshal(map[string]any{"type": resBroadcastCount, "requestId": id, "clientCount": 1})
+	for _, r := range rc.DoMulti(waitCtx(t),
+		ack("early"), ack("early"), ack("early"),
+		rc.B().Publish().Channel(key+"-response#/#").Message(string(count)).Build(),
+		ack("ok"),
+	) {
+		if err := r.Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := <-res
+	if r.err != nil || len(r.acks) != 1 || r.acks[0][0] != "ok" {
+		t.Errorf("EmitWithAck = %v, %v; want [[ok]]", r.acks, r.err)
+	}
+}
