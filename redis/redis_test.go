@@ -1145,3 +1145,24 @@ func TestAcksBoundedByCount(t *testing.T) {
 		t.Errorf("EmitWithAck = %v, %v; want [[ok]]", r.acks, r.err)
 	}
 }
+
+// TestPublishHungRedis: with a Redis that stopped answering, a broadcast
+// still returns within RequestTimeout (its publish failed, counted), after
+// delivering to the local sockets.
+func TestPublishHungRedis(t *testing.T) {
+	u, err := url.Parse(redisURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, stall := stallProxy(t, u.Host)
+	u.Host = addr
+	srvs, cls := newServers(t, 1, Options{URL: u.String(), RequestTimeout: 300 * time.Millisecond})
+	ns := srvs[0].Of("/")
+	stall()
+	if err := ns.Emit(context.Background(), "e"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Emit: %v, want the request timeout (context.DeadlineExceeded)", err)
+	}
+	if n := cls[0].Stats().PublishErrors; n != 1 {
+		t.Errorf("PublishErrors = %d, want 1", n)
+	}
+}
