@@ -31,6 +31,9 @@ type fakeConn struct {
 	done   chan struct{}
 	ready  chan struct{} // closed once client is set
 	client *client
+	// beforeSend, if set before the first packet, sees what the server
+	// sends before it is queued.
+	beforeSend func(msgs []engineio.Message)
 }
 
 func (f *fakeConn) ID() string                     { return "eio-sid" }
@@ -38,6 +41,9 @@ func (f *fakeConn) Handshake() *engineio.Handshake { return f.hs }
 func (f *fakeConn) Transport() string              { return "websocket" }
 
 func (f *fakeConn) Send(msgs ...engineio.Message) error {
+	if f.beforeSend != nil {
+		f.beforeSend(msgs)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closed {
