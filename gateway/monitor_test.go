@@ -81,19 +81,45 @@ func TestRevocationPostgres(t *testing.T) {
 	}
 }
 
-// watchCounter passes a feed through, counting the resyncs it delivers.
+// watchCounter passes a feed through, counting the resyncs it delivers
+// after the first. The first, which the feed sends once its first LISTEN is
+// up, is held back and announced on listening: its check of every live
+// session may run at any time before the test's unnotified DELETE, or after
+// it under load, and then it, not the resync the test provokes, would end
+// the socket. The tests wait for listening before they delete.
 type watchCounter struct {
 	sessiongate.RevocationFeed
-	resyncs atomic.Int64
+	resyncs   atomic.Int64
+	once      sync.Once
+	listening chan struct{}
+}
+
+func newWatchCounter(feed sessiongate.RevocationFeed) *watchCounter {
+	return &watchCounter{RevocationFeed: feed, listening: make(chan struct{})}
 }
 
 func (w *watchCounter) WatchRevocations(ctx context.Context, fn func(sessiongate.Revocation)) error {
 	return w.RevocationFeed.WatchRevocations(ctx, func(r sessiongate.Revocation) {
 		if r.Resync {
+			first := false
+			w.once.Do(func() { first = true; close(w.listening) })
+			if first {
+				return
+			}
 			w.resyncs.Add(1)
 		}
 		fn(r)
 	})
+}
+
+// awaitListening waits for the feed's first LISTEN.
+func (w *watchCounter) awaitListening(t *testing.T) {
+	t.Helper()
+	select {
+	case <-w.listening:
+	case <-time.After(waitTimeout):
+		t.Fatal("the revocation feed never listened")
+	}
 }
 
 // TestResyncAfterListenerLoss deletes a row without any notification, then
@@ -101,13 +127,14 @@ func (w *watchCounter) WatchRevocations(ctx context.Context, fn func(sessiongate
 // must find the row gone and end the socket.
 func TestResyncAfterListenerLoss(t *testing.T) {
 	db, url := openPostgres(t)
-	feed := &watchCounter{RevocationFeed: db}
+	feed := newWatchCounter(db)
 	g := newGateway(t, Config{Sessions: db, Revocations: feed, Audit: newRecordingAudit(nil)})
 	run(t, g)
 	_, srvURL := serve(t, g)
 	sid, cookie := saveSession(t, db, "42", time.Now().Add(time.Hour))
 	c := dial(t, srvURL, browser{cookie: cookie, transport: siotest.Polling})
 	connected(t, c)
+	feed.awaitListening(t) // a listener to terminate, and no resync before the DELETE
 
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, url)
@@ -156,7 +183,7 @@ func TestResyncAfterDatabaseRestart(t *testing.T) {
 	if err := db.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	feed := &watchCounter{RevocationFeed: db}
+	feed := newWatchCounter(db)
 	g := newGateway(t, Config{Sessions: db, Revocations: feed, Audit: newRecordingAudit(nil)})
 	run(t, g)
 	_, srvURL := serve(t, g)
@@ -164,6 +191,7 @@ func TestResyncAfterDatabaseRestart(t *testing.T) {
 	_, laterCookie := saveSession(t, db, "43", time.Now().Add(time.Hour))
 	c := dial(t, srvURL, browser{cookie: cookie})
 	connected(t, c)
+	feed.awaitListening(t)
 
 	conn, err := pgx.Connect(ctx, cluster.URL)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -46,6 +47,11 @@ type Adapter struct {
 	end   context.CancelFunc
 	wg    sync.WaitGroup
 
+	// queued is the payload bytes of the requests in work, at most
+	// 2×MaxMessageBytes: a peer flooding large requests while the worker
+	// waits for Redis fills no more.
+	queued atomic.Int64
+
 	mu       sync.Mutex
 	requests map[string]*pending    // our requests waiting for answers
 	acks     map[string]*ackPending // our broadcasts with acks
@@ -66,6 +72,10 @@ type pending struct {
 type ackPending struct {
 	clientCount func(int)
 	ack         func([]any)
+	// acks still expected: the sum of the counts answered so far, less the
+	// acks taken. A node sends its count before its acks, so an ack beyond
+	// it is a peer's noise, dropped: the caller's result stays bounded.
+	allowance int
 }
 
 func newAdapter(c *Cluster, local *socketio.MemoryAdapter) *Adapter {
@@ -160,8 +170,7 @@ func (a *Adapter) AddAll(ctx context.Context, id string, rooms []string) error {
 	}()
 	var waits []<-chan struct{}
 	acquire := func(room string) error {
-		ch := a.roomChan(room)
-		w, err := a.c.acquire(ch, func(p string) { a.onBroadcast(room, p) }, func() bool { return a.local.HasRoom(room) })
+		ch, w, err := a.acquireRoom(room)
 		if err != nil {
 			return err
 		}
@@ -188,6 +197,14 @@ func (a *Adapter) AddAll(ctx context.Context, id string, rooms []string) error {
 		}
 	}
 	return a.local.AddAll(ctx, id, rooms)
+}
+
+// acquireRoom subscribes the channel of room (if it is not yet), holding a
+// joining reference to it that the caller releases with Cluster.joined.
+func (a *Adapter) acquireRoom(room string) (channel string, confirmed <-chan struct{}, err error) {
+	ch := a.roomChan(room)
+	w, err := a.c.acquire(ch, func(p string) { a.onBroadcast(room, p) }, func() bool { return a.local.HasRoom(room) })
+	return ch, w, err
 }
 
 // Del takes the socket out of rooms; a room no local socket holds any more
@@ -409,11 +426,25 @@ func (a *Adapter) publishResponse(res any) {
 
 // request publishes req (JSON) and waits for the answers of every other
 // node serving the namespace (PUBSUB NUMSUB of the request channel, less
-// this one), at most the request timeout.
+// this one), at most the request timeout in all: the NUMSUB and PUBLISH
+// too, which a Redis that stopped answering would otherwise hold for the
+// client's connection timeout (10 s).
 func (a *Adapter) request(ctx context.Context, typ int, req map[string]any) (*pending, error) {
+	caller := ctx
+	ctx, cancel := context.WithTimeout(ctx, a.c.opts.RequestTimeout)
+	defer cancel()
+	timedOut := func(err error) error {
+		// The client may fail on the deadline (a net.Conn deadline) a moment
+		// before ctx's own timer has run and set ctx.Err().
+		if caller.Err() == nil && (ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded)) {
+			a.c.timeouts.Add(1)
+			return fmt.Errorf("%w: %w", socketio.ErrRequestTimeout, err)
+		}
+		return err
+	}
 	n, err := a.c.numSub(ctx, a.reqChan)
 	if err != nil {
-		return nil, err
+		return nil, timedOut(err)
 	}
 	p := &pending{typ: typ, want: n - 1, done: make(chan struct{})}
 	if p.want <= 0 {
@@ -438,14 +469,11 @@ func (a *Adapter) request(ctx context.Context, typ int, req map[string]any) (*pe
 	}()
 	req["uid"], req["requestId"], req["type"] = a.uid, id, typ
 	if err := a.publishRequest(ctx, req); err != nil {
-		return nil, err
+		return nil, timedOut(err)
 	}
-	t := time.NewTimer(a.c.opts.RequestTimeout)
-	defer t.Stop()
 	select {
 	case <-p.done:
 		return p, nil
-	case <-t.C:
 	case <-ctx.Done():
 	case <-a.stop:
 		return nil, ErrClosed
@@ -667,7 +695,8 @@ func (a *Adapter) isOwnRequest(id string) bool {
 }
 
 // onRequest decodes a request on the reading goroutine and queues its
-// handling for the worker (which may wait for Redis).
+// handling for the worker (which may wait for Redis). A REMOTE_JOIN or
+// REMOTE_LEAVE changes the local rooms here first (see roomOp).
 func (a *Adapter) onRequest(payload string) {
 	req, err := decodeMessage(payload)
 	if err != nil {
@@ -675,12 +704,94 @@ func (a *Adapter) onRequest(payload string) {
 		a.c.log.Warn("redis: malformed request dropped", "err", err)
 		return
 	}
-	select {
-	case a.work <- func() { a.handleRequest(req) }:
-	default:
-		a.c.dropped.Add(1)
-		a.c.log.Warn("redis: request queue full, request dropped")
+	work := func() { a.handleRequest(req) }
+	release := func() {}
+	if typ, _ := intField(req, "type"); (typ == reqRemoteJoin || typ == reqRemoteLeave) && req["opts"] != nil {
+		var wait func(context.Context)
+		if wait, release = a.roomOp(typ, req); wait == nil {
+			return
+		}
+		work = func() {
+			ctx, cancel := context.WithTimeout(a.ctx, a.c.opts.RequestTimeout)
+			wait(ctx)
+			cancel()
+			release()
+		}
 	}
+	n := int64(len(payload))
+	if a.queued.Add(n) <= 2*int64(a.c.opts.MaxMessageBytes) {
+		select {
+		case a.work <- func() { work(); a.queued.Add(-n) }:
+			return
+		default:
+		}
+	}
+	a.queued.Add(-n)
+	release()
+	a.c.dropped.Add(1)
+	a.c.log.Warn("redis: request queue full, request dropped")
+}
+
+// roomOp applies a REMOTE_JOIN or REMOTE_LEAVE to the local sockets at
+// once, on the reading goroutine: a broadcast right behind it on the
+// namespace channel (an emitter's socketsJoin("muted") then
+// except("muted").emit(...)) must find it applied, as Node's adapter,
+// which handles both in the order Redis delivers them, does. The SUBSCRIBE
+// of the rooms this node did not hold is sent now; what it returns is left
+// for the worker, in the order of the requests: wait waits for the
+// confirmations (so that a barrier answered after it holds), and release
+// drops the joining references. A nil wait: nothing is left to do.
+func (a *Adapter) roomOp(typ int, req map[string]any) (wait func(context.Context), release func()) {
+	release = func() {}
+	if uid, _ := req["uid"].(string); uid == a.uid {
+		return nil, release // applied before it was published
+	}
+	opts, err := clusterwire.OptsFromValue(req["opts"])
+	if err != nil {
+		a.c.malformed.Add(1)
+		return nil, release
+	}
+	rooms, err := roomsField(req["rooms"])
+	if err != nil {
+		a.c.malformed.Add(1)
+		return nil, release
+	}
+	ids := a.local.SocketIDs(opts)
+	if typ == reqRemoteLeave {
+		for _, id := range ids {
+			a.Del(id, rooms)
+		}
+		return nil, release
+	}
+	if len(ids) == 0 {
+		return nil, release
+	}
+	var chans []string
+	var waits []<-chan struct{}
+	for _, r := range rooms {
+		ch, w, err := a.acquireRoom(r)
+		if err != nil {
+			break // closed
+		}
+		chans = append(chans, ch)
+		waits = append(waits, w)
+	}
+	for _, id := range ids {
+		_ = a.local.AddAll(a.ctx, id, rooms) // ErrDisconnected: gone meanwhile
+	}
+	wait = func(ctx context.Context) {
+		for _, w := range waits {
+			if a.c.confirmed(ctx, w) != nil {
+				return
+			}
+		}
+	}
+	release = func() {
+		for _, ch := range chans {
+			a.c.joined(ch)
+		}
+	}
+	return wait, release
 }
 
 func (a *Adapter) handleRequest(req map[string]any) {
@@ -718,22 +829,9 @@ func (a *Adapter) handleRequest(req map[string]any) {
 		rooms, _ := a.local.AllRooms(ctx)
 		a.publishResponse(map[string]any{"requestId": id, "rooms": strsOrEmpty(rooms)})
 	case reqRemoteJoin, reqRemoteLeave:
-		if uid == a.uid {
-			return // applied before it was published
-		}
-		if req["opts"] == nil {
+		// The current form is applied by onRequest (roomOp).
+		if uid != a.uid && req["opts"] == nil {
 			a.legacyJoin(ctx, typ, req, id)
-			return
-		}
-		rooms, err := roomsField(req["rooms"])
-		if err != nil {
-			a.c.malformed.Add(1)
-			return
-		}
-		if typ == reqRemoteJoin {
-			a.addSocketsLocal(ctx, opts, rooms)
-		} else {
-			a.delSocketsLocal(opts, rooms)
 		}
 	case reqRemoteDisconn:
 		if uid == a.uid {
@@ -832,14 +930,26 @@ func (a *Adapter) onResponse(payload string) {
 	typ, hasType := intField(res, "type")
 	a.mu.Lock()
 	if ap := a.acks[id]; ap != nil && hasType && (typ == resBroadcastCount || typ == resBroadcastAck) {
-		a.mu.Unlock()
 		if typ == resBroadcastCount {
-			if n, ok := intField(res, "clientCount"); ok {
+			n, ok := intField(res, "clientCount")
+			ok = ok && n >= 0
+			if ok {
+				ap.allowance += n
+			}
+			a.mu.Unlock()
+			if ok {
 				ap.clientCount(n)
 			}
-		} else {
-			ap.ack([]any{res["packet"]})
+			return
 		}
+		if ap.allowance <= 0 {
+			a.mu.Unlock()
+			a.c.dropped.Add(1)
+			return
+		}
+		ap.allowance--
+		a.mu.Unlock()
+		ap.ack([]any{res["packet"]})
 		return
 	}
 	p := a.requests[id]

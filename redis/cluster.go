@@ -26,10 +26,12 @@ type Options struct {
 	// Key is the channel prefix, the Node adapters' `key`: "socket.io".
 	Key string
 	// RequestTimeout bounds a cross-node request (fetchSockets, allRooms,
-	// serverSideEmitWithAck): 5s, as Node's requestsTimeout.
+	// serverSideEmitWithAck): 5s, as Node's requestsTimeout. It bounds
+	// each PUBLISH too.
 	RequestTimeout time.Duration
 	// MaxMessageBytes is the largest bus message decoded: 16 MiB. Larger
-	// ones are dropped and counted.
+	// ones are dropped and counted. Other nodes' requests waiting to be
+	// handled hold at most twice that; beyond it they are dropped too.
 	MaxMessageBytes int
 	// MaxPendingRequests bounds this node's requests waiting for answers,
 	// per namespace: 1024. Beyond it a request fails at once.
@@ -248,8 +250,13 @@ func (c *Cluster) Ready(ctx context.Context) error {
 	return nil
 }
 
-// publish sends payload on channel, counted.
+// publish sends payload on channel, counted. It waits at most
+// RequestTimeout: a Redis that stopped answering would otherwise hold the
+// caller (a broadcast, an HTTP publish) for the client's connection timeout
+// (10 s).
 func (c *Cluster) publish(ctx context.Context, channel string, payload []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, c.opts.RequestTimeout)
+	defer cancel()
 	err := c.client.Do(ctx, c.client.B().Publish().Channel(channel).Message(rueidis.BinaryString(payload)).Build()).Error()
 	if err != nil {
 		c.pubErrs.Add(1)

@@ -60,6 +60,14 @@
 // its peers; a silent subscriber makes them fail, after the operation was
 // published, with ErrRequestTimeout. DisconnectSockets does not wait.
 //
+// Received REMOTE_JOIN and REMOTE_LEAVE change the local rooms as soon as
+// they arrive, in the order Redis delivers them with the broadcasts, so an
+// emitter's socketsJoin("muted") then except("muted").emit(...) skips the
+// socket, as on Node's adapter. One case cannot be: the emitter's
+// socketsJoin("r") then to("r").emit(...) from a publisher that waits for
+// no barrier (Node's emitter and adapter) can reach this node before it
+// has subscribed "r" (a SUBSCRIBE round trip), and is then lost for it.
+//
 // # Per-room subscriptions
 //
 // Node's classic adapter PSUBSCRIBEs "<key>#<nsp>#*": every node receives

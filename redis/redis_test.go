@@ -6,8 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http/httptest"
+	"net/url"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -860,4 +863,306 @@ func dialBench(b *testing.B, srv *socketio.Server, rooms ...string) (*siotest.Cl
 		b.Fatal(err)
 	}
 	return c, sid
+}
+
+// TestEmitterRoomOpsInOrder: an emitter's socketsJoin or socketsLeave
+// followed at once by a broadcast on the namespace channel (except a
+// room, several rooms) is applied first, as on Node's adapter, which
+// handles both in the order Redis delivers them: the broadcast must not
+// overtake the room operation.
+func TestEmitterRoomOpsInOrder(t *testing.T) {
+	rc := admin(t)
+	nodes := startNodes(t, 1, Options{})
+	key := nodes[0].cl.opts.Key
+	c1, sid1 := dial(t, nodes[0].url, "/")
+	c2, _ := dial(t, nodes[0].url, "/")
+	roomOp := func(typ int, room string) rueidis.Completed {
+		b, _ := json.Marshal(map[string]any{"type": typ, "opts": map[string]any{"rooms": []string{sid1}, "except": []string{}}, "rooms": []string{room}})
+		return rc.B().Publish().Channel(key + "-request#/#").Message(string(b)).Build()
+	}
+	emit := func(ev string, rooms, except []string) rueidis.Completed {
+		b, err := clusterwire.Marshal([]any{"emitter",
+			clusterwire.Map{{Key: "type", Value: 2}, {Key: "data", Value: []any{ev}}, {Key: "nsp", Value: "/"}},
+			clusterwire.Map{{Key: "rooms", Value: rooms}, {Key: "flags", Value: clusterwire.Map{}}, {Key: "except", Value: except}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rc.B().Publish().Channel(key + "#/#").Message(rueidis.BinaryString(b)).Build()
+	}
+	// One pipeline: Redis delivers them in this order, back to back.
+	for _, r := range rc.DoMulti(waitCtx(t),
+		roomOp(reqRemoteJoin, "muted"),
+		emit("e1", []string{}, []string{"muted"}), // not to c1
+		roomOp(reqRemoteJoin, "r"),
+		emit("e2", []string{"r", "q"}, []string{}), // c1 only
+		roomOp(reqRemoteLeave, "muted"),
+		emit("e3", []string{}, []string{"muted"}), // both
+		emit("mark", []string{}, []string{}),
+	) {
+		if err := r.Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	names := func(c *siotest.Client) []string {
+		if _, err := c.WaitEvent(waitCtx(t), "mark"); err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, ev := range c.Events() {
+			out = append(out, ev.Name)
+		}
+		return out
+	}
+	if got := names(c1); !slices.Equal(got, []string{"e2", "e3", "mark"}) {
+		t.Errorf("the socket joined and left got %v, want [e2 e3 mark]", got)
+	}
+	if got := names(c2); !slices.Equal(got, []string{"e1", "e3", "mark"}) {
+		t.Errorf("the other socket got %v, want [e1 e3 mark]", got)
+	}
+}
+
+// stallProxy forwards TCP connections to target until stall is called;
+// from then on it swallows what either side sends, as a Redis that hangs
+// (or a partitioned network) does, keeping the connections open.
+func stallProxy(t *testing.T, target string) (addr string, stall func()) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var stalled atomic.Bool
+	pipe := func(dst, src net.Conn) {
+		defer dst.Close()
+		defer src.Close()
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := src.Read(buf)
+			if err != nil {
+				return
+			}
+			if stalled.Load() {
+				continue
+			}
+			if _, err := dst.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			t.Cleanup(func() { c.Close(); up.Close() })
+			go pipe(up, c)
+			go pipe(c, up)
+		}
+	}()
+	return ln.Addr().String(), func() { stalled.Store(true) }
+}
+
+// TestRequestHungRedis: when Redis stops answering (the connection stays
+// open), a cluster request still fails within RequestTimeout with
+// ErrRequestTimeout: its PUBSUB NUMSUB and PUBLISH are bounded too, not
+// only the wait for answers.
+func TestRequestHungRedis(t *testing.T) {
+	u, err := url.Parse(redisURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, stall := stallProxy(t, u.Host)
+	u.Host = addr
+	srvs, _ := newServers(t, 1, Options{URL: u.String(), RequestTimeout: 300 * time.Millisecond})
+	ns := srvs[0].Of("/")
+	stall()
+	if _, err := ns.To().FetchSockets(context.Background()); !errors.Is(err, socketio.ErrRequestTimeout) {
+		t.Errorf("FetchSockets: %v, want ErrRequestTimeout", err)
+	}
+	if _, err := ns.ServerSideEmitWithAck(context.Background(), "e"); !errors.Is(err, socketio.ErrRequestTimeout) {
+		t.Errorf("ServerSideEmitWithAck: %v, want ErrRequestTimeout", err)
+	}
+}
+
+// goroutines returns the stacks of the goroutines running, less the idle
+// workers of internal/gopool (kept on purpose, for the next connection).
+func goroutines() []string {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if !strings.Contains(g, "internal/gopool.work") {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// TestCloseLeavesNoGoroutines: a node that served sockets, rooms, requests
+// and acked broadcasts leaves no goroutine behind once its server and
+// Cluster are closed.
+func TestCloseLeavesNoGoroutines(t *testing.T) {
+	redisURL(t)
+	before := len(goroutines())
+	func() {
+		cl, err := NewCluster(waitCtx(t), Options{URL: redisURL(t), Key: testKey()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		srv := socketio.NewServer(socketio.Options{NewAdapter: cl.Adapter})
+		defer srv.Close()
+		srv.OnConnecting(func(ctx context.Context, ev socketio.ConnectEvent) (socketio.ConnectReply, error) {
+			return socketio.ConnectReply{Rooms: []string{"a", "b"}}, nil
+		})
+		ns := srv.Of("/")
+		if err := ns.Adapter().(*Adapter).Ready(waitCtx(t)); err != nil {
+			t.Fatal(err)
+		}
+		hs := httptest.NewServer(srv)
+		defer hs.Close()
+		c, err := siotest.Dial(waitCtx(t), hs.URL, siotest.Options{Ack: func(siotest.Event) []any { return []any{1} }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Connected(waitCtx(t)); err != nil {
+			t.Fatal(err)
+		}
+		ctx := waitCtx(t)
+		if err := ns.To("a").SocketsJoin(ctx, "c"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ns.To("c").Timeout(5*time.Second).EmitWithAck(ctx, "q"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ns.To().FetchSockets(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := ns.To("b").Emit(ctx, "e"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.WaitEvent(ctx, "e"); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	// Goroutines announce no exit: poll, with a generous bound.
+	deadline := time.Now().Add(10 * time.Second)
+	for len(goroutines()) > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if g := goroutines(); len(g) > before {
+		t.Fatalf("%d goroutines left, %d before:\n%s", len(g), before, strings.Join(g, "\n\n"))
+	}
+}
+
+// TestRequestQueueBytes: while the request worker is busy, the requests
+// queued for it hold at most 2×MaxMessageBytes of payload in all, not
+// 4096 messages of up to MaxMessageBytes each: beyond it they are dropped
+// and counted.
+func TestRequestQueueBytes(t *testing.T) {
+	nodes := startNodes(t, 1, Options{MaxMessageBytes: 10_000})
+	a := nodes[0].srv.Of("/").Adapter().(*Adapter)
+	block := make(chan struct{})
+	a.work <- func() { <-block }
+	defer close(block)
+	req, _ := json.Marshal(map[string]any{"uid": "peer", "type": reqServerSideEmit, "data": []any{"e", strings.Repeat("x", 3_900)}})
+	before := nodes[0].cl.Stats().Dropped
+	for range 10 {
+		a.onRequest(string(req))
+	}
+	// The worker is held by the first func, so all 10 are queued for it.
+	if got := nodes[0].cl.Stats().Dropped - before; got != 5 {
+		t.Errorf("%d of 10 requests of %d bytes dropped, want 5 (20,000 bytes queued at most)", got, len(req))
+	}
+}
+
+// TestAcksBoundedByCount: acknowledgements a peer sends for one of our
+// broadcasts are taken only up to the recipient counts answered before
+// them (a node sends its count first), so a peer cannot grow the result
+// without bound while the broadcast waits.
+func TestAcksBoundedByCount(t *testing.T) {
+	rc := admin(t)
+	nodes := startNodes(t, 1, Options{})
+	key := nodes[0].cl.opts.Key
+	ids := make(chan string, 1)
+	spy, cancel := rc.Dedicate()
+	defer cancel()
+	spy.SetPubSubHooks(rueidis.PubSubHooks{OnMessage: func(m rueidis.PubSubMessage) {
+		if req, err := decodeMessage(m.Message); err == nil {
+			if typ, _ := intField(req, "type"); typ == reqBroadcast {
+				ids <- req["requestId"].(string)
+			}
+		}
+	}})
+	if err := spy.Do(waitCtx(t), spy.B().Subscribe().Channel(key+"-request#/#").Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	ns := nodes[0].srv.Of("/")
+	until(t, "the spy to be counted", func() bool {
+		n, _ := ns.Adapter().ServerCount(waitCtx(t))
+		return n == 2
+	})
+	type result struct {
+		acks [][]any
+		err  error
+	}
+	res := make(chan result, 1)
+	go func() {
+		acks, err := ns.To().Timeout(10*time.Second).EmitWithAck(waitCtx(t), "q")
+		res <- result{acks, err}
+	}()
+	id := <-ids
+	ack := func(v string) rueidis.Completed {
+		b, _ := clusterwire.Marshal(clusterwire.Map{{Key: "type", Value: resBroadcastAck}, {Key: "requestId", Value: id}, {Key: "packet", Value: v}})
+		return rc.B().Publish().Channel(key + "-response#/#").Message(rueidis.BinaryString(b)).Build()
+	}
+	count, _ := json.Marshal(map[string]any{"type": resBroadcastCount, "requestId": id, "clientCount": 1})
+	for _, r := range rc.DoMulti(waitCtx(t),
+		ack("early"), ack("early"), ack("early"),
+		rc.B().Publish().Channel(key+"-response#/#").Message(string(count)).Build(),
+		ack("ok"),
+	) {
+		if err := r.Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := <-res
+	if r.err != nil || len(r.acks) != 1 || r.acks[0][0] != "ok" {
+		t.Errorf("EmitWithAck = %v, %v; want [[ok]]", r.acks, r.err)
+	}
+}
+
+// TestPublishHungRedis: with a Redis that stopped answering, a broadcast
+// still returns within RequestTimeout (its publish failed, counted), after
+// delivering to the local sockets.
+func TestPublishHungRedis(t *testing.T) {
+	u, err := url.Parse(redisURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, stall := stallProxy(t, u.Host)
+	u.Host = addr
+	srvs, cls := newServers(t, 1, Options{URL: u.String(), RequestTimeout: 300 * time.Millisecond})
+	ns := srvs[0].Of("/")
+	stall()
+	if err := ns.Emit(context.Background(), "e"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Emit: %v, want the request timeout (context.DeadlineExceeded)", err)
+	}
+	if n := cls[0].Stats().PublishErrors; n != 1 {
+		t.Errorf("PublishErrors = %d, want 1", n)
+	}
 }

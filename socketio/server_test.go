@@ -31,6 +31,9 @@ type fakeConn struct {
 	done   chan struct{}
 	ready  chan struct{} // closed once client is set
 	client *client
+	// beforeSend, if set before the first packet, sees what the server
+	// sends before it is queued.
+	beforeSend func(msgs []engineio.Message)
 }
 
 func (f *fakeConn) ID() string                     { return "eio-sid" }
@@ -38,6 +41,9 @@ func (f *fakeConn) Handshake() *engineio.Handshake { return f.hs }
 func (f *fakeConn) Transport() string              { return "websocket" }
 
 func (f *fakeConn) Send(msgs ...engineio.Message) error {
+	if f.beforeSend != nil {
+		f.beforeSend(msgs)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closed {
@@ -538,12 +544,16 @@ func TestConnectTimeout(t *testing.T) {
 	c := dial(t, srv)
 	c.expectClosed()
 
-	c2 := dial(t, srv)
+	// A session that joins in time is not closed when the timeout passes.
+	// On a server of its own with a longer timeout: 30 ms could pass
+	// between the dial and the CONNECT on a loaded machine (CI, -race).
+	srv2 := newServer(Options{ConnectTimeout: 300 * time.Millisecond})
+	c2 := dial(t, srv2)
 	c2.connect("/")
 	select {
 	case <-c2.done:
 		t.Fatal("connected session closed by the connect timeout")
-	case <-time.After(100 * time.Millisecond):
+	case <-time.After(400 * time.Millisecond): // past the timeout
 	}
 }
 

@@ -330,7 +330,13 @@ func (s *Socket) Drop() error {
 // disconnect sends DISCONNECT and disconnects s; false if it was not
 // connected.
 func (s *Socket) disconnect() bool {
-	if !s.Connected() {
+	// Read under sendMu: the CONNECT is written and the state set in one
+	// critical section, so a socket whose client has seen its CONNECT (and
+	// may act on it at once) is never taken for one still connecting.
+	s.sendMu.Lock()
+	connected := s.Connected()
+	s.sendMu.Unlock()
+	if !connected {
 		return false
 	}
 	s.client.send(&Packet{Type: PacketDisconnect, Namespace: s.ns.name}, nil)
