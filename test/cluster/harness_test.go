@@ -34,9 +34,11 @@ import (
 // dir is this folder, relative to the repository root (nodetest's unit).
 const dir = "test/cluster"
 
-// waitTimeout bounds every wait for a peer's line. It is generous: CI has
-// two cores for several Node processes and sessiongate nodes.
-const waitTimeout = 15 * time.Second
+// waitTimeout bounds every wait for a peer's line. It is generous (a
+// passing test never waits it out): CI has two cores for several Node
+// processes and sessiongate nodes, and a Node server under that load was
+// seen to take more than 15 s to print its ready line.
+const waitTimeout = 60 * time.Second
 
 // randomKey returns a fresh CLUSTER_KEY: the channel prefix of one test's
 // cluster, so parallel tests never share a channel.
