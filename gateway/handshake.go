@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/sessiongate/sessiongate"
@@ -30,6 +31,9 @@ type conn struct {
 	client    client
 
 	registered bool // guarded by Gateway.mu
+
+	subsMu sync.Mutex
+	subs   map[string]bool // rooms joined by subscribe
 }
 
 // client is who asked, as recorded in the audit trail.
