@@ -376,9 +376,10 @@ type flights struct {
 }
 
 type flight struct {
-	done chan struct{}
-	d    Decision
-	err  error
+	waiters int // askers so far, guarded by flights.mu
+	done    chan struct{}
+	d       Decision
+	err     error
 }
 
 // do returns fn's result for key, calling it unless a call for key is in
@@ -401,6 +402,7 @@ func (f *flights) do(ctx context.Context, key string, fn func() (Decision, error
 			close(fl.done)
 		}()
 	}
+	fl.waiters++
 	f.mu.Unlock()
 	select {
 	case <-fl.done:
@@ -408,6 +410,17 @@ func (f *flights) do(ctx context.Context, key string, fn func() (Decision, error
 	case <-ctx.Done():
 		return Decision{}, ctx.Err()
 	}
+}
+
+// waiting returns how many askers the flight of key has had, 0 if none is
+// in flight.
+func (f *flights) waiting(key string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if fl := f.m[key]; fl != nil {
+		return fl.waiters
+	}
+	return 0
 }
 
 // decisionCache remembers allowed decisions until they expire, at most size
