@@ -226,13 +226,13 @@ func (g *Gateway) subscribeReply(s *socketio.Socket, args []any) ackReply {
 	if count >= MaxSubscriptions {
 		return ackReply{Error: refuseRoom(sessiongate.ECodeForbidden, fmt.Sprintf("a socket holds at most %d subscriptions", MaxSubscriptions))}
 	}
-	if e := g.decide(s.Context(), s, c, room); e != nil {
-		return ackReply{Error: e}
-	}
-	if inRoom(s, room) {
+	if !strings.HasPrefix(room, userRoomPrefix) && inRoom(s, room) {
 		// The server put the socket there (a SESSION_ROOMS room, a room
 		// operation): it stays the server's, which unsubscribe cannot undo.
 		return ackReply{OK: true}
+	}
+	if e := g.decide(s.Context(), s, c, room); e != nil {
+		return ackReply{Error: e}
 	}
 	jctx, cancel := context.WithTimeout(s.Context(), joinTimeout)
 	err = s.Join(jctx, room)
