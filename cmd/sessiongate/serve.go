@@ -118,7 +118,7 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 	if s.bus != nil {
 		newAdapter = s.bus.Adapter
 	}
-	authorizer, err := subscribeAuthorizer(&cfg)
+	authorizer, err := subscribeAuthorizer(&cfg, s.store)
 	if err != nil {
 		return nil, err
 	}
@@ -277,12 +277,20 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 }
 
 // subscribeAuthorizer is the gateway's Authorizer: SUBSCRIBE_URL through
-// the hook client, nil without it.
-func subscribeAuthorizer(cfg *Config) (gateway.Authorizer, error) {
-	if cfg.SubscribeURL == "" {
+// the hook client; in the demo with its login and no SUBSCRIBE_URL, the
+// demo's rule through the same client, served in process; nil otherwise.
+func subscribeAuthorizer(cfg *Config, users sessiongate.UserStore) (gateway.Authorizer, error) {
+	hc := hook.Config{URL: cfg.SubscribeURL, Secret: []byte(cfg.HookSecret), Timeout: cfg.HookTimeout}
+	switch {
+	case cfg.SubscribeURL != "":
+	case cfg.Demo && cfg.AuthEndpoints:
+		hc.URL = "http://demo.invalid" + demoSubscribePath
+		hc.Secret = []byte(randomHex(32))
+		hc.Transport = hook.Handler{Handler: demoSubscribeRule(users, hc.Secret)}
+	default:
 		return nil, nil
 	}
-	c, err := hook.New(hook.Config{URL: cfg.SubscribeURL, Secret: []byte(cfg.HookSecret), Timeout: cfg.HookTimeout})
+	c, err := hook.New(hc)
 	if err != nil {
 		return nil, &ConfigError{Setting: "SUBSCRIBE_URL", Err: err}
 	}

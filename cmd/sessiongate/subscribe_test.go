@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -73,5 +74,39 @@ func TestClusterSubscribe(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDemoSubscribe: in the demo, with no SUBSCRIBE_URL, the demo's rule
+// answers the subscribe hook in process: incident rooms are open to alice
+// and not to bob.
+func TestDemoSubscribe(t *testing.T) {
+	_, _, base := startMain(t, map[string]string{"DEMO": "true", "DEMO_PASSWORD": "demo password", "SESSION_SECRETS": ""})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, tc := range []struct{ email, want string }{
+		{"alice@example.com", `{"ok":true}`},
+		{"bob@example.com", `{"ok":false,"error":{"code":"FORBIDDEN","message":"subscription not allowed"}}`},
+	} {
+		res, body := post(t, base+"/auth/login", `{"email":"`+tc.email+`","password":"demo password"}`, nil)
+		if res.StatusCode != 200 {
+			t.Fatalf("login %s = %d %s", tc.email, res.StatusCode, body)
+		}
+		cookie, _, _ := strings.Cut(res.Header.Get("Set-Cookie"), ";")
+		c, err := siotest.Dial(ctx, base, siotest.Options{Header: http.Header{"Cookie": {cookie}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Connected(ctx); err != nil {
+			t.Fatalf("%s connect: %v", tc.email, err)
+		}
+		args, err := c.EmitWithAck(ctx, "subscribe", map[string]string{"room": "incident:7"})
+		if err != nil || len(args) != 1 {
+			t.Fatalf("%s subscribe: %v %s", tc.email, err, args)
+		}
+		if string(args[0]) != tc.want {
+			t.Errorf("%s subscribe incident:7 = %s, want %s", tc.email, args[0], tc.want)
+		}
 	}
 }
