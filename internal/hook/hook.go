@@ -232,6 +232,13 @@ func (h Handler) RoundTrip(req *http.Request) (*http.Response, error) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		defer func() {
+			// As net/http confines a panicking handler to its request.
+			if recover() != nil {
+				w.status, w.wrote = http.StatusInternalServerError, true
+				w.body.Reset()
+			}
+		}()
 		h.ServeHTTP(w, req)
 	}()
 	select {

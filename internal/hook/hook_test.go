@@ -179,3 +179,11 @@ func TestHandlerTransport(t *testing.T) {
 		t.Errorf("in-process: %d %q %v", resp.Status, resp.Body, err)
 	}
 }
+
+func TestHandlerPanics(t *testing.T) {
+	h := http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("rule bug") })
+	c := newClient(t, Config{URL: "http://builtin/", Secret: []byte("k"), Transport: Handler{h}})
+	if resp, err := c.Post(context.Background(), []byte("{}"), Forwarded{}); err != nil || resp.Status != 500 {
+		t.Errorf("panicking handler: %d %v, want 500", resp.Status, err)
+	}
+}
