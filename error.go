@@ -28,7 +28,7 @@ const (
 	ECodeConflict = "CONFLICT"  // e.g. a user email that is taken
 	ECodeInvalid  = "INVALID"   // malformed input (session JSON, settings)
 
-	// Codes of a subscribe or unsubscribe acknowledgement (contract §9);
+	// Codes of a subscribe or unsubscribe acknowledgement (contract §12);
 	// RATE_LIMITED is one too. UNAVAILABLE and RATE_LIMITED are temporary:
 	// the client may ask again later.
 	ECodeForbidden   = "FORBIDDEN"    // the room is not open to this socket

@@ -221,7 +221,15 @@ func (g *Gateway) subscribeReply(s *socketio.Socket, args []any) ackReply {
 	already, count := c.subs[room], len(c.subs)
 	c.subsMu.Unlock()
 	if already {
-		return ackReply{OK: true}
+		if inRoom(s, room) {
+			return ackReply{OK: true}
+		}
+		// The server took the socket out (a room operation, a session
+		// room's move): the subscription is gone, ask again.
+		c.subsMu.Lock()
+		delete(c.subs, room)
+		count = len(c.subs)
+		c.subsMu.Unlock()
 	}
 	if count >= MaxSubscriptions {
 		return ackReply{Error: refuseRoom(sessiongate.ECodeForbidden, fmt.Sprintf("a socket holds at most %d subscriptions", MaxSubscriptions))}

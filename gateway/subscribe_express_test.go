@@ -279,6 +279,21 @@ func TestSubscribeExpress(t *testing.T) {
 		t.Errorf("unsubscribe a room the server joined: %+v, want FORBIDDEN", a.Error)
 	}
 
+	// A subscription the server ended (a room operation) is asked for
+	// again, not taken as still there.
+	if a := ask(t, bob, EventSubscribe, room("news:gone")); !a.OK {
+		t.Fatalf("bob subscribe news:gone: %+v", a.Error)
+	}
+	ns.To("user:2").SocketsLeave(ctx, "news:gone")
+	if a := ask(t, bob, EventSubscribe, room("news:gone")); !a.OK {
+		t.Fatalf("bob subscribe news:gone again: %+v", a.Error)
+	}
+	ns.To("news:gone").Emit(ctx, "back")
+	ns.To("user:2").Emit(ctx, "marker4")
+	if !received(t, bob, "back", "marker4") {
+		t.Error("a subscribe after the server removed the room did not join it again")
+	}
+
 	// The allowed decision (ttl 60) is reused.
 	if a := ask(t, alice, EventSubscribe, room("incident:7")); !a.OK {
 		t.Fatalf("alice subscribe incident:7 again: %+v", a.Error)

@@ -145,7 +145,7 @@ func printDemo(w io.Writer, addr string, users []demoUser) {
 const demoSubscribePath = "/hooks/subscribe"
 
 // demoSubscribeRule is the demo's application answering the subscribe hook
-// (contract §9) as an Express app would: it checks the signature, then
+// (contract §12) as an Express app would: it checks the signature, then
 // allows incident:* rooms to alice (for a minute) and refuses the rest. It
 // stands in for SUBSCRIBE_URL through the same hook client, so the demo
 // exercises the signed call, the answer's parsing and the cache.
