@@ -239,7 +239,7 @@ func (g *Gateway) subscribeReply(s *socketio.Socket, args []any) ackReply {
 		// operation): it stays the server's, which unsubscribe cannot undo.
 		return ackReply{OK: true}
 	}
-	if e := g.decide(s.Context(), s, c, room); e != nil {
+	if e := g.decide(s.Context(), c, room, s.ID(), s.Handshake().Header.Get("Cookie")); e != nil {
 		return ackReply{Error: e}
 	}
 	jctx, cancel := context.WithTimeout(s.Context(), joinTimeout)
@@ -305,7 +305,7 @@ func inRoom(s *socketio.Socket, room string) bool {
 
 // decide runs the subscription rules in order (contract: Subscriptions);
 // nil means allowed.
-func (g *Gateway) decide(ctx context.Context, s *socketio.Socket, c *conn, room string) *ackError {
+func (g *Gateway) decide(ctx context.Context, c *conn, room, socketID, cookie string) *ackError {
 	sub := &g.subs
 	if strings.HasPrefix(room, userRoomPrefix) {
 		return refuseRoom(sessiongate.ECodeForbidden, "a user's room is never subscribable")
@@ -326,9 +326,9 @@ func (g *Gateway) decide(ctx context.Context, s *socketio.Socket, c *conn, room 
 	req := SubscribeRequest{
 		User:      c.identity.UserID,
 		Room:      room,
-		Socket:    s.ID(),
+		Socket:    socketID,
 		Session:   c.short,
-		Cookie:    s.Handshake().Header.Get("Cookie"),
+		Cookie:    cookie,
 		UserAgent: c.client.userAgent,
 		ClientIP:  c.client.remoteAddr,
 	}
