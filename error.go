@@ -31,6 +31,13 @@ const (
 	ECodeNotFound = "NOT_FOUND" // a user or row that does not exist
 	ECodeConflict = "CONFLICT"  // e.g. a user email that is taken
 	ECodeInvalid  = "INVALID"   // malformed input (session JSON, settings)
+
+	// Codes of a subscribe or unsubscribe acknowledgement (contract §12);
+	// RATE_LIMITED is one too. UNAVAILABLE and RATE_LIMITED are temporary:
+	// the client may ask again later.
+	ECodeForbidden   = "FORBIDDEN"    // the room is not open to this socket
+	ECodeInvalidRoom = "INVALID_ROOM" // the payload or the room name is malformed
+	ECodeUnavailable = "UNAVAILABLE"  // the application could not be asked
 )
 
 // Error is an error with a machine-readable code and a message safe to show to

@@ -28,6 +28,15 @@
 //     silently; with Config.AuditSpool the events are kept on disk until
 //     the store has them, and a granted CONNECT waits for its record's
 //     fsync (docs/contract.md §5);
+//   - lets a socket enter and leave rooms of its asking (the events
+//     "subscribe" and "unsubscribe" {"room": name}, acknowledged with
+//     {"ok": true} or {"ok": false, "error": {code, message, temporary?}}):
+//     user rooms never, Config.PublicRooms always, the others as
+//     Config.Authorizer says — HookAuthorizer asks the application over
+//     HTTP with the socket's cookie (package internal/hook), allowed answers
+//     are cached per session and room for their ttl, and concurrent
+//     identical questions share one call (see subscribe.go and the
+//     contract's Subscriptions section);
 //   - counts what it does (Stats) for metrics.
 //
 // # Handshake order

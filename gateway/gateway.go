@@ -89,6 +89,18 @@ type Config struct {
 	// TOO_MANY_CONNECTIONS until one disconnects. 0: no cap.
 	MaxConnectionsPerUser int
 
+	// PublicRooms are the rooms any authenticated socket may subscribe to
+	// (PUBLIC_ROOMS); Authorizer, when set, decides the others
+	// (SUBSCRIBE_URL). Without either, every subscribe is FORBIDDEN. A
+	// decision takes at most SubscribeTimeout (DefaultSubscribeTimeout),
+	// and at most DecisionCacheSize (DefaultDecisionCacheSize) allowed
+	// decisions are remembered. See subscribe.go and the contract's
+	// Subscriptions section.
+	PublicRooms       []RoomPattern
+	Authorizer        Authorizer
+	SubscribeTimeout  time.Duration
+	DecisionCacheSize int
+
 	Logger *slog.Logger     // default slog.Default()
 	Now    func() time.Time // default time.Now; for tests
 }
@@ -111,6 +123,7 @@ type Gateway struct {
 
 	clients *clientip.Resolver
 	loader  sessionLoader
+	subs    subscriptions
 	audit   *auditWriter
 	stats   counters
 
@@ -152,8 +165,8 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.MaxConnectionsPerUser < 0 {
 		return nil, errors.New("gateway: MaxConnectionsPerUser must not be negative")
 	}
-	if cfg.CheckInterval < 0 || cfg.RefreshExtend < 0 {
-		return nil, errors.New("gateway: CheckInterval and RefreshExtend must not be negative")
+	if cfg.CheckInterval < 0 || cfg.RefreshExtend < 0 || cfg.SubscribeTimeout < 0 || cfg.DecisionCacheSize < 0 {
+		return nil, errors.New("gateway: CheckInterval, RefreshExtend, SubscribeTimeout and DecisionCacheSize must not be negative")
 	}
 	for i, s := range cfg.Secrets {
 		if len(s) == 0 {
@@ -183,6 +196,12 @@ func New(cfg Config) (*Gateway, error) {
 		runDone:     make(chan struct{}),
 	}
 	g.loader.store = cfg.Sessions
+	g.subs = subscriptions{
+		public:  cfg.PublicRooms,
+		auth:    cfg.Authorizer,
+		timeout: orDefault(cfg.SubscribeTimeout, DefaultSubscribeTimeout),
+		cache:   newDecisionCache(orDefault(cfg.DecisionCacheSize, DefaultDecisionCacheSize)),
+	}
 	if g.log == nil {
 		g.log = slog.Default()
 	}
@@ -212,8 +231,9 @@ func orDefault[T comparable](v, def T) T {
 	return v
 }
 
-// Attach installs the handshake hook (OnConnecting) and the connect and
-// disconnect handlers on ns. Call it before clients connect and before
+// Attach installs the handshake hook (OnConnecting), the connect and
+// disconnect handlers, and the handlers of EventSubscribe and
+// EventUnsubscribe on ns. Call it before clients connect and before
 // adding hooks or handlers that rely on the identity. The identity lives in
 // the socket's context (read it with IdentityOf); the socket's Data stays
 // the application's.
@@ -221,6 +241,8 @@ func (g *Gateway) Attach(ns *socketio.Namespace) {
 	ns.OnConnecting(g.authenticate)
 	ns.OnConnect(g.connected)
 	ns.OnDisconnect(g.disconnected)
+	ns.On(EventSubscribe, g.subscribe)
+	ns.On(EventUnsubscribe, g.unsubscribe)
 }
 
 // connKey is the context key of the gateway's conn on a socket.

@@ -45,6 +45,9 @@ type conn struct {
 	dirty  bool
 	moveMu sync.Mutex
 	joined []string
+
+	subsMu sync.Mutex
+	subs   map[string]bool // rooms joined by subscribe
 }
 
 // client is who asked, as recorded in the audit trail.

@@ -306,6 +306,20 @@ func (g *Gateway) moveRooms(ctx context.Context, moves []roomMove) {
 	}
 }
 
+// notSubscribed returns the rooms of rooms the socket did not also
+// subscribe to: a room it holds for both reasons stays while either does.
+func notSubscribed(c *conn, rooms []string) []string {
+	c.subsMu.Lock()
+	defer c.subsMu.Unlock()
+	var out []string
+	for _, r := range rooms {
+		if !c.subs[r] {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 func (g *Gateway) moveSocket(ctx context.Context, s *socketio.Socket, c *conn) {
 	c.moveMu.Lock()
 	defer c.moveMu.Unlock()
@@ -319,8 +333,8 @@ func (g *Gateway) moveSocket(ctx context.Context, s *socketio.Socket, c *conn) {
 	if !s.Connected() {
 		return // it left all its rooms
 	}
-	if len(leave) > 0 {
-		s.Leave(leave...)
+	if drop := notSubscribed(c, leave); len(drop) > 0 {
+		s.Leave(drop...)
 	}
 	if len(join) > 0 {
 		jctx, cancel := context.WithTimeout(ctx, storeTimeout)
@@ -329,7 +343,7 @@ func (g *Gateway) moveSocket(ctx context.Context, s *socketio.Socket, c *conn) {
 		if err != nil {
 			// Not half in: the rooms it may have joined are left again, and
 			// the move is retried at the session's next check.
-			s.Leave(join...)
+			s.Leave(notSubscribed(c, join)...)
 			c.joined, _ = roomDiff(c.joined, leave)
 			if errors.Is(err, socketio.ErrDisconnected) {
 				return

@@ -76,6 +76,14 @@ type Config struct {
 	PublishKey    string
 	AuthEndpoints bool
 
+	// PublicRooms open rooms to every authenticated socket's subscribe;
+	// SubscribeURL, signed with HookSecret and bounded by HookTimeout,
+	// decides the others (contract: Subscriptions).
+	PublicRooms  []gateway.RoomPattern
+	SubscribeURL string
+	HookSecret   string
+	HookTimeout  time.Duration
+
 	// UserActiveQuery, when set, is the SELECT that says which users are
 	// still active (postgres.DB.UserQuery); otherwise, with AuthEndpoints,
 	// the embedded login's users table does.
@@ -202,6 +210,14 @@ var settings = []setting{
 		}},
 	{env: "PUBLISH_KEY", def: "", arg: "KEY", secret: true, usage: "Bearer key of POST /api/publish; empty disables it (404)",
 		parse: func(c *Config, v string) error { c.PublishKey = v; return nil }},
+	{env: "PUBLIC_ROOMS", def: "", arg: "LIST", usage: "comma-separated room patterns any authenticated socket may subscribe to ('*' matches any run of characters, e.g. news:*,lobby); user:* rooms never",
+		parse: parsePublicRooms},
+	{env: "SUBSCRIBE_URL", def: "", arg: "URL", usage: "the application's endpoint that decides the other subscriptions: POST {user,room,socket,session} with the socket's Cookie, signed with HOOK_SECRET; empty: only PUBLIC_ROOMS",
+		parse: parseSubscribeURL},
+	{env: "HOOK_SECRET", def: "", arg: "SECRET", secret: true, usage: "HMAC-SHA256 key of X-Sessiongate-Signature on hook requests (required with SUBSCRIBE_URL)",
+		parse: func(c *Config, v string) error { c.HookSecret = v; return nil }},
+	{env: "HOOK_TIMEOUT", def: "2s", arg: "DURATION", usage: "how long the application's hook may take; then the subscribe is UNAVAILABLE",
+		parse: func(c *Config, v string) error { return parseDuration(&c.HookTimeout, v) }},
 	{env: "AUTH_ENDPOINTS", def: "true", usage: "serve /auth/login, /auth/logout, /auth/me (false when a Node app owns login)",
 		parse: func(c *Config, v string) error { return parseBool(&c.AuthEndpoints, v) }},
 	{env: "USER_ACTIVE_QUERY", def: "", arg: "SQL", usage: "PostgreSQL SELECT of the active user ids among $1 (text[]), run at each handshake and once per batch of session checks; empty: the embedded login's users when AUTH_ENDPOINTS=true, no check otherwise",
@@ -495,6 +511,28 @@ func parseSessionRooms(c *Config, v string) error {
 	return nil
 }
 
+func parsePublicRooms(c *Config, v string) error {
+	p, err := gateway.ParseRoomPatterns(v)
+	if err != nil {
+		return err
+	}
+	c.PublicRooms = p
+	return nil
+}
+
+func parseSubscribeURL(c *Config, v string) error {
+	c.SubscribeURL = v
+	if v == "" {
+		return nil
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		// A URL may carry credentials: never echo it.
+		return errors.New("must be an http:// or https:// URL with a host (and no user:password)")
+	}
+	return nil
+}
+
 func parseRateLimit(c *Config, v string) error {
 	f, err := strconv.ParseFloat(v, 64)
 	if err != nil || f < 0 {
@@ -587,6 +625,9 @@ func (c *Config) validate() error {
 		return configErrorf("CLUSTER", "needs DATABASE_URL: the nodes of a cluster must share one PostgreSQL session store (the embedded SQLite store is one node's)")
 	case c.Cluster == ClusterRedis && c.RedisURL == "":
 		return configErrorf("REDIS_URL", "required with CLUSTER=redis (redis://[user:password@]host[:port][/db] or rediss://)")
+	}
+	if c.SubscribeURL != "" && c.HookSecret == "" {
+		return configErrorf("HOOK_SECRET", "required with SUBSCRIBE_URL: the application checks X-Sessiongate-Signature with it")
 	}
 	if c.RedisCAFile != "" && !strings.HasPrefix(strings.ToLower(c.RedisURL), "rediss://") {
 		return configErrorf("REDIS_CA_FILE", "needs a rediss:// REDIS_URL (TLS)")

@@ -5,11 +5,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +19,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/sessiongate/sessiongate"
+	"github.com/sessiongate/sessiongate/internal/hook"
 )
 
 // Files --demo keeps in DATA_DIR, so that a restart keeps the browser's
@@ -135,4 +138,45 @@ func printDemo(w io.Writer, addr string, users []demoUser) {
 		fmt.Fprintf(w, "  log in as %s  password %s\n", u.Email, pw)
 	}
 	fmt.Fprintln(w)
+}
+
+// demoSubscribePath is where the demo's subscribe rule is served, in
+// process: it is never on the listener.
+const demoSubscribePath = "/hooks/subscribe"
+
+// demoSubscribeRule is the demo's application answering the subscribe hook
+// (contract §12) as an Express app would: it checks the signature, then
+// allows incident:* rooms to alice (for a minute) and refuses the rest. It
+// stands in for SUBSCRIBE_URL through the same hook client, so the demo
+// exercises the signed call, the answer's parsing and the cache.
+func demoSubscribeRule(users sessiongate.UserStore, secret []byte) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+demoSubscribePath, func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+		if err != nil || !hook.Verify(secret, body, r.Header.Get(hook.SignatureHeader)) {
+			http.Error(w, `{"error":"bad signature"}`, http.StatusUnauthorized)
+			return
+		}
+		var req struct{ User, Room string }
+		if err := json.Unmarshal(body, &req); err != nil {
+			http.Error(w, `{"error":"bad body"}`, http.StatusBadRequest)
+			return
+		}
+		allow := false
+		if id, ok := sessiongate.ParseUserID(req.User); ok && strings.HasPrefix(req.Room, "incident:") {
+			u, err := users.UserByID(r.Context(), id)
+			if err != nil && sessiongate.ErrorCode(err) != sessiongate.ECodeNotFound {
+				http.Error(w, `{"error":"internal error"}`, http.StatusInternalServerError)
+				return
+			}
+			allow = err == nil && strings.EqualFold(u.Email, demoEmails[0])
+		}
+		w.Header().Set("Content-Type", "application/json")
+		if allow {
+			io.WriteString(w, `{"allow":true,"ttl":60}`)
+			return
+		}
+		io.WriteString(w, `{"allow":false}`)
+	})
+	return mux
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/sessiongate/sessiongate/engineio"
 	"github.com/sessiongate/sessiongate/gateway"
 	"github.com/sessiongate/sessiongate/httpapi"
+	"github.com/sessiongate/sessiongate/internal/hook"
 	"github.com/sessiongate/sessiongate/prometheus"
 	"github.com/sessiongate/sessiongate/socketio"
 	"github.com/sessiongate/sessiongate/web"
@@ -117,6 +118,10 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 	if s.bus != nil {
 		newAdapter = s.bus.Adapter
 	}
+	authorizer, err := subscribeAuthorizer(&cfg, s.store)
+	if err != nil {
+		return nil, err
+	}
 	s.gw, err = gateway.New(gateway.Config{
 		Sessions:              s.store,
 		Revocations:           s.store,
@@ -132,6 +137,9 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 		TrustedProxies:        cfg.TrustedProxies,
 		AuditSpool:            cfg.auditSpoolDir(),
 		AuditSpoolMax:         cfg.AuditSpoolMax,
+		PublicRooms:           cfg.PublicRooms,
+		Authorizer:            authorizer,
+		SubscribeTimeout:      cfg.HookTimeout,
 		Logger:                log,
 	})
 	if err != nil {
@@ -258,7 +266,8 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 	log.Info("listening", "addr", s.addr(), "socket_path", cfg.SocketPath, "store", s.store.desc,
 		"cluster", s.clusterDesc(),
 		"origins", origins, "publish", cfg.PublishKey != "", "auth_endpoints", cfg.AuthEndpoints,
-		"prune_interval", cfg.pruneInterval(), "metrics_addr", s.metricsAddr(), "metrics_key", cfg.MetricsKey != "",
+		"prune_interval", cfg.pruneInterval(),
+		"public_rooms", len(cfg.PublicRooms), "subscribe_hook", cfg.SubscribeURL != "", "metrics_addr", s.metricsAddr(), "metrics_key", cfg.MetricsKey != "",
 		"version", version)
 	if cfg.MetricsAddr == "" && cfg.MetricsKey == "" {
 		log.Info("/metrics is not served: set METRICS_ADDR (e.g. 127.0.0.1:9090) for a private listener, or METRICS_KEY to serve it on LISTEN_ADDR behind a Bearer key")
@@ -267,6 +276,27 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 		printDemo(stdout, s.addr(), demoUsers)
 	}
 	return s, nil
+}
+
+// subscribeAuthorizer is the gateway's Authorizer: SUBSCRIBE_URL through
+// the hook client; in the demo with its login and no SUBSCRIBE_URL, the
+// demo's rule through the same client, served in process; nil otherwise.
+func subscribeAuthorizer(cfg *Config, users sessiongate.UserStore) (gateway.Authorizer, error) {
+	hc := hook.Config{URL: cfg.SubscribeURL, Secret: []byte(cfg.HookSecret), Timeout: cfg.HookTimeout}
+	switch {
+	case cfg.SubscribeURL != "":
+	case cfg.Demo && cfg.AuthEndpoints:
+		hc.URL = "http://demo.invalid" + demoSubscribePath
+		hc.Secret = []byte(randomHex(32))
+		hc.Transport = hook.Handler{Handler: demoSubscribeRule(users, hc.Secret)}
+	default:
+		return nil, nil
+	}
+	c, err := hook.New(hc)
+	if err != nil {
+		return nil, &ConfigError{Setting: "SUBSCRIBE_URL", Err: err}
+	}
+	return gateway.HookAuthorizer(c), nil
 }
 
 // maxHeaderBytes bounds a request's line and header, as Node's default

@@ -21,6 +21,7 @@ type Options struct {
 	Secrets     string // comma-separated, as SESSION_SECRETS
 	Table       string // connect-pg-simple's tableName; "" means "Session"
 	Users       string // email:password:id,…
+	HookSecret  string // HOOK_SECRET of the /hooks routes; "" refuses every hook call (401)
 }
 
 // Start runs the app, waits until it listens, and returns its base URL
@@ -38,6 +39,7 @@ func Start(t testing.TB, opts Options) string {
 		"SESSION_SECRETS="+opts.Secrets,
 		"SESSION_TABLE="+opts.Table,
 		"USERS="+opts.Users,
+		"HOOK_SECRET="+opts.HookSecret,
 	)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

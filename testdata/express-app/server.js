@@ -9,6 +9,7 @@ const PgStore = require('connect-pg-simple')(session);
 const passport = require('passport');
 const LocalStrategy = require('passport-local').Strategy;
 const pg = require('pg');
+const crypto = require('crypto');
 
 function required(name) {
   const v = process.env[name];
@@ -69,7 +70,9 @@ passport.deserializeUser((id, done) => {
 });
 
 const app = express();
-app.use(express.json());
+// The raw body is kept for the hooks' signature check, which covers the
+// exact bytes sessiongate sent.
+app.use(express.json({ verify: (req, _res, buf) => { req.rawBody = buf; } }));
 app.use(session({
   store,
   secret: secrets,
@@ -116,6 +119,43 @@ app.get('/session-touch', (req, res) => {
   req.session.touch();
   res.json({ previousExpires, expires: iso(req.session.cookie.expires) });
 });
+
+// sessiongate's hooks (docs/contract.md, Subscriptions). The forwarded
+// Cookie went through express-session and passport above, so req.user is
+// the user of the socket's session; the body's user is not trusted.
+const hookSecret = process.env.HOOK_SECRET || '';
+const hookCalls = { subscribe: 0, slow: 0 };
+
+function signed(req) {
+  const header = req.get('X-Sessiongate-Signature') || '';
+  if (!hookSecret || !req.rawBody || !header.startsWith('sha256=')) return false;
+  const want = crypto.createHmac('sha256', hookSecret).update(req.rawBody).digest();
+  const got = Buffer.from(header.slice('sha256='.length), 'hex');
+  return got.length === want.length && crypto.timingSafeEqual(got, want);
+}
+
+// Rules: incident:* is open to user 1 (alice) for 60 s; admin:* is 403;
+// broken:* is a 500; notjson:* a 200 that is not JSON; anything else
+// {"allow": false}.
+app.post('/hooks/subscribe', (req, res) => {
+  hookCalls.subscribe++;
+  if (!signed(req)) return res.status(401).json({ error: 'bad signature' });
+  const room = String((req.body && req.body.room) || '');
+  if (room.startsWith('admin:')) return res.status(403).json({ error: 'forbidden' });
+  if (room.startsWith('broken:')) return res.status(500).json({ error: 'broken' });
+  if (room.startsWith('notjson:')) return res.type('text').send('yes');
+  if (room.startsWith('incident:') && req.user && req.user.id === 1) {
+    return res.json({ allow: true, ttl: 60 });
+  }
+  res.json({ allow: false });
+});
+
+// Never answers: the hook timeout's test.
+app.post('/hooks/slow', () => {
+  hookCalls.slow++;
+});
+
+app.get('/hooks/count', (_req, res) => res.json(hookCalls));
 
 // Creates the table (createTableIfMissing acts on the first query) before
 // announcing readiness, so a test may insert rows straight away.
