@@ -483,3 +483,82 @@ func TestSessionRoomsNewTabLeads(t *testing.T) {
 		t.Errorf("after a check org:2 holds %q", got)
 	}
 }
+
+// A room a socket holds both as a session room and by subscribe stays
+// while either holds it: the session moving away does not end the
+// subscription, and unsubscribe cannot leave a room the session holds.
+func TestSessionRoomAlsoSubscribed(t *testing.T) {
+	db := openSQLite(t)
+	rooms, err := ParseSessionRooms("org:{orgId}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	public, err := ParseRoomPatterns("org:*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := newGateway(t, Config{Sessions: db, Audit: newRecordingAudit(nil), SessionRooms: rooms, PublicRooms: public, CheckInterval: time.Hour, RefreshThreshold: -1})
+	ns, url := serve(t, g)
+	regs := registrations(ns)
+	ctx := context.Background()
+	expire := time.Now().Add(time.Hour)
+	sid := expresssession.NewSessionID()
+	save := func(org string) {
+		t.Helper()
+		if err := db.SaveSession(ctx, &sessiongate.Session{ID: sid, Data: orgSession(org, expire), Expire: expire}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	save("1")
+	c := dial(t, url, browser{cookie: cookieHeader(sid), transport: siotest.Websocket})
+	id, err := c.Connected(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reg := registered(t, regs); reg != id {
+		t.Fatalf("registered %s, want %s", reg, id)
+	}
+	ack := func(event, room string) string {
+		t.Helper()
+		wctx, cancel := context.WithTimeout(ctx, waitTimeout)
+		defer cancel()
+		args, err := c.EmitWithAck(wctx, event, map[string]any{"room": room})
+		if err != nil || len(args) != 1 {
+			t.Fatalf("%s %s: %v %s", event, room, err, args)
+		}
+		return string(args[0])
+	}
+	// Subscribed to org:2, then the session moves into it and out again:
+	// the subscription keeps it.
+	if got := ack("subscribe", "org:2"); got != `{"ok":true}` {
+		t.Fatalf("subscribe org:2: %s", got)
+	}
+	save("2")
+	g.checkSessions(ctx, g.liveHashes(), false)
+	save("3")
+	g.checkSessions(ctx, g.liveHashes(), false)
+	if got := socketIDs(ns, "org:2"); !slices.Equal(got, []string{id}) {
+		t.Errorf("org:2 holds %q after the session left it, want the subscribed socket", got)
+	}
+	if got := socketIDs(ns, "org:3"); !slices.Equal(got, []string{id}) {
+		t.Errorf("org:3 holds %q, want the socket", got)
+	}
+	// org:3 is the session's: unsubscribe cannot leave it, even after a
+	// subscribe to it.
+	if got := ack("subscribe", "org:3"); got != `{"ok":true}` {
+		t.Fatalf("subscribe org:3: %s", got)
+	}
+	if got := ack("unsubscribe", "org:3"); !strings.Contains(got, `"FORBIDDEN"`) {
+		t.Errorf("unsubscribe of a session room: %s, want FORBIDDEN", got)
+	}
+	if got := socketIDs(ns, "org:3"); !slices.Equal(got, []string{id}) {
+		t.Errorf("org:3 holds %q after the refused unsubscribe, want the socket", got)
+	}
+	// org:2 is only subscribed: unsubscribe leaves it.
+	if got := ack("unsubscribe", "org:2"); got != `{"ok":true}` {
+		t.Errorf("unsubscribe org:2: %s", got)
+	}
+	if got := socketIDs(ns, "org:2"); len(got) != 0 {
+		t.Errorf("org:2 holds %q after unsubscribe", got)
+	}
+}
