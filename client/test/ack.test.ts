@@ -1,6 +1,7 @@
 // subscribe / unsubscribe / call on the fake socket, with fake timers: the
 // retry rules of ACK_CODES (which codes are retried, how long the client
 // waits) and what happens across reconnections.
+import { readFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   ACK_CODES,
@@ -61,6 +62,24 @@ describe('ACK_CODES', () => {
     // An unknown code follows the server's flag.
     expect(isTemporaryAck('NEW_CODE', true)).toBe(true);
     expect(isTemporaryAck('NEW_CODE')).toBe(false);
+  });
+});
+
+describe('ACK_CODES against the contract', () => {
+  it('agrees with the code table of docs/contract.md §12 Subscriptions', () => {
+    const doc = readFileSync(new URL('../../docs/contract.md', import.meta.url), 'utf8');
+    const start = doc.indexOf('\n## 12. Subscriptions');
+    expect(start).toBeGreaterThan(0);
+    const end = doc.indexOf('\n## ', start + 1);
+    const section = doc.slice(start, end < 0 ? undefined : end);
+    const rows = [...section.matchAll(/^\| `([A-Z_]+)` \| (yes|no)\b/gm)].map((m) => ({
+      code: m[1] as string,
+      temporary: m[2] === 'yes',
+    }));
+    expect(rows.map((r) => r.code).sort()).toEqual(
+      ['FORBIDDEN', 'INVALID_ROOM', 'RATE_LIMITED', 'UNAVAILABLE'].sort(),
+    );
+    for (const r of rows) expect([r.code, isTemporaryAck(r.code)]).toEqual([r.code, r.temporary]);
   });
 });
 
