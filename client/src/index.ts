@@ -1,13 +1,15 @@
 /**
  * @sessiongate/client — the browser side of sessiongate: a socket.io-client v4
  * connection authenticated by the express-session cookie, with typed events,
- * a connection state for the UI, and the session-expired, refusal and
- * server-restart behaviour of the sessiongate contract handled.
+ * a connection state for the UI, the session-expired, refusal and
+ * server-restart behaviour of the sessiongate contract handled, remembered
+ * room subscriptions and client events answered by the application.
  *
  * @packageDocumentation
  */
 export {
   createRealtime,
+  type CallOptions,
   type Realtime,
   type RealtimeOptions,
   type SessionExpiredHandler,
@@ -16,7 +18,17 @@ export {
   type SocketLike,
   type ManagerLike,
   type StateListener,
+  type SubscriptionErrorListener,
 } from './realtime.js';
+export {
+  ACK_CODES,
+  AckError,
+  CallError,
+  SubscriptionError,
+  isTemporaryAck,
+  type AckCode,
+  type AckErrorDetail,
+} from './ackcodes.js';
 export {
   REFUSAL_CODES,
   type ConnectionState,

@@ -1,4 +1,12 @@
 import { io, type ManagerOptions, type SocketOptions } from 'socket.io-client';
+import {
+  ackErrorOf,
+  ackRetryDelay,
+  CallError,
+  clientError,
+  SubscriptionError,
+  type AckErrorDetail,
+} from './ackcodes.js';
 import { backoffDelay, type BackoffOptions } from './backoff.js';
 import {
   REFUSAL_CODES,
@@ -27,9 +35,17 @@ export interface ManagerLike {
 export interface SocketLike {
   /** True while the socket is subscribed to its Manager, which then retries on its own. */
   readonly active: boolean;
+  /** True while the namespace is connected. */
+  readonly connected: boolean;
   readonly io: ManagerLike;
   // socket.io listeners take arguments of any type.
   on(event: string, listener: (...args: any[]) => void): unknown;
+  /**
+   * socket.io-client's `timeout(ms).emit(event, ...args, (err, reply) => …)`:
+   * the callback gets an error when no ack comes within `ms` or the socket
+   * disconnects first.
+   */
+  timeout(ms: number): { emit(event: string, ...args: any[]): unknown };
   connect(): unknown;
   disconnect(): unknown;
 }
@@ -64,7 +80,30 @@ export interface RealtimeOptions {
   socketOptions?: SocketIOOptions;
   /** Replaces socket.io-client's `io` (tests inject a fake here). */
   socketFactory?: SocketFactory;
+  /**
+   * How long to wait for the acknowledgement of a `subscribe`, `unsubscribe`
+   * or `call` (the default of `call`'s `timeout`), in ms; default 10000.
+   */
+  ackTimeout?: number;
+  /**
+   * How many times a subscription refused with a temporary code
+   * (`UNAVAILABLE`, `RATE_LIMITED`, a `TIMEOUT`) is asked again, with the
+   * reconnection backoff, before it fails; default 5.
+   */
+  subscribeRetries?: number;
 }
+
+/** Options of {@link Realtime.call}. */
+export interface CallOptions {
+  /**
+   * Milliseconds to wait for the reply, counting any wait for a connection;
+   * default the client's `ackTimeout`.
+   */
+  timeout?: number;
+}
+
+/** Receives a remembered subscription that failed while nobody awaited it. */
+export type SubscriptionErrorListener = (error: SubscriptionError) => void;
 
 /** Receives the state and what caused it. */
 export type StateListener = (state: ConnectionState, detail: StateDetail) => void;
@@ -104,6 +143,62 @@ export interface Realtime<Events extends object = EventMap> {
   connect(): void;
   /** Closes the connection for good; later calls to `connect()` throw. */
   close(): void;
+
+  /** The rooms asked for with `subscribe` and not given up, in the order asked. */
+  readonly subscriptions: readonly string[];
+  /**
+   * Joins `room` (contract §12) and remembers it: the subscription is sent
+   * again after every reconnection. Resolves when the server says ok; while
+   * disconnected it waits for the connection (also after a refusal or an
+   * expiry, until `connect()`). Rejects with a {@link SubscriptionError}:
+   * at once for a final code (`FORBIDDEN`, `INVALID_ROOM`), after
+   * `subscribeRetries` retries with backoff for a temporary one
+   * (`UNAVAILABLE`, `RATE_LIMITED` — never sooner than its `retryAfterMs` —,
+   * `TIMEOUT`), with `CANCELLED` when `unsubscribe` or `close` comes first.
+   * A rejected room is forgotten.
+   */
+  subscribe(room: string): Promise<void>;
+  /**
+   * Forgets `room` and, when connected, sends `unsubscribe` (temporary
+   * errors are retried like a subscription's). Resolves at once when
+   * disconnected: the server keeps no rooms of a closed socket. Rejects
+   * with a {@link SubscriptionError}, e.g. `FORBIDDEN` for a room the server
+   * put the socket in.
+   */
+  unsubscribe(room: string): Promise<void>;
+  /**
+   * Calls `listener` when a remembered subscription fails with nobody
+   * awaiting it: sent again after a reconnection and refused (the
+   * application now says `FORBIDDEN`), or out of retries. The room is then
+   * forgotten. Returns a function that removes the listener.
+   */
+  onSubscriptionError(listener: SubscriptionErrorListener): () => void;
+  /**
+   * Emits the client event `event` with `data` and resolves with the
+   * application's reply (its acknowledgement). Rejects with a
+   * {@link CallError}: the reply's `{"error": {"code", ...}}` (`REJECTED`,
+   * `UNAVAILABLE`, `UNKNOWN_EVENT`, `RATE_LIMITED` with `retryAfterMs`, or
+   * the application's own code), `TIMEOUT` when no reply comes in time,
+   * `DISCONNECTED` when not connected within the timeout, or when the
+   * connection drops before the reply (the event may have reached the
+   * application). A call is never retried by the client.
+   */
+  call<T = unknown>(event: string, data: unknown, options?: CallOptions): Promise<T>;
+}
+
+/** A remembered subscription. */
+interface Sub {
+  readonly room: string;
+  /** Promises of `subscribe(room)` not yet settled. */
+  waiters: Array<{ resolve: () => void; reject: (err: SubscriptionError) => void }>;
+  /** The server said ok on the current connection. */
+  ok: boolean;
+  /** Temporary failures in a row on the current connection. */
+  failures: number;
+  /** A scheduled retry. */
+  timer: ReturnType<typeof setTimeout> | undefined;
+  /** The request in flight (0: none); a reply to another one is stale. */
+  token: number;
 }
 
 type Handler = (data: unknown) => void;
@@ -149,11 +244,20 @@ class RealtimeClient<Events extends object> implements Realtime<Events> {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #lastRestart: number | undefined;
   #restartStreak = 0;
+  readonly #ackTimeout: number;
+  readonly #subscribeRetries: number;
+  readonly #subs = new Map<string, Sub>();
+  readonly #subErrorListeners = new Set<SubscriptionErrorListener>();
+  /** Calls waiting for a connection: told true on connect, false when none is coming. */
+  readonly #connectWaiters = new Set<(connected: boolean) => void>();
+  #seq = 0;
 
   constructor(options: RealtimeOptions) {
     this.#reconnection = options.reconnection ?? true;
     this.#attemptsMax = options.reconnectionAttempts ?? Infinity;
     this.#restartDelayMax = options.restartDelayMax ?? 30_000;
+    this.#ackTimeout = options.ackTimeout ?? 10_000;
+    this.#subscribeRetries = options.subscribeRetries ?? 5;
     this.#backoff = {
       delay: options.reconnectionDelay ?? 1000,
       delayMax: options.reconnectionDelayMax ?? 5000,
@@ -175,7 +279,10 @@ class RealtimeClient<Events extends object> implements Realtime<Events> {
     const s = this.#socket;
     s.on('connect', () => this.#onConnect());
     s.on('connect_error', (err: unknown) => this.#onConnectError(err));
-    s.on('disconnect', (reason: string) => this.#onDisconnect(reason));
+    s.on('disconnect', (reason: string) => {
+      this.#resetSubs();
+      this.#onDisconnect(reason);
+    });
     s.on('session_expired', (payload: unknown) => this.#onSessionExpired(payload));
     s.on('server_restart', (payload: unknown) => this.#onServerRestart(payload));
     s.io.on('reconnect_failed', () => {
@@ -245,11 +352,196 @@ class RealtimeClient<Events extends object> implements Realtime<Events> {
     this.#setState('disconnected');
     this.#handlers.forEach((set) => set.clear());
     this.#stateListeners.clear();
+    for (const sub of [...this.#subs.values()])
+      this.#dropSub(sub, clientError('CANCELLED', 'the client was closed'), false);
+    this.#subErrorListeners.clear();
+  }
+
+  get subscriptions(): readonly string[] {
+    return [...this.#subs.keys()];
+  }
+
+  subscribe(room: string): Promise<void> {
+    if (this.#closed)
+      return Promise.reject(
+        new SubscriptionError(room, clientError('CANCELLED', 'the client was closed')),
+      );
+    return new Promise<void>((resolve, reject) => {
+      let sub = this.#subs.get(room);
+      if (!sub) {
+        sub = { room, waiters: [], ok: false, failures: 0, timer: undefined, token: 0 };
+        this.#subs.set(room, sub);
+      }
+      sub.waiters.push({ resolve, reject });
+      // Asked again even when confirmed: the server may have taken the
+      // socket out of the room (a room operation), and answers at once when
+      // it did not. A request in flight, a scheduled retry or a pending
+      // connection answers this promise too.
+      if (sub.timer === undefined) this.#sendSubscribe(sub);
+    });
+  }
+
+  unsubscribe(room: string): Promise<void> {
+    const sub = this.#subs.get(room);
+    if (sub) this.#dropSub(sub, clientError('CANCELLED', 'unsubscribed'), false);
+    if (this.#closed || !this.#socket.connected) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => this.#sendUnsubscribe(room, 0, resolve, reject));
+  }
+
+  onSubscriptionError(listener: SubscriptionErrorListener): () => void {
+    this.#subErrorListeners.add(listener);
+    return () => {
+      this.#subErrorListeners.delete(listener);
+    };
+  }
+
+  call<T = unknown>(event: string, data: unknown, options: CallOptions = {}): Promise<T> {
+    const timeout = Math.max(0, options.timeout ?? this.#ackTimeout);
+    return new Promise<T>((resolve, reject) => {
+      const fail = (detail: AckErrorDetail) => reject(new CallError(event, detail));
+      const send = (ms: number) => {
+        this.#socket.timeout(ms).emit(event, data, (err: unknown, reply: unknown) => {
+          if (err) {
+            fail(
+              this.#socket.connected
+                ? clientError('TIMEOUT', `no reply to ${event} within ${ms} ms`)
+                : clientError('DISCONNECTED', `disconnected before the reply to ${event}`),
+            );
+            return;
+          }
+          const e = ackErrorOf(reply);
+          if (e) fail(e);
+          else resolve(reply as T);
+        });
+      };
+      if (this.#socket.connected) {
+        send(timeout);
+        return;
+      }
+      // Only a connection under way is waited for; closed, refused or
+      // expired, none is coming by itself.
+      if (this.#closed || (this.#state !== 'connecting' && this.#state !== 'reconnecting')) {
+        fail(clientError('DISCONNECTED', `not connected (${this.#state})`));
+        return;
+      }
+      const start = Date.now();
+      const waiter = (connected: boolean) => {
+        clearTimeout(timer);
+        this.#connectWaiters.delete(waiter);
+        if (connected) send(Math.max(0, timeout - (Date.now() - start)));
+        else fail(clientError('DISCONNECTED', `not connected (${this.#state})`));
+      };
+      const timer = setTimeout(() => {
+        this.#connectWaiters.delete(waiter);
+        fail(clientError('DISCONNECTED', `not connected within ${timeout} ms`));
+      }, timeout);
+      this.#connectWaiters.add(waiter);
+    });
   }
 
   #onConnect(): void {
     this.#retries = 0;
     this.#setState('connected');
+    for (const w of [...this.#connectWaiters]) w(true);
+    // Every remembered room again: the server kept none of the last connection's.
+    for (const sub of [...this.#subs.values()]) {
+      sub.failures = 0;
+      this.#sendSubscribe(sub);
+    }
+  }
+
+  /** Forgets what the last connection had confirmed and cancels retries; `connect` sends again. */
+  #resetSubs(): void {
+    for (const sub of this.#subs.values()) {
+      if (sub.timer !== undefined) clearTimeout(sub.timer);
+      sub.timer = undefined;
+      sub.token = 0;
+      sub.ok = false;
+    }
+  }
+
+  #sendSubscribe(sub: Sub): void {
+    if (this.#closed || !this.#socket.connected || sub.token !== 0) return;
+    const token = ++this.#seq;
+    sub.token = token;
+    const ms = this.#ackTimeout;
+    this.#socket
+      .timeout(ms)
+      .emit('subscribe', { room: sub.room }, (err: unknown, reply: unknown) => {
+        if (this.#subs.get(sub.room) !== sub || sub.token !== token) return;
+        sub.token = 0;
+        // Disconnected before the reply: the next connection sends it again.
+        if (err && !this.#socket.connected) return;
+        const failure = err
+          ? clientError('TIMEOUT', `no reply to subscribe within ${ms} ms`)
+          : replyFailure(reply);
+        if (failure === undefined) {
+          sub.ok = true;
+          sub.failures = 0;
+          const waiters = sub.waiters;
+          sub.waiters = [];
+          for (const w of waiters) w.resolve();
+          return;
+        }
+        if (failure.temporary && sub.failures < this.#subscribeRetries) {
+          const delay = ackRetryDelay(failure, sub.failures, this.#backoff);
+          sub.failures++;
+          sub.timer = setTimeout(() => {
+            sub.timer = undefined;
+            this.#sendSubscribe(sub);
+          }, delay);
+          return;
+        }
+        this.#dropSub(sub, failure, true);
+      });
+  }
+
+  /**
+   * Forgets `sub` and rejects its waiters with `detail`; with `report` and
+   * nobody waiting, tells the subscription error listeners.
+   */
+  #dropSub(sub: Sub, detail: AckErrorDetail, report: boolean): void {
+    if (this.#subs.get(sub.room) === sub) this.#subs.delete(sub.room);
+    if (sub.timer !== undefined) clearTimeout(sub.timer);
+    sub.timer = undefined;
+    sub.token = 0;
+    const err = new SubscriptionError(sub.room, detail);
+    const waiters = sub.waiters;
+    sub.waiters = [];
+    for (const w of waiters) w.reject(err);
+    if (report && waiters.length === 0)
+      for (const l of [...this.#subErrorListeners]) invoke(() => l(err));
+  }
+
+  #sendUnsubscribe(
+    room: string,
+    attempt: number,
+    resolve: () => void,
+    reject: (err: SubscriptionError) => void,
+  ): void {
+    // Disconnected (the server dropped the socket's rooms) or subscribed
+    // again meanwhile: nothing left to undo.
+    if (this.#closed || !this.#socket.connected || this.#subs.has(room)) {
+      resolve();
+      return;
+    }
+    const ms = this.#ackTimeout;
+    this.#socket.timeout(ms).emit('unsubscribe', { room }, (err: unknown, reply: unknown) => {
+      if (err && !this.#socket.connected) {
+        resolve();
+        return;
+      }
+      const failure = err
+        ? clientError('TIMEOUT', `no reply to unsubscribe within ${ms} ms`)
+        : replyFailure(reply);
+      if (failure === undefined) resolve();
+      else if (failure.temporary && attempt < this.#subscribeRetries)
+        setTimeout(
+          () => this.#sendUnsubscribe(room, attempt + 1, resolve, reject),
+          ackRetryDelay(failure, attempt, this.#backoff),
+        );
+      else reject(new SubscriptionError(room, failure));
+    });
   }
 
   #onConnectError(err: unknown): void {
@@ -368,6 +660,9 @@ class RealtimeClient<Events extends object> implements Realtime<Events> {
     this.#state = state;
     this.#code = detail.code;
     this.#reason = detail.reason;
+    // No connection is coming by itself: calls waiting for one fail now.
+    if (state === 'disconnected' || state === 'unauthorized' || state === 'expired')
+      for (const w of [...this.#connectWaiters]) w(false);
     for (const l of [...this.#stateListeners]) invoke(() => l(state, detail));
   }
 }
@@ -384,6 +679,21 @@ function invoke(fn: () => void): void {
       throw err;
     });
   }
+}
+
+/**
+ * Returns undefined for a subscribe/unsubscribe reply `{"ok": true}`, its
+ * error otherwise (a reply of another shape is `UNAVAILABLE`).
+ */
+function replyFailure(reply: unknown): AckErrorDetail | undefined {
+  if (isRecord(reply) && reply['ok'] === true) return undefined;
+  return (
+    ackErrorOf(reply) ?? {
+      code: 'UNAVAILABLE',
+      message: 'unexpected reply',
+      temporary: true,
+    }
+  );
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {

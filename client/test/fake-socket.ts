@@ -2,6 +2,16 @@ import type { ManagerLike, SocketFactory, SocketIOOptions, SocketLike } from '..
 
 type Listener = (...args: unknown[]) => void;
 
+/** An emit waiting for its acknowledgement; the test answers it. */
+export interface PendingAck {
+  event: string;
+  data: unknown;
+  /** The server's acknowledgement. */
+  answer(reply: unknown): void;
+  fail?: () => void;
+  timer?: ReturnType<typeof setTimeout>;
+}
+
 class Emitter {
   readonly #listeners = new Map<string, Listener[]>();
 
@@ -46,6 +56,59 @@ export class FakeSocket extends Emitter implements SocketLike {
     this.io = new FakeManager(options.reconnection ?? true);
   }
 
+  /** Emits with an ack callback that are not answered yet, oldest first. */
+  readonly pending: PendingAck[] = [];
+  /** Every emit with an ack, in order. */
+  readonly sent: Array<{ event: string; data: unknown }> = [];
+
+  /** Models socket.io-client's `timeout(ms).emit(...)`: the callback gets an error on timeout or disconnect. */
+  timeout(ms: number): { emit(event: string, ...args: unknown[]): void } {
+    return {
+      emit: (event, ...args) => {
+        const cb = args.pop() as (err: unknown, reply?: unknown) => void;
+        const data = args[0];
+        this.sent.push({ event, data });
+        const p: PendingAck = {
+          event,
+          data,
+          answer: (reply) => {
+            if (!this.#take(p)) throw new Error(`ack of ${event} already settled`);
+            cb(null, reply);
+          },
+          fail: () => cb(new Error('socket has been disconnected')),
+        };
+        const timer = setTimeout(() => {
+          if (this.#take(p)) cb(new Error('operation has timed out'));
+        }, ms);
+        p.timer = timer;
+        this.pending.push(p);
+      },
+    };
+  }
+
+  /** The oldest unanswered ack of `event`; throws when there is none. */
+  next(event: string): PendingAck {
+    const p = this.pending.find((x) => x.event === event);
+    if (!p) throw new Error(`no pending ${event} (pending: ${this.pending.map((x) => x.event)})`);
+    return p;
+  }
+
+  #take(p: PendingAck): boolean {
+    const i = this.pending.indexOf(p);
+    if (i < 0) return false;
+    this.pending.splice(i, 1);
+    clearTimeout(p.timer);
+    return true;
+  }
+
+  /** socket.io-client's _clearAcks: every unanswered ack errs on a disconnect. */
+  #clearAcks(): void {
+    for (const p of [...this.pending]) {
+      this.#take(p);
+      p.fail?.();
+    }
+  }
+
   connect(): this {
     this.connectCalls++;
     this.active = true;
@@ -57,7 +120,10 @@ export class FakeSocket extends Emitter implements SocketLike {
     const wasConnected = this.connected;
     this.active = false;
     this.connected = false;
-    if (wasConnected) this.emit('disconnect', 'io client disconnect');
+    if (wasConnected) {
+      this.emit('disconnect', 'io client disconnect');
+      this.#clearAcks();
+    }
     return this;
   }
 
@@ -87,6 +153,7 @@ export class FakeSocket extends Emitter implements SocketLike {
     this.connected = false;
     if (reason === 'io server disconnect') this.active = false;
     this.emit('disconnect', reason);
+    this.#clearAcks();
   }
 
   /** The server emits an event. */

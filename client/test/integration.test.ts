@@ -1,12 +1,15 @@
 // The client against a real socket.io v4 server and the real socket.io-client:
 // checks what the unit tests' fake assumes (a CONNECT_ERROR deactivates the
 // socket, a server disconnect is final, a transport close is retried).
+import { EventEmitter, once } from 'node:events';
 import { createServer, type Server as HTTPServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Server, type Socket } from 'socket.io';
 import {
+  CallError,
   createRealtime,
+  SubscriptionError,
   type ConnectionState,
   type Realtime,
   type RealtimeOptions,
@@ -22,12 +25,21 @@ let decisions: Decision[];
 let handshakes: number;
 let sockets: Socket[];
 let clients: Realtime[];
+/** The server's answer to each subscribe, by room; a room missing is `{"ok": true}`. */
+let subscribeAnswers: Map<string, unknown[]>;
+/** The subscribe and unsubscribe requests the server received, as `event room`. */
+let requests: string[];
+/** Emits the room's name, with the socket, when the server joins a socket to it. */
+let joins: EventEmitter;
 
 beforeEach(async () => {
   decisions = ['accept'];
   handshakes = 0;
   sockets = [];
   clients = [];
+  subscribeAnswers = new Map();
+  requests = [];
+  joins = new EventEmitter();
   http = createServer();
   server = new Server(http);
   server.use((_socket, next) => {
@@ -37,7 +49,32 @@ beforeEach(async () => {
     const message = d.refuse === 'INTERNAL' ? 'internal error' : 'unauthorized';
     next(Object.assign(new Error(message), { data: { code: d.refuse } }));
   });
-  server.on('connection', (s) => sockets.push(s));
+  server.on('connection', (s) => {
+    sockets.push(s);
+    // What sessiongate's gateway does (contract §12), with scripted answers.
+    s.on('subscribe', (data: { room: string }, ack: (reply: unknown) => void) => {
+      requests.push(`subscribe ${data.room}`);
+      const queue = subscribeAnswers.get(data.room) ?? [];
+      const answer = queue.length > 1 ? queue.shift() : (queue[0] ?? { ok: true });
+      if (isRecord(answer) && answer['ok'] === true) {
+        void s.join(data.room);
+        joins.emit(data.room, s);
+      }
+      ack(answer);
+    });
+    s.on('unsubscribe', (data: { room: string }, ack: (reply: unknown) => void) => {
+      requests.push(`unsubscribe ${data.room}`);
+      void s.leave(data.room);
+      ack({ ok: true });
+    });
+    // Client events as the application would answer them.
+    s.on('incident:ack', (data: { id: number }, ack: (reply: unknown) => void) => {
+      if (data.id === 0) ack({ error: { code: 'REJECTED', message: 'no such incident' } });
+      else if (data.id < 0)
+        return; // never answers
+      else ack({ acked: data.id });
+    });
+  });
   await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
   url = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
 });
@@ -65,6 +102,20 @@ function waitFor(rt: Realtime, state: ConnectionState, ms = 3000): Promise<void>
       clearTimeout(timer);
       off();
       resolve();
+    });
+  });
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null;
+}
+
+/** Resolves when the server's first socket gets `event` (to the room, say). */
+function received(rt: Realtime, event: 'notification'): Promise<unknown> {
+  return new Promise((resolve) => {
+    const off = rt.on(event, (d) => {
+      off();
+      resolve(d);
     });
   });
 }
@@ -147,5 +198,108 @@ describe('against socket.io 4', () => {
     // Well under socket.io-client's own reconnection delay (5 s here).
     expect(Date.now() - start).toBeLessThan(1500);
     expect(handshakes).toBe(2);
+  });
+});
+
+describe('subscriptions against socket.io 4', () => {
+  const note = { id: 'n1', message: 'room', createdAt: '2026-12-03T00:00:00Z' };
+
+  it('subscribes, receives room events, and unsubscribes', async () => {
+    const rt = connect();
+    await rt.subscribe('incident:7');
+    const got = received(rt, 'notification');
+    server.to('incident:7').emit('notification', note);
+    await expect(got).resolves.toEqual(note);
+    await rt.unsubscribe('incident:7');
+    expect(requests).toEqual(['subscribe incident:7', 'unsubscribe incident:7']);
+    expect(sockets[0]?.rooms.has('incident:7')).toBe(false);
+    expect(rt.subscriptions).toEqual([]);
+  });
+
+  it('rejects FORBIDDEN at once', async () => {
+    subscribeAnswers.set('admin:1', [
+      { ok: false, error: { code: 'FORBIDDEN', message: 'not allowed' } },
+    ]);
+    const rt = connect();
+    const err = await rt.subscribe('admin:1').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SubscriptionError);
+    expect(err).toMatchObject({ code: 'FORBIDDEN', room: 'admin:1', message: 'not allowed' });
+    expect(requests).toEqual(['subscribe admin:1']);
+  });
+
+  it('retries UNAVAILABLE and RATE_LIMITED until allowed', async () => {
+    subscribeAnswers.set('incident:7', [
+      { ok: false, error: { code: 'UNAVAILABLE', message: 'hook down', temporary: true } },
+      {
+        ok: false,
+        error: { code: 'RATE_LIMITED', message: 'slow down', temporary: true, retryAfterMs: 20 },
+      },
+      { ok: true },
+    ]);
+    const rt = connect();
+    await rt.subscribe('incident:7');
+    expect(requests).toEqual(Array(3).fill('subscribe incident:7'));
+    expect(sockets[0]?.rooms.has('incident:7')).toBe(true);
+  });
+
+  it('subscribes again after a reconnection', async () => {
+    const rt = connect();
+    await rt.subscribe('incident:7');
+    const rejoined = once(joins, 'incident:7');
+    sockets[0]?.conn.close();
+    // The new socket is in the room only because the client asked again.
+    const [joiner] = (await rejoined) as [Socket];
+    expect(joiner).not.toBe(sockets[0]);
+    const got = received(rt, 'notification');
+    server.to('incident:7').emit('notification', note);
+    await expect(got).resolves.toEqual(note);
+    expect(requests).toEqual(['subscribe incident:7', 'subscribe incident:7']);
+  });
+
+  it('reports a resubscription refused after a reconnection', async () => {
+    const rt = connect();
+    await rt.subscribe('incident:7');
+    const refused = new Promise<SubscriptionError>((resolve) => rt.onSubscriptionError(resolve));
+    subscribeAnswers.set('incident:7', [
+      { ok: false, error: { code: 'FORBIDDEN', message: 'access revoked' } },
+    ]);
+    sockets[0]?.conn.close();
+    await expect(refused).resolves.toMatchObject({ code: 'FORBIDDEN', room: 'incident:7' });
+    expect(rt.subscriptions).toEqual([]);
+  });
+});
+
+describe('client events against socket.io 4', () => {
+  it('resolves with the application reply', async () => {
+    const rt = connect();
+    await waitFor(rt, 'connected');
+    await expect(rt.call('incident:ack', { id: 7 })).resolves.toEqual({ acked: 7 });
+  });
+
+  it('rejects an error reply with a CallError', async () => {
+    const rt = connect();
+    const err = await rt.call('incident:ack', { id: 0 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CallError);
+    expect(err).toMatchObject({ code: 'REJECTED', event: 'incident:ack', temporary: false });
+  });
+
+  it('rejects with TIMEOUT when the server does not answer', async () => {
+    const rt = connect();
+    await waitFor(rt, 'connected');
+    await expect(rt.call('incident:ack', { id: -1 }, { timeout: 100 })).rejects.toMatchObject({
+      code: 'TIMEOUT',
+    });
+  });
+
+  it('rejects with DISCONNECTED when refused, and waits for a connection under way', async () => {
+    decisions = [{ refuse: 'NOT_AUTHENTICATED' }, 'accept'];
+    const rt = connect();
+    await waitFor(rt, 'unauthorized');
+    await expect(rt.call('incident:ack', { id: 7 })).rejects.toMatchObject({
+      code: 'DISCONNECTED',
+    });
+    rt.connect();
+    // Sent once the connection that has just started is admitted.
+    await expect(rt.call('incident:ack', { id: 7 })).resolves.toEqual({ acked: 7 });
   });
 });

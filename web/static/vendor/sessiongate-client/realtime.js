@@ -1,4 +1,5 @@
 import { io } from 'socket.io-client';
+import { ackErrorOf, ackRetryDelay, CallError, clientError, SubscriptionError, } from './ackcodes.js';
 import { backoffDelay } from './backoff.js';
 import { REFUSAL_CODES, } from './types.js';
 const refusalCodes = new Set(REFUSAL_CODES);
@@ -37,10 +38,19 @@ class RealtimeClient {
     #timer;
     #lastRestart;
     #restartStreak = 0;
+    #ackTimeout;
+    #subscribeRetries;
+    #subs = new Map();
+    #subErrorListeners = new Set();
+    /** Calls waiting for a connection: told true on connect, false when none is coming. */
+    #connectWaiters = new Set();
+    #seq = 0;
     constructor(options) {
         this.#reconnection = options.reconnection ?? true;
         this.#attemptsMax = options.reconnectionAttempts ?? Infinity;
         this.#restartDelayMax = options.restartDelayMax ?? 30_000;
+        this.#ackTimeout = options.ackTimeout ?? 10_000;
+        this.#subscribeRetries = options.subscribeRetries ?? 5;
         this.#backoff = {
             delay: options.reconnectionDelay ?? 1000,
             delayMax: options.reconnectionDelayMax ?? 5000,
@@ -61,7 +71,10 @@ class RealtimeClient {
         const s = this.#socket;
         s.on('connect', () => this.#onConnect());
         s.on('connect_error', (err) => this.#onConnectError(err));
-        s.on('disconnect', (reason) => this.#onDisconnect(reason));
+        s.on('disconnect', (reason) => {
+            this.#resetSubs();
+            this.#onDisconnect(reason);
+        });
         s.on('session_expired', (payload) => this.#onSessionExpired(payload));
         s.on('server_restart', (payload) => this.#onServerRestart(payload));
         s.io.on('reconnect_failed', () => {
@@ -127,10 +140,193 @@ class RealtimeClient {
         this.#setState('disconnected');
         this.#handlers.forEach((set) => set.clear());
         this.#stateListeners.clear();
+        for (const sub of [...this.#subs.values()])
+            this.#dropSub(sub, clientError('CANCELLED', 'the client was closed'), false);
+        this.#subErrorListeners.clear();
+    }
+    get subscriptions() {
+        return [...this.#subs.keys()];
+    }
+    subscribe(room) {
+        if (this.#closed)
+            return Promise.reject(new SubscriptionError(room, clientError('CANCELLED', 'the client was closed')));
+        return new Promise((resolve, reject) => {
+            let sub = this.#subs.get(room);
+            if (!sub) {
+                sub = { room, waiters: [], ok: false, failures: 0, timer: undefined, token: 0 };
+                this.#subs.set(room, sub);
+            }
+            sub.waiters.push({ resolve, reject });
+            // Asked again even when confirmed: the server may have taken the
+            // socket out of the room (a room operation), and answers at once when
+            // it did not. A request in flight, a scheduled retry or a pending
+            // connection answers this promise too.
+            if (sub.timer === undefined)
+                this.#sendSubscribe(sub);
+        });
+    }
+    unsubscribe(room) {
+        const sub = this.#subs.get(room);
+        if (sub)
+            this.#dropSub(sub, clientError('CANCELLED', 'unsubscribed'), false);
+        if (this.#closed || !this.#socket.connected)
+            return Promise.resolve();
+        return new Promise((resolve, reject) => this.#sendUnsubscribe(room, 0, resolve, reject));
+    }
+    onSubscriptionError(listener) {
+        this.#subErrorListeners.add(listener);
+        return () => {
+            this.#subErrorListeners.delete(listener);
+        };
+    }
+    call(event, data, options = {}) {
+        const timeout = Math.max(0, options.timeout ?? this.#ackTimeout);
+        return new Promise((resolve, reject) => {
+            const fail = (detail) => reject(new CallError(event, detail));
+            const send = (ms) => {
+                this.#socket.timeout(ms).emit(event, data, (err, reply) => {
+                    if (err) {
+                        fail(this.#socket.connected
+                            ? clientError('TIMEOUT', `no reply to ${event} within ${ms} ms`)
+                            : clientError('DISCONNECTED', `disconnected before the reply to ${event}`));
+                        return;
+                    }
+                    const e = ackErrorOf(reply);
+                    if (e)
+                        fail(e);
+                    else
+                        resolve(reply);
+                });
+            };
+            if (this.#socket.connected) {
+                send(timeout);
+                return;
+            }
+            // Only a connection under way is waited for; closed, refused or
+            // expired, none is coming by itself.
+            if (this.#closed || (this.#state !== 'connecting' && this.#state !== 'reconnecting')) {
+                fail(clientError('DISCONNECTED', `not connected (${this.#state})`));
+                return;
+            }
+            const start = Date.now();
+            const waiter = (connected) => {
+                clearTimeout(timer);
+                this.#connectWaiters.delete(waiter);
+                if (connected)
+                    send(Math.max(0, timeout - (Date.now() - start)));
+                else
+                    fail(clientError('DISCONNECTED', `not connected (${this.#state})`));
+            };
+            const timer = setTimeout(() => {
+                this.#connectWaiters.delete(waiter);
+                fail(clientError('DISCONNECTED', `not connected within ${timeout} ms`));
+            }, timeout);
+            this.#connectWaiters.add(waiter);
+        });
     }
     #onConnect() {
         this.#retries = 0;
         this.#setState('connected');
+        for (const w of [...this.#connectWaiters])
+            w(true);
+        // Every remembered room again: the server kept none of the last connection's.
+        for (const sub of [...this.#subs.values()]) {
+            sub.failures = 0;
+            this.#sendSubscribe(sub);
+        }
+    }
+    /** Forgets what the last connection had confirmed and cancels retries; `connect` sends again. */
+    #resetSubs() {
+        for (const sub of this.#subs.values()) {
+            if (sub.timer !== undefined)
+                clearTimeout(sub.timer);
+            sub.timer = undefined;
+            sub.token = 0;
+            sub.ok = false;
+        }
+    }
+    #sendSubscribe(sub) {
+        if (this.#closed || !this.#socket.connected || sub.token !== 0)
+            return;
+        const token = ++this.#seq;
+        sub.token = token;
+        const ms = this.#ackTimeout;
+        this.#socket
+            .timeout(ms)
+            .emit('subscribe', { room: sub.room }, (err, reply) => {
+            if (this.#subs.get(sub.room) !== sub || sub.token !== token)
+                return;
+            sub.token = 0;
+            // Disconnected before the reply: the next connection sends it again.
+            if (err && !this.#socket.connected)
+                return;
+            const failure = err
+                ? clientError('TIMEOUT', `no reply to subscribe within ${ms} ms`)
+                : replyFailure(reply);
+            if (failure === undefined) {
+                sub.ok = true;
+                sub.failures = 0;
+                const waiters = sub.waiters;
+                sub.waiters = [];
+                for (const w of waiters)
+                    w.resolve();
+                return;
+            }
+            if (failure.temporary && sub.failures < this.#subscribeRetries) {
+                const delay = ackRetryDelay(failure, sub.failures, this.#backoff);
+                sub.failures++;
+                sub.timer = setTimeout(() => {
+                    sub.timer = undefined;
+                    this.#sendSubscribe(sub);
+                }, delay);
+                return;
+            }
+            this.#dropSub(sub, failure, true);
+        });
+    }
+    /**
+     * Forgets `sub` and rejects its waiters with `detail`; with `report` and
+     * nobody waiting, tells the subscription error listeners.
+     */
+    #dropSub(sub, detail, report) {
+        if (this.#subs.get(sub.room) === sub)
+            this.#subs.delete(sub.room);
+        if (sub.timer !== undefined)
+            clearTimeout(sub.timer);
+        sub.timer = undefined;
+        sub.token = 0;
+        const err = new SubscriptionError(sub.room, detail);
+        const waiters = sub.waiters;
+        sub.waiters = [];
+        for (const w of waiters)
+            w.reject(err);
+        if (report && waiters.length === 0)
+            for (const l of [...this.#subErrorListeners])
+                invoke(() => l(err));
+    }
+    #sendUnsubscribe(room, attempt, resolve, reject) {
+        // Disconnected (the server dropped the socket's rooms) or subscribed
+        // again meanwhile: nothing left to undo.
+        if (this.#closed || !this.#socket.connected || this.#subs.has(room)) {
+            resolve();
+            return;
+        }
+        const ms = this.#ackTimeout;
+        this.#socket.timeout(ms).emit('unsubscribe', { room }, (err, reply) => {
+            if (err && !this.#socket.connected) {
+                resolve();
+                return;
+            }
+            const failure = err
+                ? clientError('TIMEOUT', `no reply to unsubscribe within ${ms} ms`)
+                : replyFailure(reply);
+            if (failure === undefined)
+                resolve();
+            else if (failure.temporary && attempt < this.#subscribeRetries)
+                setTimeout(() => this.#sendUnsubscribe(room, attempt + 1, resolve, reject), ackRetryDelay(failure, attempt, this.#backoff));
+            else
+                reject(new SubscriptionError(room, failure));
+        });
     }
     #onConnectError(err) {
         if (this.#stopped())
@@ -240,6 +436,10 @@ class RealtimeClient {
         this.#state = state;
         this.#code = detail.code;
         this.#reason = detail.reason;
+        // No connection is coming by itself: calls waiting for one fail now.
+        if (state === 'disconnected' || state === 'unauthorized' || state === 'expired')
+            for (const w of [...this.#connectWaiters])
+                w(false);
         for (const l of [...this.#stateListeners])
             invoke(() => l(state, detail));
     }
@@ -255,6 +455,19 @@ function invoke(fn) {
             throw err;
         });
     }
+}
+/**
+ * Returns undefined for a subscribe/unsubscribe reply `{"ok": true}`, its
+ * error otherwise (a reply of another shape is `UNAVAILABLE`).
+ */
+function replyFailure(reply) {
+    if (isRecord(reply) && reply['ok'] === true)
+        return undefined;
+    return (ackErrorOf(reply) ?? {
+        code: 'UNAVAILABLE',
+        message: 'unexpected reply',
+        temporary: true,
+    });
 }
 function isRecord(v) {
     return typeof v === 'object' && v !== null;
