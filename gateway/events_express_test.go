@@ -213,6 +213,18 @@ func TestClientEventsExpress(t *testing.T) {
 		prev = a.Seq
 	}
 	wantCalls("20 in order", 20)
+
+	// The fixture refuses a call signed with another secret: 401, REJECTED.
+	c, err := hook.New(hook.Config{URL: app + "/hooks/events", Secret: []byte("not the secret")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseIdle()
+	_, err = HookForwarder(c).Forward(context.Background(), EventRequest{User: "1", Event: "incident:ack", Args: []any{}})
+	if rej := (*RejectedError)(nil); !errors.As(err, &rej) || rej.Status != http.StatusUnauthorized {
+		t.Errorf("forged signature: %v, want a 401 refusal", err)
+	}
+	wantCalls("forged", 1)
 	stillConnected(t, "alice", alice)
 }
 
