@@ -38,6 +38,12 @@ const (
 	ECodeForbidden   = "FORBIDDEN"    // the room is not open to this socket
 	ECodeInvalidRoom = "INVALID_ROOM" // the payload or the room name is malformed
 	ECodeUnavailable = "UNAVAILABLE"  // the application could not be asked
+
+	// Codes of a client event's acknowledgement (contract §13), beside
+	// UNAVAILABLE (temporary).
+	ECodeUnknownEvent = "UNKNOWN_EVENT" // no handler, no EVENTS_URL, or a name outside CLIENT_EVENTS
+	ECodeInvalidEvent = "INVALID_EVENT" // the arguments cannot be forwarded (binary)
+	ECodeRejected     = "REJECTED"      // the application answered 4xx
 )
 
 // Error is an error with a machine-readable code and a message safe to show to

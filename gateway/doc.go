@@ -37,6 +37,13 @@
 //     are cached per session and room for their ttl, and concurrent
 //     identical questions share one call (see subscribe.go and the
 //     contract's Subscriptions section);
+//   - forwards the client events no handler takes (the namespace's
+//     OnUnhandled) to the application with Config.Events — HookForwarder
+//     POSTs them signed with the socket's cookie, one at a time per socket
+//     and in order — and acknowledges them with its JSON answer, or with
+//     {"error": {code, message, temporary?}}: UNKNOWN_EVENT, INVALID_EVENT,
+//     REJECTED, UNAVAILABLE (see events.go and the contract's Client events
+//     section);
 //   - counts what it does (Stats) for metrics.
 //
 // # Handshake order

@@ -101,6 +101,14 @@ type Config struct {
 	SubscribeTimeout  time.Duration
 	DecisionCacheSize int
 
+	// Events, when set, forwards the client events no handler takes
+	// (EVENTS_URL) whose names match ClientEvents (CLIENT_EVENTS; nil:
+	// every name); the answer is the client's ack. Without it, those
+	// events are answered UNKNOWN_EVENT (when acked) and dropped. See
+	// events.go and the contract's Client events section.
+	Events       EventForwarder
+	ClientEvents []RoomPattern
+
 	Logger *slog.Logger     // default slog.Default()
 	Now    func() time.Time // default time.Now; for tests
 }
@@ -124,6 +132,7 @@ type Gateway struct {
 	clients *clientip.Resolver
 	loader  sessionLoader
 	subs    subscriptions
+	events  clientEvents
 	audit   *auditWriter
 	stats   counters
 
@@ -202,6 +211,7 @@ func New(cfg Config) (*Gateway, error) {
 		timeout: orDefault(cfg.SubscribeTimeout, DefaultSubscribeTimeout),
 		cache:   newDecisionCache(orDefault(cfg.DecisionCacheSize, DefaultDecisionCacheSize)),
 	}
+	g.events = clientEvents{fwd: cfg.Events, patterns: cfg.ClientEvents}
 	if g.log == nil {
 		g.log = slog.Default()
 	}
@@ -232,8 +242,9 @@ func orDefault[T comparable](v, def T) T {
 }
 
 // Attach installs the handshake hook (OnConnecting), the connect and
-// disconnect handlers, and the handlers of EventSubscribe and
-// EventUnsubscribe on ns. Call it before clients connect and before
+// disconnect handlers, the handlers of EventSubscribe and EventUnsubscribe,
+// and the fallback handler of client events (OnUnhandled: forwarded by
+// Config.Events) on ns. Call it before clients connect and before
 // adding hooks or handlers that rely on the identity. The identity lives in
 // the socket's context (read it with IdentityOf); the socket's Data stays
 // the application's.
@@ -243,6 +254,7 @@ func (g *Gateway) Attach(ns *socketio.Namespace) {
 	ns.OnDisconnect(g.disconnected)
 	ns.On(EventSubscribe, g.subscribe)
 	ns.On(EventUnsubscribe, g.unsubscribe)
+	ns.OnUnhandled(g.clientEvent)
 }
 
 // connKey is the context key of the gateway's conn on a socket.

@@ -24,6 +24,7 @@ type Namespace struct {
 	onDisconnect  []func(*Socket, Reason)
 	onServerEvent []ServerEventHandler
 	handlers      map[string]EventHandler
+	unhandled     EventHandler
 }
 
 func newNamespace(srv *Server, name string) *Namespace {
@@ -82,6 +83,17 @@ func (n *Namespace) On(event string, h EventHandler) {
 	n.hmu.Unlock()
 }
 
+// OnUnhandled sets the handler of the events that have no handler set
+// with On: a fallback, such as forwarding them to an application. It runs
+// like any handler (one at a time per connection, in order of arrival), and
+// a handler set later with On takes precedence for its event. Without it,
+// such events are dropped (and their acks never answered).
+func (n *Namespace) OnUnhandled(h EventHandler) {
+	n.hmu.Lock()
+	n.unhandled = h
+	n.hmu.Unlock()
+}
+
 // ServerEventHandler handles an event another node of the cluster sent
 // with ServerSideEmit. ack is nil when the sender asked for no
 // acknowledgement; otherwise the first call answers it, with one argument
@@ -100,7 +112,10 @@ func (n *Namespace) OnServerEvent(h ServerEventHandler) {
 func (n *Namespace) handler(event string) EventHandler {
 	n.hmu.RLock()
 	defer n.hmu.RUnlock()
-	return n.handlers[event]
+	if h := n.handlers[event]; h != nil {
+		return h
+	}
+	return n.unhandled
 }
 
 func (n *Namespace) connectHandlers() []func(*Socket) {

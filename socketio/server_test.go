@@ -360,6 +360,28 @@ func TestEventsAndAcks(t *testing.T) {
 	c.expectSilence()
 }
 
+// TestOnUnhandled: the fallback handler gets the events no On handler
+// takes, with their ack; an On handler keeps its own events.
+func TestOnUnhandled(t *testing.T) {
+	srv := newTestServer(t)
+	ns := srv.Of("/")
+	ns.On("known", func(s *Socket, ev Event, ack func(...any) error) { ack("known") })
+	ns.OnUnhandled(func(s *Socket, ev Event, ack func(...any) error) {
+		if ack != nil {
+			ack("fallback:" + ev.Name)
+		}
+	})
+	c := dial(t, srv)
+	c.connect("/")
+	c.in(`21["known"]`)
+	c.expect(`31["known"]`)
+	c.in(`22["other",1]`)
+	c.expect(`32["fallback:other"]`)
+	c.in(`2["silent"]`) // no ack asked: nothing comes back
+	c.in(`23["other"]`)
+	c.expect(`33["fallback:other"]`)
+}
+
 func TestEmitWithAck(t *testing.T) {
 	srv := newTestServer(t)
 	c := dial(t, srv)

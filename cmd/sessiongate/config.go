@@ -84,6 +84,12 @@ type Config struct {
 	HookSecret   string
 	HookTimeout  time.Duration
 
+	// EventsURL receives the client events whose names match ClientEvents
+	// (nil: every name), signed with HookSecret and bounded by HookTimeout
+	// (contract: Client events).
+	EventsURL    string
+	ClientEvents []gateway.RoomPattern
+
 	// UserActiveQuery, when set, is the SELECT that says which users are
 	// still active (postgres.DB.UserQuery); otherwise, with AuthEndpoints,
 	// the embedded login's users table does.
@@ -214,9 +220,13 @@ var settings = []setting{
 		parse: parsePublicRooms},
 	{env: "SUBSCRIBE_URL", def: "", arg: "URL", usage: "the application's endpoint that decides the other subscriptions: POST {user,room,socket,session} with the socket's Cookie, signed with HOOK_SECRET; empty: only PUBLIC_ROOMS",
 		parse: parseSubscribeURL},
-	{env: "HOOK_SECRET", def: "", arg: "SECRET", secret: true, usage: "HMAC-SHA256 key of X-Sessiongate-Signature on hook requests (required with SUBSCRIBE_URL)",
+	{env: "EVENTS_URL", def: "", arg: "URL", usage: "the application's endpoint of client events: POST {user,socket,session,event,args} with the socket's Cookie, signed with HOOK_SECRET; its JSON answer is the client's ack; empty: client events are UNKNOWN_EVENT",
+		parse: func(c *Config, v string) error { return parseHookURL(&c.EventsURL, v) }},
+	{env: "CLIENT_EVENTS", def: "", arg: "LIST", usage: "comma-separated event name patterns forwarded to EVENTS_URL ('*' matches any run of characters, e.g. incident:*,notification:read); empty: every name; the others are UNKNOWN_EVENT",
+		parse: parseClientEvents},
+	{env: "HOOK_SECRET", def: "", arg: "SECRET", secret: true, usage: "HMAC-SHA256 key of X-Sessiongate-Signature on hook requests (required with SUBSCRIBE_URL or EVENTS_URL)",
 		parse: func(c *Config, v string) error { c.HookSecret = v; return nil }},
-	{env: "HOOK_TIMEOUT", def: "2s", arg: "DURATION", usage: "how long the application's hook may take; then the subscribe is UNAVAILABLE",
+	{env: "HOOK_TIMEOUT", def: "2s", arg: "DURATION", usage: "how long the application's hook may take; then the subscribe or client event is UNAVAILABLE",
 		parse: func(c *Config, v string) error { return parseDuration(&c.HookTimeout, v) }},
 	{env: "AUTH_ENDPOINTS", def: "true", usage: "serve /auth/login, /auth/logout, /auth/me (false when a Node app owns login)",
 		parse: func(c *Config, v string) error { return parseBool(&c.AuthEndpoints, v) }},
@@ -520,8 +530,20 @@ func parsePublicRooms(c *Config, v string) error {
 	return nil
 }
 
-func parseSubscribeURL(c *Config, v string) error {
-	c.SubscribeURL = v
+func parseSubscribeURL(c *Config, v string) error { return parseHookURL(&c.SubscribeURL, v) }
+
+func parseClientEvents(c *Config, v string) error {
+	p, err := gateway.ParseRoomPatterns(v)
+	if err != nil {
+		return err
+	}
+	c.ClientEvents = p // nil when empty: every name
+	return nil
+}
+
+// parseHookURL sets *dst to v, an application endpoint (or "").
+func parseHookURL(dst *string, v string) error {
+	*dst = v
 	if v == "" {
 		return nil
 	}
@@ -628,6 +650,9 @@ func (c *Config) validate() error {
 	}
 	if c.SubscribeURL != "" && c.HookSecret == "" {
 		return configErrorf("HOOK_SECRET", "required with SUBSCRIBE_URL: the application checks X-Sessiongate-Signature with it")
+	}
+	if c.EventsURL != "" && c.HookSecret == "" {
+		return configErrorf("HOOK_SECRET", "required with EVENTS_URL: the application checks X-Sessiongate-Signature with it")
 	}
 	if c.RedisCAFile != "" && !strings.HasPrefix(strings.ToLower(c.RedisURL), "rediss://") {
 		return configErrorf("REDIS_CA_FILE", "needs a rediss:// REDIS_URL (TLS)")

@@ -180,3 +180,59 @@ func demoSubscribeRule(users sessiongate.UserStore, secret []byte) http.Handler 
 	})
 	return mux
 }
+
+// demoEventsPath is where the demo's client event rule is served, in
+// process, like demoSubscribePath.
+const demoEventsPath = "/hooks/events"
+
+// demoClientEvents are the events the demo forwards when CLIENT_EVENTS is
+// empty: the others are UNKNOWN_EVENT, as an application's would be.
+const demoClientEvents = "incident:ack"
+
+// demoEventsRule is the demo's application answering the client event hook
+// (contract §13) as an Express app would: it checks the signature, then
+// answers incident:ack {"id"} with {"ok":true,"id":…,"ackedBy":<email>} and
+// refuses any other event (422). It stands in for EVENTS_URL through the
+// same hook client and gateway path.
+func demoEventsRule(users sessiongate.UserStore, secret []byte) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+demoEventsPath, func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+		if err != nil || !hook.Verify(secret, body, r.Header.Get(hook.SignatureHeader)) {
+			http.Error(w, `{"error":"bad signature"}`, http.StatusUnauthorized)
+			return
+		}
+		var req struct {
+			User, Event string
+			Args        []json.RawMessage
+		}
+		if err := json.Unmarshal(body, &req); err != nil {
+			http.Error(w, `{"error":"bad body"}`, http.StatusBadRequest)
+			return
+		}
+		var arg struct {
+			ID any `json:"id"`
+		}
+		if req.Event != "incident:ack" || len(req.Args) != 1 || json.Unmarshal(req.Args[0], &arg) != nil || arg.ID == nil {
+			http.Error(w, `{"error":"unknown event or payload"}`, http.StatusUnprocessableEntity)
+			return
+		}
+		id, ok := sessiongate.ParseUserID(req.User)
+		if !ok {
+			http.Error(w, `{"error":"unknown user"}`, http.StatusForbidden)
+			return
+		}
+		u, err := users.UserByID(r.Context(), id)
+		if err != nil {
+			if sessiongate.ErrorCode(err) == sessiongate.ECodeNotFound {
+				http.Error(w, `{"error":"unknown user"}`, http.StatusForbidden)
+				return
+			}
+			http.Error(w, `{"error":"internal error"}`, http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"ok": true, "id": arg.ID, "ackedBy": u.Email})
+	})
+	return mux
+}

@@ -122,6 +122,10 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 	if err != nil {
 		return nil, err
 	}
+	forwarder, err := eventForwarder(&cfg, s.store)
+	if err != nil {
+		return nil, err
+	}
 	s.gw, err = gateway.New(gateway.Config{
 		Sessions:              s.store,
 		Revocations:           s.store,
@@ -140,6 +144,8 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 		PublicRooms:           cfg.PublicRooms,
 		Authorizer:            authorizer,
 		SubscribeTimeout:      cfg.HookTimeout,
+		Events:                forwarder,
+		ClientEvents:          cfg.ClientEvents,
 		Logger:                log,
 	})
 	if err != nil {
@@ -267,7 +273,7 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 		"cluster", s.clusterDesc(),
 		"origins", origins, "publish", cfg.PublishKey != "", "auth_endpoints", cfg.AuthEndpoints,
 		"prune_interval", cfg.pruneInterval(),
-		"public_rooms", len(cfg.PublicRooms), "subscribe_hook", cfg.SubscribeURL != "", "metrics_addr", s.metricsAddr(), "metrics_key", cfg.MetricsKey != "",
+		"public_rooms", len(cfg.PublicRooms), "subscribe_hook", cfg.SubscribeURL != "", "events_hook", cfg.EventsURL != "", "metrics_addr", s.metricsAddr(), "metrics_key", cfg.MetricsKey != "",
 		"version", version)
 	if cfg.MetricsAddr == "" && cfg.MetricsKey == "" {
 		log.Info("/metrics is not served: set METRICS_ADDR (e.g. 127.0.0.1:9090) for a private listener, or METRICS_KEY to serve it on LISTEN_ADDR behind a Bearer key")
@@ -297,6 +303,32 @@ func subscribeAuthorizer(cfg *Config, users sessiongate.UserStore) (gateway.Auth
 		return nil, &ConfigError{Setting: "SUBSCRIBE_URL", Err: err}
 	}
 	return gateway.HookAuthorizer(c), nil
+}
+
+// eventForwarder is the gateway's EventForwarder: EVENTS_URL through a
+// hook client of its own (its own MaxInFlight bound and connection pool);
+// in the demo with its login and no EVENTS_URL, the demo's rule through
+// the same client, served in process (and, without CLIENT_EVENTS, only
+// incident:ack is forwarded); nil otherwise.
+func eventForwarder(cfg *Config, users sessiongate.UserStore) (gateway.EventForwarder, error) {
+	hc := hook.Config{URL: cfg.EventsURL, Secret: []byte(cfg.HookSecret), Timeout: cfg.HookTimeout}
+	switch {
+	case cfg.EventsURL != "":
+	case cfg.Demo && cfg.AuthEndpoints:
+		hc.URL = "http://demo.invalid" + demoEventsPath
+		hc.Secret = []byte(randomHex(32))
+		hc.Transport = hook.Handler{Handler: demoEventsRule(users, hc.Secret)}
+		if cfg.ClientEvents == nil {
+			cfg.ClientEvents, _ = gateway.ParseRoomPatterns(demoClientEvents)
+		}
+	default:
+		return nil, nil
+	}
+	c, err := hook.New(hc)
+	if err != nil {
+		return nil, &ConfigError{Setting: "EVENTS_URL", Err: err}
+	}
+	return gateway.HookForwarder(c), nil
 }
 
 // maxHeaderBytes bounds a request's line and header, as Node's default

@@ -318,6 +318,25 @@ func (c *Client) EmitWithAck(ctx context.Context, name string, args ...any) ([]j
 	}
 }
 
+// EmitAsync sends the event name with args asking for an acknowledgement,
+// and returns once it is sent: the channel gets the ack's arguments when it
+// comes (events sent one after the other are sent in that order).
+func (c *Client) EmitAsync(ctx context.Context, name string, args ...any) (<-chan []json.RawMessage, error) {
+	c.mu.Lock()
+	id := c.nextAck
+	c.nextAck++
+	ch := make(chan []json.RawMessage, 1)
+	c.acks[id] = ch
+	c.mu.Unlock()
+	if err := c.emit(ctx, name, args, &id); err != nil {
+		c.mu.Lock()
+		delete(c.acks, id)
+		c.mu.Unlock()
+		return nil, err
+	}
+	return ch, nil
+}
+
 func (c *Client) emit(ctx context.Context, name string, args []any, ackID *uint64) error {
 	data, err := json.Marshal(append([]any{name}, args...))
 	if err != nil {

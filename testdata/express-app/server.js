@@ -124,7 +124,7 @@ app.get('/session-touch', (req, res) => {
 // Cookie went through express-session and passport above, so req.user is
 // the user of the socket's session; the body's user is not trusted.
 const hookSecret = process.env.HOOK_SECRET || '';
-const hookCalls = { subscribe: 0, slow: 0 };
+const hookCalls = { subscribe: 0, slow: 0, events: 0 };
 
 function signed(req) {
   const header = req.get('X-Sessiongate-Signature') || '';
@@ -153,6 +153,20 @@ app.post('/hooks/subscribe', (req, res) => {
 // Never answers: the hook timeout's test.
 app.post('/hooks/slow', () => {
   hookCalls.slow++;
+});
+
+// Client events (docs/contract.md, Client events): echoes the event for
+// req.user; without one 403. Event "reject" is a 422, "fail" a 500, "slow"
+// never answers.
+app.post('/hooks/events', (req, res) => {
+  hookCalls.events++;
+  if (!signed(req)) return res.status(401).json({ error: 'bad signature' });
+  if (!req.user) return res.status(403).json({ error: 'not authenticated' });
+  const { event, args } = req.body || {};
+  if (event === 'reject') return res.status(422).json({ error: 'rejected' });
+  if (event === 'fail') return res.status(500).json({ error: 'failed' });
+  if (event === 'slow') return undefined;
+  res.json({ ok: true, user: req.user.id, event, args, seq: hookCalls.events });
 });
 
 app.get('/hooks/count', (_req, res) => res.json(hookCalls));
