@@ -5,7 +5,7 @@ import { backoffDelay } from './backoff.js';
  *
  * The server's side of this table lives in docs/contract.md: §12
  * Subscriptions (`subscribe` / `unsubscribe` acks) and the client events
- * section (`rt.call` acks). Handshake refusals are another table, generated
+ * section, §13 (`rt.call` acks). Handshake refusals are another table, generated
  * from codes.json into codes.ts.
  *
  * - `temporary`: the same request may succeed later. A subscription is
@@ -26,9 +26,10 @@ export const ACK_CODES = [
     // subscribe / unsubscribe and client events
     { code: 'UNAVAILABLE', temporary: true, client: false },
     { code: 'RATE_LIMITED', temporary: true, client: false },
-    // client events
+    // client events (contract §13)
     { code: 'REJECTED', temporary: false, client: false },
     { code: 'UNKNOWN_EVENT', temporary: false, client: false },
+    { code: 'INVALID_EVENT', temporary: false, client: false },
     // made by the client
     { code: 'TIMEOUT', temporary: true, client: true },
     { code: 'DISCONNECTED', temporary: true, client: true },
