@@ -2,15 +2,9 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
-	"encoding/pem"
 	"maps"
-	"math/big"
 	"net"
 	"net/http"
 	"net/url"
@@ -25,6 +19,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/sessiongate/sessiongate/internal/pgtest"
+	"github.com/sessiongate/sessiongate/internal/testcert"
 )
 
 // TestClusterRedisACL: the ACL of docs/cluster.md is enough for a node and
@@ -114,7 +109,7 @@ func TestClusterRediss(t *testing.T) {
 		t.Fatalf("redis-server (Redis with TLS) is needed to test rediss://: %v", err)
 	}
 	dir := t.TempDir()
-	certPEM, keyPEM := selfSignedCert(t)
+	certPEM, keyPEM := testcert.SelfSigned(t)
 	for name, b := range map[string][]byte{"cert.pem": certPEM, "key.pem": keyPEM} {
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
 			t.Fatal(err)
@@ -176,29 +171,4 @@ func TestClusterRediss(t *testing.T) {
 	if code != 2 || !strings.HasPrefix(stderr, "sessiongate: REDIS_URL: cannot join the redis cluster: ") || strings.Contains(stderr, password) {
 		t.Errorf("serve without the CA: exit %d, stderr %q; want 2 naming REDIS_URL, without the password", code, stderr)
 	}
-}
-
-// selfSignedCert returns a certificate for 127.0.0.1 that is its own CA.
-func selfSignedCert(t *testing.T) (certPEM, keyPEM []byte) {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "sessiongate test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, IsCA: true, BasicConstraintsValid: true,
-		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tpl, tpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kd, err := x509.MarshalECPrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kd})
 }
