@@ -25,6 +25,7 @@ const (
 	ActionSessionExpired   = "SOCKET_SESSION_EXPIRED"   // INFO
 	ActionDisconnect       = "SOCKET_DISCONNECT"        // INFO
 	ActionRoomsChanged     = "SOCKET_ROOMS_CHANGED"     // INFO: SESSION_ROOMS moved a socket
+	ActionRateLimited      = "SOCKET_RATE_LIMITED"      // WARN: a user's requests over EVENT_RATE_LIMIT
 )
 
 // AuditEvent is one record of the audit trail. It never holds a raw session

@@ -110,14 +110,15 @@ func newAuditWriter(store sessiongate.AuditStore, log *slog.Logger, minRetry tim
 
 // add records ev without waiting. A refusal (SOCKET_AUTH_FAILURE) from an
 // address and with a code already refused in the current window is only
-// counted, into one record written when the window ends.
+// counted, into one record written when the window ends; so is a
+// SOCKET_RATE_LIMITED of a user with details already recorded in it.
 func (w *auditWriter) add(ev sessiongate.AuditEvent) {
 	if w.closed.Load() {
 		w.drop(1, "audit writer closed")
 		return
 	}
 	ev = ev.Sanitized()
-	if ev.Action == sessiongate.ActionAuthFailure {
+	if ev.Action == sessiongate.ActionAuthFailure || ev.Action == sessiongate.ActionRateLimited {
 		first, full := w.refusals.add(ev)
 		for _, agg := range full {
 			w.enqueue(agg)
@@ -463,10 +464,10 @@ func (w *auditWriter) close(ctx context.Context) error {
 	return err
 }
 
-// refusalKey is what refusals are aggregated by: the client's rate limit
-// key (its address; for IPv6 its /64, as one client may hold all of it)
-// and the code.
-type refusalKey struct{ addr, code string }
+// refusalKey is what refusals are aggregated by: the action, the client's
+// rate limit key (its address; for IPv6 its /64, as one client may hold
+// all of it) or, for SOCKET_RATE_LIMITED, the user id, and the code.
+type refusalKey struct{ action, key, code string }
 
 // refusalWindow aggregates the refusals of the current window. Its methods
 // are safe for concurrent use.
@@ -483,7 +484,10 @@ type refusalWindow struct {
 // aggregate. A window holding auditWindowKeys keys ends early: its
 // aggregates are returned to be written.
 func (r *refusalWindow) add(ev sessiongate.AuditEvent) (first bool, ended []sessiongate.AuditEvent) {
-	k := refusalKey{ratelimit.Key(ev.RemoteAddr), ev.Details}
+	k := refusalKey{ev.Action, ratelimit.Key(ev.RemoteAddr), ev.Details}
+	if ev.Action == sessiongate.ActionRateLimited {
+		k.key = ev.UserID // one user's sockets come from many addresses
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if agg, ok := r.seen[k]; ok {

@@ -116,6 +116,15 @@
 // Node's socket.disconnect(true)): the client sees "io server disconnect"
 // and does not reconnect.
 //
+// # Per-user rate limits
+//
+// With Config.EventRate, one token bucket per user on this Gateway is spent
+// by every subscribe, unsubscribe and unhandled client event (ratelimit.go);
+// over it the ack is RATE_LIMITED with retryAfterMs and nothing is done. A
+// socket far over it is sent "rate_limited" {"retryAfterMs": N} and
+// disconnected. Refusals are audited SOCKET_RATE_LIMITED, aggregated per
+// user per window.
+//
 // # Lifecycle
 //
 // New starts the audit writer. Run runs the monitor scheduler and the

@@ -100,6 +100,10 @@ func (e *clientEvents) allowed(name string) bool {
 
 // clientEvent is the namespace's fallback handler (OnUnhandled).
 func (g *Gateway) clientEvent(s *socketio.Socket, ev socketio.Event, ack func(...any) error) {
+	if e, away := g.limited(s, connOf(s)); e != nil {
+		answer(ack, eventReply{Error: e}, away)
+		return
+	}
 	reply := g.clientEventReply(s, ev)
 	if ack != nil {
 		_ = ack(reply) // an error means the socket is gone

@@ -109,6 +109,15 @@ type Config struct {
 	Events       EventForwarder
 	ClientEvents []RoomPattern
 
+	// EventRate, when positive, is the requests per second one user may
+	// make on this node (EVENT_RATE_LIMIT): every client event that
+	// reaches the fallback handler (forwarded or not) and every subscribe
+	// and unsubscribe spends a token of the user's bucket of EventBurst
+	// tokens (0: 2 × EventRate, at least 1). See ratelimit.go and the
+	// contract's Per-user rate limits section. 0: no limit.
+	EventRate  float64
+	EventBurst int
+
 	Logger *slog.Logger     // default slog.Default()
 	Now    func() time.Time // default time.Now; for tests
 }
@@ -133,6 +142,7 @@ type Gateway struct {
 	loader  sessionLoader
 	subs    subscriptions
 	events  clientEvents
+	limits  userLimits
 	audit   *auditWriter
 	stats   counters
 
@@ -177,6 +187,9 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.CheckInterval < 0 || cfg.RefreshExtend < 0 || cfg.SubscribeTimeout < 0 || cfg.DecisionCacheSize < 0 {
 		return nil, errors.New("gateway: CheckInterval, RefreshExtend, SubscribeTimeout and DecisionCacheSize must not be negative")
 	}
+	if cfg.EventRate < 0 || cfg.EventBurst < 0 {
+		return nil, errors.New("gateway: EventRate and EventBurst must not be negative")
+	}
 	for i, s := range cfg.Secrets {
 		if len(s) == 0 {
 			return nil, fmt.Errorf("gateway: secret %d is empty", i)
@@ -212,6 +225,7 @@ func New(cfg Config) (*Gateway, error) {
 		cache:   newDecisionCache(orDefault(cfg.DecisionCacheSize, DefaultDecisionCacheSize)),
 	}
 	g.events = clientEvents{fwd: cfg.Events, patterns: cfg.ClientEvents}
+	g.limits = newUserLimits(cfg.EventRate, cfg.EventBurst)
 	if g.log == nil {
 		g.log = slog.Default()
 	}

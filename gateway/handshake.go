@@ -48,6 +48,9 @@ type conn struct {
 
 	subsMu sync.Mutex
 	subs   map[string]bool // rooms joined by subscribe
+
+	limitMu sync.Mutex
+	limited refusalRun // the socket's RATE_LIMITED refusals, see ratelimit.go
 }
 
 // client is who asked, as recorded in the audit trail.

@@ -200,9 +200,24 @@ type subscriptions struct {
 
 // subscribe is the handler of EventSubscribe.
 func (g *Gateway) subscribe(s *socketio.Socket, ev socketio.Event, ack func(...any) error) {
+	if e, away := g.limited(s, connOf(s)); e != nil {
+		answer(ack, ackReply{Error: e}, away)
+		return
+	}
 	reply := g.subscribeReply(s, ev.Args)
 	if ack != nil {
 		_ = ack(reply) // an error means the socket is gone
+	}
+}
+
+// answer acks reply, when asked for, and then sends the socket away if
+// away is set: the client sees its ack before the disconnect.
+func answer(ack func(...any) error, reply any, away func()) {
+	if ack != nil {
+		_ = ack(reply) // an error means the socket is gone
+	}
+	if away != nil {
+		away()
 	}
 }
 
@@ -260,6 +275,10 @@ func (g *Gateway) subscribeReply(s *socketio.Socket, args []any) ackReply {
 
 // unsubscribe is the handler of EventUnsubscribe.
 func (g *Gateway) unsubscribe(s *socketio.Socket, ev socketio.Event, ack func(...any) error) {
+	if e, away := g.limited(s, connOf(s)); e != nil {
+		answer(ack, ackReply{Error: e}, away)
+		return
+	}
 	reply := g.unsubscribeReply(s, ev.Args)
 	if ack != nil {
 		_ = ack(reply)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/netip"
 	"net/url"
 	"strconv"
@@ -67,6 +68,11 @@ type Config struct {
 	SessionRooms *gateway.SessionRooms
 	// MaxConnectionsPerUser caps one user's sockets on this node; 0: none.
 	MaxConnectionsPerUser int
+	// EventRateLimit is the client events and subscribe/unsubscribe
+	// requests per second one user may make on this node, EventRateBurst
+	// its burst (0: twice the rate); 0 disables.
+	EventRateLimit float64
+	EventRateBurst int
 
 	RateLimit      float64
 	RateBurst      int
@@ -204,6 +210,10 @@ var settings = []setting{
 		parse: parseSessionRooms},
 	{env: "MAX_CONNECTIONS_PER_USER", def: "0", arg: "N", usage: "most sockets of one user on this node; more are refused with TOO_MANY_CONNECTIONS (per node: a cluster allows nodes × N); 0: no cap",
 		parse: func(c *Config, v string) error { return parseCount(&c.MaxConnectionsPerUser, v, "0 or more") }},
+	{env: "EVENT_RATE_LIMIT", def: "20", arg: "N", usage: "client events and subscribe/unsubscribe requests per second per user on this node (all of the user's sockets share it; per node: a cluster allows up to nodes × N); more are acked RATE_LIMITED; 0 disables",
+		parse: parseEventRateLimit},
+	{env: "EVENT_RATE_BURST", def: "0", arg: "N", usage: "burst of EVENT_RATE_LIMIT per user; 0: twice EVENT_RATE_LIMIT",
+		parse: func(c *Config, v string) error { return parseCount(&c.EventRateBurst, v, "0 or more") }},
 	{env: "RATE_LIMIT", def: "500", arg: "N", usage: "Engine.IO handshakes (new sessions) per second per client IP (IPv6: per /64); more get HTTP 429; 0 disables",
 		parse: parseRateLimit},
 	{env: "RATE_BURST", def: "0", arg: "N", usage: "handshake burst per client IP; 0: twice RATE_LIMIT",
@@ -561,6 +571,15 @@ func parseRateLimit(c *Config, v string) error {
 		return fmt.Errorf("invalid rate %q (handshakes per second, 0 disables)", v)
 	}
 	c.RateLimit = f
+	return nil
+}
+
+func parseEventRateLimit(c *Config, v string) error {
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || !(f >= 0) || math.IsInf(f, 0) {
+		return fmt.Errorf("invalid rate %q (requests per second per user, 0 disables)", v)
+	}
+	c.EventRateLimit = f
 	return nil
 }
 

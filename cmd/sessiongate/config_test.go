@@ -117,6 +117,14 @@ func TestConfigErrors(t *testing.T) {
 			wantLine: `sessiongate: SESSION_ROOMS: 17 templates, at most 16`, wantCode: 2},
 		{name: "connections per user", env: map[string]string{"MAX_CONNECTIONS_PER_USER": "-1"},
 			wantLine: `sessiongate: MAX_CONNECTIONS_PER_USER: invalid number "-1" (0 or more)`, wantCode: 2},
+		{name: "event rate negative", env: map[string]string{"EVENT_RATE_LIMIT": "-1"},
+			wantLine: `sessiongate: EVENT_RATE_LIMIT: invalid rate "-1" (requests per second per user, 0 disables)`, wantCode: 2},
+		{name: "event rate NaN", env: map[string]string{"EVENT_RATE_LIMIT": "NaN"},
+			wantLine: `sessiongate: EVENT_RATE_LIMIT: invalid rate "NaN" (requests per second per user, 0 disables)`, wantCode: 2},
+		{name: "event rate not a number", args: []string{"--event-rate-limit", "fast"},
+			wantLine: `sessiongate: --event-rate-limit: invalid rate "fast" (requests per second per user, 0 disables)`, wantCode: 2},
+		{name: "event burst negative", env: map[string]string{"EVENT_RATE_BURST": "-3"},
+			wantLine: `sessiongate: EVENT_RATE_BURST: invalid number "-3" (0 or more)`, wantCode: 2},
 		{name: "subscribe URL without secret", env: map[string]string{"SUBSCRIBE_URL": "http://127.0.0.1:3001/hooks/subscribe"},
 			wantLine: `sessiongate: HOOK_SECRET: required with SUBSCRIBE_URL`, wantCode: 2},
 		{name: "subscribe URL scheme", env: map[string]string{"SUBSCRIBE_URL": "ftp://app/hooks", "HOOK_SECRET": "x"},
@@ -199,7 +207,8 @@ func TestFlagWinsOverEnv(t *testing.T) {
 	// Defaults.
 	if c.PingInterval != 25*time.Second || c.PingTimeout != 20*time.Second || c.MaxPayload != 1_000_000 || c.MaxConnections != 50_000 ||
 		c.ConnectTimeout != 10*time.Second || c.SessionCookie != "connect.sid" || c.SocketPath != "/socket.io/" ||
-		c.RefreshThreshold != 5*time.Minute || c.RefreshExtend != 24*time.Hour || !c.AuthEndpoints || c.Demo {
+		c.RefreshThreshold != 5*time.Minute || c.RefreshExtend != 24*time.Hour || !c.AuthEndpoints || c.Demo ||
+		c.EventRateLimit != 20 || c.EventRateBurst != 0 {
 		t.Errorf("defaults = %+v", c)
 	}
 }

@@ -138,6 +138,8 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 		RefreshExtend:         cfg.RefreshExtend,
 		SessionRooms:          cfg.SessionRooms,
 		MaxConnectionsPerUser: cfg.MaxConnectionsPerUser,
+		EventRate:             cfg.EventRateLimit,
+		EventBurst:            cfg.EventRateBurst,
 		TrustedProxies:        cfg.TrustedProxies,
 		AuditSpool:            cfg.auditSpoolDir(),
 		AuditSpoolMax:         cfg.AuditSpoolMax,
