@@ -5,16 +5,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"maps"
-	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/redis/rueidis"
 
@@ -104,47 +98,12 @@ func redisHost(t *testing.T) string {
 // without REDIS_CA_FILE start-up refuses, naming REDIS_URL, not the
 // password.
 func TestClusterRediss(t *testing.T) {
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Fatalf("redis-server (Redis with TLS) is needed to test rediss://: %v", err)
-	}
-	dir := t.TempDir()
-	certPEM, keyPEM := testcert.SelfSigned(t)
-	for name, b := range map[string][]byte{"cert.pem": certPEM, "key.pem": keyPEM} {
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
 	const password = "tls-s3cret-password"
-	cmd := exec.Command(bin, "--port", "0", "--tls-port", strconv.Itoa(port), "--bind", "127.0.0.1",
-		"--tls-cert-file", filepath.Join(dir, "cert.pem"), "--tls-key-file", filepath.Join(dir, "key.pem"),
-		"--tls-ca-cert-file", filepath.Join(dir, "cert.pem"), "--tls-auth-clients", "no",
-		"--requirepass", password, "--save", "", "--appendonly", "no", "--dir", dir)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	for {
-		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
-		if err == nil {
-			c.Close()
-			break
-		}
-		if testCtx(t).Err() != nil {
-			t.Fatalf("the TLS redis-server never listened: %v", err)
-		}
-		time.Sleep(10 * time.Millisecond) // waiting for a process to bind
-	}
+	rs := testcert.RedisTLS(t, password)
 
 	env := maps.Clone(clusterEnvs(t)[ClusterRedis])
-	env["REDIS_URL"] = "rediss://default:" + password + "@127.0.0.1:" + strconv.Itoa(port)
-	env["REDIS_CA_FILE"] = filepath.Join(dir, "cert.pem")
+	env["REDIS_URL"] = "rediss://default:" + password + "@" + rs.Addr
+	env["REDIS_CA_FILE"] = rs.CertFile
 	nodes := startCluster(t, 2, env)
 	cookie, room := login(t, nodes[0])
 	c := startClient(t, nodes[1], cookie, "websocket")
