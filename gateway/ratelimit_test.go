@@ -19,18 +19,9 @@ func (f *echoForwarder) Forward(context.Context, EventRequest) (json.RawMessage,
 	return json.RawMessage(`{"ok":true}`), nil
 }
 
-// limitAck is a subscribe's or a client event's ack.
-type limitAck struct {
-	OK    bool `json:"ok"`
-	Error *struct {
-		Code         string `json:"code"`
-		Message      string `json:"message"`
-		Temporary    bool   `json:"temporary"`
-		RetryAfterMs int64  `json:"retryAfterMs"`
-	} `json:"error"`
-}
-
-func ackOf(t *testing.T, c *siotest.Client, event string, payload ...any) limitAck {
+// ackOf emits event and decodes its one ack argument, a subscribe's or a
+// client event's: ok need not be set.
+func ackOf(t *testing.T, c *siotest.Client, event string, payload ...any) subAck {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
@@ -38,7 +29,7 @@ func ackOf(t *testing.T, c *siotest.Client, event string, payload ...any) limitA
 	if err != nil {
 		t.Fatalf("%s: %v", event, err)
 	}
-	var a limitAck
+	var a subAck
 	if len(args) != 1 || json.Unmarshal(args[0], &a) != nil {
 		t.Fatalf("%s ack %s, want one JSON object", event, args)
 	}
@@ -46,7 +37,7 @@ func ackOf(t *testing.T, c *siotest.Client, event string, payload ...any) limitA
 }
 
 // wantLimited fails unless a is RATE_LIMITED, temporary, with retryAfterMs.
-func wantLimited(t *testing.T, what string, a limitAck, retryMs int64) {
+func wantLimited(t *testing.T, what string, a subAck, retryMs int64) {
 	t.Helper()
 	if a.OK || a.Error == nil || a.Error.Code != sessiongate.ECodeRateLimited || !a.Error.Temporary || a.Error.RetryAfterMs != retryMs || a.Error.Message == "" {
 		t.Errorf("%s: ack %+v, want RATE_LIMITED temporary retryAfterMs %d", what, a.Error, retryMs)
@@ -171,7 +162,7 @@ func TestEventRateLimitDisconnect(t *testing.T) {
 	}
 	select {
 	case args := <-last: // read before the DISCONNECT that followed it
-		var a limitAck
+		var a subAck
 		if len(args) != 1 || json.Unmarshal(args[0], &a) != nil {
 			t.Fatalf("last ack %s, want one JSON object", args)
 		}
