@@ -330,6 +330,24 @@ func TestDemoIncident(t *testing.T) {
 	if res, _ := do(t, a.h, "POST", "/api/demo/incident", `{"severity":"apocalyptic"}`, cookie); res.StatusCode != 400 {
 		t.Errorf("bad severity = %d, want 400", res.StatusCode)
 	}
+
+	// To an incident room: published there, the room in the payload.
+	if res, body := do(t, a.h, "POST", "/api/demo/incident", `{"room":"incident:7"}`, cookie); res.StatusCode != 200 {
+		t.Fatalf("incident to incident:7 = %d %s", res.StatusCode, body)
+	}
+	got = a.pub.last(t)
+	var inRoom struct{ Room, Title string }
+	if err := json.Unmarshal(got.Data, &inRoom); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Rooms) != 1 || got.Rooms[0] != "incident:7" || inRoom.Room != "incident:7" || inRoom.Title == "" {
+		t.Errorf("published %+v %+v, want an incident to incident:7 naming its room", got, inRoom)
+	}
+	for _, room := range []string{"user:1", "news:1", "incident:", "incident:\u0007", "incident:" + strings.Repeat("x", 250)} {
+		if res, body := do(t, a.h, "POST", "/api/demo/incident", `{"room":"`+room+`"}`, cookie); res.StatusCode != 400 {
+			t.Errorf("incident to %q = %d %s, want 400", room, res.StatusCode, body)
+		}
+	}
 }
 
 func TestReadyz(t *testing.T) {

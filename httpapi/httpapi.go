@@ -77,7 +77,8 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 
 	// DemoIncidents enables POST /api/demo/incident, which publishes an
-	// incident to the logged-in caller's own room (the demo page uses it).
+	// incident to the logged-in caller's own room, or to an incident room
+	// it names (the demo page uses it).
 	// It needs Auth and a Publisher.
 	DemoIncidents bool
 

@@ -79,14 +79,17 @@ func TestClusterSubscribe(t *testing.T) {
 
 // TestDemoSubscribe: in the demo, with no SUBSCRIBE_URL, the demo's rule
 // answers the subscribe hook in process: incident rooms are open to alice
-// and not to bob.
+// and carol, not to bob; other rooms to nobody.
 func TestDemoSubscribe(t *testing.T) {
 	_, _, base := startMain(t, map[string]string{"DEMO": "true", "DEMO_PASSWORD": "demo password", "SESSION_SECRETS": ""})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	for _, tc := range []struct{ email, want string }{
-		{"alice@example.com", `{"ok":true}`},
-		{"bob@example.com", `{"ok":false,"error":{"code":"FORBIDDEN","message":"subscription not allowed"}}`},
+	const forbidden = `{"ok":false,"error":{"code":"FORBIDDEN","message":"subscription not allowed"}}`
+	for _, tc := range []struct{ email, room, want string }{
+		{"alice@example.com", "incident:7", `{"ok":true}`},
+		{"carol@example.com", "incident:7", `{"ok":true}`},
+		{"bob@example.com", "incident:7", forbidden},
+		{"carol@example.com", "ops:7", forbidden},
 	} {
 		res, body := post(t, base+"/auth/login", `{"email":"`+tc.email+`","password":"demo password"}`, nil)
 		if res.StatusCode != 200 {
@@ -101,12 +104,12 @@ func TestDemoSubscribe(t *testing.T) {
 		if _, err := c.Connected(ctx); err != nil {
 			t.Fatalf("%s connect: %v", tc.email, err)
 		}
-		args, err := c.EmitWithAck(ctx, "subscribe", map[string]string{"room": "incident:7"})
+		args, err := c.EmitWithAck(ctx, "subscribe", map[string]string{"room": tc.room})
 		if err != nil || len(args) != 1 {
 			t.Fatalf("%s subscribe: %v %s", tc.email, err, args)
 		}
 		if string(args[0]) != tc.want {
-			t.Errorf("%s subscribe incident:7 = %s, want %s", tc.email, args[0], tc.want)
+			t.Errorf("%s subscribe %s = %s, want %s", tc.email, tc.room, args[0], tc.want)
 		}
 	}
 }
