@@ -12,7 +12,6 @@ import {
   ackPresenceOf,
   MemberSet,
   presenceEventOf,
-  type Change,
   type PresenceHandler,
   type PresenceSnapshot,
 } from './presence.js';
@@ -576,8 +575,9 @@ class RealtimeClient<Events extends object> implements Realtime<Events> {
       for (const u of c.left) if (!joined.delete(u)) left.add(u);
       for (const u of c.joined) if (!left.delete(u)) joined.add(u);
     }
-    if (changed) this.#notifyPresence(r, members, { joined: [...joined], left: [...left] });
-    return p === undefined ? undefined : members.snapshot();
+    const snap = members.snapshot({ joined: [...joined], left: [...left] });
+    if (changed) this.#notifyPresence(r, snap);
+    return p === undefined ? undefined : snap;
   }
 
   #onPresenceEvent(payload: unknown): void {
@@ -594,12 +594,10 @@ class RealtimeClient<Events extends object> implements Realtime<Events> {
     }
     const members = (r.members ??= new MemberSet(e.room));
     const change = members.apply(e);
-    if (change !== undefined) this.#notifyPresence(r, members, change);
+    if (change !== undefined) this.#notifyPresence(r, members.snapshot(change));
   }
 
-  #notifyPresence(r: PresenceRoom, members: MemberSet, change: Change): void {
-    if (r.handlers.size === 0) return;
-    const snap = members.snapshot(change);
+  #notifyPresence(r: PresenceRoom, snap: PresenceSnapshot): void {
     for (const h of [...r.handlers]) invoke(() => h(snap));
   }
 
