@@ -326,7 +326,8 @@ describe('rate limits against socket.io 4', () => {
     await rt.subscribe('incident:7');
     expect(requests).toEqual(Array(2).fill('subscribe incident:7'));
     const [first = 0, second = 0] = requestTimes;
-    expect(second - first).toBeGreaterThanOrEqual(300);
+    // Node timers may fire up to 1 ms early by performance.now().
+    expect(second - first).toBeGreaterThanOrEqual(299);
   });
 
   it('honours rate_limited and its server disconnect: back after retryAfterMs, resubscribed', async () => {
