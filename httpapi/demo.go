@@ -120,3 +120,31 @@ func validDemoRoom(room string) bool {
 	return ok && id != "" && len(room) <= MaxRoomName && utf8.ValidString(room) &&
 		strings.IndexFunc(room, unicode.IsControl) < 0
 }
+
+// demoUsers serves GET /api/demo/users for the demo page, which names the
+// watchers of a room by email: the demo users that exist (Config.DemoUsers),
+// {"users":[{"id","email"}]}, to a signed-in caller. Only the demo's own
+// accounts are listed, whose emails the demo prints at start anyway.
+func (h *Handler) demoUsers(w http.ResponseWriter, r *http.Request) {
+	switch _, err := h.currentUser(r); {
+	case errors.Is(err, errNotAuthenticated):
+		writeError(w, http.StatusUnauthorized, errNotAuthenticated.Error())
+		return
+	case err != nil:
+		h.internalError(w, "demo users", err)
+		return
+	}
+	users := make([]userBody, 0, len(h.cfg.DemoUsers))
+	for _, email := range h.cfg.DemoUsers {
+		u, err := h.cfg.Users.UserByEmail(r.Context(), email)
+		switch {
+		case sessiongate.ErrorCode(err) == sessiongate.ECodeNotFound:
+			continue // deleted with `sessiongate users delete`
+		case err != nil:
+			h.internalError(w, "demo users", err)
+			return
+		}
+		users = append(users, userBody{ID: u.ID, Email: u.Email})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"users": users})
+}

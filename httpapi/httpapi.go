@@ -81,6 +81,10 @@ type Config struct {
 	// it names (the demo page uses it).
 	// It needs Auth and a Publisher.
 	DemoIncidents bool
+	// DemoUsers, with DemoIncidents, are the emails of the demo's users,
+	// which GET /api/demo/users lists with their ids to a signed-in caller
+	// (the page names watchers by them).
+	DemoUsers []string
 
 	// AllowedOrigins are the origins, beside the request's own, whose
 	// browsers may POST to /auth/login, /auth/logout and /api/demo/incident
@@ -236,6 +240,7 @@ func (h *Handler) routes() {
 	}
 	if h.cfg.DemoIncidents {
 		h.handle("POST /api/demo/incident", http.HandlerFunc(h.demoIncident))
+		h.handle("GET /api/demo/users", http.HandlerFunc(h.demoUsers))
 	}
 	// Disabled and unknown API paths answer JSON 404 rather than reaching
 	// Static.

@@ -249,6 +249,8 @@ try {
       await watchersAre(carol.page, [alice.id, carol.id]);
       const you = await carol.page.locator(`#watchers [data-user="${carol.id}"]`).textContent();
       if (!you?.includes(WATCHER_EMAIL) || !you.includes('(you)')) throw new Error(`carol's own entry reads "${you}"`);
+      // Named by email (GET /api/demo/users), which may come after the list.
+      await alice.page.locator(`#watchers [data-user="${carol.id}"]`, { hasText: WATCHER_EMAIL }).waitFor();
     });
   } else {
     console.log('      presence steps left out (E2E_PRESENCE=0)');

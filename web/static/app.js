@@ -53,8 +53,10 @@ let createRealtime = null;
 let me = { id: '', email: '' };
 /**
  * The incident room the page watches, or asks to: `room`, whether the
- * server said ok, and the function that stops its presence updates.
- * @type {{ room: string, ok: boolean, offPresence: (() => void) | null } | null}
+ * server said ok, the function that stops its presence updates and the
+ * last members it gave.
+ * @type {{ room: string, ok: boolean, offPresence: (() => void) | null,
+ *   presence: import('@sessiongate/client').PresenceSnapshot | null } | null}
  */
 let watching = null;
 
@@ -76,6 +78,7 @@ function showSignedIn(user) {
   ui.loginSection.hidden = true;
   ui.sessionSection.hidden = false;
   ui.incidentSection.hidden = false;
+  loadEmails();
 }
 
 function showSignedOut() {
@@ -129,9 +132,23 @@ function renderCounts() {
   ui.roomEventsEmpty.hidden = ui.roomEvents.children.length > 0;
 }
 
-/** How the page names a user id: the signed-in user's email, else "user <id>". */
+/** Emails of the demo's users by id (GET /api/demo/users), to name watchers. */
+const emails = new Map();
+
+async function loadEmails() {
+  try {
+    const res = await api('GET', '/api/demo/users');
+    for (const u of res.ok ? (res.data?.users ?? []) : []) emails.set(String(u.id), u.email);
+    if (watching?.presence) renderWatchers(watching.presence);
+  } catch {
+    // Watchers are then named by id.
+  }
+}
+
+/** How the page names a user id: by email when the page knows it, else "user <id>". */
 function userLabel(id) {
-  return id === me.id && me.email ? me.email : `user ${id}`;
+  if (id === me.id && me.email) return me.email;
+  return emails.get(id) ?? `user ${id}`;
 }
 
 function setIncidentState(state, text) {
@@ -168,6 +185,15 @@ function renderWatchers(p) {
     items.push(li);
   }
   ui.watchers.replaceChildren(...items);
+}
+
+/** Says why the watchers are not listed. */
+function noPresence(why) {
+  const li = document.createElement('li');
+  li.className = 'muted';
+  li.textContent = why;
+  ui.watchers.replaceChildren(li);
+  ui.watcherCount.textContent = '?';
 }
 
 function showIncidentError(text) {
@@ -210,28 +236,28 @@ async function onWatch(event) {
   if (watching?.room === room) return;
   stopWatching();
   ui.incidentError.hidden = true;
-  const w = { room, ok: false, offPresence: null };
+  const w = { room, ok: false, offPresence: null, presence: null };
   watching = w;
   // Registered before the subscribe so that its acknowledgement's snapshot
   // is not missed.
   if (typeof realtime.onPresence === 'function') {
     w.offPresence = realtime.onPresence(room, (p) => {
-      if (watching === w) renderWatchers(p);
+      if (watching !== w) return;
+      w.presence = p;
+      renderWatchers(p);
     });
   } else {
-    const li = document.createElement('li');
-    li.className = 'muted';
-    li.textContent = 'This client does not report presence.';
-    ui.watchers.replaceChildren(li);
-    ui.watcherCount.textContent = '?';
+    noPresence('This client does not report presence.');
   }
   setIncidentState('joining', 'joining');
   ui.incidentStatus.textContent = `Asking to watch ${room}…`;
   ui.incidentOpen.disabled = true;
   try {
-    await realtime.subscribe(room);
+    const sub = await realtime.subscribe(room);
     if (watching !== w) return;
     w.ok = true;
+    // Not a presence room on this server (PRESENCE_ROOMS): nobody is listed.
+    if (!sub?.presence && !w.presence) noPresence('The server does not report who watches this room.');
     setIncidentState('watching', 'watching');
     ui.incidentStatus.textContent = `watching ${room}`;
     ui.incidentBody.hidden = false;
