@@ -161,7 +161,7 @@ type Gateway struct {
 	// presence is nil without Config.PresenceRooms.
 	presence *presenceTracker
 	audit    *auditWriter
-	stats   counters
+	stats    counters
 
 	mu       sync.Mutex
 	live     map[string]*liveSession // by SessionHash

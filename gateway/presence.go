@@ -82,10 +82,10 @@ type presenceTracker struct {
 	eng    *presence.Engine
 	target time.Time // when run wakes next, as last computed
 
-	ns    *socketio.Namespace
-	wake  chan struct{}
-	stop  chan struct{}
-	done  chan struct{}
+	ns      *socketio.Namespace
+	wake    chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
 	start   sync.Once
 	started atomic.Bool
 	halt    sync.Once
