@@ -249,7 +249,9 @@ var settings = []setting{
 	{env: "PRESENCE_MAX_MEMBERS", def: "100", arg: "N", usage: "most users in a presence event's lists and a subscribe ack's members (the count stays exact; past it, truncated: true)",
 		parse: func(c *Config, v string) error { return parseCountIn(&c.PresenceMaxMembers, v, 1, 10000) }},
 	{env: "PRESENCE_TTL", def: "30s", arg: "DURATION", usage: "with CLUSTER, how long another node's presence members live without a word from it (its heartbeat comes every 10s, or TTL/3): a node that died takes its users with it after TTL + PRESENCE_LEAVE_DELAY",
-		parse: func(c *Config, v string) error { return parseDurationIn(&c.PresenceTTL, v, time.Second, 10*time.Minute) }},
+		parse: func(c *Config, v string) error {
+			return parseDurationIn(&c.PresenceTTL, v, time.Second, 10*time.Minute)
+		}},
 	{env: "HOOK_SECRET", def: "", arg: "SECRET", secret: true, usage: "HMAC-SHA256 key of X-Sessiongate-Signature on hook requests (required with SUBSCRIBE_URL or EVENTS_URL)",
 		parse: func(c *Config, v string) error { c.HookSecret = v; return nil }},
 	{env: "HOOK_TIMEOUT", def: "2s", arg: "DURATION", usage: "how long the application's hook may take; then the subscribe or client event is UNAVAILABLE",
