@@ -232,7 +232,7 @@ var settings = []setting{
 		parse: func(c *Config, v string) error {
 			return parseCount(&c.LoginRateLimit, v, "attempts per minute, 0 disables")
 		}},
-	{env: "PUBLISH_KEY", def: "", arg: "KEY", secret: true, usage: "Bearer key of POST /api/publish; empty disables it (404)",
+	{env: "PUBLISH_KEY", def: "", arg: "KEY", secret: true, usage: "Bearer key of POST /api/publish, the room operations and GET /api/presence; empty disables them (404)",
 		parse: func(c *Config, v string) error { c.PublishKey = v; return nil }},
 	{env: "PUBLIC_ROOMS", def: "", arg: "LIST", usage: "comma-separated room patterns any authenticated socket may subscribe to ('*' matches any run of characters, e.g. news:*,lobby); user:* rooms never",
 		parse: parsePublicRooms},

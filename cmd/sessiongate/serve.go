@@ -234,6 +234,9 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 			prometheus.Counter("presence_gossip_refused_total",
 				"Presence gossip messages refused: undecodable or over the size limit.",
 				func() uint64 { return s.gw.PresenceStats().GossipBad }),
+			prometheus.Counter("presence_dropped_total",
+				"Presence rooms and other nodes' entries not tracked: over 100,000 rooms or 1,000,000 entries.",
+				func() uint64 { return s.gw.PresenceStats().Dropped }),
 		},
 	})
 	if err != nil {
