@@ -82,7 +82,10 @@ type presenceTracker struct {
 	eng    *presence.Engine
 	target time.Time // when run wakes next, as last computed
 
-	ns      *socketio.Namespace
+	ns *socketio.Namespace
+	// single: the namespace has no cluster adapter, so gossip would reach
+	// no one and is neither encoded nor sent.
+	single  bool
 	wake    chan struct{}
 	stop    chan struct{}
 	done    chan struct{}
@@ -137,6 +140,7 @@ func (g *Gateway) attachPresence(ns *socketio.Namespace) {
 	}
 	p.start.Do(func() {
 		p.ns = ns
+		_, p.single = ns.Adapter().(*socketio.MemoryAdapter)
 		ns.OnRoomChange(g.presenceRoomChange)
 		ns.OnServerEvent(p.gossip)
 		p.started.Store(true)
@@ -261,9 +265,12 @@ func (p *presenceTracker) bye() presence.Message {
 	return p.eng.Bye()
 }
 
-// publish sends gossip to the other nodes (none on a single node, where the
-// adapter's ServerSideEmit reaches no one).
+// publish sends gossip to the other nodes; on a single node (no cluster
+// adapter) there are none.
 func (p *presenceTracker) publish(g *Gateway, gossip []presence.Message) {
+	if p.single {
+		return
+	}
 	for _, m := range gossip {
 		ctx, cancel := context.WithTimeout(context.Background(), presenceSendTimeout)
 		err := p.ns.ServerSideEmit(ctx, PresenceGossipEvent, m.Encode())

@@ -17,8 +17,9 @@
 // source holding them again. A room is flushed at most once per Window.
 //
 // Bounds: at most MaxRooms rooms (local or remote) and MaxRemote remote
-// (node, room, user) entries are tracked; past them, new rooms and entries
-// are ignored (counted in Stats). Lists are cut at MaxMembers.
+// (node, room, user) entries of at most MaxNodes other nodes are tracked;
+// past them, new rooms, entries and nodes are ignored (counted in Stats).
+// Lists are cut at MaxMembers.
 package presence
 
 import (
@@ -94,10 +95,10 @@ type Stats struct {
 	Remote      int    // remote (node, room, user) entries now
 	Nodes       int    // other nodes heard of and not expired
 	Events      uint64 // events produced by Step
-	Dropped     uint64 // joins and remote entries ignored: MaxRooms or MaxRemote reached
+	Dropped     uint64 // joins, remote entries and nodes ignored: MaxRooms, MaxRemote or MaxNodes reached
 	GossipOut   uint64 // messages produced by Step
 	GossipIn    uint64 // messages applied
-	GossipEmpty uint64 // Apply calls ignored (own node, too many nodes)
+	GossipEmpty uint64 // Apply calls ignored: the node's own messages, or without a node id
 }
 
 // Engine is the presence state of one node (see the package doc).
@@ -484,7 +485,7 @@ func (e *Engine) Apply(m Message, now time.Time) {
 	nd := e.nodes[m.Node]
 	if nd == nil {
 		if len(e.nodes) >= MaxNodes {
-			e.stats.GossipEmpty++
+			e.stats.Dropped++
 			return
 		}
 		nd = &node{rooms: make(map[string]map[string]entry)}
