@@ -26,6 +26,8 @@ export const ACK_CODES = [
   { code: 'FORBIDDEN', temporary: false, client: false },
   // subscribe / unsubscribe and client events
   { code: 'UNAVAILABLE', temporary: true, client: false },
+  // Also made by the client for a call while the server has sent it away
+  // (state `rate_limited`), with the time left as `retryAfterMs`.
   { code: 'RATE_LIMITED', temporary: true, client: false },
   // client events (contract §13)
   { code: 'REJECTED', temporary: false, client: false },

@@ -53,7 +53,7 @@ function build(): void {
   });
   if (r.error && (r.error as NodeJS.ErrnoException).code === 'ENOENT')
     throw new Error(
-      `gateway.test.ts needs Go to build cmd/sessiongate: "${go}" is not on PATH (install Go 1.26, or set GO)`,
+      `gateway.test.ts needs Go to build cmd/sessiongate: "${go}" was not found (install Go 1.26 and put go on PATH, or set GO)`,
     );
   if (r.status !== 0)
     throw new Error(`${go} build -o ${bin} ./cmd/sessiongate failed:\n${r.stderr}${r.error ?? ''}`);
