@@ -314,7 +314,8 @@ describe('against the sessiongate gateway (--demo)', () => {
     await expect(bobIn).resolves.toMatchObject({ joined: [bob.id], left: [], count: 2 });
     expect(new Set(tab1.presence('lobby')?.users)).toEqual(new Set([alice.id, bob.id]));
 
-    const bobOut = presenceUntil(tab2, 'lobby', (s) => s.count === 1);
+    await presenceUntil(tab2, 'lobby', (s) => s.count === 2);
+    const bobOut = presenceUntil(tab2, 'lobby', (s) => s.left.length > 0);
     rb.close();
     await expect(bobOut).resolves.toMatchObject({ users: [alice.id], left: [bob.id], count: 1 });
   });
