@@ -78,6 +78,9 @@ async function start(settings: Record<string, string> = {}): Promise<Gateway> {
   };
   const proc = spawn(bin, ['serve', '--demo'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const log: string[] = [];
+  // Stopped by afterAll, also when it fails to start.
+  const g: Gateway = { base: '', proc, log };
+  gateways.push(g);
   const keep = (line: string) => {
     log.push(line);
     if (log.length > 50) log.shift();
@@ -101,8 +104,7 @@ async function start(settings: Record<string, string> = {}): Promise<Gateway> {
       }
     });
   });
-  const g: Gateway = { base: `http://127.0.0.1:${port}`, proc, log };
-  gateways.push(g);
+  g.base = `http://127.0.0.1:${port}`;
   for (let i = 0; ; i++) {
     const res = await fetch(`${g.base}/readyz`).catch(() => undefined);
     if (res?.status === 200) break;
