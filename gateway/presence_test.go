@@ -333,6 +333,18 @@ func TestPresenceCluster(t *testing.T) {
 			if s, _ := gB.Presence("incident:1", "", 10); s.Count != 1 || s.Connections != 1 || !slices.Equal(s.Users, []string{"bob"}) {
 				t.Fatalf("node B's snapshot after A died: %+v", s)
 			}
+			// Each node told its own sockets, once: alice's arrival reached
+			// bob in one event (no copy from node A's broadcast).
+			n := 0
+			for _, ev := range bob.Events() {
+				var p presenceEvent
+				if ev.Name == EventPresence && json.Unmarshal(ev.Args[0], &p) == nil && slices.Contains(p.Joined, "alice") {
+					n++
+				}
+			}
+			if n != 1 {
+				t.Fatalf("bob was told %d times that alice joined", n)
+			}
 		})
 	}
 }

@@ -397,3 +397,32 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestDeployReconnectSaysNothing: node a goes away with a bye and its 500
+// users reconnect to node b within the leave delay: b's rooms are told
+// nothing, however many users moved.
+func TestDeployReconnectSaysNothing(t *testing.T) {
+	c := &clock{t0}
+	cfg := Config{LeaveDelay: 5 * time.Second}
+	a, b := newEngine("a", c, cfg), newEngine("b", c, cfg)
+	b.Join("r", "watcher", c.now)
+	for i := range 500 {
+		a.Join("r", fmt.Sprint("u", i), c.now)
+	}
+	_, g := runUntil(a, c, t0.Add(time.Second))
+	deliver(c.now, g, b)
+	runUntil(b, c, c.now.Add(time.Second))
+	if s := b.Snapshot("r", "", 1000); s.Count != 501 {
+		t.Fatalf("before: %+v", s)
+	}
+	deliver(c.now, []Message{a.Bye()}, b)
+	for i := range 500 {
+		b.Join("r", fmt.Sprint("u", i), c.add(8*time.Millisecond)) // 4 s in all
+	}
+	if evs, _ := runUntil(b, c, c.now.Add(time.Minute)); len(evs) != 0 {
+		t.Fatalf("the deploy said %d events, the first %+v", len(evs), evs[0])
+	}
+	if s := b.Snapshot("r", "", 1000); s.Count != 501 || s.Connections != 501 {
+		t.Fatalf("after: %+v", s)
+	}
+}
