@@ -210,7 +210,9 @@ export interface Realtime<Events extends object = EventMap> {
    * the application's own code), `TIMEOUT` when no reply comes in time,
    * `DISCONNECTED` when not connected within the timeout, or when the
    * connection drops before the reply (the event may have reached the
-   * application). A call is never retried by the client.
+   * application), `RATE_LIMITED` at once while the state is `rate_limited`
+   * (`retryAfterMs`: the time until the client reconnects). A call is never
+   * retried by the client.
    */
   call<T = unknown>(event: string, data: unknown, options?: CallOptions): Promise<T>;
   /**
@@ -276,7 +278,9 @@ const expiredReasons: ReadonlySet<string> = new Set(['revoked', 'expired', 'logg
  * transports are retried with backoff; `session_expired` ends in state
  * `expired`; `server_restart` reconnects after a random part of the announced
  * delay so that clients do not all return at once (with backoff added when the
- * server sends the socket away again straight after).
+ * server sends the socket away again straight after); `rate_limited` leaves,
+ * waits at least its `retryAfterMs` plus a backoff that doubles while it
+ * recurs (state `rate_limited`), then reconnects.
  */
 export function createRealtime<Extra extends object = Record<never, never>>(
   options: RealtimeOptions = {},

@@ -16,6 +16,7 @@ import {
   SubscriptionError,
   type ConnectionState,
   type IncidentCreated,
+  type PresenceSnapshot,
   type Realtime,
   type RealtimeOptions,
   type SocketLike,
@@ -53,7 +54,7 @@ function build(): void {
   });
   if (r.error && (r.error as NodeJS.ErrnoException).code === 'ENOENT')
     throw new Error(
-      `gateway.test.ts needs Go to build cmd/sessiongate: "${go}" is not on PATH (install Go 1.26, or set GO)`,
+      `gateway.test.ts needs Go to build cmd/sessiongate: "${go}" was not found (install Go 1.26 and put go on PATH, or set GO)`,
     );
   if (r.status !== 0)
     throw new Error(`${go} build -o ${bin} ./cmd/sessiongate failed:\n${r.stderr}${r.error ?? ''}`);
@@ -77,6 +78,9 @@ async function start(settings: Record<string, string> = {}): Promise<Gateway> {
   };
   const proc = spawn(bin, ['serve', '--demo'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const log: string[] = [];
+  // Stopped by afterAll, also when it fails to start.
+  const g: Gateway = { base: '', proc, log };
+  gateways.push(g);
   const keep = (line: string) => {
     log.push(line);
     if (log.length > 50) log.shift();
@@ -100,8 +104,7 @@ async function start(settings: Record<string, string> = {}): Promise<Gateway> {
       }
     });
   });
-  const g: Gateway = { base: `http://127.0.0.1:${port}`, proc, log };
-  gateways.push(g);
+  g.base = `http://127.0.0.1:${port}`;
   for (let i = 0; ; i++) {
     const res = await fetch(`${g.base}/readyz`).catch(() => undefined);
     if (res?.status === 200) break;
@@ -111,8 +114,14 @@ async function start(settings: Record<string, string> = {}): Promise<Gateway> {
   return g;
 }
 
-/** Logs in a demo user and returns the session cookie, `connect.sid=…`. */
-async function login(g: Gateway, user: string): Promise<string> {
+/** A logged-in demo user: its session cookie (`connect.sid=…`) and id (`passport.user`). */
+interface Login {
+  cookie: string;
+  id: string;
+}
+
+/** Logs in a demo user. */
+async function login(g: Gateway, user: string): Promise<Login> {
   const res = await fetch(`${g.base}/auth/login`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
@@ -121,7 +130,8 @@ async function login(g: Gateway, user: string): Promise<string> {
   expect(res.status, `login ${user}: ${await res.clone().text()}`).toBe(200);
   const cookie = res.headers.getSetCookie()[0]?.split(';')[0];
   if (!cookie) throw new Error(`login ${user}: no Set-Cookie`);
-  return cookie;
+  const body = (await res.json()) as { user: { id: number } };
+  return { cookie, id: String(body.user.id) };
 }
 
 /** The acknowledgements a client received, emitted as (event, reply). */
@@ -131,7 +141,8 @@ type AckTap = EventEmitter;
  * Connects a Realtime with `cookie` over a websocket, through
  * socket.io-client's own `io`, and taps its acknowledgements.
  */
-function connect(g: Gateway, cookie: string, options: RealtimeOptions = {}) {
+function connect(g: Gateway, who: Login | string, options: RealtimeOptions = {}) {
+  const cookie = typeof who === 'string' ? who : who.cookie;
   const acks: AckTap = new EventEmitter();
   const rt = createRealtime({
     url: g.base,
@@ -213,13 +224,33 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 }, 20_000);
 
+/** Resolves with the first snapshot of `room` that `want` accepts. */
+function presenceUntil(
+  rt: Realtime,
+  room: string,
+  want: (s: PresenceSnapshot) => boolean,
+): Promise<PresenceSnapshot> {
+  return new Promise((ok) => {
+    const off = rt.onPresence(room, (s) => {
+      if (!want(s)) return;
+      off();
+      ok(s);
+    });
+  });
+}
+
 describe('against the sessiongate gateway (--demo)', () => {
   let g: Gateway;
-  let alice: string;
-  let bob: string;
+  let alice: Login;
+  let bob: Login;
 
   beforeAll(async () => {
-    g = await start();
+    // lobby: a room every user may join, with presence; leaves are told at once.
+    g = await start({
+      PUBLIC_ROOMS: 'lobby',
+      PRESENCE_ROOMS: 'incident:*,lobby',
+      PRESENCE_LEAVE_DELAY: '0',
+    });
     [alice, bob] = await Promise.all([login(g, 'alice'), login(g, 'bob')]);
   }, 60_000);
 
@@ -235,6 +266,7 @@ describe('against the sessiongate gateway (--demo)', () => {
     const { rt } = connect(g, alice);
     const sub = await rt.subscribe('incident:7');
     expect(sub.room).toBe('incident:7');
+    expect(sub.presence?.users).toContain(alice.id);
     const got = new Promise((ok) => rt.on('incident:created', ok));
     await publish(g, 'incident:7', 'incident:created', incident);
     await expect(got).resolves.toEqual(incident);
@@ -266,6 +298,28 @@ describe('against the sessiongate gateway (--demo)', () => {
       event: 'incident:delete',
       temporary: false,
     });
+  });
+
+  it('tells presence between two users, and counts two tabs of one as one', async () => {
+    const { rt: tab1 } = connect(g, alice);
+    const first = await tab1.subscribe('lobby');
+    expect(first.presence).toMatchObject({ users: [alice.id], count: 1, connections: 1 });
+    const { rt: tab2 } = connect(g, alice);
+    const second = await tab2.subscribe('lobby');
+    expect(second.presence).toMatchObject({ users: [alice.id], count: 1, connections: 2 });
+
+    const bobIn = presenceUntil(tab1, 'lobby', (s) => s.count === 2);
+    const { rt: rb } = connect(g, bob);
+    const third = await rb.subscribe('lobby');
+    expect(new Set(third.presence?.users)).toEqual(new Set([alice.id, bob.id]));
+    expect(third.presence).toMatchObject({ count: 2, connections: 3 });
+    await expect(bobIn).resolves.toMatchObject({ joined: [bob.id], left: [], count: 2 });
+    expect(new Set(tab1.presence('lobby')?.users)).toEqual(new Set([alice.id, bob.id]));
+
+    await presenceUntil(tab2, 'lobby', (s) => s.count === 2);
+    const bobOut = presenceUntil(tab2, 'lobby', (s) => s.left.length > 0);
+    rb.close();
+    await expect(bobOut).resolves.toMatchObject({ users: [alice.id], left: [bob.id], count: 1 });
   });
 });
 

@@ -346,6 +346,16 @@ describe('rate limits against socket.io 4', () => {
     expect((handshakeTimes[1] ?? 0) - sentAt).toBeGreaterThanOrEqual(400);
     expect(states).toEqual(['rate_limited', 'reconnecting', 'connected']);
     expect(requests).toEqual(['subscribe incident:7', 'subscribe incident:7']);
+
+    // Sent away again right after: the backoff on top of retryAfterMs doubles (50, then 100 ms).
+    const again = once(joins, 'incident:7');
+    const sentAgainAt = performance.now();
+    joiner.emit('rate_limited', { retryAfterMs: 400 });
+    joiner.disconnect();
+    await again;
+    expect(handshakes).toBe(3);
+    // (Node timers may fire up to 1 ms early by performance.now().)
+    expect((handshakeTimes[2] ?? 0) - sentAgainAt).toBeGreaterThanOrEqual(499);
   });
 });
 

@@ -25,7 +25,9 @@ const expiredReasons = new Set(['revoked', 'expired', 'logged_out']);
  * transports are retried with backoff; `session_expired` ends in state
  * `expired`; `server_restart` reconnects after a random part of the announced
  * delay so that clients do not all return at once (with backoff added when the
- * server sends the socket away again straight after).
+ * server sends the socket away again straight after); `rate_limited` leaves,
+ * waits at least its `retryAfterMs` plus a backoff that doubles while it
+ * recurs (state `rate_limited`), then reconnects.
  */
 export function createRealtime(options = {}) {
     return new RealtimeClient(options);
