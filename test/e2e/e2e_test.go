@@ -29,9 +29,6 @@ import (
 const (
 	demoEmail    = "alice@example.com"
 	demoPassword = "e2e demo password"
-
-	// e2ePresence runs the watcher steps of demo.e2e.mjs ("0": left out).
-	e2ePresence = "0"
 )
 
 // gobin is the GOBIN of installed, removed by TestMain; "" until then.
@@ -138,7 +135,7 @@ func TestDemoInBrowser(t *testing.T) {
 	e2e := nodetest.Command(t, "test/e2e", "demo.e2e.mjs")
 	e2e.Env = append(os.Environ(),
 		"BASE_URL="+base, "DEMO_EMAIL="+demoEmail, "DEMO_PASSWORD="+demoPassword, "CHROMIUM="+chromium,
-		"WATCHER_EMAIL=carol@example.com", "OUTSIDER_EMAIL=bob@example.com", "E2E_PRESENCE="+e2ePresence)
+		"WATCHER_EMAIL=carol@example.com", "OUTSIDER_EMAIL=bob@example.com")
 	e2e.Stdout = logWriter{t, "e2e"}
 	if err := e2e.Run(); err != nil {
 		t.Errorf("demo.e2e.mjs: %v", err)
