@@ -117,7 +117,8 @@ type Engine struct {
 	lastBeat  time.Time
 	syncAsked bool // a "sync" to send
 	sweepAt   time.Time
-	remote    int
+	remote    int // other nodes' entries
+	local     int // this node's (room, user) pairs
 	stats     Stats
 }
 
@@ -194,6 +195,7 @@ func (e *Engine) Join(roomName, user string, now time.Time) bool {
 	r.local[user] = n + 1
 	r.localConns++
 	if n == 0 {
+		e.local++
 		e.hold(r, user, now)
 	}
 	return true
@@ -214,6 +216,7 @@ func (e *Engine) Leave(roomName, user string, now time.Time) {
 		return
 	}
 	delete(r.local, user)
+	e.local--
 	e.release(r, user, now)
 	e.maybeDrop(r)
 }
@@ -350,7 +353,7 @@ func (e *Engine) Next() time.Time {
 
 // Step does what is due at now: the rooms' flushes (events), the expiry
 // of other nodes' silent entries, and this node's gossip (a delta, a full
-// state, a sync request).
+// state, a sync request), to be sent with Message.Encode.
 func (e *Engine) Step(now time.Time) (events []Event, gossip []Message) {
 	if !now.Before(e.sweepAt) {
 		e.sweep(now)
@@ -434,32 +437,35 @@ func appendCapped(list []string, u string, limit int, truncated *bool) []string 
 }
 
 // delta is this node's changed (room, user) counts, 0 for a user with no
-// socket left in the room, in messages of at most MaxMessage bytes.
+// socket left in the room; Encode splits it.
 func (e *Engine) delta() []Message {
-	b := builder{typ: TypeDelta, node: e.cfg.Node}
+	m := Message{Type: TypeDelta, Node: e.cfg.Node}
 	for k, was := range e.dirty {
 		c := 0
 		if r := e.rooms[k.room]; r != nil {
 			c = r.local[k.user]
 		}
 		if c != was {
-			b.add(k.room, k.user, c)
+			m.Entries = append(m.Entries, Entry{Room: k.room, User: k.user, Conns: c})
 		}
 	}
 	clear(e.dirty)
-	return b.done(false)
+	if len(m.Entries) == 0 {
+		return nil
+	}
+	return []Message{m}
 }
 
-// state is this node's full state, in messages of at most MaxMessage
-// bytes; at least one, since an empty state still says "alive".
+// state is this node's full state, a flat copy (the engine's lock is held:
+// the grouping and encoding happen in Encode, outside it).
 func (e *Engine) state() []Message {
-	b := builder{typ: TypeState, node: e.cfg.Node}
+	m := Message{Type: TypeState, Node: e.cfg.Node, Entries: make([]Entry, 0, e.local)}
 	for name, r := range e.rooms {
 		for u, c := range r.local {
-			b.add(name, u, c)
+			m.Entries = append(m.Entries, Entry{Room: name, User: u, Conns: c})
 		}
 	}
-	return b.done(true)
+	return []Message{m}
 }
 
 // Apply takes another node's message in. Entries of a node are replaced by
