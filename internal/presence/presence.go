@@ -24,6 +24,7 @@ package presence
 
 import (
 	"container/heap"
+	"container/list"
 	"slices"
 	"time"
 )
@@ -137,14 +138,22 @@ type room struct {
 	lastFlush  time.Time
 }
 
+// node is what another node's gossip said. Its entries are also kept in
+// the order they were last heard of, so that expiry looks only at those
+// that expire (the oldest first) rather than at all of them.
 type node struct {
-	rooms   map[string]map[string]entry // room → user → entry
-	entries int
+	rooms map[string]map[string]*list.Element // room → user → entry
+	order list.List                           // of *entry, least recently heard first
 }
 
 type entry struct {
-	conns int
-	seen  time.Time
+	room, user string
+	conns      int
+	seen       time.Time
+}
+
+func newNode() *node {
+	return &node{rooms: make(map[string]map[string]*list.Element)}
 }
 
 // New returns an Engine whose first Step, at or after now, asks the other
@@ -167,7 +176,7 @@ func New(cfg Config, now time.Time) *Engine {
 		dirty:     make(map[key]int),
 		beatAt:    now,
 		syncAsked: true,
-		sweepAt:   now.Add(cfg.TTL / 4),
+		sweepAt:   now.Add(max(cfg.TTL/10, 10*time.Millisecond)),
 	}
 }
 
@@ -357,7 +366,7 @@ func (e *Engine) Next() time.Time {
 func (e *Engine) Step(now time.Time) (events []Event, gossip []Message) {
 	if !now.Before(e.sweepAt) {
 		e.sweep(now)
-		e.sweepAt = now.Add(max(e.cfg.TTL/4, time.Millisecond))
+		e.sweepAt = now.Add(e.sweepEvery())
 	}
 	for e.due.Len() > 0 && !e.due[0].at.After(now) {
 		d := heap.Pop(&e.due).(due)
@@ -494,7 +503,7 @@ func (e *Engine) Apply(m Message, now time.Time) {
 			e.stats.Dropped++
 			return
 		}
-		nd = &node{rooms: make(map[string]map[string]entry)}
+		nd = newNode()
 		e.nodes[m.Node] = nd
 	}
 	for roomName, users := range m.Rooms {
@@ -502,26 +511,29 @@ func (e *Engine) Apply(m Message, now time.Time) {
 			e.setRemote(nd, roomName, u, c, now)
 		}
 	}
-	if nd.entries == 0 {
+	if nd.order.Len() == 0 {
 		delete(e.nodes, m.Node)
 	}
 }
 
-// setRemote sets node nd's count of (room, user) to c (0: gone).
+// setRemote sets node nd's count of (room, user) to c (0: gone), heard of
+// now.
 func (e *Engine) setRemote(nd *node, roomName, user string, c int, now time.Time) {
 	users := nd.rooms[roomName]
-	old, had := users[user]
+	el := users[user]
 	if c <= 0 {
-		if had {
-			e.removeRemote(nd, roomName, user, old, now)
+		if el != nil {
+			e.removeRemote(nd, el, now)
 		}
 		return
 	}
-	if had {
+	if el != nil {
+		en := el.Value.(*entry)
 		if r := e.rooms[roomName]; r != nil {
-			r.remote += c - old.conns
+			r.remote += c - en.conns
 		}
-		users[user] = entry{conns: c, seen: now}
+		en.conns, en.seen = c, now
+		nd.order.MoveToBack(el)
 		return
 	}
 	if e.remote >= e.cfg.MaxRemote {
@@ -534,55 +546,53 @@ func (e *Engine) setRemote(nd *node, roomName, user string, c int, now time.Time
 		return
 	}
 	if users == nil {
-		users = make(map[string]entry)
+		users = make(map[string]*list.Element)
 		nd.rooms[roomName] = users
 	}
-	users[user] = entry{conns: c, seen: now}
-	nd.entries++
+	users[user] = nd.order.PushBack(&entry{room: roomName, user: user, conns: c, seen: now})
 	e.remote++
 	r.remote += c
 	e.hold(r, user, now)
 }
 
-func (e *Engine) removeRemote(nd *node, roomName, user string, old entry, now time.Time) {
-	users := nd.rooms[roomName]
-	delete(users, user)
+func (e *Engine) removeRemote(nd *node, el *list.Element, now time.Time) {
+	en := nd.order.Remove(el).(*entry)
+	users := nd.rooms[en.room]
+	delete(users, en.user)
 	if len(users) == 0 {
-		delete(nd.rooms, roomName)
+		delete(nd.rooms, en.room)
 	}
-	nd.entries--
 	e.remote--
-	if r := e.rooms[roomName]; r != nil {
-		r.remote -= old.conns
-		e.release(r, user, now)
+	if r := e.rooms[en.room]; r != nil {
+		r.remote -= en.conns
+		e.release(r, en.user, now)
 		e.maybeDrop(r)
 	}
 }
 
 func (e *Engine) dropNode(id string, nd *node, now time.Time) {
-	for roomName, users := range nd.rooms {
-		for u, en := range users {
-			e.removeRemote(nd, roomName, u, en, now)
-		}
+	for el := nd.order.Front(); el != nil; el = nd.order.Front() {
+		e.removeRemote(nd, el, now)
 	}
 	delete(e.nodes, id)
 }
 
-// sweep expires the remote entries not heard of within TTL.
+// sweep expires the remote entries not heard of within TTL: the oldest of
+// each node, up to the first one still alive.
 func (e *Engine) sweep(now time.Time) {
 	for id, nd := range e.nodes {
-		for roomName, users := range nd.rooms {
-			for u, en := range users {
-				if now.Sub(en.seen) >= e.cfg.TTL {
-					e.removeRemote(nd, roomName, u, en, now)
-				}
-			}
+		for el := nd.order.Front(); el != nil && now.Sub(el.Value.(*entry).seen) >= e.cfg.TTL; el = nd.order.Front() {
+			e.removeRemote(nd, el, now)
 		}
-		if nd.entries == 0 {
+		if nd.order.Len() == 0 {
 			delete(e.nodes, id)
 		}
 	}
 }
+
+// sweepEvery is how often expiry is checked: a tenth of TTL (cheap: sweep
+// looks at the expiring entries only).
+func (e *Engine) sweepEvery() time.Duration { return max(e.cfg.TTL/10, 10*time.Millisecond) }
 
 // Stats returns the engine's gauges and counters.
 func (e *Engine) Stats() Stats {
