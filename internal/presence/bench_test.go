@@ -1,6 +1,7 @@
 package presence
 
 import (
+	"runtime"
 	"strconv"
 	"testing"
 	"time"
@@ -90,4 +91,26 @@ func BenchmarkHeartbeat(b *testing.B) {
 	b.ReportMetric(float64(lock.Nanoseconds())/1e6/float64(b.N), "ms_lock/op")
 	b.ReportMetric(float64(enc.Nanoseconds())/1e6/float64(b.N), "ms_encode/op")
 	b.ReportMetric(float64(parts), "messages/op")
+}
+
+// BenchmarkRoomMemory reports the heap a node spends per presence room at
+// MaxRooms (100,000 rooms of one local user each, announced).
+func BenchmarkRoomMemory(b *testing.B) {
+	var perRoom float64
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		c := &clock{t0}
+		e := newEngine("a", c, Config{})
+		for i := range DefaultMaxRooms {
+			e.Join("incident:"+strconv.Itoa(i), "u"+strconv.Itoa(i%1000), c.now)
+		}
+		runUntil(e, c, t0.Add(2*time.Second))
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		perRoom = float64(after.HeapAlloc-before.HeapAlloc) / DefaultMaxRooms
+		runtime.KeepAlive(e)
+	}
+	b.ReportMetric(perRoom, "B/room")
 }

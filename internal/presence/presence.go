@@ -131,9 +131,9 @@ type room struct {
 	localConns int                  // sum of local
 	remote     int                  // other nodes' sockets in the room
 	holders    map[string]int       // user → sources (this node, other nodes) holding them
-	gone       map[string]time.Time // announced members no source holds, since when
+	gone       map[string]time.Time // announced members no source holds, since when (nil: none)
 	announced  map[string]struct{}  // what the room's sockets were told
-	changed    map[string]struct{}  // users to look at in the next flush
+	changed    map[string]struct{}  // users to look at in the next flush (nil: none)
 	flushAt    time.Time            // zero: no flush scheduled
 	lastFlush  time.Time
 }
@@ -254,9 +254,7 @@ func (e *Engine) room(name string) *room {
 		name:      name,
 		local:     make(map[string]int),
 		holders:   make(map[string]int),
-		gone:      make(map[string]time.Time),
 		announced: make(map[string]struct{}),
-		changed:   make(map[string]struct{}),
 	}
 	e.rooms[name] = r
 	return r
@@ -273,6 +271,9 @@ func (e *Engine) hold(r *room, user string, now time.Time) {
 		return
 	}
 	if _, ok := r.announced[user]; !ok {
+		if r.changed == nil {
+			r.changed = make(map[string]struct{})
+		}
 		r.changed[user] = struct{}{}
 		e.schedule(r, now.Add(e.cfg.Window))
 	}
@@ -287,6 +288,9 @@ func (e *Engine) release(r *room, user string, now time.Time) {
 	}
 	delete(r.holders, user)
 	if _, ok := r.announced[user]; ok {
+		if r.gone == nil {
+			r.gone = make(map[string]time.Time)
+		}
 		r.gone[user] = now
 		e.schedule(r, now.Add(e.cfg.LeaveDelay))
 		return
@@ -407,7 +411,7 @@ func (e *Engine) flush(r *room, now time.Time) (Event, bool) {
 			}
 		}
 	}
-	clear(r.changed)
+	r.changed = nil // most rooms are quiet: no map kept between changes
 	var next time.Time
 	for u, since := range r.gone {
 		if at := since.Add(e.cfg.LeaveDelay); at.After(now) {
@@ -417,6 +421,9 @@ func (e *Engine) flush(r *room, now time.Time) (Event, bool) {
 		delete(r.gone, u)
 		delete(r.announced, u)
 		ev.Left = appendCapped(ev.Left, u, e.cfg.MaxMembers, &ev.Truncated)
+	}
+	if len(r.gone) == 0 {
+		r.gone = nil
 	}
 	r.lastFlush, r.flushAt = now, time.Time{}
 	if !next.IsZero() {
