@@ -99,7 +99,7 @@ type Stats struct {
 	Dropped     uint64 // joins, remote entries and nodes ignored: MaxRooms, MaxRemote or MaxNodes reached
 	GossipOut   uint64 // messages produced by Step
 	GossipIn    uint64 // messages applied
-	GossipEmpty uint64 // Apply calls ignored: the node's own messages, or without a node id
+	GossipIgnored uint64 // Apply calls ignored: the node's own messages, or without a node id
 }
 
 // Engine is the presence state of one node (see the package doc).
@@ -110,7 +110,7 @@ type Engine struct {
 	due   roomHeap
 
 	// dirty holds this node's (room, user) pairs whose socket count changed
-	// since the last delta, with the count then announced, so that a
+	// since the last delta, with the count that delta had sent, so that a
 	// reload within one window sends nothing.
 	dirty     map[key]int
 	deltaAt   time.Time // zero: no delta scheduled
@@ -490,7 +490,7 @@ func (e *Engine) state() []Message {
 // state (at most once a second, however many nodes ask).
 func (e *Engine) Apply(m Message, now time.Time) {
 	if m.Node == e.cfg.Node || m.Node == "" {
-		e.stats.GossipEmpty++
+		e.stats.GossipIgnored++
 		return
 	}
 	e.stats.GossipIn++
