@@ -92,13 +92,13 @@ type Snapshot struct {
 
 // Stats are an Engine's gauges and counters.
 type Stats struct {
-	Rooms       int    // rooms tracked now
-	Remote      int    // remote (node, room, user) entries now
-	Nodes       int    // other nodes heard of and not expired
-	Events      uint64 // events produced by Step
-	Dropped     uint64 // joins, remote entries and nodes ignored: MaxRooms, MaxRemote or MaxNodes reached
-	GossipOut   uint64 // messages produced by Step
-	GossipIn    uint64 // messages applied
+	Rooms         int    // rooms tracked now
+	Remote        int    // remote (node, room, user) entries now
+	Nodes         int    // other nodes heard of and not expired
+	Events        uint64 // events produced by Step
+	Dropped       uint64 // joins, remote entries and nodes ignored: MaxRooms, MaxRemote or MaxNodes reached
+	GossipOut     uint64 // messages produced by Step
+	GossipIn      uint64 // messages applied
 	GossipIgnored uint64 // Apply calls ignored: the node's own messages, or without a node id
 }
 
