@@ -282,8 +282,9 @@ func orDefault[T comparable](v, def T) T {
 // disconnect handlers, the handlers of EventSubscribe and EventUnsubscribe,
 // the fallback handler of client events (OnUnhandled: forwarded by
 // Config.Events) and, with Config.PresenceRooms, the presence hooks
-// (OnRoomChange, OnServerEvent) on ns; attach one namespace only. Call it before clients connect and before
-// adding hooks or handlers that rely on the identity. The identity lives in
+// (OnRoomChange, OnServerEvent) on ns; with presence, attach one namespace
+// only. Call it before clients connect and before adding hooks or handlers
+// that rely on the identity. The identity lives in
 // the socket's context (read it with IdentityOf); the socket's Data stays
 // the application's.
 func (g *Gateway) Attach(ns *socketio.Namespace) {
@@ -387,7 +388,8 @@ func (g *Gateway) Shutdown(ctx context.Context, retryAfter time.Duration) error 
 	return nil
 }
 
-// Close flushes the audit events queued so far and stops the audit writer.
+// Close stops presence (telling the other nodes of a cluster "bye"),
+// flushes the audit events queued so far and stops the audit writer.
 // Events recorded after Close are counted as dropped. If ctx ends before the
 // backlog is written, Close returns ctx.Err() and the rest stays in the
 // audit spool for the next start, or without a spool is dropped (counted

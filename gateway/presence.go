@@ -268,15 +268,17 @@ func (p *presenceTracker) publish(g *Gateway, gossip []presence.Message) {
 		return
 	}
 	for _, m := range gossip {
-		ctx, cancel := context.WithTimeout(context.Background(), presenceSendTimeout)
-		err := p.ns.ServerSideEmit(ctx, PresenceGossipEvent, m.Encode())
-		cancel()
-		if err != nil {
-			p.sendErrs.Add(1)
-			p.warnSend(g, err)
-			continue
+		for _, text := range m.Encode() {
+			ctx, cancel := context.WithTimeout(context.Background(), presenceSendTimeout)
+			err := p.ns.ServerSideEmit(ctx, PresenceGossipEvent, text)
+			cancel()
+			if err != nil {
+				p.sendErrs.Add(1)
+				p.warnSend(g, err)
+				continue
+			}
+			p.out.Add(1)
 		}
-		p.out.Add(1)
 	}
 }
 

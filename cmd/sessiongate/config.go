@@ -248,7 +248,7 @@ var settings = []setting{
 		parse: func(c *Config, v string) error { return parseDurationIn(&c.PresenceLeaveDelay, v, 0, time.Hour) }},
 	{env: "PRESENCE_MAX_MEMBERS", def: "100", arg: "N", usage: "most users in a presence event's lists and a subscribe ack's members (the count stays exact; past it, truncated: true)",
 		parse: func(c *Config, v string) error { return parseCountIn(&c.PresenceMaxMembers, v, 1, 10000) }},
-	{env: "PRESENCE_TTL", def: "30s", arg: "DURATION", usage: "with CLUSTER, how long another node's presence members live without a word from it (its heartbeat comes every 10s, or TTL/3): a node that died takes its users with it after TTL + PRESENCE_LEAVE_DELAY",
+	{env: "PRESENCE_TTL", def: "30s", arg: "DURATION", usage: "with CLUSTER, how long another node's presence members live without a word from it (its heartbeat comes every 10s, or TTL/3): a node that died has its users reported left within 1.1 × TTL + PRESENCE_LEAVE_DELAY",
 		parse: func(c *Config, v string) error {
 			return parseDurationIn(&c.PresenceTTL, v, time.Second, 10*time.Minute)
 		}},

@@ -1,6 +1,7 @@
 package presence
 
 import (
+	"runtime"
 	"strconv"
 	"testing"
 	"time"
@@ -26,14 +27,15 @@ func BenchmarkJoinStorm(b *testing.B) {
 			evs, g := a.Step(c.now)
 			eventsA += len(evs)
 			for _, m := range g {
-				wire := m.Encode()
-				msgs++
-				bytes += len(wire)
-				got, err := Decode(wire)
-				if err != nil {
-					b.Fatal(err)
+				for _, wire := range m.Encode() {
+					msgs++
+					bytes += len(wire)
+					got, err := Decode(wire)
+					if err != nil {
+						b.Fatal(err)
+					}
+					bn.Apply(got, c.now)
 				}
-				bn.Apply(got, c.now)
 			}
 			evs, _ = bn.Step(c.now)
 			eventsB += len(evs)
@@ -63,4 +65,52 @@ func BenchmarkJoinStorm(b *testing.B) {
 	b.ReportMetric(float64(msgs), "gossip_msgs/storm")
 	b.ReportMetric(float64(bytes), "gossip_bytes/storm")
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*users), "ns/join")
+}
+
+// BenchmarkHeartbeat: the full state of a node with 100,000 (room, user)
+// pairs (5 users in each of 20,000 rooms). "lock" is the copy taken under
+// the engine's lock (room changes wait for it), "encode" the grouping and
+// JSON outside it, per heartbeat.
+func BenchmarkHeartbeat(b *testing.B) {
+	c := &clock{t0}
+	e := newEngine("a", c, Config{})
+	for i := range 100_000 {
+		e.Join("room:"+strconv.Itoa(i%20_000), strconv.Itoa(i), c.now)
+	}
+	runUntil(e, c, t0.Add(2*time.Second))
+	var lock, enc time.Duration
+	parts := 0
+	for b.Loop() {
+		start := time.Now()
+		msgs := e.state()
+		lock += time.Since(start)
+		start = time.Now()
+		parts = len(msgs[0].Encode())
+		enc += time.Since(start)
+	}
+	b.ReportMetric(float64(lock.Nanoseconds())/1e6/float64(b.N), "ms_lock/op")
+	b.ReportMetric(float64(enc.Nanoseconds())/1e6/float64(b.N), "ms_encode/op")
+	b.ReportMetric(float64(parts), "messages/op")
+}
+
+// BenchmarkRoomMemory reports the heap a node spends per presence room at
+// MaxRooms (100,000 rooms of one local user each, announced).
+func BenchmarkRoomMemory(b *testing.B) {
+	var perRoom float64
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		c := &clock{t0}
+		e := newEngine("a", c, Config{})
+		for i := range DefaultMaxRooms {
+			e.Join("incident:"+strconv.Itoa(i), "u"+strconv.Itoa(i%1000), c.now)
+		}
+		runUntil(e, c, t0.Add(2*time.Second))
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		perRoom = float64(after.HeapAlloc-before.HeapAlloc) / DefaultMaxRooms
+		runtime.KeepAlive(e)
+	}
+	b.ReportMetric(perRoom, "B/room")
 }

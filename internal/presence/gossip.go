@@ -41,15 +41,24 @@ const (
 )
 
 // Message is one gossip message between the nodes of a cluster, sent as the
-// JSON text Encode returns:
+// JSON texts Encode returns:
 //
 //	{"v":1,"t":"delta","node":"9f2c…","rooms":{"incident:7":{"42":2,"7":0}}}
 type Message struct {
 	Type string
 	Node string
 	// Rooms maps a room to its users' socket counts on the sender (delta,
-	// state only).
+	// state only), as Decode returns them.
 	Rooms map[string]map[string]int
+	// Entries are further counts, as an Engine's Step returns them: a flat
+	// copy, cheap to take under the engine's lock, grouped by Encode.
+	Entries []Entry
+}
+
+// Entry is one (room, user) socket count of a message.
+type Entry struct {
+	Room, User string
+	Conns      int
 }
 
 type wireMessage struct {
@@ -59,9 +68,34 @@ type wireMessage struct {
 	Rooms map[string]map[string]int `json:"rooms,omitempty"`
 }
 
-// Encode returns m's wire form.
-func (m Message) Encode() string {
-	b, err := json.Marshal(wireMessage{V: Version, T: m.Type, Node: m.Node, Rooms: m.Rooms})
+// Encode returns m's wire form: one JSON text, or, for a delta or state
+// of more entries than fit in about 64 KiB, several, each a message of the
+// same type. A state always has at least one (an empty state still says
+// "alive"); entries Decode would refuse (a user id over MaxUserLen) are
+// left out.
+func (m Message) Encode() []string {
+	if m.Type != TypeDelta && m.Type != TypeState {
+		return []string{encode(wireMessage{V: Version, T: m.Type, Node: m.Node})}
+	}
+	b := builder{typ: m.Type, node: m.Node}
+	for roomName, users := range m.Rooms {
+		for u, c := range users {
+			b.add(roomName, u, c)
+		}
+	}
+	for _, e := range m.Entries {
+		b.add(e.Room, e.User, e.Conns)
+	}
+	msgs := b.done(m.Type == TypeState)
+	out := make([]string, len(msgs))
+	for i, part := range msgs {
+		out[i] = encode(wireMessage{V: Version, T: part.Type, Node: part.Node, Rooms: part.Rooms})
+	}
+	return out
+}
+
+func encode(w wireMessage) string {
+	b, err := json.Marshal(w)
 	if err != nil {
 		panic(err) // strings and ints only: cannot fail
 	}

@@ -24,6 +24,7 @@ package presence
 
 import (
 	"container/heap"
+	"container/list"
 	"slices"
 	"time"
 )
@@ -91,14 +92,14 @@ type Snapshot struct {
 
 // Stats are an Engine's gauges and counters.
 type Stats struct {
-	Rooms       int    // rooms tracked now
-	Remote      int    // remote (node, room, user) entries now
-	Nodes       int    // other nodes heard of and not expired
-	Events      uint64 // events produced by Step
-	Dropped     uint64 // joins, remote entries and nodes ignored: MaxRooms, MaxRemote or MaxNodes reached
-	GossipOut   uint64 // messages produced by Step
-	GossipIn    uint64 // messages applied
-	GossipEmpty uint64 // Apply calls ignored: the node's own messages, or without a node id
+	Rooms         int    // rooms tracked now
+	Remote        int    // remote (node, room, user) entries now
+	Nodes         int    // other nodes heard of and not expired
+	Events        uint64 // events produced by Step
+	Dropped       uint64 // joins, remote entries and nodes ignored: MaxRooms, MaxRemote or MaxNodes reached
+	GossipOut     uint64 // messages produced by Step
+	GossipIn      uint64 // messages applied
+	GossipIgnored uint64 // Apply calls ignored: the node's own messages, or without a node id
 }
 
 // Engine is the presence state of one node (see the package doc).
@@ -109,7 +110,7 @@ type Engine struct {
 	due   roomHeap
 
 	// dirty holds this node's (room, user) pairs whose socket count changed
-	// since the last delta, with the count then announced, so that a
+	// since the last delta, with the count that delta had sent, so that a
 	// reload within one window sends nothing.
 	dirty     map[key]int
 	deltaAt   time.Time // zero: no delta scheduled
@@ -117,7 +118,8 @@ type Engine struct {
 	lastBeat  time.Time
 	syncAsked bool // a "sync" to send
 	sweepAt   time.Time
-	remote    int
+	remote    int // other nodes' entries
+	local     int // this node's (room, user) pairs
 	stats     Stats
 }
 
@@ -129,21 +131,29 @@ type room struct {
 	localConns int                  // sum of local
 	remote     int                  // other nodes' sockets in the room
 	holders    map[string]int       // user → sources (this node, other nodes) holding them
-	gone       map[string]time.Time // announced members no source holds, since when
+	gone       map[string]time.Time // announced members no source holds, since when (nil: none)
 	announced  map[string]struct{}  // what the room's sockets were told
-	changed    map[string]struct{}  // users to look at in the next flush
+	changed    map[string]struct{}  // users to look at in the next flush (nil: none)
 	flushAt    time.Time            // zero: no flush scheduled
 	lastFlush  time.Time
 }
 
+// node is what another node's gossip said. Its entries are also kept in
+// the order they were last heard of, so that expiry looks only at those
+// that expire (the oldest first) rather than at all of them.
 type node struct {
-	rooms   map[string]map[string]entry // room → user → entry
-	entries int
+	rooms map[string]map[string]*list.Element // room → user → entry
+	order list.List                           // of *entry, least recently heard first
 }
 
 type entry struct {
-	conns int
-	seen  time.Time
+	room, user string
+	conns      int
+	seen       time.Time
+}
+
+func newNode() *node {
+	return &node{rooms: make(map[string]map[string]*list.Element)}
 }
 
 // New returns an Engine whose first Step, at or after now, asks the other
@@ -166,7 +176,7 @@ func New(cfg Config, now time.Time) *Engine {
 		dirty:     make(map[key]int),
 		beatAt:    now,
 		syncAsked: true,
-		sweepAt:   now.Add(cfg.TTL / 4),
+		sweepAt:   now.Add(max(cfg.TTL/10, 10*time.Millisecond)),
 	}
 }
 
@@ -194,6 +204,7 @@ func (e *Engine) Join(roomName, user string, now time.Time) bool {
 	r.local[user] = n + 1
 	r.localConns++
 	if n == 0 {
+		e.local++
 		e.hold(r, user, now)
 	}
 	return true
@@ -214,6 +225,7 @@ func (e *Engine) Leave(roomName, user string, now time.Time) {
 		return
 	}
 	delete(r.local, user)
+	e.local--
 	e.release(r, user, now)
 	e.maybeDrop(r)
 }
@@ -242,9 +254,7 @@ func (e *Engine) room(name string) *room {
 		name:      name,
 		local:     make(map[string]int),
 		holders:   make(map[string]int),
-		gone:      make(map[string]time.Time),
 		announced: make(map[string]struct{}),
-		changed:   make(map[string]struct{}),
 	}
 	e.rooms[name] = r
 	return r
@@ -261,6 +271,9 @@ func (e *Engine) hold(r *room, user string, now time.Time) {
 		return
 	}
 	if _, ok := r.announced[user]; !ok {
+		if r.changed == nil {
+			r.changed = make(map[string]struct{})
+		}
 		r.changed[user] = struct{}{}
 		e.schedule(r, now.Add(e.cfg.Window))
 	}
@@ -275,6 +288,9 @@ func (e *Engine) release(r *room, user string, now time.Time) {
 	}
 	delete(r.holders, user)
 	if _, ok := r.announced[user]; ok {
+		if r.gone == nil {
+			r.gone = make(map[string]time.Time)
+		}
 		r.gone[user] = now
 		e.schedule(r, now.Add(e.cfg.LeaveDelay))
 		return
@@ -350,11 +366,11 @@ func (e *Engine) Next() time.Time {
 
 // Step does what is due at now: the rooms' flushes (events), the expiry
 // of other nodes' silent entries, and this node's gossip (a delta, a full
-// state, a sync request).
+// state, a sync request), to be sent with Message.Encode.
 func (e *Engine) Step(now time.Time) (events []Event, gossip []Message) {
 	if !now.Before(e.sweepAt) {
 		e.sweep(now)
-		e.sweepAt = now.Add(max(e.cfg.TTL/4, time.Millisecond))
+		e.sweepAt = now.Add(e.sweepEvery())
 	}
 	for e.due.Len() > 0 && !e.due[0].at.After(now) {
 		d := heap.Pop(&e.due).(due)
@@ -395,7 +411,7 @@ func (e *Engine) flush(r *room, now time.Time) (Event, bool) {
 			}
 		}
 	}
-	clear(r.changed)
+	r.changed = nil // most rooms are quiet: no map kept between changes
 	var next time.Time
 	for u, since := range r.gone {
 		if at := since.Add(e.cfg.LeaveDelay); at.After(now) {
@@ -405,6 +421,9 @@ func (e *Engine) flush(r *room, now time.Time) (Event, bool) {
 		delete(r.gone, u)
 		delete(r.announced, u)
 		ev.Left = appendCapped(ev.Left, u, e.cfg.MaxMembers, &ev.Truncated)
+	}
+	if len(r.gone) == 0 {
+		r.gone = nil
 	}
 	r.lastFlush, r.flushAt = now, time.Time{}
 	if !next.IsZero() {
@@ -434,32 +453,35 @@ func appendCapped(list []string, u string, limit int, truncated *bool) []string 
 }
 
 // delta is this node's changed (room, user) counts, 0 for a user with no
-// socket left in the room, in messages of at most MaxMessage bytes.
+// socket left in the room; Encode splits it.
 func (e *Engine) delta() []Message {
-	b := builder{typ: TypeDelta, node: e.cfg.Node}
+	m := Message{Type: TypeDelta, Node: e.cfg.Node}
 	for k, was := range e.dirty {
 		c := 0
 		if r := e.rooms[k.room]; r != nil {
 			c = r.local[k.user]
 		}
 		if c != was {
-			b.add(k.room, k.user, c)
+			m.Entries = append(m.Entries, Entry{Room: k.room, User: k.user, Conns: c})
 		}
 	}
 	clear(e.dirty)
-	return b.done(false)
+	if len(m.Entries) == 0 {
+		return nil
+	}
+	return []Message{m}
 }
 
-// state is this node's full state, in messages of at most MaxMessage
-// bytes; at least one, since an empty state still says "alive".
+// state is this node's full state, a flat copy (the engine's lock is held:
+// the grouping and encoding happen in Encode, outside it).
 func (e *Engine) state() []Message {
-	b := builder{typ: TypeState, node: e.cfg.Node}
+	m := Message{Type: TypeState, Node: e.cfg.Node, Entries: make([]Entry, 0, e.local)}
 	for name, r := range e.rooms {
 		for u, c := range r.local {
-			b.add(name, u, c)
+			m.Entries = append(m.Entries, Entry{Room: name, User: u, Conns: c})
 		}
 	}
-	return b.done(true)
+	return []Message{m}
 }
 
 // Apply takes another node's message in. Entries of a node are replaced by
@@ -468,7 +490,7 @@ func (e *Engine) state() []Message {
 // state (at most once a second, however many nodes ask).
 func (e *Engine) Apply(m Message, now time.Time) {
 	if m.Node == e.cfg.Node || m.Node == "" {
-		e.stats.GossipEmpty++
+		e.stats.GossipIgnored++
 		return
 	}
 	e.stats.GossipIn++
@@ -488,7 +510,7 @@ func (e *Engine) Apply(m Message, now time.Time) {
 			e.stats.Dropped++
 			return
 		}
-		nd = &node{rooms: make(map[string]map[string]entry)}
+		nd = newNode()
 		e.nodes[m.Node] = nd
 	}
 	for roomName, users := range m.Rooms {
@@ -496,26 +518,29 @@ func (e *Engine) Apply(m Message, now time.Time) {
 			e.setRemote(nd, roomName, u, c, now)
 		}
 	}
-	if nd.entries == 0 {
+	if nd.order.Len() == 0 {
 		delete(e.nodes, m.Node)
 	}
 }
 
-// setRemote sets node nd's count of (room, user) to c (0: gone).
+// setRemote sets node nd's count of (room, user) to c (0: gone), heard of
+// now.
 func (e *Engine) setRemote(nd *node, roomName, user string, c int, now time.Time) {
 	users := nd.rooms[roomName]
-	old, had := users[user]
+	el := users[user]
 	if c <= 0 {
-		if had {
-			e.removeRemote(nd, roomName, user, old, now)
+		if el != nil {
+			e.removeRemote(nd, el, now)
 		}
 		return
 	}
-	if had {
+	if el != nil {
+		en := el.Value.(*entry)
 		if r := e.rooms[roomName]; r != nil {
-			r.remote += c - old.conns
+			r.remote += c - en.conns
 		}
-		users[user] = entry{conns: c, seen: now}
+		en.conns, en.seen = c, now
+		nd.order.MoveToBack(el)
 		return
 	}
 	if e.remote >= e.cfg.MaxRemote {
@@ -528,55 +553,53 @@ func (e *Engine) setRemote(nd *node, roomName, user string, c int, now time.Time
 		return
 	}
 	if users == nil {
-		users = make(map[string]entry)
+		users = make(map[string]*list.Element)
 		nd.rooms[roomName] = users
 	}
-	users[user] = entry{conns: c, seen: now}
-	nd.entries++
+	users[user] = nd.order.PushBack(&entry{room: roomName, user: user, conns: c, seen: now})
 	e.remote++
 	r.remote += c
 	e.hold(r, user, now)
 }
 
-func (e *Engine) removeRemote(nd *node, roomName, user string, old entry, now time.Time) {
-	users := nd.rooms[roomName]
-	delete(users, user)
+func (e *Engine) removeRemote(nd *node, el *list.Element, now time.Time) {
+	en := nd.order.Remove(el).(*entry)
+	users := nd.rooms[en.room]
+	delete(users, en.user)
 	if len(users) == 0 {
-		delete(nd.rooms, roomName)
+		delete(nd.rooms, en.room)
 	}
-	nd.entries--
 	e.remote--
-	if r := e.rooms[roomName]; r != nil {
-		r.remote -= old.conns
-		e.release(r, user, now)
+	if r := e.rooms[en.room]; r != nil {
+		r.remote -= en.conns
+		e.release(r, en.user, now)
 		e.maybeDrop(r)
 	}
 }
 
 func (e *Engine) dropNode(id string, nd *node, now time.Time) {
-	for roomName, users := range nd.rooms {
-		for u, en := range users {
-			e.removeRemote(nd, roomName, u, en, now)
-		}
+	for el := nd.order.Front(); el != nil; el = nd.order.Front() {
+		e.removeRemote(nd, el, now)
 	}
 	delete(e.nodes, id)
 }
 
-// sweep expires the remote entries not heard of within TTL.
+// sweep expires the remote entries not heard of within TTL: the oldest of
+// each node, up to the first one still alive.
 func (e *Engine) sweep(now time.Time) {
 	for id, nd := range e.nodes {
-		for roomName, users := range nd.rooms {
-			for u, en := range users {
-				if now.Sub(en.seen) >= e.cfg.TTL {
-					e.removeRemote(nd, roomName, u, en, now)
-				}
-			}
+		for el := nd.order.Front(); el != nil && now.Sub(el.Value.(*entry).seen) >= e.cfg.TTL; el = nd.order.Front() {
+			e.removeRemote(nd, el, now)
 		}
-		if nd.entries == 0 {
+		if nd.order.Len() == 0 {
 			delete(e.nodes, id)
 		}
 	}
 }
+
+// sweepEvery is how often expiry is checked: a tenth of TTL (cheap: sweep
+// looks at the expiring entries only).
+func (e *Engine) sweepEvery() time.Duration { return max(e.cfg.TTL/10, 10*time.Millisecond) }
 
 // Stats returns the engine's gauges and counters.
 func (e *Engine) Stats() Stats {
