@@ -129,3 +129,38 @@ func TestBucket(t *testing.T) {
 		t.Fatal("two tokens from one refill interval")
 	}
 }
+
+// TestDebit: a debit takes tokens from an existing bucket down to -burst at
+// most, the debt delays the next token, a missing key is created only when
+// asked to, and Tokens and Len report what is held.
+func TestDebit(t *testing.T) {
+	l := New(2, 4) // 2/s, burst 4
+	now := time.Unix(1000, 0)
+	l.Debit("absent", 3, now, false)
+	if l.Len() != 0 {
+		t.Fatal("a debit without create made a bucket")
+	}
+	l.Debit("a", 3, now, true)
+	if got := l.Tokens("a", now); got != 1 {
+		t.Fatalf("after a debit of 3: %v tokens, want 1", got)
+	}
+	l.Debit("a", 100, now, false)
+	if got := l.Tokens("a", now); got != -4 {
+		t.Fatalf("after a debit of 100: %v tokens, want -4 (one burst of debt)", got)
+	}
+	ok, wait := l.Allow("a", now)
+	if ok || wait != 2500*time.Millisecond {
+		t.Fatalf("in debt: %v, %v; want refused, 2.5s (5 tokens at 2/s)", ok, wait)
+	}
+	if ok, _ := l.Allow("a", now.Add(2500*time.Millisecond)); !ok {
+		t.Fatal("not repaid after 2.5s")
+	}
+	l.Debit("a", 0, now, true)
+	l.Debit("a", -5, now, true)
+	if got := l.Tokens("a", now.Add(2500*time.Millisecond)); got != 0 {
+		t.Fatalf("zero and negative debits changed the bucket: %v tokens", got)
+	}
+	if l.Tokens("never", now) != 4 || l.Len() != 1 {
+		t.Fatalf("Tokens of a missing key %v, Len %d", l.Tokens("never", now), l.Len())
+	}
+}
