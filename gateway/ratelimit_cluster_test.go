@@ -1,0 +1,366 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sessiongate/sessiongate"
+	"github.com/sessiongate/sessiongate/internal/siotest"
+)
+
+// limitNode is one node of a test cluster on Redis, its gateway with
+// ClusterLimits. The tests send its reports with flush, not with Run's
+// ticker, so that what each node knows is decided by the test.
+type limitNode struct {
+	g       *Gateway
+	url     string
+	audit   *recordingAudit
+	applied chan struct{} // a received limits message was applied
+}
+
+// limitCluster starts n nodes on a fresh Redis key, sharing db and clk,
+// each a gateway of cfg with ClusterLimits.
+func limitCluster(t *testing.T, n int, db store, clk *clock, cfg Config) []*limitNode {
+	t.Helper()
+	var b [6]byte
+	rand.Read(b[:])
+	key := "sgtest-limits-" + hex.EncodeToString(b[:])
+	nodes := make([]*limitNode, n)
+	for i := range nodes {
+		srv := redisNode(t, key)
+		c := cfg
+		c.Sessions, c.ClusterLimits, c.Now = db, true, clk.Now
+		node := &limitNode{audit: newRecordingAudit(nil), applied: make(chan struct{}, 1)}
+		c.Audit = node.audit
+		node.g = newGateway(t, c)
+		node.g.cluster.afterApply = func() {
+			select {
+			case node.applied <- struct{}{}:
+			default: // one pending signal is enough: the waiter re-checks
+			}
+		}
+		node.g.Attach(srv.Of("/"))
+		node.url = httptestServer(t, srv)
+		nodes[i] = node
+	}
+	return nodes
+}
+
+// flush sends the node's report now.
+func (n *limitNode) flush(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	n.g.flushLimits(ctx)
+}
+
+// until waits, re-checking after each message the node applies, for ok.
+func (n *limitNode) until(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	timeout := time.After(waitTimeout)
+	for !ok() {
+		select {
+		case <-n.applied:
+		case <-timeout:
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// tokensBecome waits for the node's bucket of uid to hold want tokens.
+func (n *limitNode) tokensBecome(t *testing.T, uid string, want float64, now time.Time) {
+	t.Helper()
+	n.until(t, fmt.Sprintf("user %s's bucket to hold %v tokens", uid, want), func() bool {
+		return n.g.limits.lim.Tokens(userKey(uid), now) == want
+	})
+}
+
+// sendUntilRefused sends client events on c until one is refused
+// RATE_LIMITED, and returns how many were accepted before it.
+func sendUntilRefused(t *testing.T, c *siotest.Client) int {
+	t.Helper()
+	for n := 0; ; n++ {
+		a := ackOf(t, c, "ping", n)
+		if !a.OK {
+			if a.Error == nil || a.Error.Code != sessiongate.ECodeRateLimited {
+				t.Fatalf("event %d: ack %+v, want ok or RATE_LIMITED", n, a.Error)
+			}
+			return n
+		}
+		if n > 1000 {
+			t.Fatal("no refusal after 1000 events")
+		}
+	}
+}
+
+// TestClusterEventRateLimit: user 42 with a socket on each of two nodes
+// over Redis, at 2 tokens per second, burst 4, on a clock that moves only
+// when the test moves it. Once a node's report is in, the other node's
+// bucket owes what was spent, so the user's total is what one node allows
+// (burst + rate × time); what both nodes spend before either report is in
+// is the documented slack (one burst per other node), paid back by the
+// debt. User 43, on one of the nodes, is unaffected.
+func TestClusterEventRateLimit(t *testing.T) {
+	db := openSQLite(t)
+	clk := &clock{now: time.Now()}
+	const rate, burst = 2, 4
+	nodes := limitCluster(t, 2, db, clk, Config{Events: &echoForwarder{}, EventRate: rate, EventBurst: burst})
+	na, nb := nodes[0], nodes[1]
+	expire := time.Now().Add(time.Hour)
+	_, cookieA := saveSession(t, db, `"42"`, expire)
+	_, cookieB := saveSession(t, db, `"42"`, expire)
+	_, cookieOther := saveSession(t, db, `"43"`, expire)
+	a := dial(t, na.url, browser{cookie: cookieA})
+	b := dial(t, nb.url, browser{cookie: cookieB})
+	other := dial(t, nb.url, browser{cookie: cookieOther})
+	for _, c := range []*siotest.Client{a, b, other} {
+		connected(t, c)
+	}
+	total := 0 // user 42's accepted events
+	accept := func(what string, c *siotest.Client, want int) int {
+		t.Helper()
+		got := sendUntilRefused(t, c)
+		if got != want {
+			t.Errorf("%s: %d accepted, want %d", what, got, want)
+		}
+		return got
+	}
+
+	// A spends the burst; once its report is in, B's bucket is empty.
+	total += accept("on A, first", a, burst)
+	na.flush(t)
+	nb.tokensBecome(t, "42", 0, clk.Now())
+	total += accept("on B after A's report", b, 0)
+	accept("user 43 on B", other, burst)
+
+	// A second: B spends the refill, and A, once told, has nothing left.
+	clk.Set(clk.Now().Add(time.Second))
+	total += accept("on B a second later", b, rate)
+	nb.flush(t)
+	na.tokensBecome(t, "42", 0, clk.Now())
+	total += accept("on A after B's report", a, 0)
+	if total != burst+rate {
+		t.Errorf("user 42 spent %d in 1 s over two nodes, want %d (burst + rate × 1 s)", total, burst+rate)
+	}
+	if n := na.g.limits.lim.Len(); n != 1 {
+		t.Errorf("node A holds %d buckets, want 1: user 43, with no socket there, costs it nothing", n)
+	}
+
+	// Two seconds on, both refill to the burst and spend it before either
+	// report is in: the slack. The reports leave both a burst in debt,
+	// so the next two seconds give nothing.
+	clk.Set(clk.Now().Add(2 * time.Second))
+	var wg sync.WaitGroup
+	var onA, onB int
+	wg.Go(func() { onA = sendUntilRefused(t, a) })
+	wg.Go(func() { onB = sendUntilRefused(t, b) })
+	wg.Wait()
+	if onA != burst || onB != burst {
+		t.Errorf("concurrently: %d on A and %d on B, want %d each", onA, onB, burst)
+	}
+	total += onA + onB
+	na.flush(t)
+	nb.flush(t)
+	na.tokensBecome(t, "42", -burst, clk.Now())
+	nb.tokensBecome(t, "42", -burst, clk.Now())
+	clk.Set(clk.Now().Add(2 * time.Second))
+	total += accept("on A, paying back", a, 0)
+	total += accept("on B, paying back", b, 0)
+	// Over the 5 s of the clock: at most burst + rate × 5 s + one burst
+	// of slack; past the payback, the slack is gone.
+	if elapsed := 5; total > burst+rate*elapsed+burst {
+		t.Errorf("user 42 spent %d over %d s, over the bound %d", total, elapsed, burst+rate*elapsed+burst)
+	}
+	if total != 3*burst+rate {
+		t.Errorf("user 42 spent %d in all, want %d", total, 3*burst+rate)
+	}
+
+	for name, n := range map[string]*limitNode{"A": na, "B": nb} {
+		st := n.g.Stats()
+		if st.ClusterLimitMessages[LimitMessagesOut] != 2 || st.ClusterLimitMessages[LimitMessagesIn] != 2 || st.ClusterLimitMessages[LimitMessagesMalformed] != 0 {
+			t.Errorf("node %s messages %v, want 2 out and 2 in", name, st.ClusterLimitMessages)
+		}
+		if st.RateLimitRefusals[LimitEvents] == 0 || st.RateLimitRefusals[LimitSubscriptions] != 0 {
+			t.Errorf("node %s refusals %v", name, st.RateLimitRefusals)
+		}
+	}
+	for name, c := range map[string]*siotest.Client{"a": a, "b": b, "other": other} {
+		stillConnected(t, name, c)
+	}
+}
+
+// TestClusterMaxConnectionsPerUser: a cap of 4 over two nodes on Redis
+// (announced from 2 sockets on a node). One socket adds nothing to the
+// bus; past the threshold each node counts the other's sockets, so the
+// user holds 4 in all; a count that falls below the threshold is
+// withdrawn, and one whose node stops announcing it expires after
+// limitsTTL.
+func TestClusterMaxConnectionsPerUser(t *testing.T) {
+	db := openSQLite(t)
+	clk := &clock{now: time.Now()}
+	nodes := limitCluster(t, 2, db, clk, Config{MaxConnectionsPerUser: 4})
+	na, nb := nodes[0], nodes[1]
+	expire := time.Now().Add(time.Hour)
+	_, cookie := saveSession(t, db, `"42"`, expire)
+	_, cookieOther := saveSession(t, db, `"43"`, expire)
+	key := userKey("42")
+	remoteBecomes := func(n *limitNode, want int) {
+		t.Helper()
+		n.until(t, fmt.Sprintf("%d remote sockets of user 42", want), func() bool {
+			return n.g.cluster.remoteConns(key, clk.Now()) == want
+		})
+	}
+
+	first := dial(t, na.url, browser{cookie: cookie})
+	connected(t, first)
+	na.flush(t)
+	if out := na.g.Stats().ClusterLimitMessages[LimitMessagesOut]; out != 0 {
+		t.Fatalf("one socket sent %d messages, want none", out)
+	}
+	connected(t, dial(t, na.url, browser{cookie: cookie}))
+	na.flush(t)
+	remoteBecomes(nb, 2)
+	onB := []*siotest.Client{dial(t, nb.url, browser{cookie: cookie}), dial(t, nb.url, browser{cookie: cookie})}
+	for _, c := range onB {
+		connected(t, c)
+	}
+	refused(t, dial(t, nb.url, browser{cookie: cookie}), sessiongate.ECodeTooManyConnections)
+	nb.flush(t)
+	remoteBecomes(na, 2)
+	refused(t, dial(t, na.url, browser{cookie: cookie}), sessiongate.ECodeTooManyConnections)
+	connected(t, dial(t, na.url, browser{cookie: cookieOther}))
+	connected(t, dial(t, nb.url, browser{cookie: cookieOther}))
+
+	// Below the threshold on A: withdrawn, and B takes a third.
+	firstID, _ := first.Connected(context.Background())
+	first.Close()
+	na.audit.waitFor(t, "disconnect", func(ev sessiongate.AuditEvent) bool {
+		return ev.Action == sessiongate.ActionDisconnect && ev.SocketID == firstID
+	})
+	na.flush(t)
+	remoteBecomes(nb, 0)
+	connected(t, dial(t, nb.url, browser{cookie: cookie}))
+	nb.flush(t)
+	remoteBecomes(na, 3)
+	refused(t, dial(t, na.url, browser{cookie: cookie}), sessiongate.ECodeTooManyConnections)
+
+	// B goes silent (as a node that died): after limitsTTL its count no
+	// longer holds A back.
+	clk.Set(clk.Now().Add(limitsTTL))
+	connected(t, dial(t, na.url, browser{cookie: cookie}))
+
+	for name, want := range map[string]uint64{"A": 2, "B": 1} {
+		n := map[string]*limitNode{"A": na, "B": nb}[name]
+		if got := n.g.Stats().RateLimitRefusals[LimitConnections]; got != want {
+			t.Errorf("node %s counts %d connection refusals, want %d", name, got, want)
+		}
+	}
+}
+
+// TestDecodeLimits: what a node sends decodes back, through JSON as a bus
+// carries it; anything out of bounds is refused.
+func TestDecodeLimits(t *testing.T) {
+	spent := map[string]int{}
+	for i := range limitsMaxEntries + 10 {
+		spent[userKey(fmt.Sprint(i))] = i + 1
+	}
+	conns := map[string]int{userKey("a"): 3, userKey("b"): 0}
+	msgs := splitLimits("node1", spent, conns)
+	if len(msgs) != 2 {
+		t.Fatalf("%d messages for %d users, want 2", len(msgs), len(spent)+len(conns))
+	}
+	gotSpent, gotConns := map[string]int{}, map[string]int{}
+	for _, m := range msgs {
+		b, err := json.Marshal([]any{m})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) > 8000-1000 {
+			t.Errorf("a message of %d bytes: over PostgreSQL's NOTIFY limit with the envelope", len(b))
+		}
+		var args []any
+		if err := json.Unmarshal(b, &args); err != nil {
+			t.Fatal(err)
+		}
+		d, err := decodeLimits(args)
+		if err != nil {
+			t.Fatalf("decode %s: %v", b, err)
+		}
+		for k, n := range d.Spent {
+			gotSpent[k] = n
+		}
+		for k, n := range d.Conns {
+			gotConns[k] = n
+		}
+	}
+	if fmt.Sprint(gotSpent) != fmt.Sprint(spent) || fmt.Sprint(gotConns) != fmt.Sprint(conns) {
+		t.Error("a split and decoded report differs from what was split")
+	}
+
+	k := userKey("x")
+	for _, bad := range []string{
+		`[]`, `[1]`, `[{"v":2,"node":"n"}]`, `[{"v":1}]`, `[{"v":1,"node":""}]`,
+		`[{"v":1,"node":"` + strings.Repeat("n", 65) + `"}]`,
+		`[{"v":1,"node":"n","spent":[]}]`,
+		`[{"v":1,"node":"n","spent":{"short":1}}]`,
+		`[{"v":1,"node":"n","spent":{"` + k + `":0}}]`,
+		`[{"v":1,"node":"n","spent":{"` + k + `":1.5}}]`,
+		`[{"v":1,"node":"n","spent":{"` + k + `":"1"}}]`,
+		`[{"v":1,"node":"n","conns":{"` + k + `":-1}}]`,
+		`[{"v":1,"node":"n","conns":{"` + k + `":1e300}}]`,
+	} {
+		var args []any
+		if err := json.Unmarshal([]byte(bad), &args); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := decodeLimits(args); err == nil {
+			t.Errorf("%s decoded", bad)
+		}
+	}
+}
+
+// FuzzDecodeLimits: no input panics decodeLimits, and what it accepts is
+// within the bounds and splits back into the same message.
+func FuzzDecodeLimits(f *testing.F) {
+	k := userKey("42")
+	for _, seed := range []string{
+		`[{"v":1,"node":"abc","spent":{"` + k + `":3}}]`,
+		`[{"v":1,"node":"abc","conns":{"` + k + `":0}}]`,
+		`[{"v":1,"node":"abc","spent":{"` + k + `":1},"conns":{"` + k + `":7}}]`,
+		`[{"v":1,"node":"abc","spent":null}]`,
+		`[{"v":"1","node":1}]`,
+		`[]`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var args []any
+		if json.Unmarshal(data, &args) != nil {
+			return
+		}
+		m, err := decodeLimits(args)
+		if err != nil {
+			return
+		}
+		if len(m.Spent)+len(m.Conns) > limitsMaxEntries || m.Node == "" || len(m.Node) > limitsMaxNode {
+			t.Fatalf("out of bounds: %+v", m)
+		}
+		for _, counts := range []map[string]int{m.Spent, m.Conns} {
+			for key, n := range counts {
+				if len(key) != userKeyLen || n < 0 || n > limitsMaxCount {
+					t.Fatalf("entry %q: %d", key, n)
+				}
+			}
+		}
+		if again := splitLimits(m.Node, m.Spent, m.Conns); len(m.Spent)+len(m.Conns) > 0 && len(again) != 1 {
+			t.Fatalf("an accepted message splits into %d", len(again))
+		}
+	})
+}
