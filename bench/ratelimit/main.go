@@ -290,7 +290,11 @@ func send(ctx context.Context, c *siotest.Client, end, steadyFrom time.Time) (ac
 	for i := 0; ctx.Err() == nil; i++ {
 		args, err := c.EmitWithAck(ctx, "ping", i)
 		if err != nil {
-			_, gone = c.Disconnected()
+			var dis siotest.Disconnect
+			dis, gone = c.Disconnected()
+			if gone {
+				fmt.Fprintf(os.Stderr, "socket sent away: %+v, after %d accepted and %d refused (%v)\n", dis, accepted, refused, err)
+			}
 			return
 		}
 		var reply struct {
