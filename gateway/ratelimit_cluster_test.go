@@ -13,6 +13,8 @@ import (
 
 	"github.com/sessiongate/sessiongate"
 	"github.com/sessiongate/sessiongate/internal/siotest"
+	"github.com/sessiongate/sessiongate/postgres"
+	"github.com/sessiongate/sessiongate/socketio"
 )
 
 // limitNode is one node of a test cluster on Redis, its gateway with
@@ -25,16 +27,26 @@ type limitNode struct {
 	applied chan struct{} // a received limits message was applied
 }
 
-// limitCluster starts n nodes on a fresh Redis key, sharing db and clk,
-// each a gateway of cfg with ClusterLimits.
-func limitCluster(t *testing.T, n int, db store, clk *clock, cfg Config) []*limitNode {
+// limitCluster starts n nodes on a fresh key of bus ("redis", or
+// "postgres": LISTEN/NOTIFY in a fresh schema), sharing db and clk, each a
+// gateway of cfg with ClusterLimits.
+func limitCluster(t *testing.T, bus string, n int, db store, clk *clock, cfg Config) []*limitNode {
 	t.Helper()
 	var b [6]byte
 	rand.Read(b[:])
 	key := "sgtest-limits-" + hex.EncodeToString(b[:])
+	pgURL := ""
+	if bus == "postgres" {
+		_, pgURL = openPostgres(t) // the attachments table, for what would not fit a NOTIFY
+	}
 	nodes := make([]*limitNode, n)
 	for i := range nodes {
-		srv := redisNode(t, key)
+		var srv *socketio.Server
+		if bus == "postgres" {
+			srv = postgresNode(t, pgURL, key)
+		} else {
+			srv = redisNode(t, key)
+		}
 		c := cfg
 		c.Sessions, c.ClusterLimits, c.Now = db, true, clk.Now
 		node := &limitNode{audit: newRecordingAudit(nil), applied: make(chan struct{}, 1)}
@@ -51,6 +63,26 @@ func limitCluster(t *testing.T, n int, db store, clk *clock, cfg Config) []*limi
 		nodes[i] = node
 	}
 	return nodes
+}
+
+// postgresNode is a Socket.IO server on the PostgreSQL bus of url under
+// channel prefix key, its "/" namespace listening.
+func postgresNode(t *testing.T, url, key string) *socketio.Server {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	cl, err := postgres.NewCluster(ctx, url, postgres.ClusterOptions{ChannelPrefix: key})
+	if err != nil {
+		t.Fatalf("PostgreSQL cluster bus at %s: %v", url, err)
+	}
+	t.Cleanup(func() { cl.Close() })
+	srv := socketio.NewServer(socketio.Options{NewAdapter: cl.Adapter})
+	t.Cleanup(func() { srv.Close() })
+	srv.Of("/")
+	if err := cl.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return srv
 }
 
 // flush sends the node's report now.
@@ -101,17 +133,23 @@ func sendUntilRefused(t *testing.T, c *siotest.Client) int {
 }
 
 // TestClusterEventRateLimit: user 42 with a socket on each of two nodes
-// over Redis, at 2 tokens per second, burst 4, on a clock that moves only
+// over Redis and over PostgreSQL, at 2 tokens per second, burst 4, on a clock that moves only
 // when the test moves it. Once a node's report is in, the other node's
 // bucket owes what was spent, so the user's total is what one node allows
 // (burst + rate × time); what both nodes spend before either report is in
 // is the documented slack (one burst per other node), paid back by the
 // debt. User 43, on one of the nodes, is unaffected.
 func TestClusterEventRateLimit(t *testing.T) {
+	for _, bus := range []string{"redis", "postgres"} {
+		t.Run(bus, func(t *testing.T) { testClusterEventRateLimit(t, bus) })
+	}
+}
+
+func testClusterEventRateLimit(t *testing.T, bus string) {
 	db := openSQLite(t)
 	clk := &clock{now: time.Now()}
 	const rate, burst = 2, 4
-	nodes := limitCluster(t, 2, db, clk, Config{Events: &echoForwarder{}, EventRate: rate, EventBurst: burst})
+	nodes := limitCluster(t, bus, 2, db, clk, Config{Events: &echoForwarder{}, EventRate: rate, EventBurst: burst})
 	na, nb := nodes[0], nodes[1]
 	expire := time.Now().Add(time.Hour)
 	_, cookieA := saveSession(t, db, `"42"`, expire)
@@ -205,7 +243,7 @@ func TestClusterEventRateLimit(t *testing.T) {
 func TestClusterMaxConnectionsPerUser(t *testing.T) {
 	db := openSQLite(t)
 	clk := &clock{now: time.Now()}
-	nodes := limitCluster(t, 2, db, clk, Config{MaxConnectionsPerUser: 4})
+	nodes := limitCluster(t, "redis", 2, db, clk, Config{MaxConnectionsPerUser: 4})
 	na, nb := nodes[0], nodes[1]
 	expire := time.Now().Add(time.Hour)
 	_, cookie := saveSession(t, db, `"42"`, expire)
