@@ -265,12 +265,15 @@ func (g *Gateway) flushLimits(ctx context.Context) {
 	}
 	now := g.now()
 	cl.mu.Lock()
-	spent, dirty := cl.spent, cl.dirty
-	if len(spent) > 0 {
-		cl.spent = make(map[string]int)
+	// The maps are handed over only when they hold something: spend and
+	// connsChanged keep writing to the ones left.
+	var spent map[string]int
+	var dirty map[string]struct{}
+	if len(cl.spent) > 0 {
+		spent, cl.spent = cl.spent, make(map[string]int)
 	}
-	if len(dirty) > 0 {
-		cl.dirty = make(map[string]struct{})
+	if len(cl.dirty) > 0 {
+		dirty, cl.dirty = cl.dirty, make(map[string]struct{})
 	}
 	beat := !now.Before(cl.beatAt)
 	if beat {

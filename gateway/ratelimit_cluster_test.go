@@ -234,6 +234,40 @@ func testClusterEventRateLimit(t *testing.T, bus string) {
 	}
 }
 
+// TestClusterEventRateLimitRun: the same two nodes with Run's own reports
+// (every limitsFlushInterval) while both sockets send at once, on a clock
+// that does not move: each node accepts at most its burst, the user at
+// least one burst in all, and once the reports are in both buckets owe
+// exactly what the other node spent.
+func TestClusterEventRateLimitRun(t *testing.T) {
+	db := openSQLite(t)
+	clk := &clock{now: time.Now()}
+	const burst = 20
+	nodes := limitCluster(t, "redis", 2, db, clk, Config{Events: &echoForwarder{}, EventRate: 1, EventBurst: burst})
+	expire := time.Now().Add(time.Hour)
+	var clients []*siotest.Client
+	for _, n := range nodes {
+		run(t, n.g)
+		_, cookie := saveSession(t, db, `"42"`, expire)
+		c := dial(t, n.url, browser{cookie: cookie})
+		connected(t, c)
+		clients = append(clients, c)
+	}
+	var wg sync.WaitGroup
+	got := make([]int, len(clients))
+	for i, c := range clients {
+		wg.Go(func() { got[i] = sendUntilRefused(t, c) })
+	}
+	wg.Wait()
+	total := got[0] + got[1]
+	if total < burst || got[0] > burst || got[1] > burst {
+		t.Fatalf("accepted %v: want at most the burst (%d) a node and at least one burst in all", got, burst)
+	}
+	for _, n := range nodes {
+		n.tokensBecome(t, "42", float64(burst-total), clk.Now())
+	}
+}
+
 // TestClusterMaxConnectionsPerUser: a cap of 4 over two nodes on Redis
 // (announced from 2 sockets on a node). One socket adds nothing to the
 // bus; past the threshold each node counts the other's sockets, so the
@@ -401,4 +435,32 @@ func FuzzDecodeLimits(f *testing.F) {
 			t.Fatalf("an accepted message splits into %d", len(again))
 		}
 	})
+}
+
+// TestFlushLimitsConcurrent: reports taken while tokens are spent and
+// sockets counted lose nothing and share no map with the spenders (-race).
+func TestFlushLimitsConcurrent(t *testing.T) {
+	db := openSQLite(t)
+	g := newGateway(t, Config{Sessions: db, Audit: newRecordingAudit(nil), EventRate: 1, MaxConnectionsPerUser: 2, ClusterLimits: true})
+	srv := socketio.NewServer(socketio.Options{})
+	t.Cleanup(func() { srv.Close() })
+	g.Attach(srv.Of("/"))
+	const n = 2000
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := range n {
+			g.cluster.spend(userKey(fmt.Sprint(i % 7)))
+			g.mu.Lock()
+			g.cluster.connsChanged(userKey("x"), 1, 2)
+			g.mu.Unlock()
+		}
+	})
+	for range 200 {
+		g.flushLimits(context.Background())
+	}
+	wg.Wait()
+	g.flushLimits(context.Background())
+	if out := g.Stats().ClusterLimitMessages[LimitMessagesOut]; out == 0 {
+		t.Error("no report was sent")
+	}
 }
