@@ -268,16 +268,22 @@ func TestClusterEventRateLimitRun(t *testing.T) {
 	}
 }
 
-// TestClusterMaxConnectionsPerUser: a cap of 4 over two nodes on Redis
-// (announced from 2 sockets on a node). One socket adds nothing to the
+// TestClusterMaxConnectionsPerUser: a cap of 4 over two nodes on Redis,
+// and on PostgreSQL (announced from 2 sockets on a node). One socket adds nothing to the
 // bus; past the threshold each node counts the other's sockets, so the
 // user holds 4 in all; a count that falls below the threshold is
 // withdrawn, and one whose node stops announcing it expires after
 // limitsTTL.
 func TestClusterMaxConnectionsPerUser(t *testing.T) {
+	for _, bus := range []string{"redis", "postgres"} {
+		t.Run(bus, func(t *testing.T) { testClusterMaxConnectionsPerUser(t, bus) })
+	}
+}
+
+func testClusterMaxConnectionsPerUser(t *testing.T, bus string) {
 	db := openSQLite(t)
 	clk := &clock{now: time.Now()}
-	nodes := limitCluster(t, "redis", 2, db, clk, Config{MaxConnectionsPerUser: 4})
+	nodes := limitCluster(t, bus, 2, db, clk, Config{MaxConnectionsPerUser: 4})
 	na, nb := nodes[0], nodes[1]
 	expire := time.Now().Add(time.Hour)
 	_, cookie := saveSession(t, db, `"42"`, expire)
