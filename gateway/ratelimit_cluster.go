@@ -64,7 +64,7 @@ const (
 	limitsMaxEntries = 128
 	// limitsMaxPending bounds the users whose spending waits for the next
 	// report; past it, a user new to the window is not reported (counted
-	// in Stats.ClusterLimitMessages["unshared"]).
+	// in Stats.ClusterLimitTokens[LimitUnshared]).
 	limitsMaxPending = 16384
 	// limitsMaxRemote bounds the other nodes' connection counts held.
 	limitsMaxRemote = 100_000
@@ -78,16 +78,20 @@ const (
 	userKeyLen = 16
 )
 
-// Directions of Stats.ClusterLimitMessages.
+// Keys of Stats.ClusterLimitMessages (messages) and Stats.ClusterLimitTokens
+// (tokens reported spent).
 const (
-	LimitMessagesIn        = "in"        // messages received and applied
-	LimitMessagesOut       = "out"       // messages sent
-	LimitMessagesMalformed = "malformed" // messages received and dropped: not a limitsMessage
-	LimitMessagesFailed    = "failed"    // messages that could not be sent (the bus down)
-	LimitMessagesUnshared  = "unshared"  // tokens not reported: limitsMaxPending users already waited
+	LimitIn        = "in"        // received and applied (tokens: reported by other nodes)
+	LimitOut       = "out"       // sent (tokens: reported to the other nodes)
+	LimitMalformed = "malformed" // messages received and dropped: not a limitsMessage
+	LimitFailed    = "failed"    // messages (tokens) that could not be sent: the bus down
+	LimitUnshared  = "unshared"  // tokens never reported: limitsMaxPending users already waited
 )
 
-var limitDirections = []string{LimitMessagesIn, LimitMessagesOut, LimitMessagesMalformed, LimitMessagesFailed, LimitMessagesUnshared}
+var (
+	limitMessageKeys = []string{LimitIn, LimitOut, LimitMalformed, LimitFailed}
+	limitTokenKeys   = []string{LimitIn, LimitOut, LimitFailed, LimitUnshared}
+)
 
 // limitsMessage is the argument of EventClusterLimits. Keys are userKeys.
 type limitsMessage struct {
@@ -126,7 +130,8 @@ type clusterLimits struct {
 	remoteN   int                         // entries of remote
 	beatAt    time.Time                   // the next heartbeat
 
-	msgs map[string]*atomic.Uint64 // by direction
+	msgs   map[string]*atomic.Uint64 // messages, by limitMessageKeys
+	tokens map[string]*atomic.Uint64 // tokens, by limitTokenKeys
 
 	// afterApply, set by tests, runs after each received message is
 	// applied.
@@ -146,15 +151,30 @@ func newClusterLimits(node string, maxPerUser int) *clusterLimits {
 		dirty:     make(map[string]struct{}),
 		announced: make(map[string]int),
 		remote:    make(map[string]map[string]count),
-		msgs:      make(map[string]*atomic.Uint64, len(limitDirections)),
+		msgs:      counterMap(limitMessageKeys),
+		tokens:    counterMap(limitTokenKeys),
 	}
 	if maxPerUser > 0 {
 		cl.threshold = connThreshold(maxPerUser)
 	}
-	for _, d := range limitDirections {
-		cl.msgs[d] = new(atomic.Uint64)
-	}
 	return cl
+}
+
+func counterMap(keys []string) map[string]*atomic.Uint64 {
+	m := make(map[string]*atomic.Uint64, len(keys))
+	for _, k := range keys {
+		m[k] = new(atomic.Uint64)
+	}
+	return m
+}
+
+// snapshot reads counters.
+func snapshot(counters map[string]*atomic.Uint64) map[string]uint64 {
+	m := make(map[string]uint64, len(counters))
+	for k, n := range counters {
+		m[k] = n.Load()
+	}
+	return m
 }
 
 // spend records a token of the user key spent on this node.
@@ -166,7 +186,7 @@ func (cl *clusterLimits) spend(key string) {
 	if n, ok := cl.spent[key]; ok || len(cl.spent) < limitsMaxPending {
 		cl.spent[key] = n + 1
 	} else {
-		cl.msgs[LimitMessagesUnshared].Add(1)
+		cl.tokens[LimitUnshared].Add(1)
 	}
 	cl.mu.Unlock()
 }
@@ -314,12 +334,18 @@ func (g *Gateway) flushLimits(ctx context.Context) {
 		ectx, cancel := context.WithTimeout(ctx, time.Second)
 		err := ns.ServerSideEmit(ectx, EventClusterLimits, m)
 		cancel()
+		tokens := 0
+		for _, n := range m.Spent {
+			tokens += n
+		}
 		if err != nil {
-			cl.msgs[LimitMessagesFailed].Add(1)
+			cl.msgs[LimitFailed].Add(1)
+			cl.tokens[LimitFailed].Add(uint64(tokens))
 			g.log.Debug("cluster limits: send failed", "err", err)
 			continue
 		}
-		cl.msgs[LimitMessagesOut].Add(1)
+		cl.msgs[LimitOut].Add(1)
+		cl.tokens[LimitOut].Add(uint64(tokens))
 	}
 }
 
@@ -362,14 +388,19 @@ func (g *Gateway) limitsEvent(ev socketio.Event, _ func(any)) {
 	cl := g.cluster
 	m, err := decodeLimits(ev.Args)
 	if err != nil {
-		cl.msgs[LimitMessagesMalformed].Add(1)
+		cl.msgs[LimitMalformed].Add(1)
 		g.log.Debug("cluster limits: message dropped", "err", err)
 		return
 	}
 	if m.Node == cl.node {
 		return
 	}
-	cl.msgs[LimitMessagesIn].Add(1)
+	cl.msgs[LimitIn].Add(1)
+	tokens := 0
+	for _, n := range m.Spent {
+		tokens += n
+	}
+	cl.tokens[LimitIn].Add(uint64(tokens))
 	now := g.now()
 	if len(m.Spent) > 0 && g.limits.lim != nil {
 		local := make(map[string]bool, len(m.Spent))

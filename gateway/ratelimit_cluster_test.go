@@ -222,8 +222,11 @@ func testClusterEventRateLimit(t *testing.T, bus string) {
 
 	for name, n := range map[string]*limitNode{"A": na, "B": nb} {
 		st := n.g.Stats()
-		if st.ClusterLimitMessages[LimitMessagesOut] != 2 || st.ClusterLimitMessages[LimitMessagesIn] != 2 || st.ClusterLimitMessages[LimitMessagesMalformed] != 0 {
+		if st.ClusterLimitMessages[LimitOut] != 2 || st.ClusterLimitMessages[LimitIn] != 2 || st.ClusterLimitMessages[LimitMalformed] != 0 {
 			t.Errorf("node %s messages %v, want 2 out and 2 in", name, st.ClusterLimitMessages)
+		}
+		if name == "B" && st.ClusterLimitTokens[LimitIn] != 2*burst {
+			t.Errorf("node B was reported %d tokens, want %d", st.ClusterLimitTokens[LimitIn], 2*burst)
 		}
 		if st.RateLimitRefusals[LimitEvents] == 0 || st.RateLimitRefusals[LimitSubscriptions] != 0 {
 			t.Errorf("node %s refusals %v", name, st.RateLimitRefusals)
@@ -299,7 +302,7 @@ func testClusterMaxConnectionsPerUser(t *testing.T, bus string) {
 	first := dial(t, na.url, browser{cookie: cookie})
 	connected(t, first)
 	na.flush(t)
-	if out := na.g.Stats().ClusterLimitMessages[LimitMessagesOut]; out != 0 {
+	if out := na.g.Stats().ClusterLimitMessages[LimitOut]; out != 0 {
 		t.Fatalf("one socket sent %d messages, want none", out)
 	}
 	connected(t, dial(t, na.url, browser{cookie: cookie}))
@@ -466,7 +469,7 @@ func TestFlushLimitsConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 	g.flushLimits(context.Background())
-	if out := g.Stats().ClusterLimitMessages[LimitMessagesOut]; out == 0 {
+	if out := g.Stats().ClusterLimitMessages[LimitOut]; out == 0 {
 		t.Error("no report was sent")
 	}
 }

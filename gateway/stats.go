@@ -67,11 +67,12 @@ type Stats struct {
 	// RateLimitBuckets is the per-user buckets held now (users who spent
 	// recently, or owe what other nodes reported).
 	RateLimitBuckets int64
-	// ClusterLimitMessages counts EventClusterLimits messages (and tokens
-	// not shared) by direction: LimitMessagesIn, LimitMessagesOut,
-	// LimitMessagesMalformed, LimitMessagesFailed, LimitMessagesUnshared.
-	// Nil without Config.ClusterLimits.
+	// ClusterLimitMessages counts EventClusterLimits messages: LimitIn,
+	// LimitOut, LimitMalformed, LimitFailed; ClusterLimitTokens the
+	// tokens they reported spent: LimitIn, LimitOut, LimitFailed, and
+	// LimitUnshared (never reported). Nil without Config.ClusterLimits.
 	ClusterLimitMessages map[string]uint64
+	ClusterLimitTokens   map[string]uint64
 	// RemoteConnections is the other nodes' announced socket counts of
 	// users held now (ClusterLimits with MaxConnectionsPerUser).
 	RemoteConnections int64
@@ -111,10 +112,7 @@ func (g *Gateway) Stats() Stats {
 		st.RateLimitBuckets = int64(g.limits.lim.Len())
 	}
 	if cl := g.cluster; cl != nil {
-		st.ClusterLimitMessages = make(map[string]uint64, len(cl.msgs))
-		for d, n := range cl.msgs {
-			st.ClusterLimitMessages[d] = n.Load()
-		}
+		st.ClusterLimitMessages, st.ClusterLimitTokens = snapshot(cl.msgs), snapshot(cl.tokens)
 		cl.mu.Lock()
 		st.RemoteConnections = int64(cl.remoteN)
 		cl.mu.Unlock()

@@ -173,8 +173,10 @@ func gatewayFamilies(stats func() gateway.Stats) []Family {
 			func() map[string]uint64 { return stats().RateLimitDisconnects }),
 		Gauge("rate_limit_buckets", "Per-user rate-limit buckets held now.",
 			func() int64 { return stats().RateLimitBuckets }),
-		CounterVec("rate_limit_cluster_messages_total", "Per-user limit messages between cluster nodes (sessiongate:ratelimit), by direction (in, out, malformed, failed; unshared counts tokens left out of a full report).", "direction",
+		CounterVec("rate_limit_cluster_messages_total", "Per-user limit messages between cluster nodes (sessiongate:ratelimit), by direction (in, out, malformed, failed).", "direction",
 			func() map[string]uint64 { return stats().ClusterLimitMessages }),
+		CounterVec("rate_limit_cluster_tokens_total", "Tokens those messages reported spent, by direction (in, out, failed; unshared: never reported, the report full).", "direction",
+			func() map[string]uint64 { return stats().ClusterLimitTokens }),
 		Gauge("rate_limit_remote_connections", "Other nodes' announced per-user connection counts held now.",
 			func() int64 { return stats().RemoteConnections }),
 	}

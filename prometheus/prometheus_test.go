@@ -41,7 +41,8 @@ func TestHandler(t *testing.T) {
 		RateLimitRefusals:    map[string]uint64{gateway.LimitEvents: 11, gateway.LimitSubscriptions: 0, gateway.LimitConnections: 3},
 		RateLimitDisconnects: map[string]uint64{gateway.LimitEvents: 1},
 		RateLimitBuckets:     12,
-		ClusterLimitMessages: map[string]uint64{gateway.LimitMessagesIn: 8, gateway.LimitMessagesOut: 5},
+		ClusterLimitMessages: map[string]uint64{gateway.LimitIn: 8, gateway.LimitOut: 5},
+		ClusterLimitTokens:   map[string]uint64{gateway.LimitIn: 80},
 		RemoteConnections:    2,
 	}
 	api := httpapi.Stats{
@@ -71,6 +72,7 @@ func TestHandler(t *testing.T) {
 		"sessiongate_rate_limit_buckets 12",
 		`sessiongate_rate_limit_cluster_messages_total{direction="in"} 8`,
 		`sessiongate_rate_limit_cluster_messages_total{direction="out"} 5`,
+		`sessiongate_rate_limit_cluster_tokens_total{direction="in"} 80`,
 		"sessiongate_rate_limit_remote_connections 2",
 		`sessiongate_publish_requests_total{result="ok"} 6`,
 		`sessiongate_login_attempts_total{result="cross_origin"} 2`,

@@ -276,7 +276,7 @@ func measure(ctx context.Context, db *sqlite.DB, redisURL string, n int, shared 
 	res.PerSecond = float64(res.Accepted) / res.Seconds
 	res.Steady = float64(steady) / (elapsed - d/4).Seconds()
 	for _, nd := range nodes {
-		res.Messages += nd.gw.Stats().ClusterLimitMessages[gateway.LimitMessagesOut]
+		res.Messages += nd.gw.Stats().ClusterLimitMessages[gateway.LimitOut]
 	}
 	return res, ctx.Err()
 }
