@@ -15,13 +15,13 @@ import (
 // fallback handler and every subscribe and unsubscribe. A request over it
 // is not carried out: its ack is RATE_LIMITED with the time until a token.
 //
-// The buckets are a ratelimit.Limiter keyed by user id: a bucket that has
-// refilled is dropped, and at most ratelimit.MaxKeys are held (past that,
-// users new to the limiter share one overflow bucket until others refill).
-//
-// The buckets are keyed by userKey. Across a cluster, with
-// Config.ClusterLimits, the nodes debit each other's buckets of a user with
-// what was spent (ratelimit_cluster.go); without it the limit is per node.
+// The buckets are a ratelimit.Limiter keyed by userKey (a hash of the user
+// id, the name the cluster's messages use): a bucket that has refilled is
+// dropped, and at most ratelimit.MaxKeys are held (past that, users new to
+// the limiter share one overflow bucket until others refill). Across a
+// cluster, with Config.ClusterLimits, the nodes debit each other's buckets
+// of a user with what was spent (ratelimit_cluster.go); without it the
+// limit is per node.
 
 // Kinds of Stats.RateLimitRefusals and Stats.RateLimitDisconnects: what
 // the refused request was.
@@ -76,10 +76,10 @@ type refusalRun struct {
 }
 
 // limited spends a token of c's user for a request of s, of kind
-// LimitEvents or LimitSubscriptions. It returns nil
-// when the request may go on; otherwise the ack's error, after auditing
-// the refusal and, for a socket far over the limit, sending it away
-// (after the caller's ack: see sendAwayAfter).
+// LimitEvents or LimitSubscriptions. It returns nil when the request may go
+// on; otherwise the ack's error, after auditing the refusal and, for a
+// socket far over the limit, sending it away (after the caller's ack: see
+// sendAwayAfter).
 func (g *Gateway) limited(s *socketio.Socket, c *conn, kind string) (e *ackError, away func()) {
 	if g.limits.lim == nil || c == nil {
 		return nil, nil

@@ -24,13 +24,16 @@ import (
 //
 // Event budget. Every limitsFlushInterval, when anything was spent, a node
 // sends the tokens each user spent on it since its last message. A
-// receiver debits that user's bucket, down to one burst of debt at most
-// (ratelimit.Limiter.Debit), creating it (full) first only when the user
-// has a socket on the receiver: a user with none there costs it nothing.
-// So every node charges its bucket of a user with what every node spent,
-// one interval and a bus delivery late, and the user's rate over the
-// cluster is EventRate plus what the other nodes spent before their report
-// came in (at most a burst each, once: the debt pays it back).
+// receiver debits that user's bucket (ratelimit.Limiter.Debit), creating it
+// (full) first only when the user has a socket on the receiver: a user with
+// none there costs it nothing. The debt allowed is one burst per other node
+// heard from within limitsPeerWindow: when every node spends its full
+// bucket at once (the user was idle), each owes what the others spent and
+// nothing is forgiven. So every node charges its bucket of a user with
+// what every node spent, one interval and a bus delivery late, and the
+// user's rate over the cluster is EventRate plus what the other nodes spent
+// before their report came in (at most a burst each, paid back by the
+// debt).
 //
 // Connections. A node announces a user's socket count on it once it
 // reaches connThreshold (half the cap, rounded up), again at each change,
@@ -72,6 +75,10 @@ const (
 	limitsMaxCount = 1 << 20
 	// limitsMaxNode bounds a node id's length.
 	limitsMaxNode = 64
+	// limitsMaxPeers bounds the other nodes remembered; limitsPeerWindow
+	// is how long a node counts in the debt allowed after its last message.
+	limitsMaxPeers   = 1024
+	limitsPeerWindow = 10 * time.Second
 	// limitsVersion is the version of limitsMessage.
 	limitsVersion = 1
 	// userKeyLen is the length of a userKey.
@@ -128,6 +135,7 @@ type clusterLimits struct {
 	announced map[string]int              // the counts this node announces
 	remote    map[string]map[string]count // the other nodes': by user key, then node
 	remoteN   int                         // entries of remote
+	peers     map[string]time.Time        // the other nodes heard from, when last
 	beatAt    time.Time                   // the next heartbeat
 
 	msgs   map[string]*atomic.Uint64 // messages, by limitMessageKeys
@@ -151,6 +159,7 @@ func newClusterLimits(node string, maxPerUser int) *clusterLimits {
 		dirty:     make(map[string]struct{}),
 		announced: make(map[string]int),
 		remote:    make(map[string]map[string]count),
+		peers:     make(map[string]time.Time),
 		msgs:      counterMap(limitMessageKeys),
 		tokens:    counterMap(limitTokenKeys),
 	}
@@ -243,8 +252,14 @@ func (cl *clusterLimits) setRemoteLocked(key, node string, n int, now time.Time)
 	}
 }
 
-// sweepLocked forgets the announcements that expired at now.
+// sweepLocked forgets the announcements that expired at now, and the nodes
+// not heard from within limitsPeerWindow.
 func (cl *clusterLimits) sweepLocked(now time.Time) {
+	for node, at := range cl.peers {
+		if now.Sub(at) >= limitsPeerWindow {
+			delete(cl.peers, node)
+		}
+	}
 	for key, nodes := range cl.remote {
 		for node, c := range nodes {
 			if !now.Before(c.until) {
@@ -402,6 +417,12 @@ func (g *Gateway) limitsEvent(ev socketio.Event, _ func(any)) {
 	}
 	cl.tokens[LimitIn].Add(uint64(tokens))
 	now := g.now()
+	cl.mu.Lock()
+	if _, ok := cl.peers[m.Node]; ok || len(cl.peers) < limitsMaxPeers {
+		cl.peers[m.Node] = now
+	}
+	debt := float64(max(1, len(cl.peers)) * g.limits.burst)
+	cl.mu.Unlock()
 	if len(m.Spent) > 0 && g.limits.lim != nil {
 		local := make(map[string]bool, len(m.Spent))
 		g.mu.Lock()
@@ -410,7 +431,7 @@ func (g *Gateway) limitsEvent(ev socketio.Event, _ func(any)) {
 		}
 		g.mu.Unlock()
 		for key, n := range m.Spent {
-			g.limits.lim.Debit(key, float64(n), now, local[key])
+			g.limits.lim.Debit(key, float64(n), debt, now, local[key])
 		}
 	}
 	if len(m.Conns) > 0 && cl.threshold > 0 {

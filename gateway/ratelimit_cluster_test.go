@@ -473,3 +473,47 @@ func TestFlushLimitsConcurrent(t *testing.T) {
 		t.Error("no report was sent")
 	}
 }
+
+// TestClusterLimitsDebt: reports from two other nodes of a user who spent
+// a full bucket on each are both owed (one burst of debt per node heard
+// from), a report of this node's own id or a malformed one changes
+// nothing, and a user without a socket here gets no bucket.
+func TestClusterLimitsDebt(t *testing.T) {
+	db := openSQLite(t)
+	clk := &clock{now: time.Now()}
+	const burst = 4
+	g := newGateway(t, Config{Sessions: db, Audit: newRecordingAudit(nil), EventRate: 1, EventBurst: burst, ClusterLimits: true, Now: clk.Now})
+	key, absent := userKey("42"), userKey("43")
+	g.mu.Lock()
+	g.perUser[key] = 1 // a socket of 42 here
+	g.mu.Unlock()
+	for range burst {
+		if ok, _ := g.limits.lim.Allow(key, clk.Now()); !ok {
+			t.Fatal("the burst was refused")
+		}
+	}
+	report := func(node string, spent map[string]any) {
+		g.limitsEvent(socketio.Event{Name: EventClusterLimits, Args: []any{map[string]any{"v": 1.0, "node": node, "spent": spent}}}, nil)
+	}
+	want := func(what string, tokens float64) {
+		t.Helper()
+		if got := g.limits.lim.Tokens(key, clk.Now()); got != tokens {
+			t.Errorf("%s: %v tokens, want %v", what, got, tokens)
+		}
+	}
+	report("n1", map[string]any{key: float64(burst), absent: 3.0})
+	want("after node 1's report", -burst)
+	report("n2", map[string]any{key: float64(burst)})
+	want("after node 2's report", -2*burst)
+	report(g.cluster.node, map[string]any{key: 1.0})
+	report("n3", map[string]any{key: "1"})
+	g.limitsEvent(socketio.Event{Name: "other", Args: []any{1}}, nil)
+	want("after an own and a malformed report", -2*burst)
+	if n := g.limits.lim.Len(); n != 1 {
+		t.Errorf("%d buckets, want 1: user 43 has no socket here", n)
+	}
+	st := g.Stats()
+	if st.ClusterLimitMessages[LimitIn] != 2 || st.ClusterLimitMessages[LimitMalformed] != 1 || st.ClusterLimitTokens[LimitIn] != 2*burst+3 {
+		t.Errorf("messages %v, tokens %v", st.ClusterLimitMessages, st.ClusterLimitTokens)
+	}
+}

@@ -79,13 +79,13 @@ func (b *bucket) take(now time.Time, rate, burst float64) (bool, time.Duration) 
 }
 
 // Debit takes n tokens, spent elsewhere (on another node of a cluster), from
-// key's bucket at time now, leaving it at no less than -burst: the bucket
-// owes at most one burst, so that a flood reported by others is paid back
+// key's bucket at time now, leaving it at no less than -debt (a bucket
+// already deeper in debt stays as it is): what others report is paid back
 // in bounded time. A key without a bucket is created full first when
 // create is true (its user may spend here), and ignored otherwise (nothing
 // spent here, nothing to charge). Past MaxKeys buckets a new key is
 // ignored.
-func (l *Limiter) Debit(key string, n float64, now time.Time, create bool) {
+func (l *Limiter) Debit(key string, n, debt float64, now time.Time, create bool) {
 	if n <= 0 {
 		return
 	}
@@ -103,7 +103,7 @@ func (l *Limiter) Debit(key string, n float64, now time.Time, create bool) {
 		b.tokens = min(l.burst, b.tokens+elapsed.Seconds()*l.rate)
 		b.last = now
 	}
-	b.tokens = max(-l.burst, b.tokens-n)
+	b.tokens = max(min(b.tokens, -debt), b.tokens-n)
 }
 
 // Tokens returns the tokens key's bucket holds at time now (burst for a
