@@ -70,10 +70,10 @@ func renderRateLimit(p printer, s *section) {
 	p("on each, `EVENT_RATE_LIMIT=20` (burst 40). Every socket sends client events for 10 s as fast as")
 	p("its acknowledgements allow: the next one when the ack comes, or `retryAfterMs` after a")
 	p("`RATE_LIMITED` one. *shared*: the nodes debit each other's buckets (what `CLUSTER` does,")
-	p("contract §14); *per node*: each node limits alone. *after the first quarter* leaves out the")
-	p("start, where each node's full bucket and, when shared, the slack are spent.")
+	p("contract §14); *per node*: each node limits alone. *second half* is the rate over the last 5 s,")
+	p("once each node's full bucket at the start is spent and, when shared, its debt paid back.")
 	p("")
-	p("| nodes | limits | accepted/s | after the first quarter | accepted | refused | limit messages sent | disconnected |")
+	p("| nodes | limits | accepted/s | second half | accepted | refused | limit messages sent | disconnected |")
 	p("|---|---|---|---|---|---|---|---|")
 	for _, r := range s.RateLimit {
 		mode := "per node"
@@ -84,8 +84,8 @@ func renderRateLimit(p printer, s *section) {
 	}
 	p("")
 	p("With the limits shared, one user's rate over the cluster stays at the limit once under way,")
-	p("whatever the node count; the total over the run exceeds burst + rate × time only by the slack")
-	p("of the start (what the other nodes spent before the first reports came, at most a burst per")
-	p("other node). Per node, a user gets nodes × the limit.")
+	p("whatever the node count; the total over the run exceeds burst + rate × time (240) only by the")
+	p("slack of the start (what the other nodes spent before the first reports came, at most a burst")
+	p("per other node, mostly paid back by the debt). Per node, a user gets nodes × the limit.")
 	p("")
 }
