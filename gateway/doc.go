@@ -123,12 +123,16 @@
 // over it the ack is RATE_LIMITED with retryAfterMs and nothing is done. A
 // socket far over it is sent "rate_limited" {"retryAfterMs": N} and
 // disconnected. Refusals are audited SOCKET_RATE_LIMITED, aggregated per
-// user per window.
+// user per window. With Config.ClusterLimits, the nodes of a cluster
+// report to each other, over the namespace's ServerSideEmit
+// (EventClusterLimits), the tokens each user spent and the connection
+// counts of users near MaxConnectionsPerUser, so that both limits hold
+// approximately across the nodes (ratelimit_cluster.go).
 //
 // # Lifecycle
 //
-// New starts the audit writer. Run runs the monitor scheduler and the
-// revocation watcher until its context ends or Shutdown is called; without
+// New starts the audit writer. Run runs the monitor scheduler, the
+// revocation watcher and, with ClusterLimits, the limits' reports until its context ends or Shutdown is called; without
 // Run, sockets are authenticated and EndSession works, but sessions are
 // neither re-checked nor ended by the store. Shutdown tells every socket to
 // reconnect later ("server_restart" {"retryAfterMs": N}), disconnects it,

@@ -118,6 +118,13 @@ type Config struct {
 	EventRate  float64
 	EventBurst int
 
+	// ClusterLimits makes EventRate and MaxConnectionsPerUser hold across
+	// the nodes of the cluster of the attached namespace's adapter,
+	// approximately, by messages over its ServerSideEmit
+	// (EventClusterLimits), sent while Run runs: see ratelimit_cluster.go
+	// and the contract's Per-user rate limits section. False: per node.
+	ClusterLimits bool
+
 	Logger *slog.Logger     // default slog.Default()
 	Now    func() time.Time // default time.Now; for tests
 }
@@ -143,6 +150,7 @@ type Gateway struct {
 	subs    subscriptions
 	events  clientEvents
 	limits  userLimits
+	cluster *clusterLimits // nil without Config.ClusterLimits
 	audit   *auditWriter
 	stats   counters
 
@@ -155,8 +163,8 @@ type Gateway struct {
 	// was not on the list, and is checked when it registers.
 	resyncedAt time.Time
 	sockets    int // sockets registered, across all sessions
-	// perUser counts each user's sockets, from a granted handshake to
-	// the socket's end, when maxPerUser is set.
+	// perUser counts each user's sockets by userKey, from a granted
+	// handshake to the socket's end, when maxPerUser or cluster is set.
 	perUser map[string]int
 	closing bool          // Shutdown has begun
 	retryMs int64         // Shutdown's retryAfter, in milliseconds
@@ -226,6 +234,9 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	g.events = clientEvents{fwd: cfg.Events, patterns: cfg.ClientEvents}
 	g.limits = newUserLimits(cfg.EventRate, cfg.EventBurst)
+	if cfg.ClusterLimits {
+		g.cluster = newClusterLimits(randomID(), cfg.MaxConnectionsPerUser)
+	}
 	if g.log == nil {
 		g.log = slog.Default()
 	}
@@ -269,6 +280,10 @@ func (g *Gateway) Attach(ns *socketio.Namespace) {
 	ns.On(EventSubscribe, g.subscribe)
 	ns.On(EventUnsubscribe, g.unsubscribe)
 	ns.OnUnhandled(g.clientEvent)
+	if g.cluster != nil {
+		g.cluster.ns.Store(ns)
+		ns.OnServerEvent(g.limitsEvent)
+	}
 }
 
 // connKey is the context key of the gateway's conn on a socket.
@@ -352,6 +367,11 @@ func (g *Gateway) Shutdown(ctx context.Context, retryAfter time.Duration) error 
 	case <-g.idle:
 	case <-ctx.Done():
 		err = ctx.Err()
+	}
+	if g.cluster != nil {
+		// The other nodes stop counting this one's sockets now rather
+		// than at the announcements' TTL.
+		g.flushLimits(ctx)
 	}
 	if cerr := g.Close(ctx); cerr != nil && err == nil {
 		err = cerr

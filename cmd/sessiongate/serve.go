@@ -140,6 +140,7 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 		MaxConnectionsPerUser: cfg.MaxConnectionsPerUser,
 		EventRate:             cfg.EventRateLimit,
 		EventBurst:            cfg.EventRateBurst,
+		ClusterLimits:         s.bus != nil,
 		TrustedProxies:        cfg.TrustedProxies,
 		AuditSpool:            cfg.auditSpoolDir(),
 		AuditSpoolMax:         cfg.AuditSpoolMax,
