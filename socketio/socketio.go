@@ -150,6 +150,10 @@ type Options struct {
 	OriginRefusal   *ConnectError
 	OnOriginRefused func(s *Socket)
 
+	// Recovery, when set, turns on connection state recovery (see
+	// RecoveryOptions). Nil: off, as Node's default.
+	Recovery *RecoveryOptions
+
 	// Logger receives handler panics; nil means slog.Default(). A handler
 	// that panics closes its own connection only, as net/http confines a
 	// panicking handler to its request.
@@ -163,6 +167,9 @@ type Server struct {
 	engine *engineio.Server
 
 	closes [numCloseCodes]atomic.Uint64 // connections closed, by closeCode
+
+	rec        *RecoveryOptions // opts.Recovery with its defaults; nil: off
+	recoveries recoveryCounters
 
 	// disconnecting counts the OnDisconnect calls queued and not yet
 	// done, for Shutdown.
@@ -219,6 +226,25 @@ func newServer(opts Options) *Server {
 		opts.MaxPendingAcks = 256
 	}
 	s := &Server{opts: opts, nsps: make(map[string]*Namespace), clients: make(map[*client]struct{})}
+	if r := opts.Recovery; r != nil && r.Log != nil {
+		rc := *r
+		if rc.Window <= 0 {
+			rc.Window = 2 * time.Minute
+		}
+		if rc.MaxMessages <= 0 {
+			rc.MaxMessages = 1000
+		}
+		if rc.MaxBytes <= 0 {
+			rc.MaxBytes = 1 << 20
+		}
+		if rc.OffsetEvent == "" {
+			rc.OffsetEvent = "recovery"
+		}
+		if rc.WaitOld <= 0 {
+			rc.WaitOld = 5 * time.Second
+		}
+		s.rec = &rc
+	}
 	s.nsps["/"] = newNamespace(s, "/")
 	return s
 }
@@ -450,6 +476,12 @@ type ConnectHandler func(ctx context.Context, ev ConnectEvent) (ConnectReply, er
 // ConnectEvent is a client asking to join a namespace.
 type ConnectEvent struct {
 	Socket *Socket // not connected yet
+	// Recovered is set when the socket is a dropped one being recovered
+	// (Options.Recovery): its id is the old one, and if the hooks let it
+	// in, it starts in the saved rooms (see ConnectReply.RestoreRooms)
+	// with the events it missed. A hook that refuses it refuses the
+	// recovery too: the saved socket is gone and its events never sent.
+	Recovered *Recovered
 }
 
 // ConnectReply is what an OnConnecting hook gives the socket it lets in.
@@ -457,6 +489,10 @@ type ConnectReply struct {
 	Rooms   []string        // joined before CONNECT is sent
 	Context context.Context // nil: unchanged
 	Data    any             // nil: unchanged
+	// RestoreRooms, for a socket being recovered, are the saved rooms it
+	// rejoins (beside Rooms): nil keeps them all, the last hook to set it
+	// decides.
+	RestoreRooms []string
 }
 
 // Reason is why a socket disconnected, as Node's server names it in the
