@@ -258,7 +258,7 @@ func (l *MemoryLog) Restore(ctx context.Context, r RestoreRequest) (RestoreResul
 	}
 	if now.After(sv.Expires) {
 		l.forgetLocked(k, sv)
-		return RestoreResult{}, &RecoveryError{RecoveryUnknown}
+		return RestoreResult{}, &RecoveryError{RecoveryExpired}
 	}
 	if sv.Key != r.Key {
 		return RestoreResult{}, &RecoveryError{RecoveryKey}

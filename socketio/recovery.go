@@ -179,14 +179,14 @@ type RecoveryReason string
 // The reasons a recovery fails; the socket then connects fresh (or, if
 // its hooks refuse it, not at all).
 const (
-	RecoveryUnknown  RecoveryReason = "unknown"  // no such pid saved (never, expired, or restored already)
-	RecoveryKey      RecoveryReason = "key"      // the pid belongs to another Key (another session)
-	RecoveryOffset   RecoveryReason = "offset"   // the offset is malformed or was never sent to the socket
-	RecoveryExpired  RecoveryReason = "expired"  // an event it missed was dropped from the log (window, log bounds)
-	RecoveryOverflow RecoveryReason = "overflow" // more to replay than MaxMessages or MaxBytes
-	RecoveryBusy     RecoveryReason = "busy"     // the old socket did not end within WaitOld
+	RecoveryUnknown  RecoveryReason = "unknown"   // no such pid saved (never, expired, or restored already)
+	RecoveryKey      RecoveryReason = "key"       // the pid belongs to another Key (another session)
+	RecoveryOffset   RecoveryReason = "offset"    // the offset is malformed or was never sent to the socket
+	RecoveryExpired  RecoveryReason = "expired"   // an event it missed was dropped from the log (window, log bounds)
+	RecoveryOverflow RecoveryReason = "overflow"  // more to replay than MaxMessages or MaxBytes
+	RecoveryBusy     RecoveryReason = "busy"      // the old socket did not end within WaitOld
 	RecoveryLogError RecoveryReason = "log_error" // the log failed
-	RecoveryRefused  RecoveryReason = "refused"  // an OnConnecting hook refused the socket (its session ended)
+	RecoveryRefused  RecoveryReason = "refused"   // an OnConnecting hook refused the socket (its session ended)
 )
 
 // RecoveryReasons lists every RecoveryReason, for metrics.
