@@ -11,7 +11,9 @@
 // "recovered","pid"}, {"event":"event","name","args"} (the arguments as the
 // application's handler gets them, a trailing offset included),
 // {"event":"connect_error","message","code"}, {"event":"disconnect",
-// "reason"}. A line "close" on stdin closes the socket and exits.
+// "reason"}. A line "close" on stdin closes the socket and exits; a line
+// {"emit": name, "args": […]} emits with an acknowledgement, printed as
+// {"event":"ack","name","args"}.
 import { io } from 'socket.io-client';
 import { createInterface } from 'node:readline';
 
@@ -37,5 +39,8 @@ createInterface({ input: process.stdin }).on('line', (l) => {
   if (l.trim() === 'close') {
     socket.close();
     setTimeout(() => process.exit(0), 100);
+    return;
   }
+  const cmd = JSON.parse(l);
+  socket.emit(cmd.emit, ...(cmd.args ?? []), (...args) => print({ event: 'ack', name: cmd.emit, args }));
 });
