@@ -17,6 +17,13 @@ import (
 // ended during the drop is refused with its usual code and never gets the
 // events it missed.
 
+// EventRecovery is the event sent right after every CONNECT of a socket
+// with recovery (socketio.RecoveryOptions.OffsetEvent): {"recovered":
+// bool, "missed": bool} and the offset as its last argument; missed tells
+// a client that asked to recover and could not that it may have missed
+// events (refetch).
+const EventRecovery = "recovery"
+
 // RecoveryAuthField is the field of the CONNECT auth with which a client
 // asks for recovery ({"recovery": true}): the @sessiongate/client sends
 // it, since it strips the offsets before the application sees them.
