@@ -327,6 +327,7 @@ func (c *client) onConnect(p *Packet) {
 		}
 		if ok {
 			s.logging, s.recKey, s.pid, s.ended = true, key, newID(), make(chan struct{})
+			ns.recSockets.Add(1) // until s.end
 		}
 	}
 	c.sockets = append(c.sockets, s)

@@ -264,7 +264,7 @@ func (a *MemoryAdapter) Broadcast(ctx context.Context, m *Message, opts Broadcas
 		return err
 	}
 	rec := a.ns.srv.rec
-	if rec == nil || opts.Flags.Volatile {
+	if opts.Flags.Volatile || !a.ns.recovering() {
 		a.deliver(enc, opts, "")
 		return nil
 	}

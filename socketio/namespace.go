@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // Namespace is a Socket.IO namespace. Its methods are safe for concurrent use;
@@ -32,6 +34,19 @@ type Namespace struct {
 	seqMu sync.Mutex
 	recMu sync.Mutex
 	live  map[string]*Socket // recovery sockets by pid, until they ended
+	// recSockets counts the recovery sockets not ended, recUntil (unix
+	// nanoseconds) is when the last one saved can no longer be recovered:
+	// with neither, broadcasts are not logged (see recovering).
+	recSockets atomic.Int64
+	recUntil   atomic.Int64
+}
+
+// recovering reports whether the namespace's broadcasts are to be logged:
+// a recovery socket is connected or connecting, or one that dropped may
+// still be recovered. A socket that starts connecting as a broadcast
+// skips the log gets that broadcast as a held one, without an offset.
+func (n *Namespace) recovering() bool {
+	return n.srv.rec != nil && (n.recSockets.Load() > 0 || time.Now().UnixNano() < n.recUntil.Load())
 }
 
 func newNamespace(srv *Server, name string) *Namespace {

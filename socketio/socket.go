@@ -470,6 +470,13 @@ func (s *Socket) closeLogged(reason Reason) (*SavedSocket, int32) {
 		s.client.logger().Error("socketio: recovery log head failed", "err", err)
 		return nil, prev
 	}
+	expires := time.Now().Add(rec.Window)
+	for {
+		until := ns.recUntil.Load()
+		if until >= expires.UnixNano() || ns.recUntil.CompareAndSwap(until, expires.UnixNano()) {
+			break
+		}
+	}
 	return &SavedSocket{
 		Namespace: ns.name,
 		PID:       s.pid,
@@ -478,7 +485,7 @@ func (s *Socket) closeLogged(reason Reason) (*SavedSocket, int32) {
 		Rooms:     rooms,
 		LastSent:  s.lastSent,
 		Head:      head,
-		Expires:   time.Now().Add(rec.Window),
+		Expires:   expires,
 	}, prev
 }
 
@@ -489,6 +496,7 @@ func (s *Socket) end() {
 		return
 	}
 	ns := s.ns
+	ns.recSockets.Add(-1)
 	ns.recMu.Lock()
 	if ns.live[s.pid] == s {
 		delete(ns.live, s.pid)
