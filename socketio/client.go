@@ -517,6 +517,12 @@ func (c *client) recover(s *Socket) (res *RestoreResult, asked bool) {
 	old := ns.live[claim.pid]
 	ns.recMu.Unlock()
 	if old != nil {
+		if old.client == c {
+			// Left and rejoined on this connection: not saved, and its
+			// end waits behind this task.
+			counts.fail(RecoveryUnknown)
+			return nil, true
+		}
 		if old.recKey != s.recKey {
 			counts.fail(RecoveryKey)
 			return nil, true
