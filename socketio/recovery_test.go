@@ -5,9 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sessiongate/sessiongate/engineio"
 )
 
 // newRecoveryServer is a server with recovery on for every socket, keyed
@@ -185,4 +189,51 @@ func TestRecoveryDisabled(t *testing.T) {
 	c.expectPrefix(`0{"sid":"`)
 	ns.Emit(ctx, "e", "s")
 	c.expect(`2["e","s"]`)
+}
+
+// BenchmarkPublishUserRoom publishes, from every core at once, to the
+// rooms of single users among 1,000 sockets (sessiongate's usual event),
+// without recovery and with every socket taking part (logged, with
+// offsets, under the namespace's order).
+func BenchmarkPublishUserRoom(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		rec  *RecoveryOptions
+	}{
+		{"off", nil},
+		{"on", &RecoveryOptions{Log: NewMemoryLog(MemoryLogOptions{})}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			const n = 1000
+			srv := newServer(Options{ConnectTimeout: time.Minute, Recovery: tc.rec})
+			ns := srv.Of("/")
+			var next atomic.Int64
+			ns.OnConnecting(func(context.Context, ConnectEvent) (ConnectReply, error) {
+				return ConnectReply{Rooms: []string{"user:" + strconv.FormatInt(next.Add(1), 10)}}, nil
+			})
+			joined := make(chan struct{}, n)
+			ns.OnConnect(func(*Socket) { joined <- struct{}{} })
+			for range n {
+				srv.accept(nopConn{}).onMessage(engineio.Message{Data: []byte("0")})
+			}
+			for range n {
+				<-joined
+			}
+			payload := map[string]any{"text": "hello", "n": 1}
+			var i atomic.Int64
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					room := "user:" + strconv.FormatInt(i.Add(1)%n+1, 10)
+					if err := ns.To(room).Emit(context.Background(), "news", payload); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			if tc.rec != nil {
+				st := tc.rec.Log.(*MemoryLog).Stats()
+				b.ReportMetric(float64(st.Bytes)/float64(max(st.Entries, 1)), "logB/event")
+			}
+		})
+	}
 }
