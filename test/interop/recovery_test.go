@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -320,5 +322,107 @@ func TestRecoveryStockClient(t *testing.T) {
 		if l := next(t, asking); l.Name != "tick" || len(l.Args) != 3 {
 			t.Fatalf("asking client: %+v, want tick %d with an offset", l, i)
 		}
+	}
+}
+
+// BenchmarkRecoveryCut is the load of issue 12 on one node: n official
+// clients (recovery on), each receiving 10 events/s in its own room; half
+// of them (those behind one of two proxies) have their TCP connections
+// cut and are kept out for 2 s, then reconnect. It reports events lost and
+// duplicated (goal 0 each), the p99 time from the reconnected transport's
+// open to caught up, and the log's bytes per socket. Run it alone:
+//
+//	go test -run '^$' -bench RecoveryCut -benchtime 1x ./test/interop
+func BenchmarkRecoveryCut(b *testing.B) {
+	nodetest.Require(b, "test/interop")
+	n := 1000
+	if v := os.Getenv("RECOVERY_BENCH_SOCKETS"); v != "" {
+		n, _ = strconv.Atoi(v)
+	}
+	for b.Loop() {
+		log := socketio.NewMemoryLog(socketio.MemoryLogOptions{})
+		srv := socketio.NewServer(socketio.Options{Recovery: &socketio.RecoveryOptions{Log: log}})
+		ns := srv.Of("/")
+		ns.OnConnecting(func(ctx context.Context, ev socketio.ConnectEvent) (socketio.ConnectReply, error) {
+			var auth struct{ N int }
+			json.Unmarshal(ev.Socket.Handshake().Auth, &auth)
+			return socketio.ConnectReply{Rooms: []string{"u" + strconv.Itoa(auth.N)}}, nil
+		})
+		mux := http.NewServeMux()
+		mux.Handle("/socket.io/", srv)
+		hs := httptest.NewServer(mux)
+		pxs := make([]*tcpproxy.Proxy, 2)
+		for i := range pxs {
+			px, err := tcpproxy.New(hs.Listener.Addr().String())
+			if err != nil {
+				b.Fatal(err)
+			}
+			pxs[i] = px
+		}
+		spec, _ := json.Marshal(map[string]any{"urls": []string{"http://" + pxs[0].Addr(), "http://" + pxs[1].Addr()}, "n": n})
+		r := nodetest.Start(b, "test/interop", "recovery-load.mjs", string(spec))
+		var l struct{ Event string }
+		r.Next(&l, 2*time.Minute)
+
+		// 10 events/s per socket, spread over each 100 ms.
+		stop := make(chan struct{})
+		sent := make([]int, n)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			tick := time.NewTicker(100 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+				}
+				for i := range n {
+					sent[i]++
+					ns.To("u"+strconv.Itoa(i)).Emit(context.Background(), "tick", sent[i])
+				}
+			}
+		}()
+		time.Sleep(2 * time.Second)
+		pxs[0].Pause()
+		pxs[0].Cut(true)
+		time.Sleep(2 * time.Second)
+		st := log.Stats()
+		pxs[0].Resume()
+		time.Sleep(5 * time.Second)
+		close(stop)
+		<-done
+		time.Sleep(time.Second) // the last events in flight
+		r.Send("report")
+		var rep struct {
+			Event               string
+			Lost, Dup, Received int
+			Recovered, Fresh    int
+			CatchUpMs           []float64
+			Last                []int
+		}
+		r.Next(&rep, time.Minute)
+		behind := 0
+		for i, last := range rep.Last {
+			behind += sent[i] - last
+		}
+		slices.Sort(rep.CatchUpMs)
+		p99 := 0.0
+		if len(rep.CatchUpMs) > 0 {
+			p99 = rep.CatchUpMs[len(rep.CatchUpMs)*99/100]
+		}
+		b.ReportMetric(float64(rep.Lost+behind), "lost")
+		b.ReportMetric(float64(rep.Dup), "dup")
+		b.ReportMetric(float64(rep.Recovered), "recovered")
+		b.ReportMetric(float64(rep.Fresh), "fresh")
+		b.ReportMetric(p99, "p99-catchup-ms")
+		b.ReportMetric(float64(st.Bytes)/float64(n), "logB/socket")
+		b.ReportMetric(float64(rep.Received), "events")
+		for _, px := range pxs {
+			px.Close()
+		}
+		srv.Close()
+		hs.Close()
 	}
 }
