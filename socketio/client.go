@@ -458,14 +458,6 @@ func (c *client) join(s *Socket) {
 		c.timer = nil
 	}
 	unlock()
-	if s.logging {
-		s.ns.recMu.Lock()
-		if s.ns.live == nil {
-			s.ns.live = make(map[string]*Socket)
-		}
-		s.ns.live[s.pid] = s
-		s.ns.recMu.Unlock()
-	}
 	// The session is admitted: it no longer counts against the engine's
 	// caps on unauthenticated sessions.
 	if a, ok := c.conn.(interface{ Admit() }); ok {
@@ -567,6 +559,9 @@ func (c *client) loggedConnect(s *Socket, res *RestoreResult, asked bool, connec
 	since, err := rec.Log.Range(ctx, ns.name, after, "", s.id, ns.mem.Rooms(s.id))
 	if err != nil {
 		c.logger().Warn("socketio: the events sent to a connecting socket are no longer logged; dropping its connection", "reason", reasonOf(err), "engine_id", c.conn.ID())
+		if res != nil {
+			c.srv.recoveries.fail(reasonOf(err))
+		}
 		return nil, false
 	}
 	if res != nil {
@@ -591,6 +586,14 @@ func (c *client) loggedConnect(s *Socket, res *RestoreResult, asked bool, connec
 	p := &Packet{Type: PacketEvent, Namespace: ns.name, Data: appendOffset(eventJSON(rec.OffsetEvent, info), head)}
 	msgs = append(msgs, p.Messages(nil)...)
 	s.lastSent = head
+	// Findable by its pid before it can drop: a reconnect that claims it
+	// ends it first (see recover).
+	ns.recMu.Lock()
+	if ns.live == nil {
+		ns.live = make(map[string]*Socket)
+	}
+	ns.live[s.pid] = s
+	ns.recMu.Unlock()
 	if res != nil {
 		s.recovered = true
 		c.srv.recoveries.succeeded.Add(1)
