@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -51,29 +50,12 @@ func serveRecovery(t *testing.T, g *Gateway) *recServer {
 	return rs
 }
 
-// recLine is a line of test/interop/recovery-client.mjs.
-type recLine struct {
-	Event     string `json:"event"`
-	ID        string `json:"id"`
-	Recovered bool   `json:"recovered"`
-	PID       string `json:"pid"`
-	Name      string `json:"name"`
-	Args      []any  `json:"args"`
-	Code      string `json:"code"`
-}
-
-func recClient(t *testing.T, url, cookie string, auth map[string]any) *nodetest.Run {
-	t.Helper()
-	spec, _ := json.Marshal(map[string]any{"url": url, "cookie": cookie, "auth": auth})
-	return nodetest.Start(t, "test/interop", "recovery-client.mjs", string(spec))
-}
-
 // nextLine returns the next line of r that is not a disconnect or a
 // transport error (a reconnection attempt while the proxy refuses).
-func nextLine(t *testing.T, r *nodetest.Run) recLine {
+func nextLine(t *testing.T, r *nodetest.Run) nodetest.RecoveryLine {
 	t.Helper()
 	for {
-		var l recLine
+		var l nodetest.RecoveryLine
 		r.Next(&l, waitTimeout)
 		if l.Event != "disconnect" && (l.Event != "connect_error" || l.Code != "") {
 			return l
@@ -83,9 +65,9 @@ func nextLine(t *testing.T, r *nodetest.Run) recLine {
 
 // connectAsking connects a client that asks for recovery through the
 // proxy and returns its connect line and its first offset.
-func connectAsking(t *testing.T, rs *recServer, cookie string) (*nodetest.Run, recLine, string) {
+func connectAsking(t *testing.T, rs *recServer, cookie string) (*nodetest.Run, nodetest.RecoveryLine, string) {
 	t.Helper()
-	r := recClient(t, "http://"+rs.px.Addr(), cookie, map[string]any{"recovery": true})
+	r := nodetest.StartRecoveryClient(t, "http://"+rs.px.Addr(), cookie, map[string]any{"recovery": true})
 	c := nextLine(t, r)
 	if c.Event != "connect" || c.PID == "" {
 		t.Fatalf("got %+v, want a connect with a pid", c)
@@ -159,7 +141,7 @@ func TestRecoveryOtherSession(t *testing.T) {
 	rs.ns.To("user:7").Emit(context.Background(), "tick", 1)
 	rs.ns.To("news:1").Emit(context.Background(), "tick", 2)
 
-	b := recClient(t, rs.url, cookieB, map[string]any{"recovery": true, "pid": ca.PID, "offset": offset})
+	b := nodetest.StartRecoveryClient(t, rs.url, cookieB, map[string]any{"recovery": true, "pid": ca.PID, "offset": offset})
 	l := nextLine(t, b)
 	if l.Event != "connect" || l.Recovered || l.ID == ca.ID {
 		t.Fatalf("other session: %+v, want a fresh socket", l)

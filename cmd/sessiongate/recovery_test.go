@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -10,16 +9,6 @@ import (
 	"github.com/sessiongate/sessiongate/internal/nodetest"
 	"github.com/sessiongate/sessiongate/internal/tcpproxy"
 )
-
-// recLine is a line of test/interop/recovery-client.mjs.
-type recLine struct {
-	Event     string `json:"event"`
-	ID        string `json:"id"`
-	Recovered bool   `json:"recovered"`
-	PID       string `json:"pid"`
-	Name      string `json:"name"`
-	Args      []any  `json:"args"`
-}
 
 // TestServeRecovery runs the program with RECOVERY left at ask: the
 // official client that asks ({"recovery":true}) recovers its socket after
@@ -35,12 +24,11 @@ func TestServeRecovery(t *testing.T) {
 	}
 	defer px.Close()
 	start := func(url string, auth map[string]any) *nodetest.Run {
-		spec, _ := json.Marshal(map[string]any{"url": url, "cookie": cookie, "auth": auth})
-		return nodetest.Start(t, "test/interop", "recovery-client.mjs", string(spec))
+		return nodetest.StartRecoveryClient(t, url, cookie, auth)
 	}
-	next := func(r *nodetest.Run) recLine {
+	next := func(r *nodetest.Run) nodetest.RecoveryLine {
 		for {
-			var l recLine
+			var l nodetest.RecoveryLine
 			r.Next(&l, 10*time.Second)
 			if l.Event != "disconnect" && l.Event != "connect_error" {
 				return l

@@ -21,18 +21,6 @@ import (
 // lineTimeout bounds the wait for one line of recovery-client.mjs.
 const lineTimeout = 10 * time.Second
 
-// recLine is one line of recovery-client.mjs.
-type recLine struct {
-	Event     string `json:"event"`
-	ID        string `json:"id"`
-	Recovered bool   `json:"recovered"`
-	PID       string `json:"pid"`
-	Name      string `json:"name"`
-	Args      []any  `json:"args"`
-	Code      string `json:"code"`
-	Reason    string `json:"reason"`
-}
-
 // fakeClock is the MemoryLog's clock, moved by the tests.
 type fakeClock struct{ skew atomic.Int64 }
 
@@ -95,18 +83,11 @@ func (rs *recoveryServer) proxy(t *testing.T) *tcpproxy.Proxy {
 	return px
 }
 
-// startClient runs recovery-client.mjs against url with auth.
-func startClient(t *testing.T, url string, auth map[string]any) *nodetest.Run {
-	t.Helper()
-	spec, _ := json.Marshal(map[string]any{"url": url, "auth": auth})
-	return nodetest.Start(t, "test/interop", "recovery-client.mjs", string(spec))
-}
-
 // next returns the next line of r, skipping events named "tick" into
 // ticks (their first argument) after checking their offset.
-func next(t *testing.T, r *nodetest.Run) recLine {
+func next(t *testing.T, r *nodetest.Run) nodetest.RecoveryLine {
 	t.Helper()
-	var l recLine
+	var l nodetest.RecoveryLine
 	r.Next(&l, lineTimeout)
 	return l
 }
@@ -146,7 +127,7 @@ func (e *emitter) halt() int {
 
 // tick returns the number of a "tick" event, checking that its last
 // argument is an offset.
-func tick(t *testing.T, l recLine) int {
+func tick(t *testing.T, l nodetest.RecoveryLine) int {
 	t.Helper()
 	if len(l.Args) != 2 {
 		t.Fatalf("tick with args %v: want the number and an offset", l.Args)
@@ -171,7 +152,7 @@ func TestRecoveryCut(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			rs := newRecoveryServer(t, nil)
 			px := rs.proxy(t)
-			r := startClient(t, "http://"+px.Addr(), nil)
+			r := nodetest.StartRecoveryClient(t, "http://"+px.Addr(), "", nil)
 			first := next(t, r)
 			if first.Event != "connect" || first.Recovered || first.PID == "" {
 				t.Fatalf("first line %+v: want a fresh connect with a pid", first)
@@ -249,7 +230,7 @@ func TestRecoveryWindow(t *testing.T) {
 	nodetest.Require(t, "test/interop")
 	rs := newRecoveryServer(t, nil)
 	px := rs.proxy(t)
-	r := startClient(t, "http://"+px.Addr(), nil)
+	r := nodetest.StartRecoveryClient(t, "http://"+px.Addr(), "", nil)
 	first := next(t, r)
 	next(t, r) // the recovery event
 	rs.ns.To("r").Emit(context.Background(), "tick", 1)
@@ -301,8 +282,8 @@ func TestRecoveryStockClient(t *testing.T) {
 		return auth.Recovery
 	}
 	rs := newRecoveryServer(t, asks)
-	stock := startClient(t, rs.url, nil)
-	asking := startClient(t, rs.url, map[string]any{"recovery": true})
+	stock := nodetest.StartRecoveryClient(t, rs.url, "", nil)
+	asking := nodetest.StartRecoveryClient(t, rs.url, "", map[string]any{"recovery": true})
 	if l := next(t, stock); l.Event != "connect" || l.PID != "" {
 		t.Fatalf("stock client: %+v, want a connect without pid", l)
 	}
