@@ -264,7 +264,16 @@ func (a *MemoryAdapter) Broadcast(ctx context.Context, m *Message, opts Broadcas
 		return err
 	}
 	rec := a.ns.srv.rec
-	if opts.Flags.Volatile || !a.ns.recovering() {
+	if !a.ns.recovering() {
+		a.deliver(enc, opts, "")
+		return nil
+	}
+	if opts.Flags.Volatile {
+		// Not logged; a recovery socket gets it with the offset of the
+		// last event logged for it, so that its last argument is always
+		// an offset the client may keep (and strip).
+		a.ns.seqMu.Lock()
+		defer a.ns.seqMu.Unlock()
 		a.deliver(enc, opts, "")
 		return nil
 	}
@@ -282,7 +291,8 @@ func (a *MemoryAdapter) Broadcast(ctx context.Context, m *Message, opts Broadcas
 }
 
 // deliver sends a broadcast to the local sockets opts selects; recovery
-// sockets get it with offset off (without one if off is "").
+// sockets get it with offset off (without one if off is ""), or a volatile
+// one with the last offset sent to each (ns.seqMu is held then).
 func (a *MemoryAdapter) deliver(enc *encodedEvent, opts BroadcastOptions, off string) {
 	var logged []engineio.Message
 	if off != "" {
@@ -293,9 +303,14 @@ func (a *MemoryAdapter) deliver(enc *encodedEvent, opts BroadcastOptions, off st
 	targets := a.selectLocked((*buf)[:0], opts)
 	a.mu.RUnlock()
 	eachInParallel(targets, func(s *Socket) {
-		if s.logging && logged != nil {
+		switch {
+		case s.logging && logged != nil:
 			s.deliverLogged(logged, off)
-		} else {
+		case s.logging && opts.Flags.Volatile:
+			if s.state.Load() == stateConnected { // ns.seqMu is held
+				s.client.conn.Send(withOffset(enc.packet, enc.bins, s.lastSent)...)
+			}
+		default:
 			s.deliver(enc.msgs, opts.Flags.Volatile)
 		}
 	})

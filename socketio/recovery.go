@@ -14,8 +14,9 @@ import (
 
 // Connection state recovery, as socket.io 4.6+ speaks it: the CONNECT of a
 // recovery socket carries a "pid"; each EVENT sent to it that asks for no
-// acknowledgement and is not volatile carries an offset as its last
-// argument; a client that lost its connection sends both back in its next
+// acknowledgement and is not volatile is logged and carries its offset as
+// its last argument (a volatile one, not logged, carries the last offset
+// sent, so that a client can always take the last argument off); a client that lost its connection sends both back in its next
 // CONNECT's auth and, when recovery succeeds, gets the same socket id, its
 // rooms, and every event it missed (written before the CONNECT), in order.
 //
