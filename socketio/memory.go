@@ -281,10 +281,12 @@ func (a *MemoryAdapter) Broadcast(ctx context.Context, m *Message, opts Broadcas
 	// namespace's order, so that no socket sees offsets out of order.
 	a.ns.seqMu.Lock()
 	defer a.ns.seqMu.Unlock()
-	off, err := rec.Log.Append(ctx, a.ns.name, LogEntry{Rooms: opts.Rooms, Except: opts.Except, Data: enc.packet.Data, Attachments: enc.bins})
-	if err != nil {
-		a.ns.srv.logger().Error("socketio: recovery log append failed", "err", err)
-		off = ""
+	off := m.Offset
+	if off == "" {
+		if off, err = rec.Log.Append(ctx, a.ns.name, LogEntry{Rooms: opts.Rooms, Except: opts.Except, Data: enc.packet.Data, Attachments: enc.bins}); err != nil {
+			a.ns.srv.logger().Error("socketio: recovery log append failed", "err", err)
+			off = ""
+		}
 	}
 	a.deliver(enc, opts, off)
 	return nil

@@ -180,6 +180,24 @@ func TestRecoveryOldSocket(t *testing.T) {
 	}
 }
 
+// TestRecoveryLoggedElsewhere: a Message whose Offset is set (a shared
+// log appended it) is delivered with it, not appended again.
+func TestRecoveryLoggedElsewhere(t *testing.T) {
+	srv, ns := newRecoveryServer(t)
+	c := dial(t, srv)
+	connectRecovery(t, c, `{"key":"A"}`)
+	before := srv.rec.Log.(*MemoryLog).Stats().Entries
+	m := NewMessage("e", 1)
+	m.Offset = "elsewhere.7"
+	if err := ns.Adapter().Broadcast(ctx, m, BroadcastOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c.expect(`2["e",1,"elsewhere.7"]`)
+	if after := srv.rec.Log.(*MemoryLog).Stats().Entries; after != before {
+		t.Errorf("the log went from %d to %d entries", before, after)
+	}
+}
+
 // TestRecoveryDisabled: a socket that takes no part gets no pid and no
 // offsets.
 func TestRecoveryDisabled(t *testing.T) {
