@@ -311,7 +311,9 @@ func TestRecoveryStockClient(t *testing.T) {
 // of them (those behind one of two proxies) have their TCP connections
 // cut and are kept out for 2 s, then reconnect. It reports events lost and
 // duplicated (goal 0 each), the p99 time from the reconnected transport's
-// open to caught up, and the log's bytes per socket. Run it alone:
+// open to caught up, and the log's bytes per socket; for sessiongate
+// ("go") and for Node's socket.io 4.8 with its in-memory recovery
+// ("node", bench/node-baseline/recovery-server.js). Run it alone:
 //
 //	go test -run '^$' -bench RecoveryCut -benchtime 1x ./test/interop
 func BenchmarkRecoveryCut(b *testing.B) {
@@ -320,90 +322,161 @@ func BenchmarkRecoveryCut(b *testing.B) {
 	if v := os.Getenv("RECOVERY_BENCH_SOCKETS"); v != "" {
 		n, _ = strconv.Atoi(v)
 	}
-	for b.Loop() {
-		log := socketio.NewMemoryLog(socketio.MemoryLogOptions{})
-		srv := socketio.NewServer(socketio.Options{Recovery: &socketio.RecoveryOptions{Log: log}})
-		ns := srv.Of("/")
-		ns.OnConnecting(func(ctx context.Context, ev socketio.ConnectEvent) (socketio.ConnectReply, error) {
-			var auth struct{ N int }
-			json.Unmarshal(ev.Socket.Handshake().Auth, &auth)
-			return socketio.ConnectReply{Rooms: []string{"u" + strconv.Itoa(auth.N)}}, nil
-		})
-		mux := http.NewServeMux()
-		mux.Handle("/socket.io/", srv)
-		hs := httptest.NewServer(mux)
-		pxs := make([]*tcpproxy.Proxy, 2)
-		for i := range pxs {
-			px, err := tcpproxy.New(hs.Listener.Addr().String())
-			if err != nil {
-				b.Fatal(err)
-			}
-			pxs[i] = px
+	b.Run("go", func(b *testing.B) {
+		for b.Loop() {
+			runRecoveryCut(b, n, newGoLoadServer(b, n))
 		}
-		spec, _ := json.Marshal(map[string]any{"urls": []string{"http://" + pxs[0].Addr(), "http://" + pxs[1].Addr()}, "n": n})
-		r := nodetest.Start(b, "test/interop", "recovery-load.mjs", string(spec))
-		var l struct{ Event string }
-		r.Next(&l, 2*time.Minute)
+	})
+	b.Run("node", func(b *testing.B) {
+		nodetest.Require(b, "bench/node-baseline")
+		for b.Loop() {
+			runRecoveryCut(b, n, newNodeLoadServer(b, n))
+		}
+	})
+}
 
-		// 10 events/s per socket, spread over each 100 ms.
-		stop := make(chan struct{})
-		sent := make([]int, n)
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			tick := time.NewTicker(100 * time.Millisecond)
-			defer tick.Stop()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-tick.C:
-				}
-				for i := range n {
-					sent[i]++
-					ns.To("u"+strconv.Itoa(i)).Emit(context.Background(), "tick", sent[i])
-				}
+// loadServer is the server side of BenchmarkRecoveryCut.
+type loadServer interface {
+	addr() string
+	start()
+	stop() (sent []int, logBytes float64) // logBytes < 0: not measured
+	close()
+}
+
+type goLoadServer struct {
+	log  *socketio.MemoryLog
+	srv  *socketio.Server
+	ns   *socketio.Namespace
+	hs   *httptest.Server
+	n    int
+	sent []int
+	halt chan struct{}
+	done chan struct{}
+	held float64 // log bytes when the cut ended
+}
+
+func newGoLoadServer(b *testing.B, n int) *goLoadServer {
+	g := &goLoadServer{n: n, sent: make([]int, n), halt: make(chan struct{}), done: make(chan struct{})}
+	g.log = socketio.NewMemoryLog(socketio.MemoryLogOptions{})
+	g.srv = socketio.NewServer(socketio.Options{Recovery: &socketio.RecoveryOptions{Log: g.log}})
+	g.ns = g.srv.Of("/")
+	g.ns.OnConnecting(func(ctx context.Context, ev socketio.ConnectEvent) (socketio.ConnectReply, error) {
+		var auth struct{ N int }
+		json.Unmarshal(ev.Socket.Handshake().Auth, &auth)
+		return socketio.ConnectReply{Rooms: []string{"u" + strconv.Itoa(auth.N)}}, nil
+	})
+	mux := http.NewServeMux()
+	mux.Handle("/socket.io/", g.srv)
+	g.hs = httptest.NewServer(mux)
+	return g
+}
+
+func (g *goLoadServer) addr() string { return g.hs.Listener.Addr().String() }
+
+func (g *goLoadServer) start() {
+	go func() {
+		defer close(g.done)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-g.halt:
+				return
+			case <-tick.C:
 			}
-		}()
-		time.Sleep(2 * time.Second)
-		pxs[0].Pause()
-		pxs[0].Cut(true)
-		time.Sleep(2 * time.Second)
-		st := log.Stats()
-		pxs[0].Resume()
-		time.Sleep(5 * time.Second)
-		close(stop)
-		<-done
-		time.Sleep(time.Second) // the last events in flight
-		r.Send("report")
-		var rep struct {
-			Event               string
-			Lost, Dup, Received int
-			Recovered, Fresh    int
-			CatchUpMs           []float64
-			Last                []int
+			for i := range g.n {
+				g.sent[i]++
+				g.ns.To("u"+strconv.Itoa(i)).Emit(context.Background(), "tick", g.sent[i])
+			}
 		}
-		r.Next(&rep, time.Minute)
-		behind := 0
-		for i, last := range rep.Last {
-			behind += sent[i] - last
+	}()
+}
+
+func (g *goLoadServer) stop() ([]int, float64) {
+	close(g.halt)
+	<-g.done
+	return g.sent, float64(g.log.Stats().Bytes) / float64(g.n)
+}
+
+func (g *goLoadServer) close() {
+	g.srv.Close()
+	g.hs.Close()
+}
+
+type nodeLoadServer struct {
+	run  *nodetest.Run
+	port int
+}
+
+func newNodeLoadServer(b *testing.B, n int) *nodeLoadServer {
+	spec, _ := json.Marshal(map[string]any{"n": n})
+	s := &nodeLoadServer{run: nodetest.Start(b, "bench/node-baseline", "recovery-server.js", string(spec))}
+	var l struct{ Port int }
+	s.run.Next(&l, time.Minute)
+	s.port = l.Port
+	return s
+}
+
+func (s *nodeLoadServer) addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
+func (s *nodeLoadServer) start()       { s.run.Send("start") }
+func (s *nodeLoadServer) close()       {}
+
+func (s *nodeLoadServer) stop() ([]int, float64) {
+	s.run.Send("stop")
+	var l struct{ Sent []int }
+	s.run.Next(&l, time.Minute)
+	return l.Sent, -1
+}
+
+func runRecoveryCut(b *testing.B, n int, srv loadServer) {
+	defer srv.close()
+	pxs := make([]*tcpproxy.Proxy, 2)
+	for i := range pxs {
+		px, err := tcpproxy.New(srv.addr())
+		if err != nil {
+			b.Fatal(err)
 		}
-		slices.Sort(rep.CatchUpMs)
-		p99 := 0.0
-		if len(rep.CatchUpMs) > 0 {
-			p99 = rep.CatchUpMs[len(rep.CatchUpMs)*99/100]
-		}
-		b.ReportMetric(float64(rep.Lost+behind), "lost")
-		b.ReportMetric(float64(rep.Dup), "dup")
-		b.ReportMetric(float64(rep.Recovered), "recovered")
-		b.ReportMetric(float64(rep.Fresh), "fresh")
-		b.ReportMetric(p99, "p99-catchup-ms")
-		b.ReportMetric(float64(st.Bytes)/float64(n), "logB/socket")
-		b.ReportMetric(float64(rep.Received), "events")
-		for _, px := range pxs {
-			px.Close()
-		}
-		srv.Close()
-		hs.Close()
+		defer px.Close()
+		pxs[i] = px
 	}
+	spec, _ := json.Marshal(map[string]any{"urls": []string{"http://" + pxs[0].Addr(), "http://" + pxs[1].Addr()}, "n": n})
+	r := nodetest.Start(b, "test/interop", "recovery-load.mjs", string(spec))
+	var l struct{ Event string }
+	r.Next(&l, 2*time.Minute)
+	srv.start()
+	time.Sleep(2 * time.Second) // the load runs; then half the clients are cut for 2 s
+	pxs[0].Pause()
+	pxs[0].Cut(true)
+	time.Sleep(2 * time.Second)
+	pxs[0].Resume()
+	time.Sleep(5 * time.Second)
+	sent, logBytes := srv.stop()
+	time.Sleep(time.Second) // the last events in flight
+	r.Send("report")
+	var rep struct {
+		Event               string
+		Lost, Dup, Received int
+		Recovered, Fresh    int
+		CatchUpMs           []float64
+		Last                []int
+	}
+	r.Next(&rep, time.Minute)
+	behind := 0
+	for i, last := range rep.Last {
+		behind += sent[i] - last
+	}
+	slices.Sort(rep.CatchUpMs)
+	p99 := 0.0
+	if len(rep.CatchUpMs) > 0 {
+		p99 = rep.CatchUpMs[len(rep.CatchUpMs)*99/100]
+	}
+	b.ReportMetric(float64(rep.Lost+behind), "lost")
+	b.ReportMetric(float64(rep.Dup), "dup")
+	b.ReportMetric(float64(rep.Recovered), "recovered")
+	b.ReportMetric(float64(rep.Fresh), "fresh")
+	b.ReportMetric(p99, "p99-catchup-ms")
+	if logBytes >= 0 {
+		b.ReportMetric(logBytes, "logB/socket")
+	}
+	b.ReportMetric(float64(rep.Received), "events")
 }
