@@ -282,9 +282,13 @@ func (l *MemoryLog) Restore(ctx context.Context, r RestoreRequest) (RestoreResul
 	}
 	var missed []LogEntry
 	var bytes int64
-	for i := ns.start; i < len(ns.entries); i++ {
+	for i := ns.after(x); i < len(ns.entries); i++ {
 		me := &ns.entries[i]
-		if me.n <= x || (me.n > sv.last && me.n <= sv.head) || !me.e.Reaches(sv.ID, sv.Rooms) {
+		if me.n > sv.last && me.n <= sv.head {
+			i = ns.after(sv.head) - 1 // nothing there reached it
+			continue
+		}
+		if !me.e.Reaches(sv.ID, sv.Rooms) {
 			continue
 		}
 		bytes += me.e.Size()
@@ -294,6 +298,19 @@ func (l *MemoryLog) Restore(ctx context.Context, r RestoreRequest) (RestoreResul
 		missed = append(missed, me.e)
 	}
 	return RestoreResult{Socket: sv.SavedSocket, Missed: missed, Head: l.offset(ns.next - 1)}, nil
+}
+
+// after returns the index in ns.entries of the first entry numbered
+// above n: entries are numbered without gaps from the first one held.
+func (ns *nsLog) after(n uint64) int {
+	if ns.start == len(ns.entries) {
+		return len(ns.entries)
+	}
+	first := ns.entries[ns.start].n
+	if n < first {
+		return ns.start
+	}
+	return ns.start + int(min(n-first+1, uint64(len(ns.entries)-ns.start)))
 }
 
 // Range returns the entries of nsp in (after, until) that reach id in
@@ -316,9 +333,8 @@ func (l *MemoryLog) Range(ctx context.Context, nsp, after, until, id string, roo
 		return nil, &RecoveryError{RecoveryExpired}
 	}
 	var out []LogEntry
-	for i := ns.start; i < len(ns.entries); i++ {
-		me := &ns.entries[i]
-		if me.n > a && me.n < u && me.e.Reaches(id, rooms) {
+	for i := ns.after(a); i < len(ns.entries) && ns.entries[i].n < u; i++ {
+		if me := &ns.entries[i]; me.e.Reaches(id, rooms) {
 			out = append(out, me.e)
 		}
 	}
