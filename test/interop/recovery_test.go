@@ -466,14 +466,15 @@ func runRecoveryCut(b *testing.B, n int, srv loadServer) {
 		behind += sent[i] - last
 	}
 	slices.Sort(rep.CatchUpMs)
-	p99 := 0.0
+	p50, p99 := 0.0, 0.0
 	if len(rep.CatchUpMs) > 0 {
-		p99 = rep.CatchUpMs[len(rep.CatchUpMs)*99/100]
+		p50, p99 = rep.CatchUpMs[len(rep.CatchUpMs)/2], rep.CatchUpMs[len(rep.CatchUpMs)*99/100]
 	}
 	b.ReportMetric(float64(rep.Lost+behind), "lost")
 	b.ReportMetric(float64(rep.Dup), "dup")
 	b.ReportMetric(float64(rep.Recovered), "recovered")
 	b.ReportMetric(float64(rep.Fresh), "fresh")
+	b.ReportMetric(p50, "p50-catchup-ms")
 	b.ReportMetric(p99, "p99-catchup-ms")
 	if logBytes >= 0 {
 		b.ReportMetric(logBytes, "logB/socket")
