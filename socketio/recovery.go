@@ -12,19 +12,6 @@ import (
 	"github.com/sessiongate/sessiongate/engineio"
 )
 
-// Connection state recovery, as socket.io 4.6+ speaks it: the CONNECT of a
-// recovery socket carries a "pid"; each EVENT sent to it that asks for no
-// acknowledgement and is not volatile is logged and carries its offset as
-// its last argument (a volatile one, not logged, carries the last offset
-// sent, so that a client can always take the last argument off); a client that lost its connection sends both back in its next
-// CONNECT's auth and, when recovery succeeds, gets the same socket id, its
-// rooms, and every event it missed (written before the CONNECT), in order.
-//
-// Unlike Node's, recovery never skips the OnConnecting hooks: a session that
-// ended meanwhile is refused as any other handshake, and its missed events
-// are never sent. A pid is bound to the RecoveryOptions.Key of the socket it
-// was issued to, so another identity cannot claim it.
-
 // RecoveryOptions turn on connection state recovery (Options.Recovery).
 type RecoveryOptions struct {
 	// Log keeps the events sent and the sockets saved at their drop: a

@@ -59,6 +59,25 @@
 // decoded into any (float64, string, bool, nil, []any, map[string]any) with
 // each attachment put back, as []byte, where its placeholder was.
 //
+// # Connection state recovery
+//
+// With Options.Recovery, as socket.io 4.6+ speaks it: the CONNECT of a
+// recovery socket carries a "pid"; each EVENT sent to it that asks for no
+// acknowledgement and is not volatile is appended to the RecoveryLog and
+// carries its offset as its last argument (a volatile one, not logged, the
+// last offset sent, so that a client can always take the last argument
+// off), and the RecoveryOptions.OffsetEvent follows each CONNECT. A client
+// that lost its connection sends pid and offset back in its next CONNECT's
+// auth and, when recovery succeeds, gets the same socket id, its rooms and
+// every event it missed, in order, written before the CONNECT. Unlike
+// Node's, recovery never skips the OnConnecting hooks (they see
+// ConnectEvent.Recovered), and a pid is bound to the RecoveryOptions.Key
+// of the socket it was issued to. An old socket still open with that pid
+// (a half-open connection) is closed, and its OnDisconnect handlers have
+// returned, before its id is reused. Appends and sends to recovery sockets
+// of a namespace are ordered by one lock, taken only while a recovery
+// socket is connected or may still be recovered.
+//
 // # Limits
 //
 // What one client can make the server hold is bounded, before and after
