@@ -4,9 +4,12 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/sessiongate/sessiongate"
+	"github.com/sessiongate/sessiongate/expresssession"
 	"github.com/sessiongate/sessiongate/internal/nodetest"
 	"github.com/sessiongate/sessiongate/internal/tcpproxy"
 	"github.com/sessiongate/sessiongate/socketio"
@@ -179,5 +182,52 @@ func TestRecoveryOtherSession(t *testing.T) {
 	rs.ns.To("user:7").Emit(context.Background(), "tick", 4)
 	if l := nextLine(t, a); l.Name != "tick" || l.Args[0] != float64(4) {
 		t.Fatalf("owner: %+v, want tick 4 only", l)
+	}
+}
+
+// TestRecoverySessionRooms: a socket recovered after its row changed
+// during the drop is in the SESSION_ROOMS the row renders now, not in the
+// one it lost; the rooms it was put in otherwise come back.
+func TestRecoverySessionRooms(t *testing.T) {
+	nodetest.Require(t, "test/interop")
+	db := openSQLite(t)
+	rooms, err := ParseSessionRooms("org:{orgId}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := newGateway(t, Config{Sessions: db, Audit: db, SessionRooms: rooms, CheckInterval: time.Hour, RefreshThreshold: -1})
+	rs := serveRecovery(t, g)
+	ctx := context.Background()
+	expire := time.Now().Add(time.Hour)
+	sid := expresssession.NewSessionID()
+	save := func(org string) {
+		t.Helper()
+		if err := db.SaveSession(ctx, &sessiongate.Session{ID: sid, Data: orgSession(org, expire), Expire: expire}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	save("1")
+	r, c, _ := connectAsking(t, rs, cookieHeader(sid))
+	if err := rs.ns.To(c.ID).SocketsJoin(ctx, "ops"); err != nil {
+		t.Fatal(err)
+	}
+	rs.drop(t, c.ID)
+	save("2")
+	rs.px.Resume()
+	if l := nextLine(t, r); l.Event != "connect" || !l.Recovered || l.ID != c.ID {
+		t.Fatalf("got %+v, want %s recovered", l, c.ID)
+	}
+	s := rs.ns.Sockets(c.ID)
+	if len(s) != 1 {
+		t.Fatalf("no socket %s", c.ID)
+	}
+	got := s[0].Rooms()
+	for _, want := range []string{"user:42", "org:2", "ops"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("rooms %v lack %s", got, want)
+		}
+	}
+	if slices.Contains(got, "org:1") {
+		t.Errorf("rooms %v: org:1, lost during the drop, came back", got)
 	}
 }
