@@ -95,6 +95,11 @@
 // refuses one from an Origin not allowed), so the session id alone opens
 // nothing.
 //
+// They run for a connection state recovery too (socketio.Options.Recovery
+// with RecoveryKey, RecoveryState and AsksRecovery; see recovery.go): a
+// session that ended during the drop is refused with its code, and a pid
+// is bound to the session hash that opened its socket.
+//
 // # Sessions on open sockets
 //
 // A check refreshes a session whose expiry is within RefreshThreshold, so an

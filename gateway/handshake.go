@@ -111,10 +111,14 @@ func (g *Gateway) authenticate(ctx context.Context, ev socketio.ConnectEvent) (s
 		UserAgent:   cl.userAgent,
 		SocketID:    cl.socketID,
 	})
-	return socketio.ConnectReply{
+	reply := socketio.ConnectReply{
 		Rooms:   append([]string{c.identity.Room()}, c.joined...),
 		Context: context.WithValue(ctx, connKey{}, c),
-	}, nil
+	}
+	if ev.Recovered != nil {
+		reply.RestoreRooms = restoreRooms(c, ev.Recovered)
+	}
+	return reply, nil
 }
 
 // reserve takes one of the user's MaxConnectionsPerUser slots for c, or
