@@ -95,6 +95,11 @@
 // refuses one from an Origin not allowed), so the session id alone opens
 // nothing.
 //
+// They run for a connection state recovery too (socketio.Options.Recovery
+// with RecoveryKey, RecoveryState and AsksRecovery; see recovery.go): a
+// session that ended during the drop is refused with its code, and a pid
+// is bound to the session hash that opened its socket.
+//
 // # Sessions on open sockets
 //
 // A check refreshes a session whose expiry is within RefreshThreshold, so an
@@ -123,7 +128,11 @@
 // over it the ack is RATE_LIMITED with retryAfterMs and nothing is done. A
 // socket far over it is sent "rate_limited" {"retryAfterMs": N} and
 // disconnected. Refusals are audited SOCKET_RATE_LIMITED, aggregated per
-// user per window.
+// user per window. With Config.ClusterLimits, the nodes of a cluster
+// report to each other, over the namespace's ServerSideEmit
+// (EventClusterLimits), the tokens each user spent and the connection
+// counts of users near MaxConnectionsPerUser, so that both limits hold
+// approximately across the nodes (ratelimit_cluster.go).
 //
 // # Presence
 //
@@ -138,8 +147,8 @@
 //
 // # Lifecycle
 //
-// New starts the audit writer. Run runs the monitor scheduler and the
-// revocation watcher until its context ends or Shutdown is called; without
+// New starts the audit writer. Run runs the monitor scheduler, the
+// revocation watcher and, with ClusterLimits, the limits' reports until its context ends or Shutdown is called; without
 // Run, sockets are authenticated and EndSession works, but sessions are
 // neither re-checked nor ended by the store. Shutdown tells every socket to
 // reconnect later ("server_restart" {"retryAfterMs": N}), disconnects it,

@@ -100,7 +100,7 @@ func (e *clientEvents) allowed(name string) bool {
 
 // clientEvent is the namespace's fallback handler (OnUnhandled).
 func (g *Gateway) clientEvent(s *socketio.Socket, ev socketio.Event, ack func(...any) error) {
-	if e, away := g.limited(s, connOf(s)); e != nil {
+	if e, away := g.limited(s, connOf(s), LimitEvents); e != nil {
 		answer(ack, eventReply{Error: e}, away)
 		return
 	}

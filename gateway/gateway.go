@@ -133,6 +133,13 @@ type Config struct {
 	PresenceMaxMembers int
 	PresenceTTL        time.Duration
 
+	// ClusterLimits makes EventRate and MaxConnectionsPerUser hold across
+	// the nodes of the cluster of the attached namespace's adapter,
+	// approximately, by messages over its ServerSideEmit
+	// (EventClusterLimits), sent while Run runs: see ratelimit_cluster.go
+	// and the contract's Per-user rate limits section. False: per node.
+	ClusterLimits bool
+
 	Logger *slog.Logger     // default slog.Default()
 	Now    func() time.Time // default time.Now; for tests
 }
@@ -158,6 +165,7 @@ type Gateway struct {
 	subs    subscriptions
 	events  clientEvents
 	limits  userLimits
+	cluster *clusterLimits // nil without Config.ClusterLimits
 	// presence is nil without Config.PresenceRooms.
 	presence *presenceTracker
 	audit    *auditWriter
@@ -172,8 +180,8 @@ type Gateway struct {
 	// was not on the list, and is checked when it registers.
 	resyncedAt time.Time
 	sockets    int // sockets registered, across all sessions
-	// perUser counts each user's sockets, from a granted handshake to
-	// the socket's end, when maxPerUser is set.
+	// perUser counts each user's sockets by userKey, from a granted
+	// handshake to the socket's end, when maxPerUser or cluster is set.
 	perUser map[string]int
 	closing bool          // Shutdown has begun
 	retryMs int64         // Shutdown's retryAfter, in milliseconds
@@ -246,6 +254,9 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	g.events = clientEvents{fwd: cfg.Events, patterns: cfg.ClientEvents}
 	g.limits = newUserLimits(cfg.EventRate, cfg.EventBurst)
+	if cfg.ClusterLimits {
+		g.cluster = newClusterLimits(randomID(), cfg.MaxConnectionsPerUser)
+	}
 	if g.log == nil {
 		g.log = slog.Default()
 	}
@@ -294,6 +305,10 @@ func (g *Gateway) Attach(ns *socketio.Namespace) {
 	ns.On(EventSubscribe, g.subscribe)
 	ns.On(EventUnsubscribe, g.unsubscribe)
 	ns.OnUnhandled(g.clientEvent)
+	if g.cluster != nil {
+		g.cluster.ns.Store(ns)
+		ns.OnServerEvent(g.limitsEvent)
+	}
 	g.attachPresence(ns)
 }
 
@@ -378,6 +393,11 @@ func (g *Gateway) Shutdown(ctx context.Context, retryAfter time.Duration) error 
 	case <-g.idle:
 	case <-ctx.Done():
 		err = ctx.Err()
+	}
+	if g.cluster != nil {
+		// The other nodes stop counting this one's sockets now rather
+		// than at the announcements' TTL.
+		g.flushLimits(ctx)
 	}
 	if cerr := g.Close(ctx); cerr != nil && err == nil {
 		err = cerr

@@ -27,6 +27,7 @@ type conn struct {
 	identity  sessiongate.Identity
 	hash      string    // SessionHash(sid)
 	short     string    // ShortHash(sid)
+	key       string    // userKey(identity.UserID): the user's bucket and slot count
 	expire    time.Time // the row's expiry at the handshake
 	checkedAt time.Time // when the handshake began reading the row
 	client    client
@@ -110,25 +111,35 @@ func (g *Gateway) authenticate(ctx context.Context, ev socketio.ConnectEvent) (s
 		UserAgent:   cl.userAgent,
 		SocketID:    cl.socketID,
 	})
-	return socketio.ConnectReply{
+	reply := socketio.ConnectReply{
 		Rooms:   append([]string{c.identity.Room()}, c.joined...),
 		Context: context.WithValue(ctx, connKey{}, c),
-	}, nil
+	}
+	if ev.Recovered != nil {
+		reply.RestoreRooms = restoreRooms(c, ev.Recovered)
+	}
+	return reply, nil
 }
 
 // reserve takes one of the user's MaxConnectionsPerUser slots for c, or
-// refuses the handshake with TOO_MANY_CONNECTIONS when they are all held.
+// refuses the handshake with TOO_MANY_CONNECTIONS when they are all held,
+// here and, as the other nodes announce them, across the cluster. With
+// ClusterLimits it counts the user's sockets even without a cap: a debit
+// from another node creates a bucket only for a user with sockets here.
 func (g *Gateway) reserve(c *conn) *refusal {
-	if g.maxPerUser <= 0 {
+	if g.maxPerUser <= 0 && g.cluster == nil {
 		return nil
 	}
-	uid := c.identity.UserID
+	now := g.now()
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.perUser[uid] >= g.maxPerUser {
-		return &refusal{code: sessiongate.ECodeTooManyConnections, short: c.short, user: uid}
+	n := g.perUser[c.key]
+	if g.maxPerUser > 0 && n+g.cluster.remoteConns(c.key, now) >= g.maxPerUser {
+		g.stats.limitRefused(LimitConnections)
+		return &refusal{code: sessiongate.ECodeTooManyConnections, short: c.short, user: c.identity.UserID}
 	}
-	g.perUser[uid]++
+	g.perUser[c.key] = n + 1
+	g.cluster.connsChanged(c.key, n, n+1)
 	c.counted = true
 	return nil
 }
@@ -146,12 +157,13 @@ func (g *Gateway) releaseLocked(c *conn) {
 		return
 	}
 	c.counted = false
-	uid := c.identity.UserID
-	if g.perUser[uid] <= 1 {
-		delete(g.perUser, uid)
+	n := g.perUser[c.key]
+	if n <= 1 {
+		delete(g.perUser, c.key)
 	} else {
-		g.perUser[uid]--
+		g.perUser[c.key] = n - 1
 	}
+	g.cluster.connsChanged(c.key, n, max(0, n-1))
 }
 
 func (g *Gateway) check(ctx context.Context, s *socketio.Socket, cl client) (*conn, *refusal) {
@@ -194,6 +206,7 @@ func (g *Gateway) check(ctx context.Context, s *socketio.Socket, cl client) (*co
 	rooms := g.sessionRooms(sess.Data, short)
 	return &conn{
 		identity:  sessiongate.Identity{UserID: uid, SessionID: sid},
+		key:       userKey(uid),
 		hash:      hash,
 		short:     short,
 		expire:    sess.Expire,

@@ -30,6 +30,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 	if g.revocations != nil {
 		wg.Go(func() { g.watch(runCtx) })
 	}
+	if g.cluster != nil {
+		wg.Go(func() { g.shareLimits(runCtx) })
+	}
 	g.schedule(runCtx)
 	cancel()
 	wg.Wait()

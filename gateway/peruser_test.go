@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
@@ -87,21 +86,21 @@ func TestMaxConnectionsPerUserRelease(t *testing.T) {
 	db := openSQLite(t)
 	g := newGateway(t, Config{Sessions: db, Audit: newRecordingAudit(nil), MaxConnectionsPerUser: 1})
 	sid, _ := saveSession(t, db, `"42"`, time.Now().Add(time.Hour))
-	c := &conn{identity: sessiongate.Identity{UserID: "42", SessionID: sid}, short: sessiongate.ShortHash(sid)}
+	c := &conn{identity: sessiongate.Identity{UserID: "42", SessionID: sid}, key: userKey("42"), short: sessiongate.ShortHash(sid)}
 	ctx, cancel := context.WithCancel(context.Background())
 	if ref := g.reserve(c); ref != nil {
 		t.Fatal(ref.code)
 	}
 	released := make(chan struct{})
 	context.AfterFunc(ctx, func() { g.release(c); close(released) })
-	if ref := g.reserve(&conn{identity: c.identity}); ref == nil || ref.code != sessiongate.ECodeTooManyConnections || ref.user != "42" {
+	if ref := g.reserve(&conn{identity: c.identity, key: c.key}); ref == nil || ref.code != sessiongate.ECodeTooManyConnections || ref.user != "42" {
 		t.Fatalf("second reservation: %+v", ref)
 	}
 	cancel()
 	<-released
 	g.release(c) // twice: no effect
 	for i := range 2 {
-		c := &conn{identity: c.identity}
+		c := &conn{identity: c.identity, key: c.key}
 		ref := g.reserve(c)
 		if (i == 0) != (ref == nil) {
 			t.Fatalf("reservation %d after the release: %v", i, ref)
@@ -109,7 +108,7 @@ func TestMaxConnectionsPerUserRelease(t *testing.T) {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if fmt.Sprint(g.perUser) != "map[42:1]" {
+	if len(g.perUser) != 1 || g.perUser[userKey("42")] != 1 {
 		t.Errorf("perUser = %v", g.perUser)
 	}
 }

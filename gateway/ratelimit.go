@@ -15,12 +15,23 @@ import (
 // fallback handler and every subscribe and unsubscribe. A request over it
 // is not carried out: its ack is RATE_LIMITED with the time until a token.
 //
-// The buckets are a ratelimit.Limiter keyed by user id: a bucket that has
-// refilled is dropped, and at most ratelimit.MaxKeys are held (past that,
-// users new to the limiter share one overflow bucket until others refill).
-//
-// Across a cluster the limit is per node: a user whose sockets are on N
-// nodes gets up to N times the rate.
+// The buckets are a ratelimit.Limiter keyed by userKey (a hash of the user
+// id, the name the cluster's messages use): a bucket that has refilled is
+// dropped, and at most ratelimit.MaxKeys are held (past that, users new to
+// the limiter share one overflow bucket until others refill). Across a
+// cluster, with Config.ClusterLimits, the nodes debit each other's buckets
+// of a user with what was spent (ratelimit_cluster.go); without it the
+// limit is per node.
+
+// Kinds of Stats.RateLimitRefusals and Stats.RateLimitDisconnects: what
+// the refused request was.
+const (
+	LimitEvents        = "events"        // client events (the fallback handler)
+	LimitSubscriptions = "subscriptions" // subscribe and unsubscribe
+	LimitConnections   = "connections"   // handshakes over MaxConnectionsPerUser
+)
+
+var limitKinds = []string{LimitEvents, LimitSubscriptions, LimitConnections}
 
 // EventRateLimited is sent, with {"retryAfterMs": N}, to a socket that
 // kept going far over its user's rate, just before the server disconnects
@@ -64,19 +75,22 @@ type refusalRun struct {
 	n     int
 }
 
-// limited spends a token of c's user for a request of s. It returns nil
-// when the request may go on; otherwise the ack's error, after auditing
-// the refusal and, for a socket far over the limit, sending it away
-// (after the caller's ack: see sendAwayAfter).
-func (g *Gateway) limited(s *socketio.Socket, c *conn) (e *ackError, away func()) {
+// limited spends a token of c's user for a request of s, of kind
+// LimitEvents or LimitSubscriptions. It returns nil when the request may go
+// on; otherwise the ack's error, after auditing the refusal and, for a
+// socket far over the limit, sending it away (after the caller's ack: see
+// sendAwayAfter).
+func (g *Gateway) limited(s *socketio.Socket, c *conn, kind string) (e *ackError, away func()) {
 	if g.limits.lim == nil || c == nil {
 		return nil, nil
 	}
 	now := g.now()
-	ok, wait := g.limits.lim.Allow(c.identity.UserID, now)
+	ok, wait := g.limits.lim.Allow(c.key, now)
 	if ok {
+		g.cluster.spend(c.key)
 		return nil, nil
 	}
+	g.stats.limitRefused(kind)
 	retryMs := max(1, (wait + time.Millisecond - 1).Milliseconds())
 	c.limitMu.Lock()
 	r := &c.limited
@@ -88,6 +102,7 @@ func (g *Gateway) limited(s *socketio.Socket, c *conn) (e *ackError, away func()
 	c.limitMu.Unlock()
 	g.auditRateLimited(c, now, rateLimitedRefused)
 	if far {
+		g.stats.limitDisconnected(kind)
 		g.auditRateLimited(c, now, rateLimitedDisconnected)
 		g.log.Warn("socket far over the rate limit: disconnected", "user", c.identity.UserID, "session", c.short, "socket", s.ID())
 		away = func() { sendAway(s, EventRateLimited, map[string]int64{"retryAfterMs": retryMs}) }

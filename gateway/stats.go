@@ -54,6 +54,28 @@ type Stats struct {
 	AuditDropped       uint64 // audit events given up on (logged at error level)
 	AuditRejected      uint64 // audit events the store refused for their data, isolated and logged
 	AuditAggregated    uint64 // refusals counted into another record's Count instead of a row of their own
+
+	// RateLimitRefusals counts the requests the per-user limits refused,
+	// by kind: LimitEvents and LimitSubscriptions (RATE_LIMITED acks),
+	// LimitConnections (TOO_MANY_CONNECTIONS handshakes). Every kind has
+	// an entry.
+	RateLimitRefusals map[string]uint64
+	// RateLimitDisconnects counts the sockets sent away far over the
+	// rate, by the kind of the request that crossed the line (LimitEvents,
+	// LimitSubscriptions; LimitConnections stays 0).
+	RateLimitDisconnects map[string]uint64
+	// RateLimitBuckets is the per-user buckets held now (users who spent
+	// recently, or owe what other nodes reported).
+	RateLimitBuckets int64
+	// ClusterLimitMessages counts EventClusterLimits messages: LimitIn,
+	// LimitOut, LimitMalformed, LimitFailed; ClusterLimitTokens the
+	// tokens they reported spent: LimitIn, LimitOut, LimitFailed, and
+	// LimitUnshared (never reported). Nil without Config.ClusterLimits.
+	ClusterLimitMessages map[string]uint64
+	ClusterLimitTokens   map[string]uint64
+	// RemoteConnections is the other nodes' announced socket counts of
+	// users held now (ClusterLimits with MaxConnectionsPerUser).
+	RemoteConnections int64
 }
 
 // Stats returns a snapshot of the counters. It is cheap and safe to call
@@ -80,6 +102,21 @@ func (g *Gateway) Stats() Stats {
 	for reason, n := range g.stats.ends {
 		st.SessionsEnded[reason] = n.Load()
 	}
+	st.RateLimitRefusals = make(map[string]uint64, len(limitKinds))
+	st.RateLimitDisconnects = make(map[string]uint64, len(limitKinds))
+	for _, k := range limitKinds {
+		st.RateLimitRefusals[k] = g.stats.limitRefusals[k].Load()
+		st.RateLimitDisconnects[k] = g.stats.limitDisconnects[k].Load()
+	}
+	if g.limits.lim != nil {
+		st.RateLimitBuckets = int64(g.limits.lim.Len())
+	}
+	if cl := g.cluster; cl != nil {
+		st.ClusterLimitMessages, st.ClusterLimitTokens = snapshot(cl.msgs), snapshot(cl.tokens)
+		cl.mu.Lock()
+		st.RemoteConnections = int64(cl.remoteN)
+		cl.mu.Unlock()
+	}
 	return st
 }
 
@@ -93,6 +130,9 @@ type counters struct {
 	sessionsChecked atomic.Uint64
 	refreshes       atomic.Uint64
 	ends            map[sessiongate.EndReason]*atomic.Uint64
+	// limitRefusals and limitDisconnects are by limit kind.
+	limitRefusals    map[string]*atomic.Uint64
+	limitDisconnects map[string]*atomic.Uint64
 }
 
 func (c *counters) init() {
@@ -104,7 +144,16 @@ func (c *counters) init() {
 	for _, r := range endReasons {
 		c.ends[r] = new(atomic.Uint64)
 	}
+	c.limitRefusals = make(map[string]*atomic.Uint64, len(limitKinds))
+	c.limitDisconnects = make(map[string]*atomic.Uint64, len(limitKinds))
+	for _, k := range limitKinds {
+		c.limitRefusals[k] = new(atomic.Uint64)
+		c.limitDisconnects[k] = new(atomic.Uint64)
+	}
 }
+
+func (c *counters) limitRefused(kind string)      { c.limitRefusals[kind].Add(1) }
+func (c *counters) limitDisconnected(kind string) { c.limitDisconnects[kind].Add(1) }
 
 func (c *counters) handshake(code string) {
 	if n, ok := c.handshakes[code]; ok {

@@ -202,7 +202,7 @@ type subscriptions struct {
 
 // subscribe is the handler of EventSubscribe.
 func (g *Gateway) subscribe(s *socketio.Socket, ev socketio.Event, ack func(...any) error) {
-	if e, away := g.limited(s, connOf(s)); e != nil {
+	if e, away := g.limited(s, connOf(s), LimitSubscriptions); e != nil {
 		answer(ack, ackReply{Error: e}, away)
 		return
 	}
@@ -283,7 +283,7 @@ func (g *Gateway) subscribeReply(s *socketio.Socket, args []any) ackReply {
 
 // unsubscribe is the handler of EventUnsubscribe.
 func (g *Gateway) unsubscribe(s *socketio.Socket, ev socketio.Event, ack func(...any) error) {
-	if e, away := g.limited(s, connOf(s)); e != nil {
+	if e, away := g.limited(s, connOf(s), LimitSubscriptions); e != nil {
 		answer(ack, ackReply{Error: e}, away)
 		return
 	}

@@ -167,6 +167,18 @@ func gatewayFamilies(stats func() gateway.Stats) []Family {
 			func() uint64 { return stats().AuditRejected }),
 		Counter("audit_aggregated_total", "Refusals counted into another audit record's count.",
 			func() uint64 { return stats().AuditAggregated }),
+		CounterVec("rate_limit_refusals_total", "Requests refused by the per-user limits, by kind (events, subscriptions: RATE_LIMITED; connections: TOO_MANY_CONNECTIONS).", "kind",
+			func() map[string]uint64 { return stats().RateLimitRefusals }),
+		CounterVec("rate_limit_disconnects_total", "Sockets disconnected far over the per-user rate, by the kind of request that crossed the line.", "kind",
+			func() map[string]uint64 { return stats().RateLimitDisconnects }),
+		Gauge("rate_limit_buckets", "Per-user rate-limit buckets held now.",
+			func() int64 { return stats().RateLimitBuckets }),
+		CounterVec("rate_limit_cluster_messages_total", "Per-user limit messages between cluster nodes (sessiongate:ratelimit), by direction (in, out, malformed, failed).", "direction",
+			func() map[string]uint64 { return stats().ClusterLimitMessages }),
+		CounterVec("rate_limit_cluster_tokens_total", "Tokens those messages reported spent, by direction (in, out, failed; unshared: never reported, the report full).", "direction",
+			func() map[string]uint64 { return stats().ClusterLimitTokens }),
+		Gauge("rate_limit_remote_connections", "Other nodes' announced per-user connection counts held now.",
+			func() int64 { return stats().RemoteConnections }),
 	}
 }
 

@@ -320,6 +320,16 @@ func (c *client) onConnect(p *Packet) {
 	if hs := c.conn.Handshake(); hs != nil {
 		s.handshake.Handshake = *hs
 	}
+	if rec := c.srv.rec; rec != nil && (rec.Enabled == nil || rec.Enabled(s)) {
+		key, ok := "", true
+		if rec.Key != nil {
+			key, ok = rec.Key(s)
+		}
+		if ok {
+			s.logging, s.recKey, s.pid, s.ended = true, key, newID(), make(chan struct{})
+			ns.recSockets.Add(1) // until s.end
+		}
+	}
 	c.sockets = append(c.sockets, s)
 	c.mu.Unlock()
 	c.enqueue(int64(len(p.Data)), func() { c.join(s) })
@@ -340,6 +350,9 @@ func (c *client) refuse(nsp string, data json.RawMessage) {
 
 // join runs the OnConnecting hooks for s, joins the rooms they returned,
 // and connects it: the CONNECT is sent, then the broadcasts held for it.
+// A recovery socket is first matched with the socket it recovers (see
+// recover), and gets what it missed from the log instead of held
+// broadcasts.
 func (c *client) join(s *Socket) {
 	c.mu.Lock()
 	closed := c.closed
@@ -347,10 +360,40 @@ func (c *client) join(s *Socket) {
 	if closed {
 		return
 	}
-	reply, err := s.ns.runConnecting(s)
-	if err == nil && s.ns.mem.register(s) {
+	var (
+		res       *RestoreResult
+		recovered *Recovered
+		asked     bool
+	)
+	if s.logging {
+		res, asked = c.recover(s)
+		if res != nil {
+			// Under c.mu, unless closed: teardown reads them after.
+			c.mu.Lock()
+			if c.closed {
+				c.mu.Unlock()
+				return
+			}
+			s.id, s.pid = res.Socket.ID, res.Socket.PID
+			c.mu.Unlock()
+			recovered = &Recovered{Rooms: res.Socket.Rooms, State: res.Socket.State}
+		}
+	}
+	reply, err := s.ns.runConnecting(s, recovered)
+	if err != nil && res != nil {
+		c.srv.recoveries.fail(RecoveryRefused)
+	}
+	if err == nil && c.register(s) {
+		rooms := reply.Rooms
+		if res != nil {
+			restore := res.Socket.Rooms
+			if reply.RestoreRooms != nil {
+				restore = reply.RestoreRooms
+			}
+			rooms = append(slices.Clip(restore), rooms...)
+		}
 		// Not under a lock: a cluster adapter may wait for a SUBSCRIBE.
-		if err = s.ns.adapter.AddAll(reply.Context, s.id, reply.Rooms); err != nil {
+		if err = s.ns.adapter.AddAll(reply.Context, s.id, rooms); err != nil {
 			s.ns.adapter.DelAll(s.id)
 			if !errors.Is(err, ErrDisconnected) && s.state.Load() != stateDisconnected {
 				c.logger().Error("socketio: joining the rooms of a connecting socket failed", "err", err, "engine_id", c.conn.ID())
@@ -359,38 +402,54 @@ func (c *client) join(s *Socket) {
 		}
 	}
 
+	if s.logging {
+		s.ns.seqMu.Lock()
+	}
+	unlock := func() {
+		c.mu.Unlock()
+		s.sendMu.Unlock()
+		if s.logging {
+			s.ns.seqMu.Unlock()
+		}
+	}
 	s.sendMu.Lock()
 	c.mu.Lock()
 	if c.closed || s.state.Load() != stateJoining {
-		c.mu.Unlock()
-		s.sendMu.Unlock()
+		unlock()
 		s.onClose(ReasonTransportClose) // left its rooms if it was in any
 		return
 	}
 	if err != nil {
 		c.sockets = slices.DeleteFunc(c.sockets, func(o *Socket) bool { return o == s })
-		c.mu.Unlock()
-		s.sendMu.Unlock()
+		unlock()
 		s.onClose(ReasonServerNamespaceDisconnect) // not connected: no handler runs
 		c.refuse(s.ns.name, connectErrorJSON(err))
 		return
 	}
 	if s.overflowed {
-		c.mu.Unlock()
-		s.sendMu.Unlock()
+		unlock()
 		c.logger().Warn("socketio: more broadcasts than can be held for a connecting socket; dropping its connection", "engine_id", c.conn.ID())
 		c.close(ReasonTransportError)
 		return
 	}
-	sid, _ := json.Marshal(struct {
+	connect, _ := json.Marshal(struct {
 		SID string `json:"sid"`
-	}{s.id})
+		PID string `json:"pid,omitempty"`
+	}{s.id, s.pid})
 	// Joined before CONNECT is sent, under c.mu: the client's first
 	// packet after it finds the namespace joined. The held broadcasts
 	// follow the CONNECT, and the state changes after them, under
 	// s.sendMu: a broadcast that sees the socket connected comes after.
+	msgs := (&Packet{Type: PacketConnect, Namespace: s.ns.name, Data: connect}).Messages(nil)
+	if s.logging {
+		var ok bool
+		if msgs, ok = c.loggedConnect(s, res, asked, msgs); !ok {
+			unlock()
+			c.close(ReasonTransportError)
+			return
+		}
+	}
 	s.joined = true
-	msgs := (&Packet{Type: PacketConnect, Namespace: s.ns.name, Data: sid}).Messages(nil)
 	c.conn.Send(append(msgs, s.held...)...)
 	s.held = nil
 	s.state.Store(stateConnected)
@@ -398,8 +457,7 @@ func (c *client) join(s *Socket) {
 		c.timer.Stop()
 		c.timer = nil
 	}
-	c.mu.Unlock()
-	s.sendMu.Unlock()
+	unlock()
 	// The session is admitted: it no longer counts against the engine's
 	// caps on unauthenticated sessions.
 	if a, ok := c.conn.(interface{ Admit() }); ok {
@@ -408,6 +466,149 @@ func (c *client) join(s *Socket) {
 	for _, h := range s.ns.connectHandlers() {
 		h(s)
 	}
+}
+
+// register makes s reachable by broadcasts; for a recovery socket it
+// notes the log's head then, from which its CONNECT takes what was sent to
+// it meanwhile.
+func (c *client) register(s *Socket) bool {
+	if !s.logging {
+		return s.ns.mem.register(s)
+	}
+	ns := s.ns
+	ns.seqMu.Lock()
+	defer ns.seqMu.Unlock()
+	head, err := c.srv.rec.Log.Head(s.Context(), ns.name)
+	if err != nil {
+		c.logger().Error("socketio: recovery log head failed", "err", err)
+		return false
+	}
+	s.regHead = head
+	return ns.mem.register(s)
+}
+
+// recover finds the socket s recovers, from the pid and offset of its
+// CONNECT: the old socket, if it is still there (a connection the server
+// has not seen drop), is closed and waited for, so that nothing of it
+// (its OnDisconnect handlers, its rooms) outlives the recovery; then the
+// saved socket is taken from the log. asked: the client sent a pid (it
+// was connected before, and may have missed events).
+func (c *client) recover(s *Socket) (res *RestoreResult, asked bool) {
+	claim, hasPID, ok := parseClaim(s.handshake.Auth)
+	if !hasPID {
+		return nil, false
+	}
+	counts := &c.srv.recoveries
+	counts.attempted.Add(1)
+	if !ok {
+		counts.fail(RecoveryOffset)
+		return nil, true
+	}
+	ns, rec := s.ns, c.srv.rec
+	ns.recMu.Lock()
+	old := ns.live[claim.pid]
+	ns.recMu.Unlock()
+	if old != nil {
+		if old.client == c {
+			// Left and rejoined on this connection: not saved, and its
+			// end waits behind this task.
+			counts.fail(RecoveryUnknown)
+			return nil, true
+		}
+		if old.recKey != s.recKey {
+			counts.fail(RecoveryKey)
+			return nil, true
+		}
+		old.client.close(ReasonTransportClose)
+		t := time.NewTimer(rec.WaitOld)
+		defer t.Stop()
+		select {
+		case <-old.ended:
+		case <-t.C:
+			counts.fail(RecoveryBusy)
+			return nil, true
+		case <-s.Context().Done():
+			return nil, true
+		}
+	}
+	r, err := rec.Log.Restore(s.Context(), RestoreRequest{
+		Namespace: ns.name, PID: claim.pid, Key: s.recKey, Offset: claim.offset,
+		MaxMessages: rec.MaxMessages, MaxBytes: rec.MaxBytes,
+	})
+	if err != nil {
+		counts.fail(reasonOf(err))
+		return nil, true
+	}
+	return &r, true
+}
+
+// loggedConnect returns the messages that connect a recovery socket, from
+// those of its CONNECT: a recovered socket's missed events first, then the
+// CONNECT, the events logged for it since it registered (in place of held
+// broadcasts), and the offset event. ns.seqMu is held. False if the log
+// can no longer say what was sent meanwhile: the connection is dropped
+// (the client reconnects).
+func (c *client) loggedConnect(s *Socket, res *RestoreResult, asked bool, connect []engineio.Message) ([]engineio.Message, bool) {
+	ns, rec := s.ns, c.srv.rec
+	ctx := s.Context()
+	var pre, post []LogEntry
+	after := s.regHead
+	if res != nil {
+		pre, after = res.Missed, res.Head
+	}
+	since, err := rec.Log.Range(ctx, ns.name, after, "", s.id, ns.mem.Rooms(s.id))
+	if err != nil {
+		c.logger().Warn("socketio: the events sent to a connecting socket are no longer logged; dropping its connection", "reason", reasonOf(err), "engine_id", c.conn.ID())
+		if res != nil {
+			c.srv.recoveries.fail(reasonOf(err))
+		}
+		return nil, false
+	}
+	if res != nil {
+		pre = append(slices.Clip(pre), since...)
+	} else {
+		post = since
+	}
+	head, err := rec.Log.Head(ctx, ns.name)
+	if err != nil {
+		c.logger().Error("socketio: recovery log head failed", "err", err)
+		return nil, false
+	}
+	var msgs []engineio.Message
+	for i := range pre {
+		msgs = append(msgs, withOffset(entryPacket(ns.name, &pre[i]), pre[i].Attachments, pre[i].Offset)...)
+	}
+	msgs = append(msgs, connect...)
+	for i := range post {
+		msgs = append(msgs, withOffset(entryPacket(ns.name, &post[i]), post[i].Attachments, post[i].Offset)...)
+	}
+	info, _ := json.Marshal(RecoveryInfo{Recovered: res != nil, Missed: asked && res == nil})
+	p := &Packet{Type: PacketEvent, Namespace: ns.name, Data: appendOffset(eventJSON(rec.OffsetEvent, info), head)}
+	msgs = append(msgs, p.Messages(nil)...)
+	s.lastSent = head
+	// Findable by its pid before it can drop: a reconnect that claims it
+	// ends it first (see recover).
+	ns.recMu.Lock()
+	if ns.live == nil {
+		ns.live = make(map[string]*Socket)
+	}
+	ns.live[s.pid] = s
+	ns.recMu.Unlock()
+	if res != nil {
+		s.recovered = true
+		c.srv.recoveries.succeeded.Add(1)
+		c.srv.recoveries.replayed.Add(uint64(len(pre)))
+	}
+	return msgs, true
+}
+
+// eventJSON is the JSON array of an event with one JSON argument.
+func eventJSON(name string, arg json.RawMessage) []byte {
+	b, _ := json.Marshal(name)
+	out := append([]byte{'['}, b...)
+	out = append(out, ',')
+	out = append(out, arg...)
+	return append(out, ']')
 }
 
 func connectErrorJSON(err error) json.RawMessage {
@@ -518,8 +719,10 @@ func (c *client) run(f func()) {
 	f()
 }
 
-func (c *client) logger() *slog.Logger {
-	if l := c.srv.opts.Logger; l != nil {
+func (c *client) logger() *slog.Logger { return c.srv.logger() }
+
+func (s *Server) logger() *slog.Logger {
+	if l := s.opts.Logger; l != nil {
 		return l
 	}
 	return slog.Default()

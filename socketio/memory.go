@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/sessiongate/sessiongate/engineio"
 )
 
 // MemoryAdapter is the in-memory adapter of a namespace: the rooms of this
@@ -276,17 +278,64 @@ func (a *MemoryAdapter) Broadcast(ctx context.Context, m *Message, opts Broadcas
 	if err != nil {
 		return err
 	}
+	rec := a.ns.srv.rec
+	if !a.ns.recovering() {
+		a.deliver(enc, opts, "")
+		return nil
+	}
+	if opts.Flags.Volatile {
+		// Not logged; a recovery socket gets it with the offset of the
+		// last event logged for it, so that its last argument is always
+		// an offset the client may keep (and strip).
+		a.ns.seqMu.Lock()
+		defer a.ns.seqMu.Unlock()
+		a.deliver(enc, opts, "")
+		return nil
+	}
+	// Logged for recovery: appended and sent in one step of the
+	// namespace's order, so that no socket sees offsets out of order.
+	a.ns.seqMu.Lock()
+	defer a.ns.seqMu.Unlock()
+	off := m.Offset
+	if off == "" {
+		if off, err = rec.Log.Append(ctx, a.ns.name, LogEntry{Rooms: opts.Rooms, Except: opts.Except, Data: enc.packet.Data, Attachments: enc.bins}); err != nil {
+			a.ns.srv.logger().Error("socketio: recovery log append failed", "err", err)
+			off = ""
+		}
+	}
+	a.deliver(enc, opts, off)
+	return nil
+}
+
+// deliver sends a broadcast to the local sockets opts selects; recovery
+// sockets get it with offset off (without one if off is ""), or a volatile
+// one with the last offset sent to each (ns.seqMu is held then).
+func (a *MemoryAdapter) deliver(enc *encodedEvent, opts BroadcastOptions, off string) {
+	var logged []engineio.Message
+	if off != "" {
+		logged = withOffset(enc.packet, enc.bins, off)
+	}
 	buf := targetPool.Get().(*[]*Socket)
 	a.mu.RLock()
 	targets := a.selectLocked((*buf)[:0], opts)
 	a.mu.RUnlock()
-	eachInParallel(targets, func(s *Socket) { s.deliver(enc.msgs, opts.Flags.Volatile) })
+	eachInParallel(targets, func(s *Socket) {
+		switch {
+		case s.logging && logged != nil:
+			s.deliverLogged(logged, off)
+		case s.logging && opts.Flags.Volatile:
+			if s.state.Load() == stateConnected { // ns.seqMu is held
+				s.client.conn.Send(withOffset(enc.packet, enc.bins, s.lastSent)...)
+			}
+		default:
+			s.deliver(enc.msgs, opts.Flags.Volatile)
+		}
+	})
 	if cap(targets) <= maxPooled {
 		clear(targets)
 		*buf = targets[:0]
 		targetPool.Put(buf)
 	}
-	return nil
 }
 
 // parallelFrom is the number of recipients per core from which a broadcast

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // Namespace is a Socket.IO namespace. Its methods are safe for concurrent use;
@@ -26,6 +28,26 @@ type Namespace struct {
 	handlers      map[string]EventHandler
 	unhandled     EventHandler
 	onRoomChange  func(RoomChange)
+
+	// seqMu orders, with recovery on, what is logged and sent to
+	// recovery sockets: an offset sent to a socket comes after every
+	// earlier offset that reached it.
+	seqMu sync.Mutex
+	recMu sync.Mutex
+	live  map[string]*Socket // recovery sockets by pid, until they ended
+	// recSockets counts the recovery sockets not ended, recUntil (unix
+	// nanoseconds) is when the last one saved can no longer be recovered:
+	// with neither, broadcasts are not logged (see recovering).
+	recSockets atomic.Int64
+	recUntil   atomic.Int64
+}
+
+// recovering reports whether the namespace's broadcasts are to be logged:
+// a recovery socket is connected or connecting, or one that dropped may
+// still be recovered. A socket that starts connecting as a broadcast
+// skips the log gets that broadcast as a held one, without an offset.
+func (n *Namespace) recovering() bool {
+	return n.srv.rec != nil && (n.recSockets.Load() > 0 || time.Now().UnixNano() < n.recUntil.Load())
 }
 
 func newNamespace(srv *Server, name string) *Namespace {
@@ -170,7 +192,7 @@ func (n *Namespace) serverEventHandlers() []ServerEventHandler {
 // runConnecting runs the server's and the namespace's OnConnecting hooks
 // for s, in order, and merges their replies: rooms appended, the socket's
 // context and data replaced by each reply that sets them.
-func (n *Namespace) runConnecting(s *Socket) (ConnectReply, error) {
+func (n *Namespace) runConnecting(s *Socket, recovered *Recovered) (ConnectReply, error) {
 	n.srv.mu.RLock()
 	hooks := slices.Clip(n.srv.connecting)
 	n.srv.mu.RUnlock()
@@ -180,11 +202,14 @@ func (n *Namespace) runConnecting(s *Socket) (ConnectReply, error) {
 	var merged ConnectReply
 	for _, h := range hooks {
 		ctx := s.Context()
-		reply, err := h(ctx, ConnectEvent{Socket: s})
+		reply, err := h(ctx, ConnectEvent{Socket: s, Recovered: recovered})
 		if err != nil {
 			return ConnectReply{}, err
 		}
 		merged.Rooms = append(merged.Rooms, reply.Rooms...)
+		if reply.RestoreRooms != nil {
+			merged.RestoreRooms = reply.RestoreRooms
+		}
 		if reply.Context != nil {
 			s.mu.Lock()
 			s.ctx = valuesContext{Context: ctx, values: reply.Context}

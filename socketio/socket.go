@@ -7,6 +7,7 @@ import (
 	"errors"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/sessiongate/sessiongate/engineio"
 )
@@ -66,6 +67,17 @@ type Socket struct {
 	data    any
 	nextAck uint64
 	acks    map[uint64]func(args []any, ok bool) // waiting for the client, by ack id
+
+	// Recovery (Options.Recovery), for a socket that takes part (logging):
+	// set before its hooks run, then read only.
+	logging   bool
+	pid       string
+	recKey    string
+	recovered bool
+	ended     chan struct{} // closed once disconnected and its OnDisconnect handlers returned
+	// lastSent is the offset of the last event sent to it, regHead the
+	// log's head when it registered: both guarded by ns.seqMu.
+	lastSent, regHead string
 }
 
 func newID() string {
@@ -133,6 +145,11 @@ func (s *Socket) Rooms() []string {
 	return append([]string{s.id}, s.ns.adapter.Rooms(s.id)...)
 }
 
+// Recovered reports whether the socket is a dropped one recovered
+// (Options.Recovery): the same id, its rooms, the events it missed sent
+// before its CONNECT.
+func (s *Socket) Recovered() bool { return s.recovered }
+
 // Connected reports whether the socket is connected to its namespace.
 func (s *Socket) Connected() bool { return s.state.Load() == stateConnected }
 
@@ -152,7 +169,38 @@ func (s *Socket) emit(event string, args []any, id uint64, hasID bool) error {
 		return err
 	}
 	p.ID, p.HasID = id, hasID
+	if s.logging && !hasID {
+		return s.emitLogged(p, bins)
+	}
 	return s.client.send(p, bins)
+}
+
+// emitLogged logs an event of the socket's own (to the room of its id)
+// and sends it with its offset.
+func (s *Socket) emitLogged(p *Packet, bins [][]byte) error {
+	ns := s.ns
+	ns.seqMu.Lock()
+	defer ns.seqMu.Unlock()
+	if !s.Connected() {
+		return ErrDisconnected
+	}
+	off, err := ns.srv.rec.Log.Append(s.Context(), ns.name, LogEntry{Rooms: []string{s.id}, Data: p.Data, Attachments: bins})
+	if err != nil {
+		s.client.logger().Error("socketio: recovery log append failed", "err", err)
+		return s.client.send(p, bins)
+	}
+	s.lastSent = off
+	return s.client.conn.Send(withOffset(p, bins, off)...)
+}
+
+// deliverLogged sends the messages of a logged broadcast, whose offset is
+// off, to a recovery socket: ns.seqMu is held. One not connected yet gets
+// it from the log with its CONNECT (see client.join), not held.
+func (s *Socket) deliverLogged(msgs []engineio.Message, off string) {
+	if s.state.Load() == stateConnected {
+		s.lastSent = off
+		s.client.conn.Send(msgs...)
+	}
 }
 
 // deliver sends the messages of a broadcast: at once to a connected
@@ -349,19 +397,37 @@ func (s *Socket) disconnect() bool {
 // rooms. If it was connected, pending acknowledgements fail and the
 // OnDisconnect handlers are queued.
 func (s *Socket) onClose(reason Reason) {
-	prev := s.state.Swap(stateDisconnected)
+	var saved *SavedSocket
+	var prev int32
+	if s.logging {
+		saved, prev = s.closeLogged(reason)
+	} else {
+		prev = s.state.Swap(stateDisconnected)
+		if prev != stateDisconnected {
+			s.ns.adapter.DelAll(s.id)
+		}
+	}
 	if prev == stateDisconnected {
 		return
 	}
 	if s.cancel != nil {
 		s.cancel()
 	}
-	s.ns.adapter.DelAll(s.id)
 	s.sendMu.Lock()
 	s.held = nil
 	s.sendMu.Unlock()
 	if prev != stateConnected {
+		s.end()
 		return
+	}
+	if saved != nil {
+		rec := s.ns.srv.rec
+		if rec.State != nil {
+			saved.State = rec.State(s)
+		}
+		if err := rec.Log.Save(context.Background(), *saved); err != nil {
+			s.client.logger().Error("socketio: saving a socket for recovery failed", "err", err)
+		}
 	}
 	s.mu.Lock()
 	acks := s.acks
@@ -374,8 +440,67 @@ func (s *Socket) onClose(reason Reason) {
 	srv.disconnecting.add()
 	s.client.enqueueFinal(func() {
 		defer srv.disconnecting.done()
+		defer s.end()
 		for _, h := range s.ns.disconnectHandlers() {
 			h(s, reason)
 		}
 	})
+}
+
+// closeLogged marks a recovery socket disconnected and takes it out of its
+// rooms, in one step of the namespace's log order, and returns what to
+// save of it (nil unless it was connected and lost its connection, as
+// Node saves) and its previous state.
+func (s *Socket) closeLogged(reason Reason) (*SavedSocket, int32) {
+	ns := s.ns
+	ns.seqMu.Lock()
+	defer ns.seqMu.Unlock()
+	rooms := ns.adapter.Rooms(s.id)
+	prev := s.state.Swap(stateDisconnected)
+	if prev == stateDisconnected {
+		return nil, prev
+	}
+	ns.adapter.DelAll(s.id)
+	if prev != stateConnected || !savesOnClose[reason] {
+		return nil, prev
+	}
+	rec := ns.srv.rec
+	head, err := rec.Log.Head(context.Background(), ns.name)
+	if err != nil {
+		s.client.logger().Error("socketio: recovery log head failed", "err", err)
+		return nil, prev
+	}
+	expires := time.Now().Add(rec.Window)
+	for {
+		until := ns.recUntil.Load()
+		if until >= expires.UnixNano() || ns.recUntil.CompareAndSwap(until, expires.UnixNano()) {
+			break
+		}
+	}
+	return &SavedSocket{
+		Namespace: ns.name,
+		PID:       s.pid,
+		ID:        s.id,
+		Key:       s.recKey,
+		Rooms:     rooms,
+		LastSent:  s.lastSent,
+		Head:      head,
+		Expires:   expires,
+	}, prev
+}
+
+// end marks a recovery socket ended: its pid may be taken by a socket
+// recovering it.
+func (s *Socket) end() {
+	if s.ended == nil {
+		return
+	}
+	ns := s.ns
+	ns.recSockets.Add(-1)
+	ns.recMu.Lock()
+	if ns.live[s.pid] == s {
+		delete(ns.live, s.pid)
+	}
+	ns.recMu.Unlock()
+	close(s.ended)
 }

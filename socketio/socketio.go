@@ -59,6 +59,25 @@
 // decoded into any (float64, string, bool, nil, []any, map[string]any) with
 // each attachment put back, as []byte, where its placeholder was.
 //
+// # Connection state recovery
+//
+// With Options.Recovery, as socket.io 4.6+ speaks it: the CONNECT of a
+// recovery socket carries a "pid"; each EVENT sent to it that asks for no
+// acknowledgement and is not volatile is appended to the RecoveryLog and
+// carries its offset as its last argument (a volatile one, not logged, the
+// last offset sent, so that a client can always take the last argument
+// off), and the RecoveryOptions.OffsetEvent follows each CONNECT. A client
+// that lost its connection sends pid and offset back in its next CONNECT's
+// auth and, when recovery succeeds, gets the same socket id, its rooms and
+// every event it missed, in order, written before the CONNECT. Unlike
+// Node's, recovery never skips the OnConnecting hooks (they see
+// ConnectEvent.Recovered), and a pid is bound to the RecoveryOptions.Key
+// of the socket it was issued to. An old socket still open with that pid
+// (a half-open connection) is closed, and its OnDisconnect handlers have
+// returned, before its id is reused. Appends and sends to recovery sockets
+// of a namespace are ordered by one lock, taken only while a recovery
+// socket is connected or may still be recovered.
+//
 // # Limits
 //
 // What one client can make the server hold is bounded, before and after
@@ -150,6 +169,10 @@ type Options struct {
 	OriginRefusal   *ConnectError
 	OnOriginRefused func(s *Socket)
 
+	// Recovery, when set, turns on connection state recovery (see
+	// RecoveryOptions). Nil: off, as Node's default.
+	Recovery *RecoveryOptions
+
 	// Logger receives handler panics; nil means slog.Default(). A handler
 	// that panics closes its own connection only, as net/http confines a
 	// panicking handler to its request.
@@ -163,6 +186,9 @@ type Server struct {
 	engine *engineio.Server
 
 	closes [numCloseCodes]atomic.Uint64 // connections closed, by closeCode
+
+	rec        *RecoveryOptions // opts.Recovery with its defaults; nil: off
+	recoveries recoveryCounters
 
 	// disconnecting counts the OnDisconnect calls queued and not yet
 	// done, for Shutdown.
@@ -219,6 +245,25 @@ func newServer(opts Options) *Server {
 		opts.MaxPendingAcks = 256
 	}
 	s := &Server{opts: opts, nsps: make(map[string]*Namespace), clients: make(map[*client]struct{})}
+	if r := opts.Recovery; r != nil && r.Log != nil {
+		rc := *r
+		if rc.Window <= 0 {
+			rc.Window = 2 * time.Minute
+		}
+		if rc.MaxMessages <= 0 {
+			rc.MaxMessages = 1000
+		}
+		if rc.MaxBytes <= 0 {
+			rc.MaxBytes = 1 << 20
+		}
+		if rc.OffsetEvent == "" {
+			rc.OffsetEvent = "recovery"
+		}
+		if rc.WaitOld <= 0 {
+			rc.WaitOld = 5 * time.Second
+		}
+		s.rec = &rc
+	}
 	s.nsps["/"] = newNamespace(s, "/")
 	return s
 }
@@ -450,6 +495,12 @@ type ConnectHandler func(ctx context.Context, ev ConnectEvent) (ConnectReply, er
 // ConnectEvent is a client asking to join a namespace.
 type ConnectEvent struct {
 	Socket *Socket // not connected yet
+	// Recovered is set when the socket is a dropped one being recovered
+	// (Options.Recovery): its id is the old one, and if the hooks let it
+	// in, it starts in the saved rooms (see ConnectReply.RestoreRooms)
+	// with the events it missed. A hook that refuses it refuses the
+	// recovery too: the saved socket is gone and its events never sent.
+	Recovered *Recovered
 }
 
 // ConnectReply is what an OnConnecting hook gives the socket it lets in.
@@ -457,6 +508,10 @@ type ConnectReply struct {
 	Rooms   []string        // joined before CONNECT is sent
 	Context context.Context // nil: unchanged
 	Data    any             // nil: unchanged
+	// RestoreRooms, for a socket being recovered, are the saved rooms it
+	// rejoins (beside Rooms): nil keeps them all, the last hook to set it
+	// decides.
+	RestoreRooms []string
 }
 
 // Reason is why a socket disconnected, as Node's server names it in the

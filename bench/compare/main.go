@@ -5,7 +5,7 @@
 //
 // Usage:
 //
-//	compare -bin DIR [-quick] [-out docs/benchmarks.md] [memory broadcast handshake statements revocation attack slowread storm fanout-2000 cluster codec]
+//	compare -bin DIR [-quick] [-out docs/benchmarks.md] [memory broadcast handshake statements revocation attack slowread storm fanout-2000 cluster codec ratelimit]
 //	compare -render [-out docs/benchmarks.md]
 //
 // With no section named, all run. Each server under test and the load tool
@@ -37,7 +37,7 @@ const table = "session"
 // Sections, in the order they run and appear.
 // "cluster" runs and writes the three sections cluster-fanout,
 // cluster-single and cluster-redis-bytes.
-var sectionNames = []string{"memory", "broadcast", "handshake", "statements", "revocation", "attack", "slowread", "storm", secFanout2000, "cluster", "codec"}
+var sectionNames = []string{"memory", "broadcast", "handshake", "statements", "revocation", "attack", "slowread", "storm", secFanout2000, "cluster", "codec", "ratelimit"}
 
 // sizes are the dimensions of a run.
 type sizes struct {
@@ -185,7 +185,7 @@ func run() error {
 			fmt.Fprintf(os.Stderr, "compare: %s: %v\n", name, err)
 			failed = append(failed, name)
 		}
-		if len(sec.Rows) > 0 || len(sec.Codec) > 0 {
+		if len(sec.Rows) > 0 || len(sec.Codec) > 0 || len(sec.RateLimit) > 0 {
 			sec.Date, sec.Command, sec.Quick, sec.Sizes = nowUTC(), command, e.quick, e.sizes
 			res.Sections[name] = sec
 		}
@@ -234,6 +234,12 @@ func run() error {
 		load := loadAvg()
 		lines, err := e.codec(ctx)
 		record("codec", &section{LoadAvg: load, Codec: lines}, err)
+	}
+	if slices.Contains(want, "ratelimit") && ctx.Err() == nil {
+		fmt.Fprintln(os.Stderr, "== ratelimit")
+		load := loadAvg()
+		runs, err := e.rateLimit(ctx)
+		record("ratelimit", &section{LoadAvg: load, RateLimit: runs}, err)
 	}
 	if err := saveResults(jsonPath, res); err != nil {
 		return err

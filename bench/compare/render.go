@@ -26,7 +26,7 @@ func render(r *results) []byte {
 	p("")
 	p("```sh")
 	p("bench/run.sh                      # everything (about 8 minutes), writes this file")
-	p("bench/run.sh memory broadcast     # a subset: memory broadcast handshake statements revocation attack slowread storm fanout-2000 cluster codec")
+	p("bench/run.sh memory broadcast     # a subset: memory broadcast handshake statements revocation attack slowread storm fanout-2000 cluster codec ratelimit")
 	p("bench/run.sh fanout-2000 cluster  # the fan-out sections: one node, then 3 + 3 nodes on Redis (about 2 minutes)")
 	p("bench/run.sh --quick              # small sizes, a smoke test; writes to $TMPDIR, not here")
 	p("go run ./bench/loadtool -h        # the load tool alone")
@@ -38,7 +38,7 @@ func render(r *results) []byte {
 	p("server and the load tool are separate processes, and the load tool spreads its connections over")
 	p("the source addresses 127.0.0.1–127.0.0.4 so ephemeral ports do not run out. The `cluster` sections")
 	p("also need `redis-server` on PATH: they start a Redis of their own on a free loopback port (no")
-	p("persistence) for each cluster, and stop it afterwards.")
+	p("persistence) for each cluster, and stop it afterwards; so does `ratelimit`.")
 	p("")
 	m := r.Machine
 	p("## Machine")
@@ -70,6 +70,7 @@ func render(r *results) []byte {
 	renderClusterSingle(p, r.Sections[secClusterSingle])
 	renderClusterBytes(p, r.Sections[secClusterBytes])
 	renderCodec(p, r.Sections["codec"])
+	renderRateLimit(p, r.Sections["ratelimit"])
 	renderLimits(p)
 	return []byte(b.String())
 }

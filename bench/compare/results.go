@@ -40,6 +40,8 @@ type section struct {
 	Sizes   sizes       `json:"sizes"`
 	Rows    []row       `json:"rows,omitempty"`
 	Codec   []benchLine `json:"codec,omitempty"`
+	// RateLimit is the ratelimit section's runs.
+	RateLimit []rateLimitRun `json:"ratelimit,omitempty"`
 }
 
 func loadResults(path string) (*results, error) {

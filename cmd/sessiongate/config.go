@@ -74,6 +74,14 @@ type Config struct {
 	EventRateLimit float64
 	EventRateBurst int
 
+	// Recovery is who gets connection state recovery (RECOVERY): the
+	// clients that ask (RecoveryAsk), every client, or none; the window
+	// and the replay bounds of each recovery beside it.
+	Recovery            string
+	RecoveryWindow      time.Duration
+	RecoveryMaxMessages int
+	RecoveryMaxBytes    int64
+
 	RateLimit      float64
 	RateBurst      int
 	LoginRateLimit int
@@ -216,12 +224,20 @@ var settings = []setting{
 		parse: func(c *Config, v string) error { return parseDuration(&c.RefreshExtend, v) }},
 	{env: "SESSION_ROOMS", def: "", arg: "LIST", usage: "comma-separated room templates over the session JSON joined beside user:<id> (e.g. org:{orgId},team:{passport.team}); {{ and }} are literal braces; a missing, null or non-scalar value joins nothing; rooms follow the row at each session check; at most 16, none may start with user:",
 		parse: parseSessionRooms},
-	{env: "MAX_CONNECTIONS_PER_USER", def: "0", arg: "N", usage: "most sockets of one user on this node; more are refused with TOO_MANY_CONNECTIONS (per node: a cluster allows nodes × N); 0: no cap",
+	{env: "MAX_CONNECTIONS_PER_USER", def: "0", arg: "N", usage: "most sockets of one user; more are refused with TOO_MANY_CONNECTIONS (with CLUSTER, approximately across the nodes); 0: no cap",
 		parse: func(c *Config, v string) error { return parseCount(&c.MaxConnectionsPerUser, v, "0 or more") }},
-	{env: "EVENT_RATE_LIMIT", def: "20", arg: "N", usage: "client events and subscribe/unsubscribe requests per second per user on this node (all of the user's sockets share it; per node: a cluster allows up to nodes × N); more are acked RATE_LIMITED; 0 disables",
+	{env: "EVENT_RATE_LIMIT", def: "20", arg: "N", usage: "client events and subscribe/unsubscribe requests per second per user (all of the user's sockets share it; with CLUSTER, approximately across the nodes); more are acked RATE_LIMITED; 0 disables",
 		parse: parseEventRateLimit},
 	{env: "EVENT_RATE_BURST", def: "0", arg: "N", usage: "burst of EVENT_RATE_LIMIT per user; 0: twice EVENT_RATE_LIMIT",
 		parse: func(c *Config, v string) error { return parseCount(&c.EventRateBurst, v, "0 or more") }},
+	{env: "RECOVERY", def: RecoveryAsk, arg: "WHO", usage: "connection state recovery (a client that lost its connection gets the events it missed, the session checked again): ask — the clients that ask in their CONNECT auth ({\"recovery\":true}, the @sessiongate/client); on — every client (stock socket.io-client handlers then see an offset as an extra last argument); off",
+		parse: parseRecovery},
+	{env: "RECOVERY_WINDOW", def: "2m", arg: "DURATION", usage: "how long a dropped socket may be recovered; later, it connects fresh and is told it may have missed events",
+		parse: func(c *Config, v string) error { return parseDuration(&c.RecoveryWindow, v) }},
+	{env: "RECOVERY_MAX_MESSAGES", def: "1000", arg: "N", usage: "most events one recovery replays; more: a fresh connection, told it may have missed events",
+		parse: func(c *Config, v string) error { return parsePositiveInt(&c.RecoveryMaxMessages, v) }},
+	{env: "RECOVERY_MAX_BYTES", def: "1048576", arg: "BYTES", usage: "most bytes of events one recovery replays; more: a fresh connection, told it may have missed events",
+		parse: func(c *Config, v string) error { return parsePositiveInt(&c.RecoveryMaxBytes, v) }},
 	{env: "RATE_LIMIT", def: "500", arg: "N", usage: "Engine.IO handshakes (new sessions) per second per client IP (IPv6: per /64); more get HTTP 429; 0 disables",
 		parse: parseRateLimit},
 	{env: "RATE_BURST", def: "0", arg: "N", usage: "handshake burst per client IP; 0: twice RATE_LIMIT",
@@ -498,6 +514,22 @@ func parseCluster(c *Config, v string) error {
 		return nil
 	}
 	return fmt.Errorf("invalid cluster bus %q (redis or postgres; empty for a single node)", v)
+}
+
+// The values of RECOVERY.
+const (
+	RecoveryAsk = "ask"
+	RecoveryOn  = "on"
+	RecoveryOff = "off"
+)
+
+func parseRecovery(c *Config, v string) error {
+	switch v {
+	case RecoveryAsk, RecoveryOn, RecoveryOff:
+		c.Recovery = v
+		return nil
+	}
+	return fmt.Errorf("invalid recovery %q (ask, on or off)", v)
 }
 
 func parseRedisURL(c *Config, v string) error {

@@ -77,6 +77,8 @@ func TestConfigErrors(t *testing.T) {
 			wantLine: `sessiongate: LOG_FORMAT: invalid format "xml" (text or json)`, wantCode: 2},
 		{name: "log level", args: []string{"--log-level=loud"},
 			wantLine: `sessiongate: --log-level: invalid level "loud" (debug, info, warn or error)`, wantCode: 2},
+		{name: "recovery", env: map[string]string{"RECOVERY": "yes"},
+			wantLine: `sessiongate: RECOVERY: invalid recovery "yes" (ask, on or off)`, wantCode: 2},
 		{name: "payload", env: map[string]string{"MAX_PAYLOAD": "1e6"},
 			wantLine: `sessiongate: MAX_PAYLOAD: invalid number "1e6" (a positive integer)`, wantCode: 2},
 		{name: "connections", env: map[string]string{"MAX_CONNECTIONS": "-1"},

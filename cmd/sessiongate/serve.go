@@ -39,6 +39,9 @@ type server struct {
 	gw          *gateway.Gateway
 	// bus is the CLUSTER bus; nil on a single node.
 	bus clusterBus
+	// recoveryLog keeps what connection state recovery replays; nil with
+	// RECOVERY=off.
+	recoveryLog *socketio.MemoryLog
 
 	stopRun   context.CancelFunc
 	runDone   chan struct{} // closed when gateway.Run returns
@@ -147,6 +150,7 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 		MaxConnectionsPerUser: cfg.MaxConnectionsPerUser,
 		EventRate:             cfg.EventRateLimit,
 		EventBurst:            cfg.EventRateBurst,
+		ClusterLimits:         s.bus != nil,
 		TrustedProxies:        cfg.TrustedProxies,
 		AuditSpool:            cfg.auditSpoolDir(),
 		AuditSpoolMax:         cfg.AuditSpoolMax,
@@ -190,6 +194,7 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 		// With CLUSTER, rooms and broadcasts go through the bus.
 		NewAdapter: newAdapter,
 		SocketData: s.gw.SocketData,
+		Recovery:   s.recoveryOptions(cfg),
 	})
 	ns := s.io.Of("/")
 	s.gw.Attach(ns)
@@ -215,7 +220,7 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 		HTTP:    func() httpapi.Stats { return api.Stats() },
 		Engine:  s.io.EngineStats,
 		Socket:  s.io.Stats,
-		Extra: []prometheus.Family{
+		Extra: append([]prometheus.Family{
 			prometheus.Counter("untrusted_forwarded_requests_total",
 				"Requests with X-Forwarded-For from a peer not in TRUSTED_PROXIES (the header is ignored; such clients share the peer's limits).",
 				func() uint64 { _, n := s.gw.UntrustedForwarders(); return n }),
@@ -237,7 +242,7 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 			prometheus.Counter("presence_dropped_total",
 				"Presence rooms and other nodes' entries not tracked: over 100,000 rooms or 1,000,000 entries.",
 				func() uint64 { return s.gw.PresenceStats().Dropped }),
-		},
+		}, s.recoveryFamilies()...),
 	})
 	if err != nil {
 		return nil, err

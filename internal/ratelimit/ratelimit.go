@@ -1,5 +1,6 @@
 // Package ratelimit is the project's one token bucket: a bucket per key
-// (a client address), refilled evenly, with the set of buckets bounded so
+// (a client address, a user), refilled evenly, debited for what other
+// nodes of a cluster report spent, with the set of buckets bounded so
 // that a client with many addresses cannot grow it without end.
 package ratelimit
 
@@ -75,6 +76,53 @@ func (b *bucket) take(now time.Time, rate, burst float64) (bool, time.Duration) 
 	}
 	b.tokens--
 	return true, 0
+}
+
+// Debit takes n tokens, spent elsewhere (on another node of a cluster), from
+// key's bucket at time now, leaving it at no less than -debt (a bucket
+// already deeper in debt stays as it is): what others report is paid back
+// in bounded time. A key without a bucket is created full first when
+// create is true (its user may spend here), and ignored otherwise (nothing
+// spent here, nothing to charge). Past MaxKeys buckets a new key is
+// ignored.
+func (l *Limiter) Debit(key string, n, debt float64, now time.Time, create bool) {
+	if n <= 0 {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.buckets[key]
+	if b == nil {
+		if !create || len(l.buckets) >= MaxKeys {
+			return
+		}
+		b = &bucket{tokens: l.burst, last: now}
+		l.buckets[key] = b
+	}
+	if elapsed := now.Sub(b.last); elapsed > 0 {
+		b.tokens = min(l.burst, b.tokens+elapsed.Seconds()*l.rate)
+		b.last = now
+	}
+	b.tokens = max(min(b.tokens, -debt), b.tokens-n)
+}
+
+// Tokens returns the tokens key's bucket holds at time now (burst for a
+// key without one), negative while it is in debt.
+func (l *Limiter) Tokens(key string, now time.Time) float64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.buckets[key]
+	if b == nil {
+		return l.burst
+	}
+	return min(l.burst, b.tokens+max(0, now.Sub(b.last).Seconds())*l.rate)
+}
+
+// Len returns the number of buckets held.
+func (l *Limiter) Len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.buckets)
 }
 
 // Bucket is a single token bucket, for a budget that belongs to one object

@@ -129,3 +129,44 @@ func TestBucket(t *testing.T) {
 		t.Fatal("two tokens from one refill interval")
 	}
 }
+
+// TestDebit: a debit takes tokens from an existing bucket down to -debt at
+// most (a deeper debt is kept), the debt delays the next token, a missing
+// key is created only when asked to, and Tokens and Len report what is
+// held.
+func TestDebit(t *testing.T) {
+	l := New(2, 4) // 2/s, burst 4
+	now := time.Unix(1000, 0)
+	l.Debit("absent", 3, 4, now, false)
+	if l.Len() != 0 {
+		t.Fatal("a debit without create made a bucket")
+	}
+	l.Debit("a", 3, 4, now, true)
+	if got := l.Tokens("a", now); got != 1 {
+		t.Fatalf("after a debit of 3: %v tokens, want 1", got)
+	}
+	l.Debit("a", 100, 8, now, false)
+	if got := l.Tokens("a", now); got != -8 {
+		t.Fatalf("after a debit of 100: %v tokens, want -8 (the debt allowed)", got)
+	}
+	l.Debit("a", 1, 4, now, false)
+	if got := l.Tokens("a", now); got != -8 {
+		t.Fatalf("a debit under a smaller debt allowed: %v tokens, want -8 kept", got)
+	}
+	ok, wait := l.Allow("a", now)
+	if ok || wait != 4500*time.Millisecond {
+		t.Fatalf("in debt: %v, %v; want refused, 4.5s (9 tokens at 2/s)", ok, wait)
+	}
+	later := now.Add(4500 * time.Millisecond)
+	if ok, _ := l.Allow("a", later); !ok {
+		t.Fatal("not repaid after 4.5s")
+	}
+	l.Debit("a", 0, 4, later, true)
+	l.Debit("a", -5, 4, later, true)
+	if got := l.Tokens("a", later); got != 0 {
+		t.Fatalf("zero and negative debits changed the bucket: %v tokens", got)
+	}
+	if l.Tokens("never", now) != 4 || l.Len() != 1 {
+		t.Fatalf("Tokens of a missing key %v, Len %d", l.Tokens("never", now), l.Len())
+	}
+}
