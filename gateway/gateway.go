@@ -118,6 +118,21 @@ type Config struct {
 	EventRate  float64
 	EventBurst int
 
+	// PresenceRooms are the rooms whose members (users) are told who is
+	// in them (PRESENCE_ROOMS; user: rooms never): "presence" events, a
+	// snapshot in the subscribe ack, Gateway.Presence; across a cluster
+	// through the main namespace's server-side events. A member whose
+	// last socket left is announced gone after PresenceLeaveDelay
+	// (DefaultPresenceLeaveDelay; negative: at once); lists hold at most
+	// PresenceMaxMembers users (DefaultPresenceMaxMembers); another
+	// node's members are forgotten PresenceTTL (DefaultPresenceTTL) after
+	// its last word. See presence.go and the contract's Presence section.
+	// Nil: no presence.
+	PresenceRooms      []RoomPattern
+	PresenceLeaveDelay time.Duration
+	PresenceMaxMembers int
+	PresenceTTL        time.Duration
+
 	// ClusterLimits makes EventRate and MaxConnectionsPerUser hold across
 	// the nodes of the cluster of the attached namespace's adapter,
 	// approximately, by messages over its ServerSideEmit
@@ -151,8 +166,10 @@ type Gateway struct {
 	events  clientEvents
 	limits  userLimits
 	cluster *clusterLimits // nil without Config.ClusterLimits
-	audit   *auditWriter
-	stats   counters
+	// presence is nil without Config.PresenceRooms.
+	presence *presenceTracker
+	audit    *auditWriter
+	stats    counters
 
 	mu       sync.Mutex
 	live     map[string]*liveSession // by SessionHash
@@ -197,6 +214,9 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	if cfg.EventRate < 0 || cfg.EventBurst < 0 {
 		return nil, errors.New("gateway: EventRate and EventBurst must not be negative")
+	}
+	if cfg.PresenceMaxMembers < 0 || cfg.PresenceTTL < 0 {
+		return nil, errors.New("gateway: PresenceMaxMembers and PresenceTTL must not be negative")
 	}
 	for i, s := range cfg.Secrets {
 		if len(s) == 0 {
@@ -244,6 +264,9 @@ func New(cfg Config) (*Gateway, error) {
 	if g.now == nil {
 		g.now = time.Now
 	}
+	if len(cfg.PresenceRooms) > 0 {
+		g.presence = newPresenceTracker(cfg, g.now)
+	}
 	g.clients = clientip.New(cfg.TrustedProxies)
 	g.clients.OnUntrustedForwarder = g.warnUntrustedForwarder
 	g.stats.init()
@@ -268,9 +291,11 @@ func orDefault[T comparable](v, def T) T {
 
 // Attach installs the handshake hook (OnConnecting), the connect and
 // disconnect handlers, the handlers of EventSubscribe and EventUnsubscribe,
-// and the fallback handler of client events (OnUnhandled: forwarded by
-// Config.Events) on ns. Call it before clients connect and before
-// adding hooks or handlers that rely on the identity. The identity lives in
+// the fallback handler of client events (OnUnhandled: forwarded by
+// Config.Events) and, with Config.PresenceRooms, the presence hooks
+// (OnRoomChange, OnServerEvent) on ns; with presence, attach one namespace
+// only. Call it before clients connect and before adding hooks or handlers
+// that rely on the identity. The identity lives in
 // the socket's context (read it with IdentityOf); the socket's Data stays
 // the application's.
 func (g *Gateway) Attach(ns *socketio.Namespace) {
@@ -284,6 +309,7 @@ func (g *Gateway) Attach(ns *socketio.Namespace) {
 		g.cluster.ns.Store(ns)
 		ns.OnServerEvent(g.limitsEvent)
 	}
+	g.attachPresence(ns)
 }
 
 // connKey is the context key of the gateway's conn on a socket.
@@ -382,12 +408,16 @@ func (g *Gateway) Shutdown(ctx context.Context, retryAfter time.Duration) error 
 	return nil
 }
 
-// Close flushes the audit events queued so far and stops the audit writer.
+// Close stops presence (telling the other nodes of a cluster "bye"),
+// flushes the audit events queued so far and stops the audit writer.
 // Events recorded after Close are counted as dropped. If ctx ends before the
 // backlog is written, Close returns ctx.Err() and the rest stays in the
 // audit spool for the next start, or without a spool is dropped (counted
 // and logged).
 func (g *Gateway) Close(ctx context.Context) error {
+	if g.presence != nil {
+		g.presence.close(ctx) // its "bye" goes before the bus closes
+	}
 	return g.audit.close(ctx)
 }
 
