@@ -20,7 +20,7 @@ setup:
 
 # Runs every test; lists any skipped test with its reason (scripts/testreport).
 test: setup
-	npm test --prefix client
+	GO=$(GO) npm test --prefix client
 	$(GO) vet ./...
 	set -o pipefail; $(GO) test -race -count=1 -timeout 20m -json ./... 2>&1 | $(GO) run ./scripts/testreport
 

@@ -2,8 +2,9 @@
  * @sessiongate/client — the browser side of sessiongate: a socket.io-client v4
  * connection authenticated by the express-session cookie, with typed events,
  * a connection state for the UI, the session-expired, refusal and
- * server-restart behaviour of the sessiongate contract handled, remembered
- * room subscriptions and client events answered by the application.
+ * server-restart and rate-limit behaviour of the sessiongate contract handled,
+ * remembered room subscriptions with their presence, and client events
+ * answered by the application.
  *
  * @packageDocumentation
  */
@@ -18,8 +19,10 @@ export {
   type SocketLike,
   type ManagerLike,
   type StateListener,
+  type Subscription,
   type SubscriptionErrorListener,
 } from './realtime.js';
+export { MAX_PRESENCE_USERS, type PresenceHandler, type PresenceSnapshot } from './presence.js';
 export {
   ACK_CODES,
   AckError,
@@ -35,6 +38,8 @@ export {
   type EventMap,
   type IncidentCreated,
   type Notification,
+  type PresenceEvent,
+  type RateLimited,
   type RefusalCode,
   type RetryableCode,
   type SessionExpiredReason,

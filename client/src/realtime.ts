@@ -9,9 +9,17 @@ import {
 } from './ackcodes.js';
 import { backoffDelay, type BackoffOptions } from './backoff.js';
 import {
+  ackPresenceOf,
+  MemberSet,
+  presenceEventOf,
+  type PresenceHandler,
+  type PresenceSnapshot,
+} from './presence.js';
+import {
   REFUSAL_CODES,
   type ConnectionState,
   type EventMap,
+  type PresenceEvent,
   type SessionExpiredReason,
   type StateDetail,
 } from './types.js';
@@ -74,6 +82,12 @@ export interface RealtimeOptions {
   /** Largest wait honoured from a `server_restart` event, in ms; default 30000. */
   restartDelayMax?: number;
   /**
+   * Largest wait after the server sends the socket away with `rate_limited`,
+   * in ms (the cap of the server's `retryAfterMs` and of the backoff added
+   * to it while it happens again); default 60000.
+   */
+  rateLimitDelayMax?: number;
+  /**
    * Further socket.io-client options (`transports`, `auth`, ...). The client
    * always sets `withCredentials: true` and manages `autoConnect` itself.
    */
@@ -102,6 +116,17 @@ export interface CallOptions {
   timeout?: number;
 }
 
+/** What {@link Realtime.subscribe} resolves with. */
+export interface Subscription {
+  /** The room joined. */
+  readonly room: string;
+  /**
+   * For a presence room (the server's `PRESENCE_ROOMS`), its members as the
+   * acknowledgement gave them; absent for other rooms.
+   */
+  readonly presence?: PresenceSnapshot;
+}
+
 /** Receives a remembered subscription that failed while nobody awaited it. */
 export type SubscriptionErrorListener = (error: SubscriptionError) => void;
 
@@ -122,7 +147,10 @@ export type SessionExpiredHandler = (reason: SessionExpiredReason) => void;
 export interface Realtime<Events extends object = EventMap> {
   /** The current connection state. */
   readonly state: ConnectionState;
-  /** The refusal code while `unauthorized`, the last retryable code while `reconnecting`. */
+  /**
+   * The refusal code while `unauthorized`, the last retryable code while
+   * `reconnecting`, `RATE_LIMITED` while `rate_limited`.
+   */
   readonly code: string | undefined;
   /** The session end reason while `expired`. */
   readonly expiredReason: SessionExpiredReason | undefined;
@@ -148,7 +176,8 @@ export interface Realtime<Events extends object = EventMap> {
   readonly subscriptions: readonly string[];
   /**
    * Joins `room` (contract §12) and remembers it: the subscription is sent
-   * again after every reconnection. Resolves when the server says ok; while
+   * again after every reconnection. Resolves when the server says ok, with
+   * the room's presence snapshot for a presence room (§15); while
    * disconnected it waits for the connection (also after a refusal or an
    * expiry, until `connect()`). Rejects with a {@link SubscriptionError}:
    * at once for a final code (`FORBIDDEN`, `INVALID_ROOM`), after
@@ -157,7 +186,7 @@ export interface Realtime<Events extends object = EventMap> {
    * `TIMEOUT`), with `CANCELLED` when `unsubscribe` or `close` comes first.
    * A rejected room is forgotten.
    */
-  subscribe(room: string): Promise<void>;
+  subscribe(room: string): Promise<Subscription>;
   /**
    * Forgets `room` and, when connected, sends `unsubscribe` (temporary
    * errors are retried like a subscription's). Resolves at once when
@@ -181,16 +210,30 @@ export interface Realtime<Events extends object = EventMap> {
    * the application's own code), `TIMEOUT` when no reply comes in time,
    * `DISCONNECTED` when not connected within the timeout, or when the
    * connection drops before the reply (the event may have reached the
-   * application). A call is never retried by the client.
+   * application), `RATE_LIMITED` at once while the state is `rate_limited`
+   * (`retryAfterMs`: the time until the client reconnects). A call is never
+   * retried by the client.
    */
   call<T = unknown>(event: string, data: unknown, options?: CallOptions): Promise<T>;
+  /**
+   * Calls `handler` with the members of the presence room `room` (contract
+   * §15) each time they change: when a subscribe's acknowledgement gives the
+   * snapshot (also the one after every reconnection, with `joined`/`left`
+   * the difference from what the client knew), and on each `presence` event
+   * that changes the members or their count (applied idempotently). Set
+   * while members are known, it is also called soon after with them
+   * (`joined` and `left` empty). Returns a function that removes it.
+   */
+  onPresence(room: string, handler: PresenceHandler): () => void;
+  /** The members of presence room `room` as last known, or undefined. */
+  presence(room: string): PresenceSnapshot | undefined;
 }
 
 /** A remembered subscription. */
 interface Sub {
   readonly room: string;
   /** Promises of `subscribe(room)` not yet settled. */
-  waiters: Array<{ resolve: () => void; reject: (err: SubscriptionError) => void }>;
+  waiters: Array<{ resolve: (s: Subscription) => void; reject: (err: SubscriptionError) => void }>;
   /** The server said ok on the current connection. */
   ok: boolean;
   /** Temporary failures in a row on the current connection. */
@@ -202,6 +245,24 @@ interface Sub {
 }
 
 type Handler = (data: unknown) => void;
+
+/** A presence room's members and the handlers of `onPresence(room)`. */
+interface PresenceRoom {
+  readonly handlers: Set<PresenceHandler>;
+  members: MemberSet | undefined;
+  /** Events that came while the room's subscribe was in flight: applied after its snapshot. */
+  pending: PresenceEvent[];
+}
+
+/** The most rooms whose presence the client keeps: the server bounds a socket's rooms too. */
+const maxPresenceRooms = 1024;
+/** The most events held per room while its subscribe is in flight. */
+const maxPendingPresence = 64;
+/**
+ * A `rate_limited` within this long of the reconnection that followed the
+ * previous one continues the streak: the client's backoff doubles.
+ */
+const rateLimitStreakWindow = 60_000;
 
 const refusalCodes: ReadonlySet<string> = new Set(REFUSAL_CODES);
 const expiredReasons: ReadonlySet<string> = new Set(['revoked', 'expired', 'logged_out']);
@@ -217,7 +278,9 @@ const expiredReasons: ReadonlySet<string> = new Set(['revoked', 'expired', 'logg
  * transports are retried with backoff; `session_expired` ends in state
  * `expired`; `server_restart` reconnects after a random part of the announced
  * delay so that clients do not all return at once (with backoff added when the
- * server sends the socket away again straight after).
+ * server sends the socket away again straight after); `rate_limited` leaves,
+ * waits at least its `retryAfterMs` plus a backoff that doubles while it
+ * recurs (state `rate_limited`), then reconnects.
  */
 export function createRealtime<Extra extends object = Record<never, never>>(
   options: RealtimeOptions = {},
@@ -244,6 +307,11 @@ class RealtimeClient<Events extends object> implements Realtime<Events> {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #lastRestart: number | undefined;
   #restartStreak = 0;
+  readonly #rateLimitDelayMax: number;
+  /** When the client reconnects, or reconnected, after the last `rate_limited`. */
+  #rateLimitedUntil: number | undefined;
+  #rateLimitStreak = 0;
+  readonly #presence = new Map<string, PresenceRoom>();
   readonly #ackTimeout: number;
   readonly #subscribeRetries: number;
   readonly #subs = new Map<string, Sub>();
@@ -256,6 +324,7 @@ class RealtimeClient<Events extends object> implements Realtime<Events> {
     this.#reconnection = options.reconnection ?? true;
     this.#attemptsMax = options.reconnectionAttempts ?? Infinity;
     this.#restartDelayMax = options.restartDelayMax ?? 30_000;
+    this.#rateLimitDelayMax = options.rateLimitDelayMax ?? 60_000;
     this.#ackTimeout = options.ackTimeout ?? 10_000;
     this.#subscribeRetries = options.subscribeRetries ?? 5;
     this.#backoff = {
@@ -284,6 +353,8 @@ class RealtimeClient<Events extends object> implements Realtime<Events> {
       this.#onDisconnect(reason);
     });
     s.on('session_expired', (payload: unknown) => this.#onSessionExpired(payload));
+    s.on('rate_limited', (payload: unknown) => this.#onRateLimited(payload));
+    s.on('presence', (payload: unknown) => this.#onPresenceEvent(payload));
     s.on('server_restart', (payload: unknown) => this.#onServerRestart(payload));
     s.io.on('reconnect_failed', () => {
       if (this.#state === 'reconnecting') this.#setState('disconnected');
@@ -355,18 +426,19 @@ class RealtimeClient<Events extends object> implements Realtime<Events> {
     for (const sub of [...this.#subs.values()])
       this.#dropSub(sub, clientError('CANCELLED', 'the client was closed'), false);
     this.#subErrorListeners.clear();
+    this.#presence.clear();
   }
 
   get subscriptions(): readonly string[] {
     return [...this.#subs.keys()];
   }
 
-  subscribe(room: string): Promise<void> {
+  subscribe(room: string): Promise<Subscription> {
     if (this.#closed)
       return Promise.reject(
         new SubscriptionError(room, clientError('CANCELLED', 'the client was closed')),
       );
-    return new Promise<void>((resolve, reject) => {
+    return new Promise<Subscription>((resolve, reject) => {
       let sub = this.#subs.get(room);
       if (!sub) {
         sub = { room, waiters: [], ok: false, failures: 0, timer: undefined, token: 0 };
@@ -384,6 +456,7 @@ class RealtimeClient<Events extends object> implements Realtime<Events> {
   unsubscribe(room: string): Promise<void> {
     const sub = this.#subs.get(room);
     if (sub) this.#dropSub(sub, clientError('CANCELLED', 'unsubscribed'), false);
+    this.#forgetPresence(room);
     if (this.#closed || !this.#socket.connected) return Promise.resolve();
     return new Promise<void>((resolve, reject) => this.#sendUnsubscribe(room, 0, resolve, reject));
   }
@@ -418,6 +491,18 @@ class RealtimeClient<Events extends object> implements Realtime<Events> {
         send(timeout);
         return;
       }
+      // Sent away for flooding: fail now rather than pile calls up for the
+      // moment the client is let back in.
+      if (this.#state === 'rate_limited') {
+        const wait = Math.max(0, (this.#rateLimitedUntil ?? 0) - Date.now());
+        fail({
+          code: 'RATE_LIMITED',
+          message: `rate limited by the server; reconnecting in ${wait} ms`,
+          temporary: true,
+          retryAfterMs: wait,
+        });
+        return;
+      }
       // Only a connection under way is waited for; closed, refused or
       // expired, none is coming by itself.
       if (this.#closed || (this.#state !== 'connecting' && this.#state !== 'reconnecting')) {
@@ -439,6 +524,96 @@ class RealtimeClient<Events extends object> implements Realtime<Events> {
     });
   }
 
+  onPresence(room: string, handler: PresenceHandler): () => void {
+    const r = this.#presenceRoom(room, true);
+    if (r === undefined || this.#closed) return () => {};
+    r.handlers.add(handler);
+    if (r.members?.known)
+      queueMicrotask(() => {
+        const members = this.#presence.get(room)?.members;
+        if (r.handlers.has(handler) && members?.known) invoke(() => handler(members.snapshot()));
+      });
+    return () => {
+      r.handlers.delete(handler);
+      if (r.handlers.size === 0 && r.members === undefined && this.#presence.get(room) === r)
+        this.#presence.delete(room);
+    };
+  }
+
+  presence(room: string): PresenceSnapshot | undefined {
+    const members = this.#presence.get(room)?.members;
+    return members?.known ? members.snapshot() : undefined;
+  }
+
+  /** The presence state of `room`, made when missing (beyond the cap only for `force`). */
+  #presenceRoom(room: string, force = false): PresenceRoom | undefined {
+    let r = this.#presence.get(room);
+    if (r === undefined && (force || this.#presence.size < maxPresenceRooms)) {
+      r = { handlers: new Set(), members: undefined, pending: [] };
+      this.#presence.set(room, r);
+    }
+    return r;
+  }
+
+  /**
+   * Seeds `room`'s members from a subscribe acknowledgement, then applies
+   * the events that came while it was in flight; returns the snapshot, or
+   * undefined when the reply has no presence (not a presence room).
+   */
+  #seedPresence(room: string, reply: unknown): PresenceSnapshot | undefined {
+    const p = ackPresenceOf(reply);
+    const r = p === undefined ? this.#presence.get(room) : this.#presenceRoom(room, true);
+    if (r === undefined) return undefined;
+    const members = (r.members ??= new MemberSet(room));
+    const change = p === undefined ? undefined : members.seed(p);
+    members.seeded = true;
+    const pending = r.pending;
+    r.pending = [];
+    const joined = new Set(change?.joined);
+    const left = new Set(change?.left);
+    let changed = change !== undefined;
+    for (const e of pending) {
+      const c = members.apply(e);
+      if (c === undefined) continue;
+      changed = true;
+      for (const u of c.left) if (!joined.delete(u)) left.add(u);
+      for (const u of c.joined) if (!left.delete(u)) joined.add(u);
+    }
+    const snap = members.snapshot({ joined: [...joined], left: [...left] });
+    if (changed) this.#notifyPresence(r, snap);
+    return p === undefined ? undefined : snap;
+  }
+
+  #onPresenceEvent(payload: unknown): void {
+    const e = presenceEventOf(payload);
+    if (e === undefined || this.#closed) return;
+    const r = this.#presenceRoom(e.room);
+    if (r === undefined) return;
+    const sub = this.#subs.get(e.room);
+    if (sub !== undefined && sub.token !== 0 && !r.members?.seeded) {
+      // Newer than the snapshot the ack will bring, or already in it: applied after it.
+      if (r.pending.length >= maxPendingPresence) r.pending.shift();
+      r.pending.push(e);
+      return;
+    }
+    const members = (r.members ??= new MemberSet(e.room));
+    const change = members.apply(e);
+    if (change !== undefined) this.#notifyPresence(r, members.snapshot(change));
+  }
+
+  #notifyPresence(r: PresenceRoom, snap: PresenceSnapshot): void {
+    for (const h of [...r.handlers]) invoke(() => h(snap));
+  }
+
+  /** Drops what the client knows of `room`'s members; its handlers stay. */
+  #forgetPresence(room: string): void {
+    const r = this.#presence.get(room);
+    if (r === undefined) return;
+    r.members = undefined;
+    r.pending = [];
+    if (r.handlers.size === 0) this.#presence.delete(room);
+  }
+
   #onConnect(): void {
     this.#retries = 0;
     this.#setState('connected');
@@ -457,6 +632,13 @@ class RealtimeClient<Events extends object> implements Realtime<Events> {
       sub.timer = undefined;
       sub.token = 0;
       sub.ok = false;
+    }
+    // Members are kept for the difference the next snapshot makes; rooms
+    // the server joined (no subscribe to seed them again) start over.
+    for (const [room, r] of this.#presence) {
+      r.pending = [];
+      if (!this.#subs.has(room)) this.#forgetPresence(room);
+      else if (r.members) r.members.seeded = false;
     }
   }
 
@@ -478,9 +660,12 @@ class RealtimeClient<Events extends object> implements Realtime<Events> {
         if (failure === undefined) {
           sub.ok = true;
           sub.failures = 0;
+          const presence = this.#seedPresence(sub.room, reply);
+          const result: Subscription =
+            presence === undefined ? { room: sub.room } : { room: sub.room, presence };
           const waiters = sub.waiters;
           sub.waiters = [];
-          for (const w of waiters) w.resolve();
+          for (const w of waiters) w.resolve(result);
           return;
         }
         if (failure.temporary && sub.failures < this.#subscribeRetries) {
@@ -501,7 +686,10 @@ class RealtimeClient<Events extends object> implements Realtime<Events> {
    * nobody waiting, tells the subscription error listeners.
    */
   #dropSub(sub: Sub, detail: AckErrorDetail, report: boolean): void {
-    if (this.#subs.get(sub.room) === sub) this.#subs.delete(sub.room);
+    if (this.#subs.get(sub.room) === sub) {
+      this.#subs.delete(sub.room);
+      this.#forgetPresence(sub.room);
+    }
     if (sub.timer !== undefined) clearTimeout(sub.timer);
     sub.timer = undefined;
     sub.token = 0;
@@ -617,6 +805,46 @@ class RealtimeClient<Events extends object> implements Realtime<Events> {
     this.#schedule(Math.round(Math.random() * window) + extra);
   }
 
+  /**
+   * The server sends the socket away for flooding (contract §14): leave at
+   * once, wait at least its `retryAfterMs` plus a backoff that doubles while
+   * it happens again soon after each reconnection (jittered, capped at
+   * `rateLimitDelayMax`), then connect again; subscriptions are sent again
+   * on the connection.
+   */
+  #onRateLimited(payload: unknown): void {
+    if (this.#stopped()) return;
+    const raw = isRecord(payload) ? payload['retryAfterMs'] : undefined;
+    const max = this.#rateLimitDelayMax;
+    const retryAfterMs =
+      typeof raw === 'number' && Number.isFinite(raw)
+        ? Math.min(max, Math.max(0, Math.ceil(raw)))
+        : this.#backoff.delay;
+    const now = Date.now();
+    const streak =
+      this.#rateLimitedUntil !== undefined && now - this.#rateLimitedUntil < rateLimitStreakWindow
+        ? this.#rateLimitStreak + 1
+        : 0;
+    this.#rateLimitStreak = streak;
+    const extra = backoffDelay(streak, { ...this.#backoff, delayMax: max });
+    const delayMs = Math.max(retryAfterMs, Math.min(max, retryAfterMs + extra));
+    this.#rateLimitedUntil = now + delayMs;
+    this.#clearTimer();
+    // Before the server closes the socket: its "io server disconnect" would be final.
+    this.#socket.disconnect();
+    const code = 'RATE_LIMITED';
+    if (!this.#reconnection) {
+      this.#setState('disconnected', { code, retryAfterMs });
+      return;
+    }
+    this.#setState('rate_limited', { code, retryAfterMs, delayMs });
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#setState('reconnecting', { code });
+      this.#socket.connect();
+    }, delayMs);
+  }
+
   #retryLater(code: string | undefined): void {
     const detail: StateDetail = code === undefined ? {} : { code };
     if (!this.#reconnection || this.#retries >= this.#attemptsMax) {
@@ -655,7 +883,12 @@ class RealtimeClient<Events extends object> implements Realtime<Events> {
   }
 
   #setState(state: ConnectionState, detail: StateDetail = {}): void {
-    if (state === this.#state && detail.code === this.#code && detail.reason === this.#reason)
+    if (
+      state === this.#state &&
+      detail.code === this.#code &&
+      detail.reason === this.#reason &&
+      detail.delayMs === undefined
+    )
       return;
     this.#state = state;
     this.#code = detail.code;

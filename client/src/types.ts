@@ -33,19 +33,55 @@ export type SessionExpiredReason = 'revoked' | 'expired' | 'logged_out';
  * - `connecting`: the first attempt (or one started by `connect()`) is under way.
  * - `connected`: the server admitted the socket.
  * - `reconnecting`: the connection dropped or failed temporarily; a retry is scheduled.
+ * - `rate_limited`: the server sent the socket away for sending far over the
+ *   per-user rate limit (`rate_limited`, contract §14); the client waits at
+ *   least the server's `retryAfterMs`, with a backoff that grows while it
+ *   happens again, then reconnects (state `reconnecting`).
  * - `disconnected`: closed by `close()`, by the server, or after the last retry failed.
  * - `unauthorized`: the server refused the handshake with a {@link RefusalCode}; no retry.
  * - `expired`: the server ended the session; no retry.
  */
 export type ConnectionState =
-  'connecting' | 'connected' | 'reconnecting' | 'disconnected' | 'unauthorized' | 'expired';
+  | 'connecting'
+  | 'connected'
+  | 'reconnecting'
+  | 'rate_limited'
+  | 'disconnected'
+  | 'unauthorized'
+  | 'expired';
 
 /** Details that come with a state change. */
 export interface StateDetail {
-  /** The refusal code (`unauthorized`) or the retryable code (`reconnecting`) that caused it. */
+  /**
+   * The refusal code (`unauthorized`), the retryable code (`reconnecting`),
+   * or `RATE_LIMITED` (`rate_limited`) that caused it.
+   */
   code?: string;
   /** The session end reason (`expired`). */
   reason?: SessionExpiredReason;
+  /** `rate_limited`: the wait the server asked for, in ms. */
+  retryAfterMs?: number;
+  /** `rate_limited`: how long the client waits before it connects again, in ms (≥ `retryAfterMs`). */
+  delayMs?: number;
+}
+
+/** Payload of `rate_limited` (contract §14), sent just before the server disconnects the socket. */
+export interface RateLimited {
+  /** Milliseconds until the user's bucket holds a token again. */
+  retryAfterMs: number;
+}
+
+/** Payload of `presence` (contract §15): a presence room's members changed. */
+export interface PresenceEvent {
+  room: string;
+  /** Users who became members. */
+  joined: string[];
+  /** Users who stopped being members. */
+  left: string[];
+  /** The number of members after the change. */
+  count: number;
+  /** The lists were cut at the server's `PRESENCE_MAX_MEMBERS`. */
+  truncated?: boolean;
 }
 
 /** Payload of `incident:created`. */
@@ -78,4 +114,8 @@ export interface Notification {
 export interface EventMap {
   'incident:created': IncidentCreated;
   notification: Notification;
+  /** Also kept for you: see `Realtime.onPresence`. */
+  presence: PresenceEvent;
+  /** Also handled for you: state `rate_limited`. */
+  rate_limited: RateLimited;
 }

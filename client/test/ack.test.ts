@@ -11,6 +11,7 @@ import {
   SubscriptionError,
   type RealtimeOptions,
 } from '../src/index.js';
+import { ackRetryDelay } from '../src/ackcodes.js';
 import { fakeFactory, type FakeSocket } from './fake-socket.js';
 
 function setup(options: RealtimeOptions = {}) {
@@ -144,6 +145,16 @@ describe('subscribe', () => {
     expect(socket.sent).toHaveLength(1);
     await vi.advanceTimersByTimeAsync(1);
     expect(socket.sent).toHaveLength(2);
+  });
+
+  it('spreads retries after retryAfterMs over randomizationFactor of it', () => {
+    const backoff = { delay: 100, delayMax: 5000, randomizationFactor: 0.5 };
+    const detail = { code: 'RATE_LIMITED', message: '', temporary: true, retryAfterMs: 2000 };
+    expect(ackRetryDelay(detail, 0, backoff, () => 0)).toBe(2000);
+    expect(ackRetryDelay(detail, 0, backoff, () => 0.5)).toBe(2500);
+    expect(ackRetryDelay(detail, 0, backoff, () => 1)).toBe(3000);
+    // The backoff wins once it is longer.
+    expect(ackRetryDelay(detail, 6, backoff, () => 0.5)).toBe(5000);
   });
 
   it('gives up after subscribeRetries temporary errors', async () => {

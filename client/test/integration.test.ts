@@ -11,6 +11,7 @@ import {
   createRealtime,
   SubscriptionError,
   type ConnectionState,
+  type PresenceSnapshot,
   type Realtime,
   type RealtimeOptions,
 } from '../src/index.js';
@@ -23,28 +24,35 @@ let server: Server;
 let url: string;
 let decisions: Decision[];
 let handshakes: number;
+/** performance.now() of each handshake, in order. */
+let handshakeTimes: number[];
 let sockets: Socket[];
 let clients: Realtime[];
 /** The server's answer to each subscribe, by room; a room missing is `{"ok": true}`. */
 let subscribeAnswers: Map<string, unknown[]>;
 /** The subscribe and unsubscribe requests the server received, as `event room`. */
 let requests: string[];
+/** performance.now() of each request of `requests`. */
+let requestTimes: number[];
 /** Emits the room's name, with the socket, when the server joins a socket to it. */
 let joins: EventEmitter;
 
 beforeEach(async () => {
   decisions = ['accept'];
   handshakes = 0;
+  handshakeTimes = [];
   sockets = [];
   clients = [];
   subscribeAnswers = new Map();
   requests = [];
+  requestTimes = [];
   joins = new EventEmitter();
   http = createServer();
   server = new Server(http);
   server.use((_socket, next) => {
     const d = decisions.length > 1 ? decisions.shift() : decisions[0];
     handshakes++;
+    handshakeTimes.push(performance.now());
     if (d === undefined || d === 'accept') return next();
     const message = d.refuse === 'INTERNAL' ? 'internal error' : 'unauthorized';
     next(Object.assign(new Error(message), { data: { code: d.refuse } }));
@@ -54,6 +62,7 @@ beforeEach(async () => {
     // What sessiongate's gateway does (contract §12), with scripted answers.
     s.on('subscribe', (data: { room: string }, ack: (reply: unknown) => void) => {
       requests.push(`subscribe ${data.room}`);
+      requestTimes.push(performance.now());
       const queue = subscribeAnswers.get(data.room) ?? [];
       const answer = queue.length > 1 ? queue.shift() : (queue[0] ?? { ok: true });
       if (isRecord(answer) && answer['ok'] === true) {
@@ -301,5 +310,87 @@ describe('client events against socket.io 4', () => {
     rt.connect();
     // Sent once the connection that has just started is admitted.
     await expect(rt.call('incident:ack', { id: 7 })).resolves.toEqual({ acked: 7 });
+  });
+});
+
+describe('rate limits against socket.io 4', () => {
+  it('waits at least retryAfterMs before retrying a RATE_LIMITED subscribe', async () => {
+    subscribeAnswers.set('incident:7', [
+      {
+        ok: false,
+        error: { code: 'RATE_LIMITED', message: 'slow down', temporary: true, retryAfterMs: 300 },
+      },
+      { ok: true },
+    ]);
+    const rt = connect({ reconnectionDelay: 1 });
+    await rt.subscribe('incident:7');
+    expect(requests).toEqual(Array(2).fill('subscribe incident:7'));
+    const [first = 0, second = 0] = requestTimes;
+    // Node timers may fire up to 1 ms early by performance.now().
+    expect(second - first).toBeGreaterThanOrEqual(299);
+  });
+
+  it('honours rate_limited and its server disconnect: back after retryAfterMs, resubscribed', async () => {
+    const rt = connect({ reconnectionDelay: 50, randomizationFactor: 0 });
+    await rt.subscribe('incident:7');
+    const states: ConnectionState[] = [];
+    rt.onStateChange((s) => states.push(s));
+    const rejoined = once(joins, 'incident:7');
+    // What the gateway does to a socket far over the limit (contract §14).
+    const sentAt = performance.now();
+    sockets[0]?.emit('rate_limited', { retryAfterMs: 400 });
+    sockets[0]?.disconnect();
+    const [joiner] = (await rejoined) as [Socket];
+    expect(joiner).not.toBe(sockets[0]);
+    expect(handshakes).toBe(2);
+    expect((handshakeTimes[1] ?? 0) - sentAt).toBeGreaterThanOrEqual(400);
+    expect(states).toEqual(['rate_limited', 'reconnecting', 'connected']);
+    expect(requests).toEqual(['subscribe incident:7', 'subscribe incident:7']);
+
+    // Sent away again right after: the backoff on top of retryAfterMs doubles (50, then 100 ms).
+    const again = once(joins, 'incident:7');
+    const sentAgainAt = performance.now();
+    joiner.emit('rate_limited', { retryAfterMs: 400 });
+    joiner.disconnect();
+    await again;
+    expect(handshakes).toBe(3);
+    // (Node timers may fire up to 1 ms early by performance.now().)
+    expect((handshakeTimes[2] ?? 0) - sentAgainAt).toBeGreaterThanOrEqual(499);
+  });
+});
+
+describe('presence against socket.io 4', () => {
+  it('seeds from the ack, follows events, seeds again after a reconnection', async () => {
+    subscribeAnswers.set('incident:7', [
+      { ok: true, presence: { users: ['7'], count: 1, connections: 1 } },
+    ]);
+    const rt = connect();
+    const sub = await rt.subscribe('incident:7');
+    expect(sub.presence).toMatchObject({ users: ['7'], count: 1, connections: 1 });
+    // A handler is also called with the members known when it is set: wait for a match.
+    const until = (want: (s: PresenceSnapshot) => boolean) =>
+      new Promise<PresenceSnapshot>((resolve) => {
+        const off = rt.onPresence('incident:7', (s) => {
+          if (!want(s)) return;
+          off();
+          resolve(s);
+        });
+      });
+    let got = until((s) => s.count === 2);
+    server
+      .to('incident:7')
+      .emit('presence', { room: 'incident:7', joined: ['8'], left: [], count: 2 });
+    await expect(got).resolves.toMatchObject({ users: ['7', '8'], joined: ['8'], count: 2 });
+    subscribeAnswers.set('incident:7', [
+      { ok: true, presence: { users: ['7', '9'], count: 2, connections: 3 } },
+    ]);
+    got = until((s) => s.connections === 3);
+    sockets[0]?.conn.close();
+    await expect(got).resolves.toMatchObject({
+      users: ['7', '9'],
+      joined: ['9'],
+      left: ['8'],
+      count: 2,
+    });
   });
 });

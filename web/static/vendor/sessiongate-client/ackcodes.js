@@ -25,6 +25,8 @@ export const ACK_CODES = [
     { code: 'FORBIDDEN', temporary: false, client: false },
     // subscribe / unsubscribe and client events
     { code: 'UNAVAILABLE', temporary: true, client: false },
+    // Also made by the client for a call while the server has sent it away
+    // (state `rate_limited`), with the time left as `retryAfterMs`.
     { code: 'RATE_LIMITED', temporary: true, client: false },
     // client events (contract §13)
     { code: 'REJECTED', temporary: false, client: false },
@@ -110,10 +112,16 @@ export function clientError(code, message) {
  * ackRetryDelay returns how long to wait before asking again after the
  * temporary error `detail`, the `attempt`-th in a row (0-based): the
  * client's backoff (the same as its reconnection's), and never less than
- * the server's `retryAfterMs`.
+ * the server's `retryAfterMs`, moved later at random by up to
+ * randomizationFactor of it: the tabs of one user share one rate-limit
+ * bucket (contract §14), and retrying all at the same moment would have
+ * most of them refused again.
  */
-export function ackRetryDelay(detail, attempt, backoff) {
-    return Math.max(backoffDelay(attempt, backoff), detail.retryAfterMs ?? 0);
+export function ackRetryDelay(detail, attempt, backoff, random = Math.random) {
+    const wait = detail.retryAfterMs ?? 0;
+    const factor = Math.min(1, Math.max(0, backoff.randomizationFactor));
+    const floor = Math.ceil(wait * (1 + factor * random()));
+    return Math.max(backoffDelay(attempt, backoff, random), floor);
 }
 function isRecord(v) {
     return typeof v === 'object' && v !== null;

@@ -1,7 +1,17 @@
 import { io } from 'socket.io-client';
 import { ackErrorOf, ackRetryDelay, CallError, clientError, SubscriptionError, } from './ackcodes.js';
 import { backoffDelay } from './backoff.js';
+import { ackPresenceOf, MemberSet, presenceEventOf, } from './presence.js';
 import { REFUSAL_CODES, } from './types.js';
+/** The most rooms whose presence the client keeps: the server bounds a socket's rooms too. */
+const maxPresenceRooms = 1024;
+/** The most events held per room while its subscribe is in flight. */
+const maxPendingPresence = 64;
+/**
+ * A `rate_limited` within this long of the reconnection that followed the
+ * previous one continues the streak: the client's backoff doubles.
+ */
+const rateLimitStreakWindow = 60_000;
 const refusalCodes = new Set(REFUSAL_CODES);
 const expiredReasons = new Set(['revoked', 'expired', 'logged_out']);
 /**
@@ -15,7 +25,9 @@ const expiredReasons = new Set(['revoked', 'expired', 'logged_out']);
  * transports are retried with backoff; `session_expired` ends in state
  * `expired`; `server_restart` reconnects after a random part of the announced
  * delay so that clients do not all return at once (with backoff added when the
- * server sends the socket away again straight after).
+ * server sends the socket away again straight after); `rate_limited` leaves,
+ * waits at least its `retryAfterMs` plus a backoff that doubles while it
+ * recurs (state `rate_limited`), then reconnects.
  */
 export function createRealtime(options = {}) {
     return new RealtimeClient(options);
@@ -38,6 +50,11 @@ class RealtimeClient {
     #timer;
     #lastRestart;
     #restartStreak = 0;
+    #rateLimitDelayMax;
+    /** When the client reconnects, or reconnected, after the last `rate_limited`. */
+    #rateLimitedUntil;
+    #rateLimitStreak = 0;
+    #presence = new Map();
     #ackTimeout;
     #subscribeRetries;
     #subs = new Map();
@@ -49,6 +66,7 @@ class RealtimeClient {
         this.#reconnection = options.reconnection ?? true;
         this.#attemptsMax = options.reconnectionAttempts ?? Infinity;
         this.#restartDelayMax = options.restartDelayMax ?? 30_000;
+        this.#rateLimitDelayMax = options.rateLimitDelayMax ?? 60_000;
         this.#ackTimeout = options.ackTimeout ?? 10_000;
         this.#subscribeRetries = options.subscribeRetries ?? 5;
         this.#backoff = {
@@ -76,6 +94,8 @@ class RealtimeClient {
             this.#onDisconnect(reason);
         });
         s.on('session_expired', (payload) => this.#onSessionExpired(payload));
+        s.on('rate_limited', (payload) => this.#onRateLimited(payload));
+        s.on('presence', (payload) => this.#onPresenceEvent(payload));
         s.on('server_restart', (payload) => this.#onServerRestart(payload));
         s.io.on('reconnect_failed', () => {
             if (this.#state === 'reconnecting')
@@ -143,6 +163,7 @@ class RealtimeClient {
         for (const sub of [...this.#subs.values()])
             this.#dropSub(sub, clientError('CANCELLED', 'the client was closed'), false);
         this.#subErrorListeners.clear();
+        this.#presence.clear();
     }
     get subscriptions() {
         return [...this.#subs.keys()];
@@ -169,6 +190,7 @@ class RealtimeClient {
         const sub = this.#subs.get(room);
         if (sub)
             this.#dropSub(sub, clientError('CANCELLED', 'unsubscribed'), false);
+        this.#forgetPresence(room);
         if (this.#closed || !this.#socket.connected)
             return Promise.resolve();
         return new Promise((resolve, reject) => this.#sendUnsubscribe(room, 0, resolve, reject));
@@ -202,6 +224,18 @@ class RealtimeClient {
                 send(timeout);
                 return;
             }
+            // Sent away for flooding: fail now rather than pile calls up for the
+            // moment the client is let back in.
+            if (this.#state === 'rate_limited') {
+                const wait = Math.max(0, (this.#rateLimitedUntil ?? 0) - Date.now());
+                fail({
+                    code: 'RATE_LIMITED',
+                    message: `rate limited by the server; reconnecting in ${wait} ms`,
+                    temporary: true,
+                    retryAfterMs: wait,
+                });
+                return;
+            }
             // Only a connection under way is waited for; closed, refused or
             // expired, none is coming by itself.
             if (this.#closed || (this.#state !== 'connecting' && this.#state !== 'reconnecting')) {
@@ -224,6 +258,105 @@ class RealtimeClient {
             this.#connectWaiters.add(waiter);
         });
     }
+    onPresence(room, handler) {
+        const r = this.#presenceRoom(room, true);
+        if (r === undefined || this.#closed)
+            return () => { };
+        r.handlers.add(handler);
+        if (r.members?.known)
+            queueMicrotask(() => {
+                const members = this.#presence.get(room)?.members;
+                if (r.handlers.has(handler) && members?.known)
+                    invoke(() => handler(members.snapshot()));
+            });
+        return () => {
+            r.handlers.delete(handler);
+            if (r.handlers.size === 0 && r.members === undefined && this.#presence.get(room) === r)
+                this.#presence.delete(room);
+        };
+    }
+    presence(room) {
+        const members = this.#presence.get(room)?.members;
+        return members?.known ? members.snapshot() : undefined;
+    }
+    /** The presence state of `room`, made when missing (beyond the cap only for `force`). */
+    #presenceRoom(room, force = false) {
+        let r = this.#presence.get(room);
+        if (r === undefined && (force || this.#presence.size < maxPresenceRooms)) {
+            r = { handlers: new Set(), members: undefined, pending: [] };
+            this.#presence.set(room, r);
+        }
+        return r;
+    }
+    /**
+     * Seeds `room`'s members from a subscribe acknowledgement, then applies
+     * the events that came while it was in flight; returns the snapshot, or
+     * undefined when the reply has no presence (not a presence room).
+     */
+    #seedPresence(room, reply) {
+        const p = ackPresenceOf(reply);
+        const r = p === undefined ? this.#presence.get(room) : this.#presenceRoom(room, true);
+        if (r === undefined)
+            return undefined;
+        const members = (r.members ??= new MemberSet(room));
+        const change = p === undefined ? undefined : members.seed(p);
+        members.seeded = true;
+        const pending = r.pending;
+        r.pending = [];
+        const joined = new Set(change?.joined);
+        const left = new Set(change?.left);
+        let changed = change !== undefined;
+        for (const e of pending) {
+            const c = members.apply(e);
+            if (c === undefined)
+                continue;
+            changed = true;
+            for (const u of c.left)
+                if (!joined.delete(u))
+                    left.add(u);
+            for (const u of c.joined)
+                if (!left.delete(u))
+                    joined.add(u);
+        }
+        const snap = members.snapshot({ joined: [...joined], left: [...left] });
+        if (changed)
+            this.#notifyPresence(r, snap);
+        return p === undefined ? undefined : snap;
+    }
+    #onPresenceEvent(payload) {
+        const e = presenceEventOf(payload);
+        if (e === undefined || this.#closed)
+            return;
+        const r = this.#presenceRoom(e.room);
+        if (r === undefined)
+            return;
+        const sub = this.#subs.get(e.room);
+        if (sub !== undefined && sub.token !== 0 && !r.members?.seeded) {
+            // Newer than the snapshot the ack will bring, or already in it: applied after it.
+            if (r.pending.length >= maxPendingPresence)
+                r.pending.shift();
+            r.pending.push(e);
+            return;
+        }
+        const members = (r.members ??= new MemberSet(e.room));
+        const change = members.apply(e);
+        if (change !== undefined)
+            this.#notifyPresence(r, members.snapshot(change));
+    }
+    #notifyPresence(r, snap) {
+        for (const h of [...r.handlers])
+            invoke(() => h(snap));
+    }
+    /** Drops what the client knows of `room`'s members; its handlers stay. */
+    #forgetPresence(room) {
+        const r = this.#presence.get(room);
+        if (r === undefined)
+            return;
+        r.members = undefined;
+        r.pending = [];
+        if (r.handlers.size === 0)
+            this.#presence.delete(room);
+    }
     #onConnect() {
         this.#retries = 0;
         this.#setState('connected');
@@ -243,6 +376,15 @@ class RealtimeClient {
             sub.timer = undefined;
             sub.token = 0;
             sub.ok = false;
+        }
+        // Members are kept for the difference the next snapshot makes; rooms
+        // the server joined (no subscribe to seed them again) start over.
+        for (const [room, r] of this.#presence) {
+            r.pending = [];
+            if (!this.#subs.has(room))
+                this.#forgetPresence(room);
+            else if (r.members)
+                r.members.seeded = false;
         }
     }
     #sendSubscribe(sub) {
@@ -266,10 +408,12 @@ class RealtimeClient {
             if (failure === undefined) {
                 sub.ok = true;
                 sub.failures = 0;
+                const presence = this.#seedPresence(sub.room, reply);
+                const result = presence === undefined ? { room: sub.room } : { room: sub.room, presence };
                 const waiters = sub.waiters;
                 sub.waiters = [];
                 for (const w of waiters)
-                    w.resolve();
+                    w.resolve(result);
                 return;
             }
             if (failure.temporary && sub.failures < this.#subscribeRetries) {
@@ -289,8 +433,10 @@ class RealtimeClient {
      * nobody waiting, tells the subscription error listeners.
      */
     #dropSub(sub, detail, report) {
-        if (this.#subs.get(sub.room) === sub)
+        if (this.#subs.get(sub.room) === sub) {
             this.#subs.delete(sub.room);
+            this.#forgetPresence(sub.room);
+        }
         if (sub.timer !== undefined)
             clearTimeout(sub.timer);
         sub.timer = undefined;
@@ -396,6 +542,44 @@ class RealtimeClient {
         this.#setState('reconnecting');
         this.#schedule(Math.round(Math.random() * window) + extra);
     }
+    /**
+     * The server sends the socket away for flooding (contract §14): leave at
+     * once, wait at least its `retryAfterMs` plus a backoff that doubles while
+     * it happens again soon after each reconnection (jittered, capped at
+     * `rateLimitDelayMax`), then connect again; subscriptions are sent again
+     * on the connection.
+     */
+    #onRateLimited(payload) {
+        if (this.#stopped())
+            return;
+        const raw = isRecord(payload) ? payload['retryAfterMs'] : undefined;
+        const max = this.#rateLimitDelayMax;
+        const retryAfterMs = typeof raw === 'number' && Number.isFinite(raw)
+            ? Math.min(max, Math.max(0, Math.ceil(raw)))
+            : this.#backoff.delay;
+        const now = Date.now();
+        const streak = this.#rateLimitedUntil !== undefined && now - this.#rateLimitedUntil < rateLimitStreakWindow
+            ? this.#rateLimitStreak + 1
+            : 0;
+        this.#rateLimitStreak = streak;
+        const extra = backoffDelay(streak, { ...this.#backoff, delayMax: max });
+        const delayMs = Math.max(retryAfterMs, Math.min(max, retryAfterMs + extra));
+        this.#rateLimitedUntil = now + delayMs;
+        this.#clearTimer();
+        // Before the server closes the socket: its "io server disconnect" would be final.
+        this.#socket.disconnect();
+        const code = 'RATE_LIMITED';
+        if (!this.#reconnection) {
+            this.#setState('disconnected', { code, retryAfterMs });
+            return;
+        }
+        this.#setState('rate_limited', { code, retryAfterMs, delayMs });
+        this.#timer = setTimeout(() => {
+            this.#timer = undefined;
+            this.#setState('reconnecting', { code });
+            this.#socket.connect();
+        }, delayMs);
+    }
     #retryLater(code) {
         const detail = code === undefined ? {} : { code };
         if (!this.#reconnection || this.#retries >= this.#attemptsMax) {
@@ -431,7 +615,10 @@ class RealtimeClient {
         invoke(() => handler(reason));
     }
     #setState(state, detail = {}) {
-        if (state === this.#state && detail.code === this.#code && detail.reason === this.#reason)
+        if (state === this.#state &&
+            detail.code === this.#code &&
+            detail.reason === this.#reason &&
+            detail.delayMs === undefined)
             return;
         this.#state = state;
         this.#code = detail.code;
