@@ -26,9 +26,10 @@ func render(r *results) []byte {
 	p("")
 	p("```sh")
 	p("bench/run.sh                      # everything (about 8 minutes), writes this file")
-	p("bench/run.sh memory broadcast     # a subset: memory broadcast handshake statements revocation attack slowread storm fanout-2000 cluster codec")
+	p("bench/run.sh memory broadcast     # a subset: memory broadcast handshake statements revocation attack slowread storm fanout-2000 cluster subscribe events presence codec")
 	p("bench/run.sh fanout-2000 cluster  # the fan-out sections: one node, then 3 + 3 nodes on Redis (about 2 minutes)")
 	p("bench/run.sh --quick              # small sizes, a smoke test; writes to $TMPDIR, not here")
+	p("bench/run.sh subscribe events presence  # the hook and presence sections (about 3 minutes)")
 	p("go run ./bench/loadtool -h        # the load tool alone")
 	p("```")
 	p("")
@@ -70,6 +71,9 @@ func render(r *results) []byte {
 	renderClusterSingle(p, r.Sections[secClusterSingle])
 	renderClusterBytes(p, r.Sections[secClusterBytes])
 	renderCodec(p, r.Sections["codec"])
+	renderSubscribe(p, r.Sections[secSubscribe])
+	renderEvents(p, r.Sections[secEvents])
+	renderPresence(p, r.Sections[secPresence])
 	renderLimits(p)
 	return []byte(b.String())
 }
@@ -195,6 +199,7 @@ func renderSummary(p printer, r *results) {
 		}
 	}
 	renderFanoutSummary(p, r)
+	renderHooksSummary(p, r)
 	p("")
 }
 

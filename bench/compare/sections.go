@@ -40,6 +40,9 @@ type row struct {
 	// the median run)
 	RunLastMs []float64 `json:"run_last_ms,omitempty"`
 
+	// events: the sockets of the run (one event in flight each)
+	Sockets int `json:"sockets,omitempty"`
+
 	// statements
 	Sessions        int        `json:"sessions,omitempty"`
 	Interval        string     `json:"interval,omitempty"`

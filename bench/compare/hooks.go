@@ -1,0 +1,358 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sessiongate/sessiongate/bench/internal/load"
+)
+
+// The sections of the application hooks and presence (issue 11):
+// subscribes answered from sessiongate's cache and through its hook, client
+// events forwarded to the application against the Node baseline's handler
+// calling the same endpoint with fetch, and presence as many users join one
+// room at once.
+
+// Names of this file's targets, as they appear in the tables.
+const (
+	nameApp             = "application endpoint"
+	nameSGSubscribeHook = "sessiongate serve, through the hook (no ttl)"
+	nameSGSubscribeTTL  = "sessiongate serve, answered from cache (ttl 300 s)"
+	nameNodeEvents      = "Node socket.io 4.8 baseline, handler calling fetch"
+)
+
+// Sections of this file.
+const (
+	secSubscribe = "subscribe"
+	secEvents    = "events"
+	secPresence  = "presence"
+)
+
+// Room and event names of these sections.
+const (
+	benchSubscribeRoom = "bench:sub"
+	benchPresenceRoom  = "bench:presence"
+	benchEvent         = "bench:act"
+)
+
+// startApp starts bench/appserver, the application endpoint.
+func (e *env) startApp(ctx context.Context) (*server, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, filepath.Join(e.bin, "appserver"), "-addr", addr)
+	cmd.Env = serverEnv()
+	return start(ctx, nameApp, addr, cmd)
+}
+
+// hookSecret signs sessiongate's hook requests in these sections (the
+// application endpoint does not check it; see bench/appserver).
+const hookSecret = "bench-hook-secret"
+
+// socketRate is the most requests per second one socket sends: below
+// sessiongate's per-connection packet budget (200 messages/s, bursts of
+// 500), past which it closes the connection (PACKET_BUDGET).
+const socketRate = 180
+
+// rpcRun seeds n sessions of n users, starts the application endpoint and
+// the server (startServer gets the endpoint's base URL), and runs the load
+// tool's mode with window requests per socket; the CPU time counted is the
+// server's and the endpoint's.
+func (e *env) rpcRun(ctx context.Context, mode string, n, window int,
+	startServer func(ctx context.Context, dbURL, appURL string) (*server, error)) (*load.Report, error) {
+	dbURL, creds, cleanup, err := e.sessionSchema(ctx, n, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer cleanup()
+	app, err := e.startApp(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer app.stop()
+	s, err := startServer(ctx, dbURL, app.url)
+	if err != nil {
+		return nil, err
+	}
+	defer s.stop()
+	return e.runLoad(ctx, "-mode", mode, "-url", s.url, "-cookies", creds, "-n", strconv.Itoa(n),
+		"-window", strconv.Itoa(window), "-warm", "2s", "-d", e.sizes.RPCD.String(),
+		"-room", benchSubscribeRoom, "-event", benchEvent, "-settle", "1s", "-socket-rate", strconv.Itoa(socketRate),
+		"-pids", strconv.Itoa(s.pid())+","+strconv.Itoa(app.pid()))
+}
+
+// subscribe measures subscribes per second, answered from the decision
+// cache (the endpoint answers with a ttl; warmed by the first subscribe of
+// each socket) and through the hook every time (no ttl).
+func (e *env) subscribe(ctx context.Context) ([]row, error) {
+	var rows []row
+	var errs []error
+	for _, t := range []struct{ name, query string }{
+		{nameSGSubscribeTTL, "?ttl=300"},
+		{nameSGSubscribeHook, ""},
+	} {
+		if ctx.Err() != nil {
+			break
+		}
+		rep, err := e.rpcRun(ctx, load.ModeSubscribe, e.sizes.SubscribeN, e.sizes.SubscribeWindow,
+			func(ctx context.Context, dbURL, appURL string) (*server, error) {
+				return e.startSessiongateEnv(ctx, dbURL, 5*time.Minute, "RATE_LIMIT=0", "EVENT_RATE_LIMIT=0",
+					"SUBSCRIBE_URL="+appURL+"/subscribe"+t.query, "HOOK_SECRET="+hookSecret)
+			})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", t.name, err))
+		}
+		rows = append(rows, resultRow(t.name, rep, err))
+	}
+	return rows, errors.Join(errs...)
+}
+
+// events measures client events forwarded to the application endpoint, by
+// sessiongate (EVENTS_URL) and by the Node baseline's handler (fetch), at
+// each of EventsSockets sockets (one event in flight per socket), the two
+// servers alternating.
+func (e *env) events(ctx context.Context) ([]row, error) {
+	var rows []row
+	var errs []error
+	for _, n := range e.sizes.EventsSockets {
+		for _, name := range []string{nameNodeEvents, nameSessiongate} {
+			if ctx.Err() != nil {
+				break
+			}
+			rep, err := e.rpcRun(ctx, load.ModeEvents, n, 1, func(ctx context.Context, dbURL, appURL string) (*server, error) {
+				if name == nameNodeEvents {
+					return e.startNodeEnv(ctx, dbURL, 5*time.Minute, "EVENTS_URL="+appURL+"/events")
+				}
+				return e.startSessiongateEnv(ctx, dbURL, 5*time.Minute, "RATE_LIMIT=0", "EVENT_RATE_LIMIT=0",
+					"EVENTS_URL="+appURL+"/events", "HOOK_SECRET="+hookSecret)
+			})
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s, %d sockets: %w", name, n, err))
+			}
+			r := resultRow(name, rep, err)
+			r.Sockets = n
+			rows = append(rows, r)
+		}
+	}
+	return rows, errors.Join(errs...)
+}
+
+// presence has PresenceN users (one socket each) join one presence room
+// within a second.
+func (e *env) presence(ctx context.Context) ([]row, error) {
+	n := e.sizes.PresenceN
+	dbURL, creds, cleanup, err := e.sessionSchema(ctx, n, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer cleanup()
+	s, err := e.startSessiongateEnv(ctx, dbURL, 5*time.Minute, "RATE_LIMIT=0", "EVENT_RATE_LIMIT=0",
+		"PUBLIC_ROOMS="+benchPresenceRoom, "PRESENCE_ROOMS="+benchPresenceRoom,
+		"PRESENCE_MAX_MEMBERS="+strconv.Itoa(n))
+	if err != nil {
+		return []row{failedRow(nameSessiongate, err)}, err
+	}
+	defer s.stop()
+	rep, err := e.runLoad(ctx, "-mode", load.ModePresence, "-url", s.url, "-cookies", creds, "-n", strconv.Itoa(n),
+		"-room", benchPresenceRoom, "-spread", "1s", "-settle", "2s", "-timeout", "30s")
+	return []row{resultRow(nameSessiongate, rep, err)}, err
+}
+
+// rpcRow finds the row of server at n sockets.
+func rpcRow(s *section, server string, n int) *row {
+	if s == nil {
+		return nil
+	}
+	for i := range s.Rows {
+		r := &s.Rows[i]
+		if r.Server == server && r.Sockets == n && r.Error == "" && r.Report != nil && r.Report.Latency != nil {
+			return r
+		}
+	}
+	return nil
+}
+
+// cpuPerAck is the CPU time of the counted processes per acked request, in µs.
+func cpuPerAck(rep *load.Report) string {
+	acks := rep.AckOK + rep.AckFailed
+	if acks == 0 || rep.ServerCPUSeconds <= 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.0f µs", rep.ServerCPUSeconds/float64(acks)*1e6)
+}
+
+// refusedCell lists an rpc row's refused acks by code.
+func refusedCell(rep *load.Report) string {
+	if rep.AckFailed == 0 {
+		return "0"
+	}
+	var parts []string
+	for code, n := range rep.AckErrors {
+		parts = append(parts, fmt.Sprintf("%s: %d", code, n))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// renderHooksSummary writes the goal rows of this file's sections.
+func renderHooksSummary(p printer, r *results) {
+	if s := r.Sections[secSubscribe]; s != nil {
+		ttl, hook := find(s, nameSGSubscribeTTL), find(s, nameSGSubscribeHook)
+		if ttl != nil && hook != nil && ttl.Report.Latency != nil && hook.Report.Latency != nil {
+			p("| subscribes/s, %d sockets × %d in flight: from cache; through the hook | measured (no target) | %.0f/s (p99 %.1f ms); %.0f/s (p99 %.1f ms) | — | — |",
+				s.Sizes.SubscribeN, s.Sizes.SubscribeWindow, ttl.Report.AckRate, ttl.Report.Latency.P99, hook.Report.AckRate, hook.Report.Latency.P99)
+		}
+	}
+	if s := r.Sections[secEvents]; s != nil {
+		n := s.Sizes.EventsGoalSockets
+		sg, node := rpcRow(s, nameSessiongate, n), rpcRow(s, nameNodeEvents, n)
+		if sg != nil && node != nil && node.Report.AckRate > 0 && node.Report.Latency.P99 > 0 {
+			rate := sg.Report.AckRate / node.Report.AckRate
+			lat := sg.Report.Latency.P99 / node.Report.Latency.P99
+			p("| client events forwarded to the app and acked, %d sockets (one in flight each) | ≥ 3× Node's rate at ≤ ½ its p99 | %.0f/s (p99 %.1f ms) | %.0f/s (p99 %.1f ms) | %s (%.2f× the rate, %.2f× the p99) |",
+				n, sg.Report.AckRate, sg.Report.Latency.P99, node.Report.AckRate, node.Report.Latency.P99,
+				verdict(rate >= 3 && lat <= 0.5), rate, lat)
+		}
+	}
+	if s := r.Sections[secPresence]; s != nil {
+		if sg := find(s, nameSessiongate); sg != nil && sg.Report.Presence != nil {
+			pr := sg.Report.Presence
+			ok := pr.Complete == pr.Users && pr.RepeatedJoins == 0 && pr.LeftEntries == 0 && pr.Events < pr.Naive/10
+			p("| presence: %d users join one room within 1 s | every member learns of every user once; no storm | %d/%d members learnt of all, %d repeated joins; %d events (naive fan-out: %d) | — | %s |",
+				pr.Users, pr.Complete, pr.Users, pr.RepeatedJoins, pr.Events, pr.Naive, verdict(ok))
+		}
+	}
+}
+
+func renderSubscribe(p printer, s *section) {
+	if !header(p, "14. Subscribes: from the cache and through the hook", s) {
+		return
+	}
+	p("%d sockets, each with its own session of its own user, each keep %d requests in flight (a new one", s.Sizes.SubscribeN, s.Sizes.SubscribeWindow)
+	p("as soon as an ack comes back), alternating `subscribe` and `unsubscribe` of one room")
+	p("(`%s`), for %s after 2 s of warm-up, with `EVENT_RATE_LIMIT=0`. A socket's requests are", benchSubscribeRoom, s.Sizes.RPCD)
+	p("handled one at a time, in order (contract §12), so its window queues at the server. The room")
+	p("is neither public nor a `user:` room, so every `subscribe` goes to the rules: `SUBSCRIBE_URL` is")
+	p("`bench/appserver` (a small Go net/http server, keep-alive, answering `{\"allow\":true}` without")
+	p("checking the signature), started for the run. *From cache*: the endpoint answers with `\"ttl\":300`,")
+	p("so after each socket's first subscribe (in the warm-up) the decision is reused; *through the hook*:")
+	p("no ttl, so every subscribe is a signed POST to the endpoint. An `unsubscribe` asks no one. The")
+	p("rate and the latency are the subscribes' (request sent to ack read); *all requests/s* counts the")
+	p("unsubscribes too. *CPU per subscribe* is sessiongate's and the endpoint's CPU time (user + system,")
+	p("`/proc/<pid>/stat`) over the window divided by the subscribes and unsubscribes acked. The")
+	p("server, the endpoint, the load tool and PostgreSQL are separate processes on the same %d cores,", 2)
+	p("none pinned.")
+	p("")
+	p("| server | sockets | subscribes acked | refused | **subscribes/s** | all requests/s | p50 | p99 | max (ms) | CPU per request (server + endpoint) | load tool CPU (cores) |")
+	p("|---|---|---|---|---|---|---|---|---|---|---|")
+	for _, r := range s.Rows {
+		if r.Report == nil || r.Report.Latency == nil {
+			continue
+		}
+		rep := r.Report
+		p("| %s | %d of %d | %d | %s | **%.0f** | %.0f | %.2f | %.2f | %.1f | %s | %.2f |", r.Server, rep.Connected, rep.Requested,
+			rep.AckOK-rep.Unsubscribes, refusedCell(rep), rep.AckRate, rep.RequestRate, rep.Latency.P50, rep.Latency.P99, rep.Latency.Max,
+			cpuPerAck(rep), rep.ClientCPUSeconds/s.Sizes.RPCD.Seconds())
+	}
+	p("")
+	errorRows(p, s)
+	p("")
+}
+
+func renderEvents(p printer, s *section) {
+	if !header(p, "15. Client events forwarded to the application", s) {
+		return
+	}
+	p("Each socket (its own session, its own user) sends the client event `%s` `{\"n\": <seq>}` with an", benchEvent)
+	p("ack, and the next one as soon as the ack comes back (one in flight per socket), for %s after", s.Sizes.RPCD)
+	p("2 s of warm-up. The server forwards it to the application endpoint `POST /events` of")
+	p("`bench/appserver` (a small Go net/http server, keep-alive; it decodes the JSON body and answers")
+	p("`{\"ok\":true,\"event\":…,\"echo\":<args[0]>}`, without checking a signature) and acks the")
+	p("answer. sessiongate: `EVENTS_URL` (contract §13: one call in flight per socket, order kept, at most")
+	p("64 calls in flight per process, signed, with the socket's Cookie), `EVENT_RATE_LIMIT=0`. Node: the")
+	p("baseline with `EVENTS_URL`, a `socket.onAny` handler that calls the endpoint with Node's global")
+	p("`fetch` (undici, keep-alive by default, no connection limit) with the same body and the Cookie,")
+	p("and acks the JSON. Each count of sockets runs on a fresh pair of processes, the two servers")
+	p("alternating. Latency is from the event's send to its ack's read. *CPU per event* is the")
+	p("server's and the endpoint's CPU time over the window divided by the acks. The server, the")
+	p("endpoint, the load tool and PostgreSQL are separate processes on the same 2 cores, none pinned;")
+	p("Node runs its JavaScript on one core, sessiongate may use both.")
+	p("")
+	p("| server | sockets | acked | refused | **events/s** | p50 | p99 | max (ms) | CPU per event (server + endpoint) | server + endpoint CPU (cores) | load tool CPU (cores) |")
+	p("|---|---|---|---|---|---|---|---|---|---|---|")
+	for _, r := range s.Rows {
+		if r.Report == nil || r.Report.Latency == nil {
+			continue
+		}
+		rep := r.Report
+		p("| %s | %d | %d | %s | **%.0f** | %.2f | %.2f | %.1f | %s | %.2f | %.2f |", r.Server, r.Sockets, rep.AckOK, refusedCell(rep),
+			rep.AckRate, rep.Latency.P50, rep.Latency.P99, rep.Latency.Max, cpuPerAck(rep),
+			rep.ServerCPUSeconds/s.Sizes.RPCD.Seconds(), rep.ClientCPUSeconds/s.Sizes.RPCD.Seconds())
+	}
+	p("")
+	errorRows(p, s)
+	p("")
+	var ratios []string
+	for _, n := range s.Sizes.EventsSockets {
+		sg, node := rpcRow(s, nameSessiongate, n), rpcRow(s, nameNodeEvents, n)
+		if sg == nil || node == nil || node.Report.AckRate == 0 || node.Report.Latency.P99 == 0 {
+			continue
+		}
+		ratios = append(ratios, fmt.Sprintf("%d sockets: %.2f× the rate, %.2f× the p99", n,
+			sg.Report.AckRate/node.Report.AckRate, sg.Report.Latency.P99/node.Report.Latency.P99))
+	}
+	if len(ratios) > 0 {
+		p("sessiongate against Node: %s. The goal row of the summary is the %d-socket run.", strings.Join(ratios, "; "), s.Sizes.EventsGoalSockets)
+		p("")
+	}
+	eventsNotes(p)
+}
+
+func renderPresence(p printer, s *section) {
+	if !header(p, "16. Presence: 1,000 users join one room", s) {
+		return
+	}
+	p("%d sockets, each with its own session of its own user, connect to one `sessiongate serve` with", s.Sizes.PresenceN)
+	p("`PRESENCE_ROOMS=%s`, `PUBLIC_ROOMS=%s` and `PRESENCE_MAX_MEMBERS=%d` (so that no list", benchPresenceRoom, benchPresenceRoom, s.Sizes.PresenceN)
+	p("is truncated and every user can be checked); then each subscribes to the room, the subscribes")
+	p("spread evenly over one second. Each socket keeps what it is told: its subscribe ack's snapshot")
+	p("(`presence.users`), then every `presence` event's `joined` and `left` (contract §15); the run")
+	p("waits until every socket knows all %d users, then 2 s more for late or repeated events.", s.Sizes.PresenceN)
+	p("*Repeated joins* counts (socket, user) pairs in the `joined` list of more than one event — the")
+	p("deduplication; *in snapshot and an event* those a socket was told of twice, by its snapshot and by")
+	p("the event of the window it joined in (allowed: a client applies the lists idempotently). The naive")
+	p("design sends every join to every other member: %d × %d = %d messages.", s.Sizes.PresenceN, s.Sizes.PresenceN-1, s.Sizes.PresenceN*(s.Sizes.PresenceN-1))
+	p("")
+	p("| server | users | subscribes ok | **presence events** | messages received | most events on one socket | naive fan-out | learnt of every user | repeated joins | in snapshot and an event | left entries | truncated | final count | complete after: p50 | p99 | last (ms) |")
+	p("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	for _, r := range s.Rows {
+		if r.Report == nil || r.Report.Presence == nil {
+			continue
+		}
+		pr := r.Report.Presence
+		d := pr.CompleteMs
+		if d == nil {
+			d = &load.Dist{}
+		}
+		final := strconv.Itoa(pr.FinalCount)
+		if pr.FinalCountOther > 0 {
+			final += fmt.Sprintf(" (%d sockets ended on another)", pr.FinalCountOther)
+		}
+		p("| %s | %d | %d | **%d** | %d | %d | %d | %d of %d | %d | %d | %d | %d | %s | %.0f | %.0f | %.0f |", r.Server, pr.Users, pr.AckedOK,
+			pr.Events, pr.Messages, pr.MaxEvents, pr.Naive, pr.Complete, pr.Users, pr.RepeatedJoins, pr.Overlap, pr.LeftEntries,
+			pr.Truncated, final, d.P50, d.P99, d.Max)
+	}
+	p("")
+	errorRows(p, s)
+	p("")
+}
+
+// eventsNotes says what the events figures show beyond the table.
+func eventsNotes(p printer) {
+}
