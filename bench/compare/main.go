@@ -65,8 +65,11 @@ type sizes struct {
 	Publishers        int           // concurrent single-user publishers
 	SubscribeN        int           // sockets of the subscribe section
 	SubscribeWindow   int           // subscribe/unsubscribe requests in flight per socket
-	RPCD              time.Duration // measured length of the subscribe and events runs
+	RPCD              time.Duration // measured length of the subscribe runs
+	RPCWarm           time.Duration // warm-up of each subscribe and events run
 	EventsSockets     []int         // socket counts of the events section (one event in flight each)
+	EventsD           time.Duration // measured length of each events run
+	EventsRuns        int           // runs of each server at each count, alternating; the median is reported
 	EventsGoalSockets int           // the count of the events goal row
 	PresenceN         int           // users joining the presence room
 }
@@ -77,7 +80,8 @@ var fullSizes = sizes{
 	Revoke: 1000, NodeRevokeEach: 10 * time.Second, Settle: 10 * time.Second,
 	AttackN: 100, AttackD: 30 * time.Second, SlowN: 100, Publishes: 60, StormN: 5000,
 	FanoutN: 2000, ClusterN: 3000, FanoutRounds: 9, FanoutRuns: 3, SingleD: 10 * time.Second, Publishers: 32,
-	SubscribeN: 256, SubscribeWindow: 2, RPCD: 8 * time.Second, EventsSockets: []int{64, 256, 1024}, EventsGoalSockets: 256,
+	SubscribeN: 256, SubscribeWindow: 2, RPCD: 8 * time.Second, RPCWarm: time.Second,
+	EventsSockets: []int{64, 256, 1024}, EventsD: 4 * time.Second, EventsRuns: 3, EventsGoalSockets: 256,
 	PresenceN: 1000,
 }
 
@@ -87,7 +91,8 @@ var quickSizes = sizes{
 	Revoke: 100, NodeRevokeEach: 2 * time.Second, Settle: 2 * time.Second,
 	AttackN: 12, AttackD: 3 * time.Second, SlowN: 10, Publishes: 5, StormN: 200,
 	FanoutN: 200, ClusterN: 300, FanoutRounds: 2, FanoutRuns: 1, SingleD: 2 * time.Second, Publishers: 8,
-	SubscribeN: 32, SubscribeWindow: 2, RPCD: 2 * time.Second, EventsSockets: []int{32}, EventsGoalSockets: 32,
+	SubscribeN: 32, SubscribeWindow: 2, RPCD: 2 * time.Second, RPCWarm: time.Second,
+	EventsSockets: []int{32}, EventsD: time.Second, EventsRuns: 1, EventsGoalSockets: 32,
 	PresenceN: 100,
 }
 

@@ -40,8 +40,10 @@ type row struct {
 	// the median run)
 	RunLastMs []float64 `json:"run_last_ms,omitempty"`
 
-	// events: the sockets of the run (one event in flight each)
-	Sockets int `json:"sockets,omitempty"`
+	// events: the sockets of the run (one event in flight each), and the
+	// p99 latency of all its runs (RunRates holds their rates)
+	Sockets int       `json:"sockets,omitempty"`
+	RunP99  []float64 `json:"run_p99_ms,omitempty"`
 
 	// statements
 	Sessions        int        `json:"sessions,omitempty"`

@@ -254,13 +254,15 @@ func (h *rpcConn) run(ctx context.Context, cfg *Config, st *rpcStats) {
 	for range cfg.Window {
 		h.credits <- struct{}{}
 	}
-	writerDone := make(chan struct{})
-	defer func() { <-writerDone }()
+	writerDone, quit := make(chan struct{}), make(chan struct{})
+	defer func() { close(quit); <-writerDone }()
 	go func() {
 		defer close(writerDone)
 		for {
 			select {
 			case <-h.credits:
+			case <-quit:
+				return
 			case <-ctx.Done():
 				return
 			}
