@@ -125,6 +125,17 @@
 // disconnected. Refusals are audited SOCKET_RATE_LIMITED, aggregated per
 // user per window.
 //
+// # Presence
+//
+// With Config.PresenceRooms, the members (users) of those rooms are tracked
+// from every change of a local socket's rooms (socketio's OnRoomChange:
+// subscribe, session rooms, room operations, disconnects) and, on a
+// cluster, from the other nodes' gossip (server-side events
+// "sessiongate:presence"); package internal/presence holds the state
+// machine. The room's sockets on this node are sent "presence" events,
+// coalesced per 500 ms and with leaves debounced; a subscribe's ack and
+// Gateway.Presence give the current members (presence.go).
+//
 // # Lifecycle
 //
 // New starts the audit writer. Run runs the monitor scheduler and the
@@ -133,7 +144,7 @@
 // neither re-checked nor ended by the store. Shutdown tells every socket to
 // reconnect later ("server_restart" {"retryAfterMs": N}), disconnects it,
 // stops the scheduler and flushes the audit trail. Close only flushes and
-// stops the audit writer.
+// stops the audit writer, and stops presence (its "bye" to the other nodes).
 //
 // Raw session ids never appear in logs or the audit trail: they carry
 // sessiongate.ShortHash(sid).

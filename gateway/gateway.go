@@ -118,6 +118,21 @@ type Config struct {
 	EventRate  float64
 	EventBurst int
 
+	// PresenceRooms are the rooms whose members (users) are told who is
+	// in them (PRESENCE_ROOMS; user: rooms never): "presence" events, a
+	// snapshot in the subscribe ack, Gateway.Presence; across a cluster
+	// through the main namespace's server-side events. A member whose
+	// last socket left is announced gone after PresenceLeaveDelay
+	// (DefaultPresenceLeaveDelay; negative: at once); lists hold at most
+	// PresenceMaxMembers users (DefaultPresenceMaxMembers); another
+	// node's members are forgotten PresenceTTL (DefaultPresenceTTL) after
+	// its last word. See presence.go and the contract's Presence section.
+	// Nil: no presence.
+	PresenceRooms      []RoomPattern
+	PresenceLeaveDelay time.Duration
+	PresenceMaxMembers int
+	PresenceTTL        time.Duration
+
 	Logger *slog.Logger     // default slog.Default()
 	Now    func() time.Time // default time.Now; for tests
 }
@@ -143,8 +158,10 @@ type Gateway struct {
 	subs    subscriptions
 	events  clientEvents
 	limits  userLimits
-	audit   *auditWriter
-	stats   counters
+	// presence is nil without Config.PresenceRooms.
+	presence *presenceTracker
+	audit    *auditWriter
+	stats    counters
 
 	mu       sync.Mutex
 	live     map[string]*liveSession // by SessionHash
@@ -190,6 +207,9 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.EventRate < 0 || cfg.EventBurst < 0 {
 		return nil, errors.New("gateway: EventRate and EventBurst must not be negative")
 	}
+	if cfg.PresenceMaxMembers < 0 || cfg.PresenceTTL < 0 {
+		return nil, errors.New("gateway: PresenceMaxMembers and PresenceTTL must not be negative")
+	}
 	for i, s := range cfg.Secrets {
 		if len(s) == 0 {
 			return nil, fmt.Errorf("gateway: secret %d is empty", i)
@@ -233,6 +253,9 @@ func New(cfg Config) (*Gateway, error) {
 	if g.now == nil {
 		g.now = time.Now
 	}
+	if len(cfg.PresenceRooms) > 0 {
+		g.presence = newPresenceTracker(cfg, g.now)
+	}
 	g.clients = clientip.New(cfg.TrustedProxies)
 	g.clients.OnUntrustedForwarder = g.warnUntrustedForwarder
 	g.stats.init()
@@ -257,8 +280,9 @@ func orDefault[T comparable](v, def T) T {
 
 // Attach installs the handshake hook (OnConnecting), the connect and
 // disconnect handlers, the handlers of EventSubscribe and EventUnsubscribe,
-// and the fallback handler of client events (OnUnhandled: forwarded by
-// Config.Events) on ns. Call it before clients connect and before
+// the fallback handler of client events (OnUnhandled: forwarded by
+// Config.Events) and, with Config.PresenceRooms, the presence hooks
+// (OnRoomChange, OnServerEvent) on ns; attach one namespace only. Call it before clients connect and before
 // adding hooks or handlers that rely on the identity. The identity lives in
 // the socket's context (read it with IdentityOf); the socket's Data stays
 // the application's.
@@ -269,6 +293,7 @@ func (g *Gateway) Attach(ns *socketio.Namespace) {
 	ns.On(EventSubscribe, g.subscribe)
 	ns.On(EventUnsubscribe, g.unsubscribe)
 	ns.OnUnhandled(g.clientEvent)
+	g.attachPresence(ns)
 }
 
 // connKey is the context key of the gateway's conn on a socket.
@@ -368,6 +393,9 @@ func (g *Gateway) Shutdown(ctx context.Context, retryAfter time.Duration) error 
 // audit spool for the next start, or without a spool is dropped (counted
 // and logged).
 func (g *Gateway) Close(ctx context.Context) error {
+	if g.presence != nil {
+		g.presence.close(ctx) // its "bye" goes before the bus closes
+	}
 	return g.audit.close(ctx)
 }
 

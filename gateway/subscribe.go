@@ -181,6 +181,8 @@ type ackError struct {
 type ackReply struct {
 	OK    bool      `json:"ok"`
 	Error *ackError `json:"error,omitempty"`
+	// Presence is the room's members, for a presence room (contract §15).
+	Presence *PresenceSnapshot `json:"presence,omitempty"`
 }
 
 func refuseRoom(code, msg string) *ackError {
@@ -206,6 +208,12 @@ func (g *Gateway) subscribe(s *socketio.Socket, ev socketio.Event, ack func(...a
 	}
 	reply := g.subscribeReply(s, ev.Args)
 	if ack != nil {
+		if reply.OK && g.presence != nil {
+			// After the join: the snapshot holds the subscriber.
+			if room, err := ParseRoomRequest(ev.Args); err == nil {
+				reply.Presence = g.presenceAck(room, connOf(s))
+			}
+		}
 		_ = ack(reply) // an error means the socket is gone
 	}
 }

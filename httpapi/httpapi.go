@@ -53,6 +53,9 @@ type Config struct {
 	// same key: POST /api/rooms/join, /api/rooms/leave and /api/disconnect
 	// (404 without it).
 	Rooms RoomOperator
+	// Presence, with a PublishKey, enables GET /api/presence behind the
+	// same key (404 without it).
+	Presence PresenceSource
 
 	// Auth enables /auth/login, /auth/logout and /auth/me; when false they
 	// answer 404 (a Node app owns login). Users, Sessions and Secrets are
@@ -226,6 +229,9 @@ func (h *Handler) routes() {
 			h.handle("POST /api/rooms/join", h.roomOp(RoomJoin))
 			h.handle("POST /api/rooms/leave", h.roomOp(RoomLeave))
 			h.handle("POST /api/disconnect", h.roomOp(RoomDisconnect))
+		}
+		if h.cfg.Presence != nil {
+			h.handle("GET /api/presence", http.HandlerFunc(h.presence))
 		}
 	}
 	if h.cfg.Auth {

@@ -666,3 +666,41 @@ func TestDisconnectSocketsRightAfterConnect(t *testing.T) {
 	c.connect("/")
 	c.expect("1")
 }
+
+// TestOnRoomChange: the handler hears every change of a local socket's
+// rooms, whatever made it (the connect hooks' rooms, Join, Leave, room
+// operations, the disconnect), with only the rooms that changed.
+func TestOnRoomChange(t *testing.T) {
+	srv := newTestServer(t)
+	roomsFromAuth(srv)
+	ns := srv.Of("/")
+	var mu sync.Mutex
+	var got []string
+	ns.OnRoomChange(func(ch RoomChange) {
+		mu.Lock()
+		got = append(got, fmt.Sprintf("+%v -%v", ch.Joined, ch.Left))
+		mu.Unlock()
+	})
+	_, s := connectIn(t, srv, "a", "b")
+	ctx := context.Background()
+	if err := s.Join(ctx, "b", "c", s.ID()); err != nil {
+		t.Fatal(err)
+	}
+	s.Leave("a", "x")
+	opts := BroadcastOptions{Rooms: []string{s.ID()}}
+	if err := ns.Adapter().AddSockets(ctx, opts, []string{"c", "d"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ns.Adapter().DelSockets(ctx, opts, []string{"c"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Disconnect(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{"+[a b] -[]", "+[c] -[]", "+[] -[a]", "+[d] -[]", "+[] -[c]", "+[] -[b d]"}
+	if !slices.Equal(got, want) {
+		t.Errorf("changes = %q, want %q", got, want)
+	}
+}

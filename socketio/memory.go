@@ -82,6 +82,7 @@ func (a *MemoryAdapter) AddAll(ctx context.Context, id string, rooms []string) e
 	if s == nil {
 		return ErrDisconnected
 	}
+	before := len(s.rooms)
 	for _, r := range rooms {
 		if r == id || slices.Contains(s.rooms, r) {
 			continue
@@ -94,6 +95,9 @@ func (a *MemoryAdapter) AddAll(ctx context.Context, id string, rooms []string) e
 		}
 		set[s] = struct{}{}
 	}
+	if h := a.ns.roomChangeHandler(); h != nil && len(s.rooms) > before {
+		h(RoomChange{Socket: s, Joined: s.rooms[before:len(s.rooms):len(s.rooms)]})
+	}
 	return nil
 }
 
@@ -105,6 +109,8 @@ func (a *MemoryAdapter) Del(id string, rooms []string) {
 	if s == nil {
 		return
 	}
+	h := a.ns.roomChangeHandler()
+	var left []string
 	for _, r := range rooms {
 		i := slices.Index(s.rooms, r)
 		if i < 0 {
@@ -112,9 +118,15 @@ func (a *MemoryAdapter) Del(id string, rooms []string) {
 		}
 		s.rooms = slices.Delete(s.rooms, i, i+1)
 		a.removeLocked(s, r)
+		if h != nil {
+			left = append(left, r)
+		}
 	}
 	if len(s.rooms) == 0 {
 		s.rooms = nil
+	}
+	if len(left) > 0 {
+		h(RoomChange{Socket: s, Left: left})
 	}
 }
 
@@ -129,6 +141,9 @@ func (a *MemoryAdapter) DelAll(id string) {
 	delete(a.sockets, id)
 	for _, r := range s.rooms {
 		a.removeLocked(s, r)
+	}
+	if h := a.ns.roomChangeHandler(); h != nil && len(s.rooms) > 0 {
+		h(RoomChange{Socket: s, Left: s.rooms})
 	}
 	s.rooms = nil
 }

@@ -25,6 +25,7 @@ type Namespace struct {
 	onServerEvent []ServerEventHandler
 	handlers      map[string]EventHandler
 	unhandled     EventHandler
+	onRoomChange  func(RoomChange)
 }
 
 func newNamespace(srv *Server, name string) *Namespace {
@@ -107,6 +108,36 @@ func (n *Namespace) OnServerEvent(h ServerEventHandler) {
 	n.hmu.Lock()
 	n.onServerEvent = append(n.onServerEvent, h)
 	n.hmu.Unlock()
+}
+
+// RoomChange is a change of the rooms of one local socket, however it came
+// about: Socket.Join and Leave, the rooms of its OnConnecting hooks, a room
+// operation of any node (AddSockets, DelSockets) or its disconnection
+// (Left then holds every room it was in). Joined and Left hold only rooms
+// it actually entered or left, never its own id; they must not be kept or
+// modified after the handler returns.
+type RoomChange struct {
+	Socket *Socket
+	Joined []string
+	Left   []string
+}
+
+// OnRoomChange sets the handler told of every change of a local socket's
+// rooms (see RoomChange). It is called with the namespace's room table
+// locked, so that the changes of one socket arrive in the order they were
+// made and never for a room the socket is not (or no longer) in: it must
+// be quick, and must not call back into the adapter (Join, Leave, Rooms,
+// broadcasts) nor wait for anything that does. Presence counts live there.
+func (n *Namespace) OnRoomChange(h func(RoomChange)) {
+	n.hmu.Lock()
+	n.onRoomChange = h
+	n.hmu.Unlock()
+}
+
+func (n *Namespace) roomChangeHandler() func(RoomChange) {
+	n.hmu.RLock()
+	defer n.hmu.RUnlock()
+	return n.onRoomChange
 }
 
 func (n *Namespace) handler(event string) EventHandler {

@@ -96,6 +96,14 @@ type Config struct {
 	EventsURL    string
 	ClientEvents []gateway.RoomPattern
 
+	// PresenceRooms are the rooms with presence (nil: none; in --demo,
+	// demoPresenceRooms); PresenceLeaveDelay (0: at once),
+	// PresenceMaxMembers and PresenceTTL tune it (contract: Presence).
+	PresenceRooms      []gateway.RoomPattern
+	PresenceLeaveDelay time.Duration
+	PresenceMaxMembers int
+	PresenceTTL        time.Duration
+
 	// UserActiveQuery, when set, is the SELECT that says which users are
 	// still active (postgres.DB.UserQuery); otherwise, with AuthEndpoints,
 	// the embedded login's users table does.
@@ -224,7 +232,7 @@ var settings = []setting{
 		parse: func(c *Config, v string) error {
 			return parseCount(&c.LoginRateLimit, v, "attempts per minute, 0 disables")
 		}},
-	{env: "PUBLISH_KEY", def: "", arg: "KEY", secret: true, usage: "Bearer key of POST /api/publish; empty disables it (404)",
+	{env: "PUBLISH_KEY", def: "", arg: "KEY", secret: true, usage: "Bearer key of POST /api/publish, the room operations and GET /api/presence; empty disables them (404)",
 		parse: func(c *Config, v string) error { c.PublishKey = v; return nil }},
 	{env: "PUBLIC_ROOMS", def: "", arg: "LIST", usage: "comma-separated room patterns any authenticated socket may subscribe to ('*' matches any run of characters, e.g. news:*,lobby); user:* rooms never",
 		parse: parsePublicRooms},
@@ -234,6 +242,16 @@ var settings = []setting{
 		parse: func(c *Config, v string) error { return parseHookURL(&c.EventsURL, v) }},
 	{env: "CLIENT_EVENTS", def: "", arg: "LIST", usage: "comma-separated event name patterns forwarded to EVENTS_URL ('*' matches any run of characters, e.g. incident:*,notification:read); empty: every name; the others are UNKNOWN_EVENT",
 		parse: parseClientEvents},
+	{env: "PRESENCE_ROOMS", def: "", arg: "LIST", usage: "comma-separated room patterns with presence ('*' as in PUBLIC_ROOMS): their sockets get presence events when a user joins or leaves, the subscribe ack carries the members, GET /api/presence answers; user: rooms never; empty: none (in --demo: incident:*)",
+		parse: parsePresenceRooms},
+	{env: "PRESENCE_LEAVE_DELAY", def: "5s", arg: "DURATION", usage: "how long a user without a socket in a presence room stays a member before it is announced left (a reload or reconnect within it says nothing); 0: at once",
+		parse: func(c *Config, v string) error { return parseDurationIn(&c.PresenceLeaveDelay, v, 0, time.Hour) }},
+	{env: "PRESENCE_MAX_MEMBERS", def: "100", arg: "N", usage: "most users in a presence event's lists and a subscribe ack's members (the count stays exact; past it, truncated: true)",
+		parse: func(c *Config, v string) error { return parseCountIn(&c.PresenceMaxMembers, v, 1, 10000) }},
+	{env: "PRESENCE_TTL", def: "30s", arg: "DURATION", usage: "with CLUSTER, how long another node's presence members live without a word from it (its heartbeat comes every 10s, or TTL/3): a node that died takes its users with it after TTL + PRESENCE_LEAVE_DELAY",
+		parse: func(c *Config, v string) error {
+			return parseDurationIn(&c.PresenceTTL, v, time.Second, 10*time.Minute)
+		}},
 	{env: "HOOK_SECRET", def: "", arg: "SECRET", secret: true, usage: "HMAC-SHA256 key of X-Sessiongate-Signature on hook requests (required with SUBSCRIBE_URL or EVENTS_URL)",
 		parse: func(c *Config, v string) error { c.HookSecret = v; return nil }},
 	{env: "HOOK_TIMEOUT", def: "2s", arg: "DURATION", usage: "how long the application's hook may take; then the subscribe or client event is UNAVAILABLE",
@@ -537,6 +555,46 @@ func parsePublicRooms(c *Config, v string) error {
 		return err
 	}
 	c.PublicRooms = p
+	return nil
+}
+
+// demoPresenceRooms is PRESENCE_ROOMS in --demo when it is unset.
+const demoPresenceRooms = "incident:*"
+
+func parsePresenceRooms(c *Config, v string) error {
+	p, err := gateway.ParseRoomPatterns(v)
+	if err != nil {
+		return err
+	}
+	for _, rp := range p {
+		if strings.HasPrefix(rp.String(), "user:") {
+			return fmt.Errorf("pattern %q: user: rooms never have presence", rp.String())
+		}
+	}
+	c.PresenceRooms = p
+	return nil
+}
+
+// parseDurationIn sets *dst to v, a duration within [lo, hi].
+func parseDurationIn(dst *time.Duration, v string, lo, hi time.Duration) error {
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return fmt.Errorf("invalid duration %q (use e.g. 5s, 1m)", v)
+	}
+	if d < lo || d > hi {
+		return fmt.Errorf("must be within %v and %v, got %q", lo, hi, v)
+	}
+	*dst = d
+	return nil
+}
+
+// parseCountIn sets *dst to v, a whole number within [lo, hi].
+func parseCountIn(dst *int, v string, lo, hi int) error {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return fmt.Errorf("invalid number %q (%d to %d)", v, lo, hi)
+	}
+	*dst = n
 	return nil
 }
 

@@ -125,6 +125,16 @@ func TestConfigErrors(t *testing.T) {
 			wantLine: `sessiongate: --event-rate-limit: invalid rate "fast" (requests per second per user, 0 disables)`, wantCode: 2},
 		{name: "event burst negative", env: map[string]string{"EVENT_RATE_BURST": "-3"},
 			wantLine: `sessiongate: EVENT_RATE_BURST: invalid number "-3" (0 or more)`, wantCode: 2},
+		{name: "presence user rooms", env: map[string]string{"PRESENCE_ROOMS": "incident:*,user:*"},
+			wantLine: `sessiongate: PRESENCE_ROOMS: pattern "user:*": user: rooms never have presence`, wantCode: 2},
+		{name: "presence room control", env: map[string]string{"PRESENCE_ROOMS": "a\tb"},
+			wantLine: `sessiongate: PRESENCE_ROOMS: pattern "a\tb": room holds a control character`, wantCode: 2},
+		{name: "presence leave delay negative", env: map[string]string{"PRESENCE_LEAVE_DELAY": "-1s"},
+			wantLine: `sessiongate: PRESENCE_LEAVE_DELAY: must be within 0s and 1h0m0s, got "-1s"`, wantCode: 2},
+		{name: "presence max members zero", env: map[string]string{"PRESENCE_MAX_MEMBERS": "0"},
+			wantLine: `sessiongate: PRESENCE_MAX_MEMBERS: invalid number "0" (1 to 10000)`, wantCode: 2},
+		{name: "presence TTL too short", args: []string{"--presence-ttl", "500ms"},
+			wantLine: `sessiongate: --presence-ttl: must be within 1s and 10m0s, got "500ms"`, wantCode: 2},
 		{name: "subscribe URL without secret", env: map[string]string{"SUBSCRIBE_URL": "http://127.0.0.1:3001/hooks/subscribe"},
 			wantLine: `sessiongate: HOOK_SECRET: required with SUBSCRIBE_URL`, wantCode: 2},
 		{name: "subscribe URL scheme", env: map[string]string{"SUBSCRIBE_URL": "ftp://app/hooks", "HOOK_SECRET": "x"},
@@ -208,7 +218,8 @@ func TestFlagWinsOverEnv(t *testing.T) {
 	if c.PingInterval != 25*time.Second || c.PingTimeout != 20*time.Second || c.MaxPayload != 1_000_000 || c.MaxConnections != 50_000 ||
 		c.ConnectTimeout != 10*time.Second || c.SessionCookie != "connect.sid" || c.SocketPath != "/socket.io/" ||
 		c.RefreshThreshold != 5*time.Minute || c.RefreshExtend != 24*time.Hour || !c.AuthEndpoints || c.Demo ||
-		c.EventRateLimit != 20 || c.EventRateBurst != 0 {
+		c.EventRateLimit != 20 || c.EventRateBurst != 0 ||
+		c.PresenceRooms != nil || c.PresenceLeaveDelay != 5*time.Second || c.PresenceMaxMembers != 100 || c.PresenceTTL != 30*time.Second {
 		t.Errorf("defaults = %+v", c)
 	}
 }

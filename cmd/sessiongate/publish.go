@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 
+	"github.com/sessiongate/sessiongate/gateway"
 	"github.com/sessiongate/sessiongate/httpapi"
 	"github.com/sessiongate/sessiongate/socketio"
 )
@@ -39,4 +40,20 @@ func (p publisher) LeaveRooms(ctx context.Context, t httpapi.Target, rooms []str
 // DisconnectSockets disconnects the sockets t selects.
 func (p publisher) DisconnectSockets(ctx context.Context, t httpapi.Target, close bool) error {
 	return p.to(t).DisconnectSockets(ctx, close)
+}
+
+// gatewayPresence is GET /api/presence's source: the gateway's merged view.
+type gatewayPresence struct{ gw *gateway.Gateway }
+
+func (p gatewayPresence) Presence(room string, limit int) (httpapi.PresenceState, bool) {
+	snap, ok := p.gw.Presence(room, "", limit)
+	return httpapi.PresenceState{Users: snap.Users, Count: snap.Count, Connections: snap.Connections, Truncated: snap.Truncated}, ok
+}
+
+// presenceSource is nil without PRESENCE_ROOMS: /api/presence answers 404.
+func presenceSource(cfg Config, gw *gateway.Gateway) httpapi.PresenceSource {
+	if len(cfg.PresenceRooms) == 0 {
+		return nil
+	}
+	return gatewayPresence{gw}
 }

@@ -126,6 +126,13 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Demo && cfg.PresenceRooms == nil {
+		cfg.PresenceRooms, _ = gateway.ParseRoomPatterns(demoPresenceRooms)
+	}
+	leaveDelay := cfg.PresenceLeaveDelay
+	if leaveDelay == 0 {
+		leaveDelay = -1 // PRESENCE_LEAVE_DELAY=0: at once
+	}
 	s.gw, err = gateway.New(gateway.Config{
 		Sessions:              s.store,
 		Revocations:           s.store,
@@ -148,6 +155,10 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 		SubscribeTimeout:      cfg.HookTimeout,
 		Events:                forwarder,
 		ClientEvents:          cfg.ClientEvents,
+		PresenceRooms:         cfg.PresenceRooms,
+		PresenceLeaveDelay:    leaveDelay,
+		PresenceMaxMembers:    cfg.PresenceMaxMembers,
+		PresenceTTL:           cfg.PresenceTTL,
 		Logger:                log,
 	})
 	if err != nil {
@@ -208,6 +219,24 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 			prometheus.Counter("untrusted_forwarded_requests_total",
 				"Requests with X-Forwarded-For from a peer not in TRUSTED_PROXIES (the header is ignored; such clients share the peer's limits).",
 				func() uint64 { _, n := s.gw.UntrustedForwarders(); return n }),
+			prometheus.Gauge("presence_rooms",
+				"Presence rooms this node tracks (its own and those other nodes report; at most 100,000).",
+				func() int64 { return s.gw.PresenceStats().Rooms }),
+			prometheus.Counter("presence_events_total",
+				"Presence events sent to this node's sockets (one per room and flush, whatever the number of sockets).",
+				func() uint64 { return s.gw.PresenceStats().Events }),
+			prometheus.Counter("presence_gossip_sent_total",
+				"Presence gossip messages published to the other nodes (deltas, heartbeats, sync, bye).",
+				func() uint64 { return s.gw.PresenceStats().GossipOut }),
+			prometheus.Counter("presence_gossip_received_total",
+				"Presence gossip messages received from the other nodes and applied.",
+				func() uint64 { return s.gw.PresenceStats().GossipIn }),
+			prometheus.Counter("presence_gossip_refused_total",
+				"Presence gossip messages refused: undecodable or over the size limit.",
+				func() uint64 { return s.gw.PresenceStats().GossipBad }),
+			prometheus.Counter("presence_dropped_total",
+				"Presence rooms and other nodes' entries not tracked: over 100,000 rooms or 1,000,000 entries.",
+				func() uint64 { return s.gw.PresenceStats().Dropped }),
 		},
 	})
 	if err != nil {
@@ -216,6 +245,7 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 	apiCfg := httpapi.Config{
 		Publisher:      publisher{ns},
 		Rooms:          publisher{ns},
+		Presence:       presenceSource(cfg, s.gw),
 		PublishKey:     cfg.PublishKey,
 		Auth:           cfg.AuthEndpoints,
 		Users:          s.store,
@@ -275,7 +305,7 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 		"cluster", s.clusterDesc(),
 		"origins", origins, "publish", cfg.PublishKey != "", "auth_endpoints", cfg.AuthEndpoints,
 		"prune_interval", cfg.pruneInterval(),
-		"public_rooms", len(cfg.PublicRooms), "subscribe_hook", cfg.SubscribeURL != "", "events_hook", cfg.EventsURL != "", "metrics_addr", s.metricsAddr(), "metrics_key", cfg.MetricsKey != "",
+		"public_rooms", len(cfg.PublicRooms), "presence_rooms", len(cfg.PresenceRooms), "subscribe_hook", cfg.SubscribeURL != "", "events_hook", cfg.EventsURL != "", "metrics_addr", s.metricsAddr(), "metrics_key", cfg.MetricsKey != "",
 		"version", version)
 	if cfg.MetricsAddr == "" && cfg.MetricsKey == "" {
 		log.Info("/metrics is not served: set METRICS_ADDR (e.g. 127.0.0.1:9090) for a private listener, or METRICS_KEY to serve it on LISTEN_ADDR behind a Bearer key")

@@ -85,7 +85,8 @@ func TestDemoSubscribe(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	for _, tc := range []struct{ email, want string }{
-		{"alice@example.com", `{"ok":true}`},
+		// incident:* has presence in the demo: the ack lists alice.
+		{"alice@example.com", `{"ok":true,"presence":{"users":["1"],"count":1,"connections":1}}`},
 		{"bob@example.com", `{"ok":false,"error":{"code":"FORBIDDEN","message":"subscription not allowed"}}`},
 	} {
 		res, body := post(t, base+"/auth/login", `{"email":"`+tc.email+`","password":"demo password"}`, nil)
