@@ -81,7 +81,7 @@ var fullSizes = sizes{
 	AttackN: 100, AttackD: 30 * time.Second, SlowN: 100, Publishes: 60, StormN: 5000,
 	FanoutN: 2000, ClusterN: 3000, FanoutRounds: 9, FanoutRuns: 3, SingleD: 10 * time.Second, Publishers: 32,
 	SubscribeN: 256, SubscribeWindow: 2, RPCD: 8 * time.Second, RPCWarm: time.Second,
-	EventsSockets: []int{64, 256, 1024}, EventsD: 4 * time.Second, EventsRuns: 3, EventsGoalSockets: 256,
+	EventsSockets: []int{64, 256, 1024}, EventsD: 3 * time.Second, EventsRuns: 3, EventsGoalSockets: 256,
 	PresenceN: 1000,
 }
 

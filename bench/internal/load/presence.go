@@ -40,8 +40,10 @@ type PresenceReport struct {
 	// first subscribe (the events, acks, pings).
 	Events   int `json:"events"`
 	Messages int `json:"messages"`
-	// MaxEvents is the most events one socket received.
-	MaxEvents int `json:"max_events"`
+	// MaxEvents is the most events one socket received; EventBytes the
+	// bytes of all the events' messages.
+	MaxEvents  int   `json:"max_events"`
+	EventBytes int64 `json:"event_bytes"`
 	// JoinedEntries and LeftEntries add up the lengths of the events'
 	// lists; SnapshotEntries the ack snapshots' users.
 	JoinedEntries   int `json:"joined_entries"`
@@ -79,6 +81,7 @@ type presConn struct {
 	joined   map[string]int // user → events whose joined list held it
 	left     int
 	events   int
+	bytes    int64
 	messages int
 	acked    bool
 	ackOK    bool
@@ -204,6 +207,7 @@ func runPresence(ctx context.Context, cfg *Config, rep *Report) error {
 		p.Events += h.events
 		p.Messages += h.messages
 		p.MaxEvents = max(p.MaxEvents, h.events)
+		p.EventBytes += h.bytes
 		p.JoinedEntries += h.joinedN
 		p.LeftEntries += h.left
 		p.SnapshotEntries += h.snapN
@@ -331,6 +335,7 @@ func (h *presConn) read(ctx context.Context, want int, done func()) {
 			}
 			h.mu.Lock()
 			h.events++
+			h.bytes += int64(len(msg))
 			h.count = ev.Count
 			h.joinedN += len(ev.Joined)
 			h.left += len(ev.Left)
