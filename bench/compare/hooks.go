@@ -152,6 +152,15 @@ func (e *env) events(ctx context.Context) ([]row, error) {
 	}{{nameNodeEvents, node}, {nameSessiongate, sg}}
 	runs := map[string][]row{}
 	var errs []error
+	// A warm-up of each server at the largest count, not recorded: Node's
+	// JIT compiles the handler and fetch over the first thousands of calls.
+	for _, t := range servers {
+		if _, err := e.runLoad(ctx, "-mode", load.ModeEvents, "-url", t.s.url, "-cookies", creds, "-n", strconv.Itoa(slices.Max(counts)),
+			"-window", "1", "-warm", "500ms", "-d", e.sizes.EventsD.String(), "-event", benchEvent,
+			"-socket-rate", strconv.Itoa(socketRate)); err != nil {
+			return nil, fmt.Errorf("%s: warm-up: %w", t.name, err)
+		}
+	}
 	for range max(e.sizes.EventsRuns, 1) {
 		for _, n := range counts {
 			for _, t := range servers {
@@ -359,7 +368,8 @@ func renderEvents(p printer, s *section) {
 	p("baseline with `EVENTS_URL`, a `socket.onAny` handler that calls the endpoint with Node's global")
 	p("`fetch` (undici, keep-alive by default, no connection limit) with the same body and the Cookie,")
 	p("and acks the JSON. Both servers and the endpoint start once and stay up between the load runs:")
-	p("%d rounds, each of every socket count on either server in turn, so that a drift in what else the", s.Sizes.EventsRuns)
+	p("one unrecorded warm-up run of each at %d sockets (Node's JIT compiles the handler and `fetch`", slices.Max(s.Sizes.EventsSockets))
+	p("over the first calls), then %d rounds, each of every socket count on either server in turn, so that a drift in what else the", s.Sizes.EventsRuns)
 	p("machine does falls on both alike; a row is the run with the median rate, and the last column lists")
 	p("every run's rate and p99. Latency is from the event's send to its ack's read. *CPU per event* is the")
 	p("server's and the endpoint's CPU time over the window divided by the acks. The server, the")

@@ -480,5 +480,12 @@ func renderLimits(p printer) {
 	p("  for it, so that `total_net_output_bytes` counts only that cluster's traffic.")
 	p("- Polling transport and the polling → websocket upgrade are not loaded: every client uses the")
 	p("  websocket transport directly.")
+	p("- The hook sections (14, 15) run the application endpoint (`bench/appserver`, Go) on the same two")
+	p("  cores as the server, the load tool and PostgreSQL; nothing is pinned to a core. A real")
+	p("  application (Express, with its session middleware reading the store) costs more per call than")
+	p("  this endpoint, which lowers both servers' rates, and sessiongate's cache of section 14 saves")
+	p("  more. Each socket sends at most 180 requests a second, under sessiongate's per-connection packet")
+	p("  budget (200 messages/s, bursts of 500, closed past it: `PACKET_BUDGET`), so the load is spread")
+	p("  over many sockets, as many users would spread it.")
 	p("")
 }
