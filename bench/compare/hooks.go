@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os/exec"
@@ -68,26 +69,41 @@ const socketRate = 180
 // tool's mode with window requests per socket; the CPU time counted is the
 // server's and the endpoint's.
 func (e *env) rpcRun(ctx context.Context, mode string, n, window int,
-	startServer func(ctx context.Context, dbURL, appURL string) (*server, error)) (*load.Report, error) {
+	startServer func(ctx context.Context, dbURL, appURL string) (*server, error)) (rep *load.Report, calls int64, err error) {
 	dbURL, creds, cleanup, err := e.sessionSchema(ctx, n, 0)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer cleanup()
 	app, err := e.startApp(ctx)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer app.stop()
 	s, err := startServer(ctx, dbURL, app.url)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer s.stop()
-	return e.runLoad(ctx, "-mode", mode, "-url", s.url, "-cookies", creds, "-n", strconv.Itoa(n),
+	rep, err = e.runLoad(ctx, "-mode", mode, "-url", s.url, "-cookies", creds, "-n", strconv.Itoa(n),
 		"-window", strconv.Itoa(window), "-warm", e.sizes.RPCWarm.String(), "-d", e.sizes.RPCD.String(),
 		"-room", benchSubscribeRoom, "-event", benchEvent, "-settle", "1s", "-socket-rate", strconv.Itoa(socketRate),
 		"-pids", strconv.Itoa(s.pid())+","+strconv.Itoa(app.pid()))
+	return rep, appCalls(ctx, app), err
+}
+
+// appCalls is the requests the application endpoint answered (its
+// /stats), subscribe and events together; -1 if unknown.
+func appCalls(ctx context.Context, app *server) int64 {
+	body, err := httpGet(ctx, app.url+"/stats")
+	if err != nil {
+		return -1
+	}
+	var st struct{ Subscribe, Events int64 }
+	if json.Unmarshal([]byte(body), &st) != nil {
+		return -1
+	}
+	return st.Subscribe + st.Events
 }
 
 // subscribe measures subscribes per second, answered from the decision
@@ -103,7 +119,7 @@ func (e *env) subscribe(ctx context.Context) ([]row, error) {
 		if ctx.Err() != nil {
 			break
 		}
-		rep, err := e.rpcRun(ctx, load.ModeSubscribe, e.sizes.SubscribeN, e.sizes.SubscribeWindow,
+		rep, calls, err := e.rpcRun(ctx, load.ModeSubscribe, e.sizes.SubscribeN, e.sizes.SubscribeWindow,
 			func(ctx context.Context, dbURL, appURL string) (*server, error) {
 				return e.startSessiongateEnv(ctx, dbURL, 5*time.Minute, "RATE_LIMIT=0", "EVENT_RATE_LIMIT=0",
 					"SUBSCRIBE_URL="+appURL+"/subscribe"+t.query, "HOOK_SECRET="+hookSecret)
@@ -111,7 +127,9 @@ func (e *env) subscribe(ctx context.Context) ([]row, error) {
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", t.name, err))
 		}
-		rows = append(rows, resultRow(t.name, rep, err))
+		r := resultRow(t.name, rep, err)
+		r.HookCalls = calls
+		rows = append(rows, r)
 	}
 	return rows, errors.Join(errs...)
 }
@@ -335,18 +353,23 @@ func renderSubscribe(p printer, s *section) {
 	p("unsubscribes too. *CPU per request* is sessiongate's and the endpoint's CPU time (user + system,")
 	p("`/proc/<pid>/stat`) over the window divided by the subscribes and unsubscribes acked. The")
 	p("server, the endpoint, the load tool and PostgreSQL are separate processes on the same %d cores,", 2)
-	p("none pinned.")
+	p("none pinned. *Hook calls* are the requests the endpoint answered over the whole run (warm-up,")
+	p("measured window and the drain): one per socket from the cache, one per subscribe without it.")
 	p("")
-	p("| server | sockets | subscribes acked | refused | **subscribes/s** | all requests/s | p50 | p99 | max (ms) | CPU per request (server + endpoint) | load tool CPU (cores) |")
-	p("|---|---|---|---|---|---|---|---|---|---|---|")
+	p("| server | sockets | subscribes acked | refused | **subscribes/s** | all requests/s | p50 | p99 | max (ms) | CPU per request (server + endpoint) | load tool CPU (cores) | hook calls, whole run |")
+	p("|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range s.Rows {
 		if r.Report == nil || r.Report.Latency == nil {
 			continue
 		}
 		rep := r.Report
-		p("| %s | %d of %d | %d | %s | **%.0f** | %.0f | %.2f | %.2f | %.1f | %s | %.2f |", r.Server, rep.Connected, rep.Requested,
+		calls := "—"
+		if r.HookCalls > 0 {
+			calls = strconv.FormatInt(r.HookCalls, 10)
+		}
+		p("| %s | %d of %d | %d | %s | **%.0f** | %.0f | %.2f | %.2f | %.1f | %s | %.2f | %s |", r.Server, rep.Connected, rep.Requested,
 			rep.AckOK-rep.Unsubscribes, refusedCell(rep), rep.AckRate, rep.RequestRate, rep.Latency.P50, rep.Latency.P99, rep.Latency.Max,
-			cpuPerAck(rep), rep.ClientCPUSeconds/s.Sizes.RPCD.Seconds())
+			cpuPerAck(rep), rep.ClientCPUSeconds/s.Sizes.RPCD.Seconds(), calls)
 	}
 	p("")
 	errorRows(p, s)

@@ -44,6 +44,8 @@ type row struct {
 	// p99 latency of all its runs (RunRates holds their rates)
 	Sockets int       `json:"sockets,omitempty"`
 	RunP99  []float64 `json:"run_p99_ms,omitempty"`
+	// subscribe: the application endpoint's calls over the whole run
+	HookCalls int64 `json:"hook_calls,omitempty"`
 
 	// statements
 	Sessions        int        `json:"sessions,omitempty"`
