@@ -133,7 +133,7 @@ func TestPresenceOneNode(t *testing.T) {
 	if _, ok := g.Presence("lobby", "", 10); ok {
 		t.Fatal("lobby has presence")
 	}
-	if st := g.PresenceStats(); st.Events < 3 || st.Rooms != 1 {
+	if st := g.PresenceStats(); st.Events != 3 || st.Rooms != 1 {
 		t.Fatalf("stats = %+v", st)
 	}
 }

@@ -26,8 +26,8 @@ const (
 const (
 	// Version is the wire version; a message of another is refused.
 	Version = 1
-	// MaxMessage is the largest encoded message, in bytes. The builder
-	// splits a larger state or delta into several messages.
+	// MaxMessage is the largest encoded message Decode takes, in bytes.
+	// Senders split a state or delta into messages of about 64 KiB at most.
 	MaxMessage = 1 << 20
 	// MaxNodeLen is the longest node id.
 	MaxNodeLen = 64
@@ -119,7 +119,32 @@ func validName(s string, maxLen int) bool {
 // quotes, colons, commas, braces, a count of up to 7 digits.
 const entryOverhead = 24
 
-// builder splits entries into messages of at most MaxMessage bytes.
+// chunkSize is the size a builder's messages stay under: small enough that
+// a receiver applies one in a millisecond or so (it holds the presence lock
+// meanwhile, which room changes wait for), large enough that a state of
+// 100,000 entries is a few dozen messages.
+const chunkSize = 64 << 10
+
+// jsonLen bounds the length of s, valid UTF-8, as encoding/json writes
+// it, quotes excluded: a quote or a backslash takes 2 bytes, a control character or
+// one of <>& 6, and a non-ASCII byte is counted twice (U+2028 and U+2029,
+// 3 bytes, take 6).
+func jsonLen(s string) int {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c == '<' || c == '>' || c == '&':
+			n += 6
+		case c == '"' || c == '\\' || c >= 0x80:
+			n += 2
+		default:
+			n++
+		}
+	}
+	return n
+}
+
+// builder splits entries into messages of at most chunkSize bytes.
 type builder struct {
 	typ, node string
 	out       []Message
@@ -131,9 +156,11 @@ func (b *builder) add(roomName, user string, c int) {
 	if !validName(user, MaxUserLen) || !validName(roomName, MaxRoomLen) {
 		return // refused by Decode: kept on this node
 	}
-	// Names are escaped at most 6 bytes per byte (\u00XX).
-	n := 6*(len(roomName)+len(user)) + entryOverhead
-	if b.cur.Rooms == nil || b.size+n > MaxMessage-256 {
+	n := jsonLen(user) + entryOverhead
+	if b.cur.Rooms[roomName] == nil {
+		n += jsonLen(roomName) + entryOverhead
+	}
+	if b.cur.Rooms == nil || b.size+n > chunkSize {
 		b.flush()
 		b.cur = Message{Type: b.typ, Node: b.node, Rooms: make(map[string]map[string]int)}
 		b.size = 0

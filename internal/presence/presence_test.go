@@ -1,11 +1,13 @@
 package presence
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -356,6 +358,9 @@ func TestLargeStateIsSplit(t *testing.T) {
 	n := 0
 	for _, m := range msgs {
 		wire := m.Encode()
+		if len(wire) > chunkSize+2048 {
+			t.Fatalf("a message of %d bytes", len(wire))
+		}
 		got, err := Decode(wire)
 		if err != nil {
 			t.Fatal(err)
@@ -425,4 +430,19 @@ func TestDeployReconnectSaysNothing(t *testing.T) {
 	if s := b.Snapshot("r", "", 1000); s.Count != 501 || s.Connections != 501 {
 		t.Fatalf("after: %+v", s)
 	}
+}
+
+func FuzzJSONLen(f *testing.F) {
+	for _, s := range []string{"", "incident:7", "a\"b\\c", "<&>", "\u2028\u2029", "é\x00\n", "\xff"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !utf8.ValidString(s) {
+			return // the builder takes valid names only
+		}
+		b, _ := json.Marshal(s)
+		if got := jsonLen(s); got < len(b)-2 {
+			t.Fatalf("jsonLen(%q) = %d, encoded %d", s, got, len(b)-2)
+		}
+	})
 }
