@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -64,32 +65,21 @@ const hookSecret = "bench-hook-secret"
 // 500), past which it closes the connection (PACKET_BUDGET).
 const socketRate = 180
 
-// rpcRun seeds n sessions of n users, starts the application endpoint and
-// the server (startServer gets the endpoint's base URL), and runs the load
-// tool's mode with window requests per socket; the CPU time counted is the
-// server's and the endpoint's.
-func (e *env) rpcRun(ctx context.Context, mode string, n, window int,
-	startServer func(ctx context.Context, dbURL, appURL string) (*server, error)) (rep *load.Report, calls int64, err error) {
-	dbURL, creds, cleanup, err := e.sessionSchema(ctx, n, 0)
-	if err != nil {
-		return nil, 0, err
-	}
-	defer cleanup()
-	app, err := e.startApp(ctx)
-	if err != nil {
-		return nil, 0, err
-	}
-	defer app.stop()
-	s, err := startServer(ctx, dbURL, app.url)
-	if err != nil {
-		return nil, 0, err
-	}
-	defer s.stop()
-	rep, err = e.runLoad(ctx, "-mode", mode, "-url", s.url, "-cookies", creds, "-n", strconv.Itoa(n),
-		"-window", strconv.Itoa(window), "-warm", e.sizes.RPCWarm.String(), "-d", e.sizes.RPCD.String(),
-		"-room", benchSubscribeRoom, "-event", benchEvent, "-settle", "1s", "-socket-rate", strconv.Itoa(socketRate),
+// ackRun runs the load tool's mode (subscribe or events) against s, n
+// sockets with window requests in flight each, for d; it counts the CPU
+// time of s and app, and returns the calls app answered during the run.
+func (e *env) ackRun(ctx context.Context, mode string, s, app *server, creds string, n, window int, warm, d time.Duration) (*load.Report, int64, error) {
+	before := appCalls(ctx, app)
+	rep, err := e.runLoad(ctx, "-mode", mode, "-url", s.url, "-cookies", creds, "-n", strconv.Itoa(n),
+		"-window", strconv.Itoa(window), "-warm", warm.String(), "-d", d.String(),
+		"-room", benchSubscribeRoom, "-event", benchEvent, "-socket-rate", strconv.Itoa(socketRate),
 		"-pids", strconv.Itoa(s.pid())+","+strconv.Itoa(app.pid()))
-	return rep, appCalls(ctx, app), err
+	after := appCalls(ctx, app)
+	calls := int64(-1)
+	if before >= 0 && after >= 0 {
+		calls = after - before
+	}
+	return rep, calls, err
 }
 
 // appCalls is the requests the application endpoint answered (its
@@ -108,28 +98,57 @@ func appCalls(ctx context.Context, app *server) int64 {
 
 // subscribe measures subscribes per second, answered from the decision
 // cache (the endpoint answers with a ttl; warmed by the first subscribe of
-// each socket) and through the hook every time (no ttl).
+// each socket) and through the hook every time (no ttl): two servers on one
+// schema, each with an endpoint of its own, up for the whole section;
+// SubscribeRuns rounds of a run on either in turn, a row being the run with
+// the median rate.
 func (e *env) subscribe(ctx context.Context) ([]row, error) {
-	var rows []row
-	var errs []error
-	for _, t := range []struct{ name, query string }{
-		{nameSGSubscribeTTL, "?ttl=300"},
-		{nameSGSubscribeHook, ""},
-	} {
-		if ctx.Err() != nil {
-			break
+	n := e.sizes.SubscribeN
+	dbURL, creds, cleanup, err := e.sessionSchema(ctx, n, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer cleanup()
+	type subTarget struct {
+		name, query string
+		s, app      *server
+	}
+	targets := []*subTarget{{name: nameSGSubscribeTTL, query: "?ttl=300"}, {name: nameSGSubscribeHook}}
+	for _, t := range targets {
+		if t.app, err = e.startApp(ctx); err != nil {
+			return nil, err
 		}
-		rep, calls, err := e.rpcRun(ctx, load.ModeSubscribe, e.sizes.SubscribeN, e.sizes.SubscribeWindow,
-			func(ctx context.Context, dbURL, appURL string) (*server, error) {
-				return e.startSessiongateEnv(ctx, dbURL, 5*time.Minute, "RATE_LIMIT=0", "EVENT_RATE_LIMIT=0",
-					"SUBSCRIBE_URL="+appURL+"/subscribe"+t.query, "HOOK_SECRET="+hookSecret)
-			})
+		defer t.app.stop()
+		dir := filepath.Join(e.tmp, "subscribe-"+randomHex(4))
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, err
+		}
+		t.s, err = e.startSessiongateEnv(ctx, dbURL, 5*time.Minute, "RATE_LIMIT=0", "EVENT_RATE_LIMIT=0",
+			"SUBSCRIBE_URL="+t.app.url+"/subscribe"+t.query, "HOOK_SECRET="+hookSecret, "DATA_DIR="+dir)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", t.name, err))
+			return nil, err
 		}
-		r := resultRow(t.name, rep, err)
-		r.HookCalls = calls
-		rows = append(rows, r)
+		defer t.s.stop()
+	}
+	runs := map[string][]row{}
+	var errs []error
+	for range max(e.sizes.SubscribeRuns, 1) {
+		for _, t := range targets {
+			if ctx.Err() != nil {
+				break
+			}
+			rep, calls, err := e.ackRun(ctx, load.ModeSubscribe, t.s, t.app, creds, n, e.sizes.SubscribeWindow, e.sizes.RPCWarm, e.sizes.RPCD)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", t.name, err))
+			}
+			r := resultRow(t.name, rep, err)
+			r.HookCalls = calls
+			runs[t.name] = append(runs[t.name], r)
+		}
+	}
+	var rows []row
+	for _, t := range targets {
+		rows = append(rows, medianAckRun(t.name, 0, runs[t.name]))
 	}
 	return rows, errors.Join(errs...)
 }
@@ -185,9 +204,7 @@ func (e *env) events(ctx context.Context) ([]row, error) {
 				if ctx.Err() != nil {
 					break
 				}
-				rep, err := e.runLoad(ctx, "-mode", load.ModeEvents, "-url", t.s.url, "-cookies", creds, "-n", strconv.Itoa(n),
-					"-window", "1", "-warm", e.sizes.RPCWarm.String(), "-d", e.sizes.EventsD.String(), "-event", benchEvent,
-					"-socket-rate", strconv.Itoa(socketRate), "-pids", strconv.Itoa(t.s.pid())+","+strconv.Itoa(app.pid()))
+				rep, _, err := e.ackRun(ctx, load.ModeEvents, t.s, app, creds, n, 1, e.sizes.RPCWarm, e.sizes.EventsD)
 				if err != nil {
 					errs = append(errs, fmt.Errorf("%s, %d sockets: %w", t.name, n, err))
 				}
@@ -293,6 +310,20 @@ func cpuPerAck(rep *load.Report) string {
 	return fmt.Sprintf("%.0f µs", rep.ServerCPUSeconds/float64(acks)*1e6)
 }
 
+// allRuns lists the rate (and p99) of every run of an ack row.
+func allRuns(r *row) string {
+	var each []string
+	for i, v := range r.RunRates {
+		if i < len(r.RunP99) {
+			each = append(each, fmt.Sprintf("%.0f (%.0f)", v, r.RunP99[i]))
+		}
+	}
+	if len(each) == 0 {
+		return "—"
+	}
+	return strings.Join(each, ", ")
+}
+
 // refusedCell lists an rpc row's refused acks by code.
 func refusedCell(rep *load.Report) string {
 	if rep.AckFailed == 0 {
@@ -353,23 +384,26 @@ func renderSubscribe(p printer, s *section) {
 	p("unsubscribes too. *CPU per request* is sessiongate's and the endpoint's CPU time (user + system,")
 	p("`/proc/<pid>/stat`) over the window divided by the subscribes and unsubscribes acked. The")
 	p("server, the endpoint, the load tool and PostgreSQL are separate processes on the same %d cores,", 2)
-	p("none pinned. *Hook calls* are the requests the endpoint answered over the whole run (warm-up,")
-	p("measured window and the drain): one per socket from the cache, one per subscribe without it.")
+	p("none pinned. Both servers (one schema, an endpoint each) stay up for the section: %d rounds of a", s.Sizes.SubscribeRuns)
+	p("run on either in turn; a row is the run with the median rate, the last column every run's rate")
+	p("and p99. *Hook calls* are the requests the endpoint answered during the row's run (warm-up,")
+	p("window, drain): without a ttl one per subscribe; with one, none once the first run has filled")
+	p("the cache (one per socket in that run).")
 	p("")
-	p("| server | sockets | subscribes acked | refused | **subscribes/s** | all requests/s | p50 | p99 | max (ms) | CPU per request (server + endpoint) | load tool CPU (cores) | hook calls, whole run |")
-	p("|---|---|---|---|---|---|---|---|---|---|---|---|")
+	p("| server | sockets | subscribes acked | refused | **subscribes/s** | all requests/s | p50 | p99 | max (ms) | CPU per request (server + endpoint) | load tool CPU (cores) | hook calls | all runs: subscribes/s (p99 ms) |")
+	p("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range s.Rows {
 		if r.Report == nil || r.Report.Latency == nil {
 			continue
 		}
 		rep := r.Report
 		calls := "—"
-		if r.HookCalls > 0 {
+		if r.HookCalls >= 0 {
 			calls = strconv.FormatInt(r.HookCalls, 10)
 		}
-		p("| %s | %d of %d | %d | %s | **%.0f** | %.0f | %.2f | %.2f | %.1f | %s | %.2f | %s |", r.Server, rep.Connected, rep.Requested,
+		p("| %s | %d of %d | %d | %s | **%.0f** | %.0f | %.2f | %.2f | %.1f | %s | %.2f | %s | %s |", r.Server, rep.Connected, rep.Requested,
 			rep.AckOK-rep.Unsubscribes, refusedCell(rep), rep.AckRate, rep.RequestRate, rep.Latency.P50, rep.Latency.P99, rep.Latency.Max,
-			cpuPerAck(rep), rep.ClientCPUSeconds/s.Sizes.RPCD.Seconds(), calls)
+			cpuPerAck(rep), rep.ClientCPUSeconds/s.Sizes.RPCD.Seconds(), calls, allRuns(&r))
 	}
 	p("")
 	errorRows(p, s)
@@ -407,15 +441,9 @@ func renderEvents(p printer, s *section) {
 			continue
 		}
 		rep := r.Report
-		var each []string
-		for i, v := range r.RunRates {
-			if i < len(r.RunP99) {
-				each = append(each, fmt.Sprintf("%.0f (%.0f)", v, r.RunP99[i]))
-			}
-		}
 		p("| %s | %d | %d | %s | **%.0f** | %.2f | %.2f | %.1f | %s | %.2f | %.2f | %s |", r.Server, r.Sockets, rep.AckOK, refusedCell(rep),
 			rep.AckRate, rep.Latency.P50, rep.Latency.P99, rep.Latency.Max, cpuPerAck(rep),
-			rep.ServerCPUSeconds/s.Sizes.EventsD.Seconds(), rep.ClientCPUSeconds/s.Sizes.EventsD.Seconds(), strings.Join(each, ", "))
+			rep.ServerCPUSeconds/s.Sizes.EventsD.Seconds(), rep.ClientCPUSeconds/s.Sizes.EventsD.Seconds(), allRuns(&r))
 	}
 	p("")
 	errorRows(p, s)
