@@ -54,7 +54,8 @@ func render(r *results) []byte {
 	p("runs connect-pg-simple's `SELECT sess FROM \"session\" WHERE sid = $1 AND expire >=")
 	p("to_timestamp($2)`, then one `setInterval` per socket re-running it; `bench/echoserver`")
 	p("(sessiongate's `engineio`/`socketio` packages, no sessions); `bench/wsbaseline`")
-	p("(github.com/coder/websocket echo, one goroutine per connection).")
+	p("(github.com/coder/websocket echo, one goroutine per connection); for sections 14–15,")
+	p("`bench/appserver`, the application endpoint both servers call (Go net/http, keep-alive).")
 	p("")
 
 	renderSummary(p, r)
