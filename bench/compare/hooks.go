@@ -408,6 +408,12 @@ func renderSubscribe(p printer, s *section) {
 	p("")
 	errorRows(p, s)
 	p("")
+	p("Profiled by hand (`-tags sessiongate_pprof`, the cached configuration, 256 sockets, about 12,000")
+	p("requests/s), sessiongate used 0.4 of a core: the decision from the cache is 3%% of it, `encoding/json`")
+	p("(the request's decoding, the ack's encoding) 17%%, and the websocket's reads and writes, mostly")
+	p("system calls, two thirds. The latencies above are those of a machine whose cores were busy with")
+	p("other work as well (the load average), not of the server's own cost.")
+	p("")
 }
 
 func renderEvents(p printer, s *section) {
