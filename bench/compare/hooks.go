@@ -410,8 +410,8 @@ func renderSubscribe(p printer, s *section) {
 	p("")
 	p("Profiled by hand (`-tags sessiongate_pprof`, the cached configuration, 256 sockets, about 12,000")
 	p("requests/s), sessiongate used 0.4 of a core: the decision from the cache is 3%% of it, `encoding/json`")
-	p("(the request's decoding, the ack's encoding) 17%%, and the websocket's reads and writes, mostly")
-	p("system calls, two thirds. The latencies above are those of a machine whose cores were busy with")
+	p("(the request's decoding, the ack's encoding) 17%%, the system calls of the websocket's reads and")
+	p("writes 39%%. The latencies above are those of a machine whose cores were busy with")
 	p("other work as well (the load average), not of the server's own cost.")
 	p("")
 }
