@@ -103,10 +103,10 @@ type Config struct {
 	// measured rounds and the single-user phase (the servers, their bus).
 	ServerPIDs []int
 
-	// Subscribe, events: requests in flight per socket (1), the pause
-	// before measuring while requests already flow (2s), the room
-	// subscribed to and the client event sent. Presence: the subscribes to
-	// Room are spread over Spread (1s).
+	// Subscribe, events: requests in flight per socket (1) and the pause
+	// before measuring while requests already flow (2s); Room is the room
+	// subscribed to, Event the client event sent. Presence: the subscribes
+	// to Room are spread over Spread (1s).
 	Window int
 	Warm   time.Duration
 	Spread time.Duration
