@@ -24,8 +24,9 @@ type presenceEvent struct {
 }
 
 // presenceClient logs email in on base, connects a socket there and
-// subscribes it to room; it returns the socket and the user's id.
-func presenceClient(t *testing.T, ctx context.Context, base, email, password, room string) (*siotest.Client, string) {
+// subscribes it to room; it returns the socket, with the members its ack
+// listed, and the user's id.
+func presenceClient(t *testing.T, ctx context.Context, base, email, password, room string) (*member, string) {
 	t.Helper()
 	res, body := post(t, base+"/auth/login", `{"email":"`+email+`","password":"`+password+`"}`, nil)
 	if res.StatusCode != 200 {
@@ -47,10 +48,37 @@ func presenceClient(t *testing.T, ctx context.Context, base, email, password, ro
 		t.Fatalf("%s connect: %v", email, err)
 	}
 	args, err := c.EmitWithAck(ctx, "subscribe", map[string]string{"room": room})
-	if err != nil || len(args) != 1 || !strings.HasPrefix(string(args[0]), `{"ok":true,"presence":{"users":[`) {
+	var ack struct {
+		OK       bool `json:"ok"`
+		Presence struct {
+			Users []string `json:"users"`
+		} `json:"presence"`
+	}
+	if err != nil || len(args) != 1 || json.Unmarshal(args[0], &ack) != nil || !ack.OK {
 		t.Fatalf("%s subscribe %s: %v %s", email, room, err, args)
 	}
-	return c, strconv.FormatInt(u.User.ID, 10)
+	id := strconv.FormatInt(u.User.ID, 10)
+	if len(ack.Presence.Users) == 0 || ack.Presence.Users[0] != id {
+		t.Fatalf("%s subscribe %s: %s, want the user first", email, room, args[0])
+	}
+	return &member{c, ack.Presence.Users}, id
+}
+
+// member is a socket of a presence room and the users it knows of: its
+// ack's, then its events'.
+type member struct {
+	*siotest.Client
+	users []string
+}
+
+// waitJoined returns once m knows that user is a member: from its ack, or
+// from a presence event.
+func (m *member) waitJoined(t *testing.T, ctx context.Context, user string) {
+	t.Helper()
+	if slices.Contains(m.users, user) {
+		return
+	}
+	waitPresence(t, ctx, m.Client, func(p presenceEvent) bool { return slices.Contains(p.Joined, user) })
 }
 
 // waitPresence reads c's presence events until one satisfies ok.
@@ -116,8 +144,10 @@ func TestClusterPresence(t *testing.T) {
 
 			alice, aliceID := presenceClient(t, ctx, baseA, "alice@example.com", "alice password", "incident:1")
 			bob, bobID := presenceClient(t, ctx, baseB, "bob@example.com", "bob password", "incident:1")
-			waitPresence(t, ctx, bob, func(p presenceEvent) bool { return slices.Contains(p.Joined, aliceID) })
-			waitPresence(t, ctx, alice, func(p presenceEvent) bool { return slices.Contains(p.Joined, bobID) })
+			// Each learns of the other, from its ack (when the other's node
+			// had told its node already) or from an event.
+			bob.waitJoined(t, ctx, aliceID)
+			alice.waitJoined(t, ctx, bobID)
 			want := []string{aliceID, bobID}
 			slices.Sort(want)
 			for _, base := range []string{baseA, baseB} {
@@ -132,7 +162,7 @@ func TestClusterPresence(t *testing.T) {
 			if err := mA.Close(); err != nil {
 				t.Fatal(err)
 			}
-			if p := waitPresence(t, ctx, bob, func(p presenceEvent) bool { return len(p.Left) > 0 }); !slices.Equal(p.Left, []string{aliceID}) || p.Count != 1 {
+			if p := waitPresence(t, ctx, bob.Client, func(p presenceEvent) bool { return len(p.Left) > 0 }); !slices.Equal(p.Left, []string{aliceID}) || p.Count != 1 {
 				t.Fatalf("after A stopped: %+v", p)
 			}
 			if users, count, conns := presenceAPI(t, baseB, "incident:1"); !slices.Equal(users, []string{bobID}) || count != 1 || conns != 1 {
