@@ -160,6 +160,9 @@ func TestPublish(t *testing.T) {
 		{name: "empty event", key: key, header: auth, body: `{"to":["r"],"event":""}`, wantStatus: 400, wantError: "empty"},
 		{name: "reserved connect", key: key, header: auth, body: `{"to":["r"],"event":"connect"}`, wantStatus: 400, wantError: "reserved"},
 		{name: "reserved session_expired", key: key, header: auth, body: `{"to":["r"],"event":"session_expired"}`, wantStatus: 400, wantError: "reserved"},
+		{name: "reserved presence", key: key, header: auth, body: `{"to":["r"],"event":"presence"}`, wantStatus: 400, wantError: "reserved"},
+		{name: "reserved rate_limited", key: key, header: auth, body: `{"to":["r"],"event":"rate_limited"}`, wantStatus: 400, wantError: "reserved"},
+		{name: "reserved recovery", key: key, header: auth, body: `{"to":["r"],"event":"recovery"}`, wantStatus: 400, wantError: "reserved"},
 		{name: "too large", key: key, header: auth, body: big, wantStatus: 413},
 		{name: "GET", key: key, method: "GET", header: auth, wantStatus: 405},
 	}

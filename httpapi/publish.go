@@ -42,6 +42,9 @@ var reservedEvents = map[string]bool{
 	"removeListener":  true,
 	"session_expired": true,
 	"server_restart":  true,
+	"presence":        true, // contract §15: a forged one would corrupt clients' member lists
+	"rate_limited":    true, // §14: the client backs off on it
+	"recovery":        true, // §16: the client reads its offset and missed flag
 }
 
 // Target selects sockets, on every node of a cluster: those in any of To and

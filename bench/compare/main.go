@@ -5,7 +5,7 @@
 //
 // Usage:
 //
-//	compare -bin DIR [-quick] [-out docs/benchmarks.md] [memory broadcast handshake statements revocation attack slowread storm fanout-2000 cluster codec ratelimit]
+//	compare -bin DIR [-quick] [-out docs/benchmarks.md] [memory broadcast handshake statements revocation attack slowread storm fanout-2000 cluster subscribe events presence codec ratelimit]
 //	compare -render [-out docs/benchmarks.md]
 //
 // With no section named, all run. Each server under test and the load tool
@@ -37,32 +37,42 @@ const table = "session"
 // Sections, in the order they run and appear.
 // "cluster" runs and writes the three sections cluster-fanout,
 // cluster-single and cluster-redis-bytes.
-var sectionNames = []string{"memory", "broadcast", "handshake", "statements", "revocation", "attack", "slowread", "storm", secFanout2000, "cluster", "codec", "ratelimit"}
+var sectionNames = []string{"memory", "broadcast", "handshake", "statements", "revocation", "attack", "slowread", "storm", secFanout2000, "cluster", secSubscribe, secEvents, secPresence, "codec", "ratelimit"}
 
 // sizes are the dimensions of a run.
 type sizes struct {
-	Memory         int           // idle connections for the memory figure
-	Broadcast      int           // sockets in the broadcast room
-	HandshakeC     int           // concurrent connecting clients
-	HandshakeD     time.Duration // measured run length
-	HandshakeRuns  int           // runs of each server, alternating; the median is reported
-	Statements     int           // live sessions for the statement count
-	CheckInterval  time.Duration // session check interval of the statement count
-	Intervals      int           // intervals counted
-	Revoke         int           // sessions revoked at once
-	NodeRevokeEach time.Duration // the Node baseline's shortened check interval for revocation
-	Settle         time.Duration // pause after connecting, before measuring
-	AttackN        int           // anonymous attackers
-	AttackD        time.Duration // how long they attack
-	SlowN          int           // authenticated sockets that never read
-	Publishes      int           // 1 MB publishes to them
-	StormN         int           // clients of the reconnect storm
-	FanoutN        int           // sockets (of as many users) of the one-node fan-out
-	ClusterN       int           // sockets (of as many users) over the three cluster nodes
-	FanoutRounds   int           // publishes to every user room, after 3 warm-up ones; the median is reported
-	FanoutRuns     int           // runs of each server in the one-node fan-out, alternating; the median is reported
-	SingleD        time.Duration // length of the cluster's single-user publishes
-	Publishers     int           // concurrent single-user publishers
+	Memory            int           // idle connections for the memory figure
+	Broadcast         int           // sockets in the broadcast room
+	HandshakeC        int           // concurrent connecting clients
+	HandshakeD        time.Duration // measured run length
+	HandshakeRuns     int           // runs of each server, alternating; the median is reported
+	Statements        int           // live sessions for the statement count
+	CheckInterval     time.Duration // session check interval of the statement count
+	Intervals         int           // intervals counted
+	Revoke            int           // sessions revoked at once
+	NodeRevokeEach    time.Duration // the Node baseline's shortened check interval for revocation
+	Settle            time.Duration // pause after connecting, before measuring
+	AttackN           int           // anonymous attackers
+	AttackD           time.Duration // how long they attack
+	SlowN             int           // authenticated sockets that never read
+	Publishes         int           // 1 MB publishes to them
+	StormN            int           // clients of the reconnect storm
+	FanoutN           int           // sockets (of as many users) of the one-node fan-out
+	ClusterN          int           // sockets (of as many users) over the three cluster nodes
+	FanoutRounds      int           // publishes to every user room, after 3 warm-up ones; the median is reported
+	FanoutRuns        int           // runs of each server in the one-node fan-out, alternating; the median is reported
+	SingleD           time.Duration // length of the cluster's single-user publishes
+	Publishers        int           // concurrent single-user publishers
+	SubscribeN        int           // sockets of the subscribe section
+	SubscribeWindow   int           // subscribe/unsubscribe requests in flight per socket
+	SubscribeRuns     int           // runs of each subscribe server, alternating; the median is reported
+	RPCD              time.Duration // measured length of the subscribe runs
+	RPCWarm           time.Duration // warm-up of each subscribe and events run
+	EventsSockets     []int         // socket counts of the events section (one event in flight each)
+	EventsD           time.Duration // measured length of each events run
+	EventsRuns        int           // runs of each server at each count, alternating; the median is reported
+	EventsGoalSockets int           // the count of the events goal row
+	PresenceN         int           // users joining the presence room
 }
 
 var fullSizes = sizes{
@@ -71,6 +81,9 @@ var fullSizes = sizes{
 	Revoke: 1000, NodeRevokeEach: 10 * time.Second, Settle: 10 * time.Second,
 	AttackN: 100, AttackD: 30 * time.Second, SlowN: 100, Publishes: 60, StormN: 5000,
 	FanoutN: 2000, ClusterN: 3000, FanoutRounds: 9, FanoutRuns: 3, SingleD: 10 * time.Second, Publishers: 32,
+	SubscribeN: 256, SubscribeWindow: 2, SubscribeRuns: 3, RPCD: 5 * time.Second, RPCWarm: time.Second,
+	EventsSockets: []int{64, 256, 1024}, EventsD: 3 * time.Second, EventsRuns: 3, EventsGoalSockets: 256,
+	PresenceN: 1000,
 }
 
 var quickSizes = sizes{
@@ -79,6 +92,9 @@ var quickSizes = sizes{
 	Revoke: 100, NodeRevokeEach: 2 * time.Second, Settle: 2 * time.Second,
 	AttackN: 12, AttackD: 3 * time.Second, SlowN: 10, Publishes: 5, StormN: 200,
 	FanoutN: 200, ClusterN: 300, FanoutRounds: 2, FanoutRuns: 1, SingleD: 2 * time.Second, Publishers: 8,
+	SubscribeN: 32, SubscribeWindow: 2, SubscribeRuns: 1, RPCD: 2 * time.Second, RPCWarm: time.Second,
+	EventsSockets: []int{32}, EventsD: time.Second, EventsRuns: 1, EventsGoalSockets: 32,
+	PresenceN: 100,
 }
 
 // env is what every section needs.
@@ -212,6 +228,9 @@ func run() error {
 		{"slowread", e.slowRead},
 		{"storm", e.storm},
 		{secFanout2000, e.fanout2000},
+		{secSubscribe, e.subscribe},
+		{secEvents, e.events},
+		{secPresence, e.presence},
 	} {
 		if !slices.Contains(want, s.name) || ctx.Err() != nil {
 			continue

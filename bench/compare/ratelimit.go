@@ -62,7 +62,7 @@ func (e *env) rateLimit(ctx context.Context) ([]rateLimitRun, error) {
 }
 
 func renderRateLimit(p printer, s *section) {
-	if !header(p, "14. Cluster: one user's event rate limit over 1–3 nodes", s) {
+	if !header(p, "17. Cluster: one user's event rate limit over 1–3 nodes", s) {
 		return
 	}
 	p("`bench/ratelimit` (`go run ./bench/ratelimit -nodes 1,2,3 -d 10s -rate 20 -per-node`, on a Redis")

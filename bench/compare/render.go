@@ -26,9 +26,10 @@ func render(r *results) []byte {
 	p("")
 	p("```sh")
 	p("bench/run.sh                      # everything (about 8 minutes), writes this file")
-	p("bench/run.sh memory broadcast     # a subset: memory broadcast handshake statements revocation attack slowread storm fanout-2000 cluster codec ratelimit")
+	p("bench/run.sh memory broadcast     # a subset: memory broadcast handshake statements revocation attack slowread storm fanout-2000 cluster subscribe events presence codec ratelimit")
 	p("bench/run.sh fanout-2000 cluster  # the fan-out sections: one node, then 3 + 3 nodes on Redis (about 2 minutes)")
 	p("bench/run.sh --quick              # small sizes, a smoke test; writes to $TMPDIR, not here")
+	p("bench/run.sh subscribe events presence  # the hook and presence sections (about 3 minutes)")
 	p("go run ./bench/loadtool -h        # the load tool alone")
 	p("```")
 	p("")
@@ -53,7 +54,8 @@ func render(r *results) []byte {
 	p("runs connect-pg-simple's `SELECT sess FROM \"session\" WHERE sid = $1 AND expire >=")
 	p("to_timestamp($2)`, then one `setInterval` per socket re-running it; `bench/echoserver`")
 	p("(sessiongate's `engineio`/`socketio` packages, no sessions); `bench/wsbaseline`")
-	p("(github.com/coder/websocket echo, one goroutine per connection).")
+	p("(github.com/coder/websocket echo, one goroutine per connection); for sections 14–15,")
+	p("`bench/appserver`, the application endpoint both servers call (Go net/http, keep-alive).")
 	p("")
 
 	renderSummary(p, r)
@@ -70,6 +72,9 @@ func render(r *results) []byte {
 	renderClusterSingle(p, r.Sections[secClusterSingle])
 	renderClusterBytes(p, r.Sections[secClusterBytes])
 	renderCodec(p, r.Sections["codec"])
+	renderSubscribe(p, r.Sections[secSubscribe])
+	renderEvents(p, r.Sections[secEvents])
+	renderPresence(p, r.Sections[secPresence])
 	renderRateLimit(p, r.Sections["ratelimit"])
 	renderLimits(p)
 	return []byte(b.String())
@@ -196,6 +201,7 @@ func renderSummary(p printer, r *results) {
 		}
 	}
 	renderFanoutSummary(p, r)
+	renderHooksSummary(p, r)
 	p("")
 }
 
@@ -476,5 +482,12 @@ func renderLimits(p printer) {
 	p("  for it, so that `total_net_output_bytes` counts only that cluster's traffic.")
 	p("- Polling transport and the polling → websocket upgrade are not loaded: every client uses the")
 	p("  websocket transport directly.")
+	p("- The hook sections (14, 15) run the application endpoint (`bench/appserver`, Go) on the same two")
+	p("  cores as the server, the load tool and PostgreSQL; nothing is pinned to a core. A real")
+	p("  application (Express, with its session middleware reading the store) costs more per call than")
+	p("  this endpoint, which lowers both servers' rates, and sessiongate's cache of section 14 saves")
+	p("  more. Each socket sends at most 180 requests a second, under sessiongate's per-connection packet")
+	p("  budget (200 messages/s, bursts of 500, closed past it: `PACKET_BUDGET`), so the load is spread")
+	p("  over many sockets, as many users would spread it.")
 	p("")
 }

@@ -40,6 +40,13 @@ type row struct {
 	// the median run)
 	RunLastMs []float64 `json:"run_last_ms,omitempty"`
 
+	// events: the sockets of the run (one event in flight each), and the
+	// p99 latency of all its runs (RunRates holds their rates)
+	Sockets int       `json:"sockets,omitempty"`
+	RunP99  []float64 `json:"run_p99_ms,omitempty"`
+	// subscribe: the application endpoint's calls over the whole run
+	HookCalls int64 `json:"hook_calls,omitempty"`
+
 	// statements
 	Sessions        int        `json:"sessions,omitempty"`
 	Interval        string     `json:"interval,omitempty"`

@@ -15,6 +15,11 @@
 //	fanout     -n sockets of distinct users spread over -urls; -rounds publishes to every user
 //	           room, time until the last socket has each; with -single D, D of single-user
 //	           publishes from -publishers, deliveries/s; with -redis, the bus's output bytes
+//	subscribe  -n sockets alternate subscribe/unsubscribe of -room, -window acks in flight each,
+//	           for -d after -warm: subscribes/s and their ack latency (the server's cache or hook)
+//	events     the same with client events -event {"n":seq} (forwarded to the server's app): acks/s
+//	presence   -n sockets of as many users subscribe to the presence room -room over -spread:
+//	           events and messages received, every user learnt of exactly once, time to converge
 //
 // Examples:
 //
@@ -78,6 +83,11 @@ A Socket.IO v4 load client (websocket only) for loopback servers. Modes:
   storm      -n clients at once, retrying with socket.io-client's backoff; time until all are in
   fanout     -n sockets of distinct users over -urls; -rounds publishes to every user room;
              -single D of single-user publishes (deliveries/s); -redis: the bus's output bytes
+  subscribe  -n sockets alternate subscribe/unsubscribe of -room, -window acks in flight each,
+             for -d after -warm: subscribes/s and their ack latency
+  events     the same with client events -event {"n":seq}: acks/s and latency
+  presence   -n sockets of as many users subscribe to presence room -room over -spread:
+             events and messages received, every user learnt of exactly once
 Prints progress on stderr and one JSON report on stdout.
 
 `)
@@ -88,10 +98,10 @@ Prints progress on stderr and one JSON report on stdout.
 		cookies = fs.String("cookies", "", "credentials file: <sid>\\t<Cookie header> per line")
 		cookie  = fs.String("cookie", "", "one Cookie header for every connection")
 		sources = fs.Int("sources", 4, "number of loopback source addresses (127.0.0.1, .2, ...)")
-		pids    = fs.String("pids", "", "fanout: comma-separated process ids whose CPU time is counted (the servers, their bus)")
+		pids    = fs.String("pids", "", "fanout, subscribe, events: comma-separated process ids whose CPU time is counted (the servers, their bus, the app)")
 		urls    = fs.String("urls", "", "fanout: comma-separated server base URLs the sockets are spread over (default -url)")
 	)
-	fs.StringVar(&cfg.Mode, "mode", load.ModeIdle, "idle, handshake, broadcast, revoke, attack, slowread, storm or fanout")
+	fs.StringVar(&cfg.Mode, "mode", load.ModeIdle, "idle, handshake, broadcast, revoke, attack, slowread, storm, fanout, subscribe, events or presence")
 	fs.StringVar(&cfg.URL, "url", "http://127.0.0.1:3000", "server base URL (loopback only)")
 	fs.BoolVar(&cfg.Raw, "raw", false, "plain websocket at -url, no Engine.IO (idle only)")
 	fs.IntVar(&cfg.N, "n", 100, "connections to open (idle, broadcast, revoke)")
@@ -117,6 +127,10 @@ Prints progress on stderr and one JSON report on stdout.
 	fs.DurationVar(&cfg.Single, "single", 0, "fanout: length of the single-user publish phase (0: none)")
 	fs.IntVar(&cfg.Publishers, "publishers", 32, "fanout: concurrent single-user publishers")
 	fs.StringVar(&cfg.RedisAddr, "redis", "", "fanout: host:port of the bus's Redis, whose INFO stats output bytes are counted")
+	fs.IntVar(&cfg.Window, "window", 1, "subscribe, events: requests in flight per socket")
+	fs.DurationVar(&cfg.Warm, "warm", 0, "subscribe, events: requests before measuring (default 2s)")
+	fs.Float64Var(&cfg.SocketRate, "socket-rate", 0, "subscribe, events: most requests per second from one socket (0: no limit)")
+	fs.DurationVar(&cfg.Spread, "spread", 0, "presence: the subscribes are spread over this (default 1s)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -43,6 +43,18 @@ func TestLoadtoolAgainstEcho(t *testing.T) {
 				t.Errorf("ok %d, failed %d (%v); want > 0 and 0", r.HandshakesOK, r.Failed, r.Errors)
 			}
 		}},
+		// The echo server acks "echo" with its arguments: the events mode's
+		// request/ack loop, paced at 100 a second per socket.
+		{"events", []string{"-mode", "events", "-n", "4", "-cookie", "a=b", "-event", "echo", "-window", "2",
+			"-warm", "200ms", "-d", "1s", "-socket-rate", "100"}, func(t *testing.T, r *load.Report) {
+			if r.Connected != 4 || r.AckOK == 0 || r.AckFailed != 0 || r.Latency == nil || r.Latency.Count != r.AckOK {
+				t.Errorf("connected %d, acks ok %d, refused %d (%v), latency %+v; want 4, > 0, 0, one per ack",
+					r.Connected, r.AckOK, r.AckFailed, r.AckErrors, r.Latency)
+			}
+			if r.AckRate > 4*100*1.1 {
+				t.Errorf("%.0f acks/s from 4 sockets paced at 100/s", r.AckRate)
+			}
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

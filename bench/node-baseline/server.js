@@ -6,7 +6,7 @@
 // re-reads the row and, when it is gone, emits session_expired and
 // disconnects. POST /api/publish follows sessiongate's contract (§6).
 //
-// Environment: PORT (3000), DATABASE_URL, SESSION_SECRETS (comma-separated,
+// Environment: PORT (3000), EVENTS_URL (unset: client events are ignored), DATABASE_URL, SESSION_SECRETS (comma-separated,
 // required), SESSION_TABLE ("session"), SESSION_CHECK_INTERVAL_MS (300000),
 // PUBLISH_KEY (unset: /api/publish answers 404), PG_POOL_MAX (10, pg's
 // default and so connect-pg-simple's).
@@ -16,6 +16,14 @@
 // and a duplicate subscriber) on REDIS_URL, with CLUSTER_KEY as the
 // adapter's key (default "socket.io"). /api/publish then goes through the
 // adapter (io.to(rooms).emit), so it reaches the sockets of every node.
+//
+// EVENTS_URL makes every client event go to the application the usual
+// way: a socket.onAny handler POSTs {user, socket, event, args} with the
+// socket's Cookie to EVENTS_URL with Node's global fetch (undici: keep-alive,
+// no limit on connections), and acks the JSON answer; a 4xx acks
+// {"error":{"code":"REJECTED"}}, anything else {"error":{"code":"UNAVAILABLE"}}
+// (the shapes of sessiongate's contract, §13). Handlers run concurrently, as
+// socket.io runs them: nothing orders one socket's events.
 //
 // GET /debug/stats answers {"sockets", "sessionQueries", "rss"}: the
 // server's own count of session-table queries, a cross-check for the
@@ -35,6 +43,7 @@ const secrets = (process.env.SESSION_SECRETS || '').split(',').filter(Boolean);
 const table = process.env.SESSION_TABLE || 'session';
 const checkInterval = Number(process.env.SESSION_CHECK_INTERVAL_MS || 300000);
 const publishKey = process.env.PUBLISH_KEY || '';
+const eventsURL = process.env.EVENTS_URL || '';
 if (secrets.length === 0) {
   console.error('SESSION_SECRETS is required');
   process.exit(2);
@@ -134,7 +143,33 @@ io.on('connection', (socket) => {
     }
   }, checkInterval);
   socket.on('disconnect', () => clearInterval(timer));
+  if (eventsURL) socket.onAny((event, ...args) => forwardEvent(socket, event, args));
 });
+
+// forwardEvent calls the application with one client event and acks its
+// answer (when the client asked for an ack: socket.io passes it last).
+async function forwardEvent(socket, event, args) {
+  const ack = typeof args[args.length - 1] === 'function' ? args.pop() : null;
+  let answer;
+  try {
+    const res = await fetch(eventsURL, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Cookie: socket.request.headers.cookie || '' },
+      body: JSON.stringify({ user: socket.data.userId, socket: socket.id, event, args }),
+      signal: AbortSignal.timeout(2000),
+    });
+    if (res.status === 200) {
+      answer = await res.json();
+    } else {
+      await res.arrayBuffer();
+      const code = res.status >= 400 && res.status < 500 ? 'REJECTED' : 'UNAVAILABLE';
+      answer = { error: { code, message: `the application answered ${res.status}` } };
+    }
+  } catch (err) {
+    answer = { error: { code: 'UNAVAILABLE', message: err.message, temporary: true } };
+  }
+  if (ack) ack(answer);
+}
 
 function reply(res, status, body) {
   res.writeHead(status, { 'Content-Type': 'application/json' });

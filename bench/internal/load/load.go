@@ -103,6 +103,18 @@ type Config struct {
 	// measured rounds and the single-user phase (the servers, their bus).
 	ServerPIDs []int
 
+	// Subscribe, events: requests in flight per socket (1) and the pause
+	// before measuring while requests already flow (2s); Room is the room
+	// subscribed to, Event the client event sent. Presence: the subscribes
+	// to Room are spread over Spread (1s).
+	Window int
+	Warm   time.Duration
+	Spread time.Duration
+	// SocketRate, when positive, caps the requests each socket sends per
+	// second (subscribe, events): sessiongate closes a connection over its
+	// packet budget (200 messages/s).
+	SocketRate float64
+
 	// Progress, when set, receives one-line progress messages.
 	Progress io.Writer
 }
@@ -169,6 +181,23 @@ type Report struct {
 	// single-user delivery.
 	ServerCPUPerRoundMs    float64 `json:"server_cpu_per_round_ms,omitempty"`
 	ServerCPUPerDeliveryUs float64 `json:"server_cpu_per_delivery_us,omitempty"`
+
+	// Subscribe and events: acks in the measured window (ok, refused, by
+	// code); AckRate is subscribe acks (or event acks) per second,
+	// RequestRate every request's (subscribe mode: with the unsubscribes);
+	// Latency is then request to ack of the subscribes (events). The CPU
+	// time of Config.ServerPIDs over the window (the servers, the
+	// application endpoint).
+	AckOK            int            `json:"ack_ok,omitempty"`
+	AckFailed        int            `json:"ack_failed,omitempty"`
+	AckErrors        map[string]int `json:"ack_errors,omitempty"`
+	AckRate          float64        `json:"acks_per_second,omitempty"`
+	RequestRate      float64        `json:"requests_per_second,omitempty"`
+	Unsubscribes     int            `json:"unsubscribes,omitempty"`
+	ServerCPUSeconds float64        `json:"server_cpu_seconds,omitempty"`
+
+	// Presence: see PresenceReport.
+	Presence *PresenceReport `json:"presence,omitempty"`
 }
 
 // Run performs cfg and returns its report. It stops by itself: connections
@@ -190,6 +219,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		err = runStorm(ctx, &cfg, rep)
 	case ModeFanout:
 		err = runFanout(ctx, &cfg, rep)
+	case ModeSubscribe, ModeEvents:
+		err = runRPC(ctx, &cfg, rep)
+	case ModePresence:
+		err = runPresence(ctx, &cfg, rep)
 	default:
 		err = runHeld(ctx, &cfg, rep)
 	}
@@ -201,7 +234,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 func (cfg *Config) fill() error {
 	switch cfg.Mode {
-	case ModeIdle, ModeHandshake, ModeBroadcast, ModeRevoke, ModeAttack, ModeSlowRead, ModeStorm, ModeFanout:
+	case ModeIdle, ModeHandshake, ModeBroadcast, ModeRevoke, ModeAttack, ModeSlowRead, ModeStorm, ModeFanout,
+		ModeSubscribe, ModeEvents, ModePresence:
 	default:
 		return fmt.Errorf("unknown mode %q", cfg.Mode)
 	}
@@ -306,6 +340,46 @@ func (cfg *Config) fill() error {
 		if len(cfg.Creds) < cfg.N || len(seen) < cfg.N {
 			return fmt.Errorf("fanout needs %d distinct sessions (one user each), have %d", cfg.N, len(seen))
 		}
+	case ModeSubscribe, ModeEvents, ModePresence:
+		if cfg.Window <= 0 {
+			cfg.Window = 1
+		}
+		if cfg.Window > MaxWindow {
+			return fmt.Errorf("-window must be at most %d", MaxWindow)
+		}
+		if cfg.Warm <= 0 {
+			cfg.Warm = 2 * time.Second
+		}
+		if cfg.Spread <= 0 {
+			cfg.Spread = time.Second
+		}
+		if cfg.SocketRate < 0 {
+			return errors.New("-socket-rate must not be negative")
+		}
+		if cfg.Warm > MaxDuration || cfg.Spread > MaxDuration {
+			return fmt.Errorf("durations are limited to %v", MaxDuration)
+		}
+		if cfg.Room == "" {
+			cfg.Room = "bench:room"
+		}
+		if cfg.Event == "" {
+			cfg.Event = "bench:act"
+		}
+		if !plainName(cfg.Room) || !plainName(cfg.Event) {
+			return errors.New("-room and -event must be letters, digits and :_-. only")
+		}
+		if len(cfg.Creds) == 0 {
+			return fmt.Errorf("%s needs -cookies", cfg.Mode)
+		}
+		if cfg.Mode == ModePresence {
+			seen := make(map[string]bool, cfg.N)
+			for _, c := range cfg.Creds {
+				seen[c.Cookie] = true
+			}
+			if len(cfg.Creds) < cfg.N || len(seen) < cfg.N {
+				return fmt.Errorf("presence needs %d distinct sessions (one user each), have %d", cfg.N, len(seen))
+			}
+		}
 	case ModeRevoke:
 		if cfg.Event == "" {
 			cfg.Event = "session_expired"
@@ -325,6 +399,17 @@ func (cfg *Config) fill() error {
 		}
 	}
 	return nil
+}
+
+// plainName reports whether s needs no escaping in JSON: the room and
+// event names the request/ack modes write into their packets as they are.
+func plainName(s string) bool {
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune(":_-.", r)) {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // socketURL is the websocket URL of the server's Socket.IO endpoint.

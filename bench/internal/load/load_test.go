@@ -188,3 +188,27 @@ func TestFanFieldSlowPath(t *testing.T) {
 		t.Error("an out-of-range value was read")
 	}
 }
+
+func TestAckErrorCode(t *testing.T) {
+	tests := map[string]string{
+		`[{"ok":true}]`: "",
+		`[{"ok":true,"presence":{"users":["1"],"count":1,"connections":1}}]`: "",
+		`[{"ok":false,"error":{"code":"FORBIDDEN","message":"no"}}]`:         "FORBIDDEN",
+		`[{"error":{"code":"UNAVAILABLE","message":"x","temporary":true}}]`:  "UNAVAILABLE",
+		`[{"ok":false}]`: "not ok",
+		`[{"ok":true,"event":"bench:act","echo":{"n":1}}]`: "",
+	}
+	for args, want := range tests {
+		if got := ackErrorCode([]byte(args)); got != want {
+			t.Errorf("ackErrorCode(%s) = %q, want %q", args, got, want)
+		}
+	}
+}
+
+func TestUserKey(t *testing.T) {
+	for raw, want := range map[string]string{`"7"`: "7", `7`: "7", `"alice"`: "alice"} {
+		if got := userKey([]byte(raw)); got != want {
+			t.Errorf("userKey(%s) = %q, want %q", raw, got, want)
+		}
+	}
+}
