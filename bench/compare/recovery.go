@@ -65,6 +65,12 @@ func (e *env) recovery(ctx context.Context) ([]recoveryRun, error) {
 	return runs, nil
 }
 
+// The defaults of socketio.MemoryLogOptions (MaxEntries, MaxBytes).
+const (
+	memLogMaxEntries = 1_000_000
+	memLogMaxBytes   = 64 << 20
+)
+
 // recoverySummary is one server's runs: lost, duplicated and fresh
 // reconnections summed over them (the goals are 0 in every run), the
 // other figures their median.
@@ -73,11 +79,12 @@ type recoverySummary struct {
 	recovered                                    float64
 	p50, p99, max, rate, logHeap, perEntry, logB float64
 	growth                                       float64
+	entries                                      float64 // log entries per socket at the stop
 }
 
 func summarizeRecovery(runs []recoveryRun, server string) *recoverySummary {
 	var s recoverySummary
-	var rec, p50, p99, max, rate, logHeap, perEntry, logB, growth []float64
+	var rec, p50, p99, max, rate, logHeap, perEntry, logB, growth, entries []float64
 	for _, r := range runs {
 		if r.Server != server {
 			continue
@@ -90,7 +97,7 @@ func summarizeRecovery(runs []recoveryRun, server string) *recoverySummary {
 		rec = append(rec, float64(r.Recovered))
 		p50, p99, max = append(p50, r.CatchUpP50), append(p99, r.CatchUpP99), append(max, r.CatchUpMax)
 		rate, logHeap, growth = append(rate, r.RatePerSocket), append(logHeap, r.LogHeapPerSocket), append(growth, r.HeapGrowthPerSocket)
-		logB = append(logB, r.LogBytesPerSocket)
+		logB, entries = append(logB, r.LogBytesPerSocket), append(entries, float64(r.LogEntries)/float64(r.Sockets))
 		if r.LogEntries > 0 {
 			perEntry = append(perEntry, r.LogHeapPerSocket*float64(r.Sockets)/float64(r.LogEntries))
 		}
@@ -100,6 +107,7 @@ func summarizeRecovery(runs []recoveryRun, server string) *recoverySummary {
 	}
 	s.recovered, s.p50, s.p99, s.max = medianOf(rec), medianOf(p50), medianOf(p99), medianOf(max)
 	s.rate, s.logHeap, s.perEntry, s.logB, s.growth = medianOf(rate), medianOf(logHeap), medianOf(perEntry), medianOf(logB), medianOf(growth)
+	s.entries = medianOf(entries)
 	return &s
 }
 
@@ -153,14 +161,14 @@ func renderRecovery(p printer, s *section) {
 	p("servers send the missed events before the CONNECT packet, so by then the client is caught up);")
 	p("the median over runs of each run's p50, p99 and maximum. *events/s per socket*: what the server")
 	p("achieved of the 10 asked for (it shares the machine's cores with the clients and the proxies).")
-	p("*log heap per socket*: the server's live heap after a forced collection when the load stops, less the same")
-	p("once its log is emptied (sessiongate: its clock moved past the window so every entry is")
-	p("trimmed, plus the entry array trimming keeps for reuse; Node, run with `--expose-gc`: the")
-	p("adapter's `packets` array replaced by an empty one), divided by the sockets; *per event held*:")
-	p("the same divided by the events in the log (every event of the run: all within the window).")
-	p("*log accounting*: what sessiongate's log counts against its `MaxBytes` bound (data, rooms and")
-	p("64 bytes per entry). *heap growth*: the live heap when the load stops less the same before it")
-	p("started, per socket: the log and whatever else the cut left.")
+	p("*log heap per socket*: the server's live heap after a forced collection when the load stops,")
+	p("less the same once its log is emptied, divided by the sockets (sessiongate: the log's clock")
+	p("moved past the window so every entry is trimmed, plus the entry array trimming keeps for reuse,")
+	p("read by reflection; Node, run with `--expose-gc`: the adapter's `packets` array replaced by an")
+	p("empty one). *per event held*: the same divided by the events in the log (every event of the")
+	p("run, all within the window). *log accounting*: what sessiongate's log counts against its")
+	p("`MaxBytes` bound (data, rooms and 64 bytes per entry). *heap growth*: the live heap when the")
+	p("load stops less the same before it started, per socket: the log and whatever else the cut left.")
 	p("")
 	p("| server | runs | cut | recovered | fresh | lost | duplicated | events/s per socket | catch-up p50 | p99 | max (ms) | log heap per socket | per event held | log accounting | heap growth |")
 	p("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -191,9 +199,21 @@ func renderRecovery(p printer, s *section) {
 			r.Received, r.RatePerSocket, r.CatchUpP50, r.CatchUpP99, r.CatchUpMax, r.LogHeapPerSocket/1024, r.LogEntries, r.Seconds)
 	}
 	p("")
-	p("The log holds every event of the window whoever it went to, so its memory per socket grows with")
-	p("the event rate and the window (here about 9 s of events; at 10 events/s a full 2 min window is")
-	p("about 13× as much). Catch-up times include the clients' own scheduling: %d clients in one Node", s.Sizes.RecoveryN)
-	p("process on a shared machine.")
+	p("Both logs hold every event of the window whoever it went to, so their memory grows with the")
+	p("event rate and the window: here about 9 s of events; a full 2 min window at this rate is about")
+	p("13× as much. Node's log is bounded only by that window.")
+	if m := summarizeRecovery(s.Recovery, "go"); m != nil && m.entries > 0 && m.logB > 0 && m.rate > 0 {
+		accounted := m.logB / m.entries // per entry
+		held := memLogMaxBytes / accounted
+		if held > memLogMaxEntries {
+			held = memLogMaxEntries
+		}
+		p("sessiongate's `MemoryLog` also stops at its defaults of %d entries and 64 MiB *accounted*:", int(memLogMaxEntries))
+		p("at %.0f accounted bytes an entry it holds at most %.0f entries, %.0f s of this load's %.0f events/s,", accounted, held, held/(m.rate*float64(m.sockets)), m.rate*float64(m.sockets))
+		p("which at the %.0f bytes of heap an entry measured here is %.0f MiB of heap: the accounting", m.perEntry, held*m.perEntry/(1<<20))
+		p("counts about 1/%.1f of what an entry really holds.", m.perEntry/accounted)
+	}
+	p("Catch-up times include the clients' own scheduling: %d clients in one Node process on a", s.Sizes.RecoveryN)
+	p("shared machine.")
 	p("")
 }
