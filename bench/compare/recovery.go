@@ -167,7 +167,7 @@ func renderRecovery(p printer, s *section) {
 	p("read by reflection; Node, run with `--expose-gc`: the adapter's `packets` array replaced by an")
 	p("empty one). *per event held*: the same divided by the events in the log (every event of the")
 	p("run, all within the window). *log accounting*: what sessiongate's log counts against its")
-	p("`MaxBytes` bound (data, rooms and 64 bytes per entry). *heap growth*: the live heap when the")
+	p("`MaxBytes` bound (data, rooms, and each entry's slot in its array, 152 bytes). *heap growth*: the live heap when the")
 	p("load stops less the same before it started, per socket: the log and whatever else the cut left.")
 	p("")
 	p("| server | runs | cut | recovered | fresh | lost | duplicated | events/s per socket | catch-up p50 | p99 | max (ms) | log heap per socket | per event held | log accounting | heap growth |")
