@@ -207,7 +207,8 @@ export interface Realtime<Events extends object = EventMap> {
   readonly subscriptions: readonly string[];
   /**
    * Joins `room` (contract §12) and remembers it: the subscription is sent
-   * again after every reconnection. Resolves when the server says ok, with
+   * again after every reconnection that is not a recovery (§16: the
+   * recovered socket is still in the rooms confirmed before). Resolves when the server says ok, with
    * the room's presence snapshot for a presence room (§15); while
    * disconnected it waits for the connection (also after a refusal or an
    * expiry, until `connect()`). Rejects with a {@link SubscriptionError}:
@@ -221,7 +222,8 @@ export interface Realtime<Events extends object = EventMap> {
   /**
    * Forgets `room` and, when connected, sends `unsubscribe` (temporary
    * errors are retried like a subscription's). Resolves at once when
-   * disconnected: the server keeps no rooms of a closed socket. Rejects
+   * disconnected: the server keeps no rooms of a closed socket, and the
+   * client leaves the room if the connection recovers (§16). Rejects
    * with a {@link SubscriptionError}, e.g. `FORBIDDEN` for a room the server
    * put the socket in.
    */
