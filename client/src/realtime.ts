@@ -39,7 +39,10 @@ export interface ManagerLike {
 
 /**
  * The part of a socket.io-client Socket that the client uses. Only for
- * {@link SocketFactory} implementations such as test fakes.
+ * {@link SocketFactory} implementations such as test fakes. The client also
+ * reads socket.io-client's private `_pid`, a string once a server with
+ * connection state recovery has admitted the socket: a fake sets it to play
+ * such a server (its events then end with an offset).
  */
 export interface SocketLike {
   /** True while the socket is subscribed to its Manager, which then retries on its own. */
