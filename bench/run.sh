@@ -2,7 +2,7 @@
 # Runs sessiongate's benchmarks on this machine and writes docs/benchmarks.md.
 #
 #   bench/run.sh                    everything (about 8 minutes)
-#   bench/run.sh memory handshake   a subset of: memory broadcast handshake statements revocation attack slowread storm fanout-2000 cluster subscribe events presence codec ratelimit
+#   bench/run.sh memory handshake   a subset of: memory broadcast handshake statements revocation attack slowread storm fanout-2000 cluster subscribe events presence codec ratelimit recovery
 #   bench/run.sh --quick            small sizes: a smoke test of the whole pipeline (writes to $TMPDIR)
 #   bench/run.sh -db URL ...        another PostgreSQL test database (loopback only)
 #
@@ -24,6 +24,6 @@ ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 bin="$(mktemp -d "${TMPDIR:-/tmp}/sessiongate-bench-bin.XXXXXX")"
 trap 'rm -rf "$bin"' EXIT
 
-go build -o "$bin/" ./bench/loadtool ./bench/echoserver ./bench/wsbaseline ./bench/compare ./bench/appserver ./bench/ratelimit ./cmd/sessiongate
-bash scripts/npm-deps.sh bench/node-baseline
+go build -o "$bin/" ./bench/loadtool ./bench/echoserver ./bench/wsbaseline ./bench/compare ./bench/appserver ./bench/ratelimit ./bench/recovery ./cmd/sessiongate
+bash scripts/npm-deps.sh bench/node-baseline test/interop
 "$bin/compare" -bin "$bin" "${args[@]}"

@@ -5,7 +5,7 @@
 //
 // Usage:
 //
-//	compare -bin DIR [-quick] [-out docs/benchmarks.md] [memory broadcast handshake statements revocation attack slowread storm fanout-2000 cluster subscribe events presence codec ratelimit]
+//	compare -bin DIR [-quick] [-out docs/benchmarks.md] [memory broadcast handshake statements revocation attack slowread storm fanout-2000 cluster subscribe events presence codec ratelimit recovery]
 //	compare -render [-out docs/benchmarks.md]
 //
 // With no section named, all run. Each server under test and the load tool
@@ -37,7 +37,7 @@ const table = "session"
 // Sections, in the order they run and appear.
 // "cluster" runs and writes the three sections cluster-fanout,
 // cluster-single and cluster-redis-bytes.
-var sectionNames = []string{"memory", "broadcast", "handshake", "statements", "revocation", "attack", "slowread", "storm", secFanout2000, "cluster", secSubscribe, secEvents, secPresence, "codec", "ratelimit"}
+var sectionNames = []string{"memory", "broadcast", "handshake", "statements", "revocation", "attack", "slowread", "storm", secFanout2000, "cluster", secSubscribe, secEvents, secPresence, "codec", "ratelimit", secRecovery}
 
 // sizes are the dimensions of a run.
 type sizes struct {
@@ -73,6 +73,8 @@ type sizes struct {
 	EventsRuns        int           // runs of each server at each count, alternating; the median is reported
 	EventsGoalSockets int           // the count of the events goal row
 	PresenceN         int           // users joining the presence room
+	RecoveryN         int           // sockets of the recovery section, half of them cut
+	RecoveryRuns      int           // runs of each server in the recovery section, alternating
 }
 
 var fullSizes = sizes{
@@ -83,7 +85,7 @@ var fullSizes = sizes{
 	FanoutN: 2000, ClusterN: 3000, FanoutRounds: 9, FanoutRuns: 3, SingleD: 10 * time.Second, Publishers: 32,
 	SubscribeN: 256, SubscribeWindow: 2, SubscribeRuns: 3, RPCD: 5 * time.Second, RPCWarm: time.Second,
 	EventsSockets: []int{64, 256, 1024}, EventsD: 3 * time.Second, EventsRuns: 3, EventsGoalSockets: 256,
-	PresenceN: 1000,
+	PresenceN: 1000, RecoveryN: 1000, RecoveryRuns: 3,
 }
 
 var quickSizes = sizes{
@@ -94,7 +96,7 @@ var quickSizes = sizes{
 	FanoutN: 200, ClusterN: 300, FanoutRounds: 2, FanoutRuns: 1, SingleD: 2 * time.Second, Publishers: 8,
 	SubscribeN: 32, SubscribeWindow: 2, SubscribeRuns: 1, RPCD: 2 * time.Second, RPCWarm: time.Second,
 	EventsSockets: []int{32}, EventsD: time.Second, EventsRuns: 1, EventsGoalSockets: 32,
-	PresenceN: 100,
+	PresenceN: 100, RecoveryN: 100, RecoveryRuns: 1,
 }
 
 // env is what every section needs.
@@ -201,7 +203,7 @@ func run() error {
 			fmt.Fprintf(os.Stderr, "compare: %s: %v\n", name, err)
 			failed = append(failed, name)
 		}
-		if len(sec.Rows) > 0 || len(sec.Codec) > 0 || len(sec.RateLimit) > 0 {
+		if len(sec.Rows) > 0 || len(sec.Codec) > 0 || len(sec.RateLimit) > 0 || len(sec.Recovery) > 0 {
 			sec.Date, sec.Command, sec.Quick, sec.Sizes = nowUTC(), command, e.quick, e.sizes
 			res.Sections[name] = sec
 		}
@@ -259,6 +261,12 @@ func run() error {
 		load := loadAvg()
 		runs, err := e.rateLimit(ctx)
 		record("ratelimit", &section{LoadAvg: load, RateLimit: runs}, err)
+	}
+	if slices.Contains(want, secRecovery) && ctx.Err() == nil {
+		fmt.Fprintln(os.Stderr, "== "+secRecovery)
+		load := loadAvg()
+		runs, err := e.recovery(ctx)
+		record(secRecovery, &section{LoadAvg: load, Recovery: runs}, err)
 	}
 	if err := saveResults(jsonPath, res); err != nil {
 		return err

@@ -26,7 +26,7 @@ func render(r *results) []byte {
 	p("")
 	p("```sh")
 	p("bench/run.sh                      # everything (about 8 minutes), writes this file")
-	p("bench/run.sh memory broadcast     # a subset: memory broadcast handshake statements revocation attack slowread storm fanout-2000 cluster subscribe events presence codec ratelimit")
+	p("bench/run.sh memory broadcast     # a subset: memory broadcast handshake statements revocation attack slowread storm fanout-2000 cluster subscribe events presence codec ratelimit recovery")
 	p("bench/run.sh fanout-2000 cluster  # the fan-out sections: one node, then 3 + 3 nodes on Redis (about 2 minutes)")
 	p("bench/run.sh --quick              # small sizes, a smoke test; writes to $TMPDIR, not here")
 	p("bench/run.sh subscribe events presence  # the hook and presence sections (about 3 minutes)")
@@ -76,6 +76,7 @@ func render(r *results) []byte {
 	renderEvents(p, r.Sections[secEvents])
 	renderPresence(p, r.Sections[secPresence])
 	renderRateLimit(p, r.Sections["ratelimit"])
+	renderRecovery(p, r.Sections[secRecovery])
 	renderLimits(p)
 	return []byte(b.String())
 }
@@ -202,6 +203,7 @@ func renderSummary(p printer, r *results) {
 	}
 	renderFanoutSummary(p, r)
 	renderHooksSummary(p, r)
+	renderRecoverySummary(p, r)
 	p("")
 }
 

@@ -42,6 +42,8 @@ type section struct {
 	Codec   []benchLine `json:"codec,omitempty"`
 	// RateLimit is the ratelimit section's runs.
 	RateLimit []rateLimitRun `json:"ratelimit,omitempty"`
+	// Recovery is the recovery section's runs, both servers.
+	Recovery []recoveryRun `json:"recovery,omitempty"`
 }
 
 func loadResults(path string) (*results, error) {

@@ -3,8 +3,8 @@
  * connection authenticated by the express-session cookie, with typed events,
  * a connection state for the UI, the session-expired, refusal and
  * server-restart and rate-limit behaviour of the sessiongate contract handled,
- * remembered room subscriptions with their presence, and client events
- * answered by the application.
+ * remembered room subscriptions with their presence, client events
+ * answered by the application, and connection state recovery.
  *
  * @packageDocumentation
  */
@@ -13,6 +13,7 @@ export {
   type CallOptions,
   type Realtime,
   type RealtimeOptions,
+  type RecoveryListener,
   type SessionExpiredHandler,
   type SocketFactory,
   type SocketIOOptions,
@@ -40,6 +41,7 @@ export {
   type Notification,
   type PresenceEvent,
   type RateLimited,
+  type Recovery,
   type RefusalCode,
   type RetryableCode,
   type SessionExpiredReason,

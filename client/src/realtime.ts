@@ -20,6 +20,7 @@ import {
   type ConnectionState,
   type EventMap,
   type PresenceEvent,
+  type Recovery,
   type SessionExpiredReason,
   type StateDetail,
 } from './types.js';
@@ -38,7 +39,10 @@ export interface ManagerLike {
 
 /**
  * The part of a socket.io-client Socket that the client uses. Only for
- * {@link SocketFactory} implementations such as test fakes.
+ * {@link SocketFactory} implementations such as test fakes. The client also
+ * reads socket.io-client's private `_pid`, a string once a server with
+ * connection state recovery has admitted the socket: a fake sets it to play
+ * such a server (its events then end with an offset).
  */
 export interface SocketLike {
   /** True while the socket is subscribed to its Manager, which then retries on its own. */
@@ -56,6 +60,11 @@ export interface SocketLike {
   timeout(ms: number): { emit(event: string, ...args: any[]): unknown };
   connect(): unknown;
   disconnect(): unknown;
+  /**
+   * socket.io-client's `recovered`: the last CONNECT gave back the socket
+   * of the previous connection (contract §16). Absent: never.
+   */
+  readonly recovered?: boolean;
 }
 
 /** Creates the underlying socket; the default is socket.io-client's `io`. */
@@ -105,6 +114,16 @@ export interface RealtimeOptions {
    * reconnection backoff, before it fails; default 5.
    */
   subscribeRetries?: number;
+  /**
+   * Ask the server for connection state recovery (contract §16: `"recovery":
+   * true` in the CONNECT auth, merged with `socketOptions.auth`); default
+   * true. A connection that drops and comes back within the server's
+   * `RECOVERY_WINDOW` then keeps its socket and rooms, and the events it
+   * missed are delivered, once each and in order, before `connected`. The
+   * offsets the server adds to its events are removed before your handlers
+   * see them.
+   */
+  recovery?: boolean;
 }
 
 /** Options of {@link Realtime.call}. */
@@ -132,6 +151,9 @@ export type SubscriptionErrorListener = (error: SubscriptionError) => void;
 
 /** Receives the state and what caused it. */
 export type StateListener = (state: ConnectionState, detail: StateDetail) => void;
+
+/** Receives the outcome of a connection's recovery; see {@link Realtime.onRecovery}. */
+export type RecoveryListener = (recovery: Recovery) => void;
 
 /** Receives the reason the server ended the session. */
 export type SessionExpiredHandler = (reason: SessionExpiredReason) => void;
@@ -162,6 +184,18 @@ export interface Realtime<Events extends object = EventMap> {
   /** Calls `listener` on each state change; returns a function that unsubscribes. */
   onStateChange(listener: StateListener): () => void;
   /**
+   * Calls `listener` after each CONNECT of a connection on which the server
+   * does recovery (contract §16), with its `{recovered, missed}`:
+   * `recovered` — the socket came back with its rooms and the events it
+   * missed were delivered (before the state `connected`, whose detail says
+   * `recovered: true` too); `missed` — the client asked to recover and
+   * could not: it **may have missed events**, refetch what you show. The
+   * first connection is `{recovered: false, missed: false}`. Never called
+   * when the server (or `recovery: false`) does no recovery. Returns a
+   * function that removes it.
+   */
+  onRecovery(listener: RecoveryListener): () => void;
+  /**
    * Sets the function called once when the server ends the session
    * (`session_expired`). The connection then stays closed until `connect()`.
    * Set after the fact, it is called at once with the pending reason.
@@ -176,7 +210,8 @@ export interface Realtime<Events extends object = EventMap> {
   readonly subscriptions: readonly string[];
   /**
    * Joins `room` (contract §12) and remembers it: the subscription is sent
-   * again after every reconnection. Resolves when the server says ok, with
+   * again after every reconnection that is not a recovery (§16: the
+   * recovered socket is still in the rooms confirmed before). Resolves when the server says ok, with
    * the room's presence snapshot for a presence room (§15); while
    * disconnected it waits for the connection (also after a refusal or an
    * expiry, until `connect()`). Rejects with a {@link SubscriptionError}:
@@ -190,7 +225,8 @@ export interface Realtime<Events extends object = EventMap> {
   /**
    * Forgets `room` and, when connected, sends `unsubscribe` (temporary
    * errors are retried like a subscription's). Resolves at once when
-   * disconnected: the server keeps no rooms of a closed socket. Rejects
+   * disconnected: the server keeps no rooms of a closed socket, and the
+   * client leaves the room if the connection recovers (§16). Rejects
    * with a {@link SubscriptionError}, e.g. `FORBIDDEN` for a room the server
    * put the socket in.
    */
@@ -234,7 +270,10 @@ interface Sub {
   readonly room: string;
   /** Promises of `subscribe(room)` not yet settled. */
   waiters: Array<{ resolve: (s: Subscription) => void; reject: (err: SubscriptionError) => void }>;
-  /** The server said ok on the current connection. */
+  /**
+   * The server said ok on the current connection, or on the last one until
+   * the next connects: a recovered connection keeps the room (§16).
+   */
   ok: boolean;
   /** Temporary failures in a row on the current connection. */
   failures: number;
@@ -319,6 +358,13 @@ class RealtimeClient<Events extends object> implements Realtime<Events> {
   /** Calls waiting for a connection: told true on connect, false when none is coming. */
   readonly #connectWaiters = new Set<(connected: boolean) => void>();
   #seq = 0;
+  readonly #recoveryListeners = new Set<RecoveryListener>();
+  /**
+   * Rooms given up while the server may still hold them for a recovery (an
+   * unsubscribe while disconnected, or cut by the drop): left on the
+   * connection if it recovers.
+   */
+  readonly #leaveOnRecovery = new Set<string>();
 
   constructor(options: RealtimeOptions) {
     this.#reconnection = options.reconnection ?? true;
@@ -333,8 +379,10 @@ class RealtimeClient<Events extends object> implements Realtime<Events> {
       randomizationFactor: options.randomizationFactor ?? 0.5,
     };
     const factory = options.socketFactory ?? defaultFactory;
+    const socketOptions = { ...options.socketOptions };
+    if (options.recovery ?? true) socketOptions.auth = withRecovery(socketOptions.auth);
     this.#socket = factory(options.url, {
-      ...options.socketOptions,
+      ...socketOptions,
       path: options.path ?? '/socket.io/',
       withCredentials: true,
       autoConnect: false,
@@ -352,10 +400,11 @@ class RealtimeClient<Events extends object> implements Realtime<Events> {
       this.#resetSubs();
       this.#onDisconnect(reason);
     });
-    s.on('session_expired', (payload: unknown) => this.#onSessionExpired(payload));
-    s.on('rate_limited', (payload: unknown) => this.#onRateLimited(payload));
-    s.on('presence', (payload: unknown) => this.#onPresenceEvent(payload));
-    s.on('server_restart', (payload: unknown) => this.#onServerRestart(payload));
+    this.#onEvent('session_expired', (payload) => this.#onSessionExpired(payload));
+    this.#onEvent('rate_limited', (payload) => this.#onRateLimited(payload));
+    this.#onEvent('presence', (payload) => this.#onPresenceEvent(payload));
+    this.#onEvent('server_restart', (payload) => this.#onServerRestart(payload));
+    this.#onEvent(recoveryEvent, (payload) => this.#onRecovery(payload));
     s.io.on('reconnect_failed', () => {
       if (this.#state === 'reconnecting') this.#setState('disconnected');
     });
@@ -382,7 +431,7 @@ class RealtimeClient<Events extends object> implements Realtime<Events> {
       const handlers = new Set<Handler>();
       set = handlers;
       this.#handlers.set(event, handlers);
-      this.#socket.on(event, (data: unknown) => {
+      this.#onEvent(event, (data) => {
         for (const h of [...handlers]) invoke(() => h(data));
       });
     }
@@ -392,6 +441,37 @@ class RealtimeClient<Events extends object> implements Realtime<Events> {
 
   off<K extends keyof Events & string>(event: K, handler: (data: Events[K]) => void): void {
     this.#handlers.get(event)?.delete(handler as Handler);
+  }
+
+  /**
+   * Listens to the server event `event` with the first argument the server
+   * sent. On a connection with recovery (the server gave a pid) the last
+   * argument of an event without acknowledgement is its offset: it is left
+   * out (socket.io-client has its own copy of the arguments and keeps it).
+   */
+  #onEvent(event: string, listener: (data: unknown) => void): void {
+    this.#socket.on(event, (...args: unknown[]) => {
+      const last = args.length - 1;
+      if (last >= 0 && typeof args[last] === 'string' && pidOf(this.#socket) !== undefined)
+        args.pop();
+      listener(args[0]);
+    });
+  }
+
+  onRecovery(listener: RecoveryListener): () => void {
+    this.#recoveryListeners.add(listener);
+    return () => {
+      this.#recoveryListeners.delete(listener);
+    };
+  }
+
+  #onRecovery(payload: unknown): void {
+    if (this.#closed || !isRecord(payload)) return;
+    const r: Recovery = {
+      recovered: payload['recovered'] === true,
+      missed: payload['missed'] === true,
+    };
+    for (const l of [...this.#recoveryListeners]) invoke(() => l(r));
   }
 
   onStateChange(listener: StateListener): () => void {
@@ -423,6 +503,8 @@ class RealtimeClient<Events extends object> implements Realtime<Events> {
     this.#setState('disconnected');
     this.#handlers.forEach((set) => set.clear());
     this.#stateListeners.clear();
+    this.#recoveryListeners.clear();
+    this.#leaveOnRecovery.clear();
     for (const sub of [...this.#subs.values()])
       this.#dropSub(sub, clientError('CANCELLED', 'the client was closed'), false);
     this.#subErrorListeners.clear();
@@ -457,7 +539,12 @@ class RealtimeClient<Events extends object> implements Realtime<Events> {
     const sub = this.#subs.get(room);
     if (sub) this.#dropSub(sub, clientError('CANCELLED', 'unsubscribed'), false);
     this.#forgetPresence(room);
-    if (this.#closed || !this.#socket.connected) return Promise.resolve();
+    if (this.#closed) return Promise.resolve();
+    if (!this.#socket.connected) {
+      // The server may give the room back with a recovered socket.
+      if (pidOf(this.#socket) !== undefined) this.#leaveOnRecovery.add(room);
+      return Promise.resolve();
+    }
     return new Promise<void>((resolve, reject) => this.#sendUnsubscribe(room, 0, resolve, reject));
   }
 
@@ -616,13 +703,33 @@ class RealtimeClient<Events extends object> implements Realtime<Events> {
 
   #onConnect(): void {
     this.#retries = 0;
-    this.#setState('connected');
+    const recovered = this.#socket.recovered === true;
+    const leave = recovered ? [...this.#leaveOnRecovery] : [];
+    this.#leaveOnRecovery.clear();
+    this.#setState('connected', recovered ? { recovered } : {});
     for (const w of [...this.#connectWaiters]) w(true);
-    // Every remembered room again: the server kept none of the last connection's.
+    // A recovered socket is still in the rooms the server had confirmed
+    // (its missed events, presence included, were replayed): only the
+    // others are asked, and an awaited subscribe (answered at once).
+    // Otherwise every remembered room again: the server kept none.
     for (const sub of [...this.#subs.values()]) {
       sub.failures = 0;
+      if (recovered && sub.ok && sub.waiters.length === 0) {
+        const members = this.#presence.get(sub.room)?.members;
+        if (members) members.seeded = true;
+        continue;
+      }
+      sub.ok = false;
       this.#sendSubscribe(sub);
     }
+    for (const room of leave)
+      if (!this.#subs.has(room))
+        this.#sendUnsubscribe(
+          room,
+          0,
+          () => {},
+          () => {},
+        );
   }
 
   /** Forgets what the last connection had confirmed and cancels retries; `connect` sends again. */
@@ -631,7 +738,6 @@ class RealtimeClient<Events extends object> implements Realtime<Events> {
       if (sub.timer !== undefined) clearTimeout(sub.timer);
       sub.timer = undefined;
       sub.token = 0;
-      sub.ok = false;
     }
     // Members are kept for the difference the next snapshot makes; rooms
     // the server joined (no subscribe to seed them again) start over.
@@ -716,6 +822,8 @@ class RealtimeClient<Events extends object> implements Realtime<Events> {
     const ms = this.#ackTimeout;
     this.#socket.timeout(ms).emit('unsubscribe', { room }, (err: unknown, reply: unknown) => {
       if (err && !this.#socket.connected) {
+        // Cut by the drop: a recovered socket may still be in the room.
+        if (pidOf(this.#socket) !== undefined) this.#leaveOnRecovery.add(room);
         resolve();
         return;
       }
@@ -898,6 +1006,28 @@ class RealtimeClient<Events extends object> implements Realtime<Events> {
       for (const w of [...this.#connectWaiters]) w(false);
     for (const l of [...this.#stateListeners]) invoke(() => l(state, detail));
   }
+}
+
+/** The event the server sends after every CONNECT of a socket with recovery (contract §16). */
+const recoveryEvent = 'recovery';
+
+/**
+ * Returns socket.io-client's private `_pid` of the connection: set only
+ * when the server does connection state recovery, which then ends every
+ * event without acknowledgement with an offset (socket.io-client 4.6+).
+ */
+function pidOf(s: SocketLike): string | undefined {
+  const pid = (s as { _pid?: unknown })._pid;
+  return typeof pid === 'string' && pid !== '' ? pid : undefined;
+}
+
+type Auth = NonNullable<SocketIOOptions['auth']>;
+
+/** Adds `"recovery": true` to socket.io-client's `auth` (an object or a function). */
+function withRecovery(auth: Auth | undefined): Auth {
+  if (typeof auth === 'function')
+    return (cb: (data: object) => void) => auth((data) => cb({ ...data, recovery: true }));
+  return { ...auth, recovery: true };
 }
 
 const defaultFactory: SocketFactory = (url, options) =>

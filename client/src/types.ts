@@ -63,6 +63,23 @@ export interface StateDetail {
   retryAfterMs?: number;
   /** `rate_limited`: how long the client waits before it connects again, in ms (≥ `retryAfterMs`). */
   delayMs?: number;
+  /**
+   * `connected`: true when the server gave back the socket of the dropped
+   * connection (contract §16), with its rooms; the events it missed were
+   * delivered before this state. Absent on any other connection.
+   */
+  recovered?: boolean;
+}
+
+/**
+ * Payload of `recovery` (contract §16), sent after each CONNECT of a
+ * connection with recovery; see `Realtime.onRecovery`.
+ */
+export interface Recovery {
+  /** The socket of the dropped connection came back, and the events it missed with it. */
+  recovered: boolean;
+  /** The client asked to recover and could not: it may have missed events (refetch). */
+  missed: boolean;
 }
 
 /** Payload of `rate_limited` (contract §14), sent just before the server disconnects the socket. */
@@ -118,4 +135,6 @@ export interface EventMap {
   presence: PresenceEvent;
   /** Also handled for you: state `rate_limited`. */
   rate_limited: RateLimited;
+  /** Also handled for you: see `Realtime.onRecovery`. */
+  recovery: Recovery;
 }

@@ -47,6 +47,9 @@ export class FakeSocket extends Emitter implements SocketLike {
   connected = false;
   connectCalls = 0;
   disconnectCalls = 0;
+  /** socket.io-client's private pid: set by a CONNECT of a server with recovery. */
+  _pid: string | undefined;
+  recovered = false;
 
   constructor(
     readonly url: string | undefined,
@@ -127,9 +130,17 @@ export class FakeSocket extends Emitter implements SocketLike {
     return this;
   }
 
-  /** The server admits the socket. */
-  serverAccept(): void {
+  /**
+   * The server admits the socket; with `pid`, a server with recovery
+   * (contract §16). Like socket.io-client's onconnect: `recovered` when the
+   * pid is the previous one, then the events received before the CONNECT
+   * (the replayed ones), then `connect`.
+   */
+  serverAccept(pid?: string, replay: Array<[string, ...unknown[]]> = []): void {
+    this.recovered = pid !== undefined && this._pid === pid;
+    this._pid = pid;
     this.connected = true;
+    for (const [event, ...args] of replay) this.emit(event, ...args);
     this.emit('connect');
   }
 

@@ -5,6 +5,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { EventEmitter, once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, connect as dial, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -19,6 +20,7 @@ import {
   type PresenceSnapshot,
   type Realtime,
   type RealtimeOptions,
+  type Recovery,
   type SocketLike,
   type StateDetail,
 } from '../src/index.js';
@@ -39,6 +41,7 @@ let dir: string;
 let bin: string;
 const gateways: Gateway[] = [];
 const clients: Realtime[] = [];
+const proxies: Proxy[] = [];
 
 /**
  * Builds cmd/sessiongate once for the file. The Go toolchain is required:
@@ -209,10 +212,73 @@ const incident: IncidentCreated = {
   createdAt: '2026-12-03T00:00:00Z',
 };
 
+/**
+ * A TCP proxy in front of a gateway, whose connections can be cut (reset,
+ * not closed by either peer) and new ones held until it is resumed.
+ */
+interface Proxy {
+  /** The proxy's http://127.0.0.1:<port>. */
+  base: string;
+  /** Resets every proxied connection, both sides, and holds new ones. */
+  cut(): void;
+  /** Lets the held connections and the new ones through. */
+  resume(): void;
+  close(): void;
+}
+
+async function proxy(g: Gateway): Promise<Proxy> {
+  const target = new URL(g.base);
+  const open = new Set<Socket>();
+  let held: Socket[] = [];
+  let paused = false;
+  const pipe = (down: Socket) => {
+    const up = dial(Number(target.port), target.hostname);
+    open.add(down).add(up);
+    down.pipe(up).pipe(down);
+    const gone = () => {
+      open.delete(down);
+      open.delete(up);
+      down.destroy();
+      up.destroy();
+    };
+    down.on('error', gone).on('close', gone);
+    up.on('error', gone).on('close', gone);
+  };
+  const server = createServer((down) => {
+    if (paused) {
+      down.on('error', () => {});
+      held.push(down);
+    } else pipe(down);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const p: Proxy = {
+    base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    cut() {
+      paused = true;
+      for (const s of [...open]) s.resetAndDestroy();
+      open.clear();
+    },
+    resume() {
+      paused = false;
+      const waiting = held;
+      held = [];
+      for (const down of waiting) if (!down.destroyed) pipe(down);
+    },
+    close() {
+      server.close();
+      for (const s of [...open, ...held]) s.destroy();
+    },
+  };
+  proxies.push(p);
+  return p;
+}
+
 beforeAll(build, 180_000);
 
 afterAll(async () => {
   for (const c of clients) c.close();
+  for (const p of proxies) p.close();
   await Promise.all(
     gateways.map(async (g) => {
       if (g.proc.exitCode !== null) return;
@@ -356,4 +422,65 @@ describe('against the gateway with EVENT_RATE_LIMIT=1', () => {
     await publish(g, 'incident:7', 'incident:created', incident);
     await expect(got).resolves.toEqual(incident);
   });
+});
+
+describe('against the gateway with recovery (RECOVERY=ask, the default)', () => {
+  it('a cut TCP connection while events flow: each event once, in order, rooms kept', async () => {
+    const g = await start();
+    const alice = await login(g, 'alice');
+    const px = await proxy(g);
+    const { rt, acks, states } = connect({ ...g, base: px.base }, alice);
+    const recoveries: Recovery[] = [];
+    rt.onRecovery((r) => recoveries.push(r));
+    let subscribes = 0;
+    acks.on('subscribe', () => subscribes++);
+    await rt.subscribe('incident:7');
+
+    const total = 60;
+    const got: unknown[] = [];
+    // Ends with a marker, so that a lost event shows in the comparison.
+    const all = new Promise<void>((ok) =>
+      rt.on('notification', (d) => {
+        if ((d as { id?: unknown }).id === 'end') ok();
+        else got.push(d);
+      }),
+    );
+    const send = async (from: number, to: number) => {
+      for (let n = from; n <= to; n++)
+        // In turn to the user's room and to the subscribed one.
+        await publish(g, n % 2 ? `user:${alice.id}` : 'incident:7', 'notification', {
+          id: String(n),
+          message: `event ${n}`,
+          createdAt: '2026-12-03T00:00:00Z',
+        });
+    };
+
+    await send(1, 20);
+    // Not waiting for 1..20 to arrive: some may be in flight when it breaks.
+    px.cut();
+    await waitFor(rt, 'reconnecting');
+    await send(21, 40); // during the drop
+    px.resume();
+    await send(41, total);
+    await waitFor(rt, 'connected');
+    await publish(g, `user:${alice.id}`, 'notification', { id: 'end' });
+    await all;
+
+    expect(got.map((d) => (d as { id: string }).id)).toEqual(
+      Array.from({ length: total }, (_, i) => String(i + 1)),
+    );
+    expect(got.every((d) => typeof d === 'object' && d !== null)).toBe(true);
+    expect(states.filter(([s]) => s === 'connected').map(([, d]) => d)).toEqual([
+      {},
+      { recovered: true },
+    ]);
+    // Its recovery event follows the CONNECT: it may come after the last notification.
+    if (recoveries.length < 2) await new Promise<void>((ok) => rt.onRecovery(() => ok()));
+    expect(recoveries).toEqual([
+      { recovered: false, missed: false },
+      { recovered: true, missed: false },
+    ]);
+    expect(subscribes).toBe(1); // the server kept the room: no subscribe again
+    expect(rt.subscriptions).toEqual(['incident:7']);
+  }, 20_000);
 });

@@ -394,3 +394,59 @@ describe('presence against socket.io 4', () => {
     });
   });
 });
+
+describe('recovery against socket.io 4 with connectionStateRecovery', () => {
+  it('strips the offsets, recovers the socket and its rooms, and asks for no room again', async () => {
+    const h = createServer();
+    const srv = new Server(h, { connectionStateRecovery: {} });
+    const conns: Socket[] = [];
+    const asked: string[] = [];
+    const auths: unknown[] = [];
+    srv.on('connection', (s) => {
+      conns.push(s);
+      auths.push(s.handshake.auth);
+      s.on('subscribe', (data: { room: string }, ack: (reply: unknown) => void) => {
+        asked.push(data.room);
+        void s.join(data.room);
+        ack({ ok: true });
+      });
+    });
+    await new Promise<void>((resolve) => h.listen(0, '127.0.0.1', resolve));
+    try {
+      const rt = createRealtime<{ hello: unknown }>({
+        url: `http://127.0.0.1:${(h.address() as AddressInfo).port}`,
+        reconnectionDelay: 50,
+        reconnectionDelayMax: 100,
+        socketOptions: { transports: ['websocket'] },
+      });
+      clients.push(rt);
+      const details: unknown[] = [];
+      rt.onStateChange((s, d) => s === 'connected' && details.push(d));
+      await rt.subscribe('r');
+      const got: unknown[] = [];
+      let done: () => void = () => {};
+      const all = new Promise<void>((ok) => (done = ok));
+      rt.on('hello', (d) => {
+        got.push(d);
+        if (got.length === 4) done();
+      });
+      const first = conns[0]!;
+      first.emit('hello'); // no argument: only its offset
+      first.emit('hello', 'one');
+      first.conn.close(); // the transport, not the socket
+      await waitFor(rt, 'reconnecting');
+      srv.to('r').emit('hello', { n: 2 }); // during the drop
+      srv.to('r').emit('hello', 'three');
+      await all;
+      await waitFor(rt, 'connected');
+      expect(got).toEqual([undefined, 'one', { n: 2 }, 'three']);
+      expect(details).toEqual([{}, { recovered: true }]);
+      expect(conns[1]?.recovered).toBe(true);
+      expect(asked).toEqual(['r']);
+      expect(auths[0]).toEqual({ recovery: true });
+      expect(auths[1]).toMatchObject({ recovery: true, pid: expect.any(String) });
+    } finally {
+      await new Promise<void>((resolve) => srv.close(() => resolve()));
+    }
+  });
+});

@@ -81,6 +81,9 @@ type Config struct {
 	RecoveryWindow      time.Duration
 	RecoveryMaxMessages int
 	RecoveryMaxBytes    int64
+	// RecoveryLogBytes bounds the whole in-memory recovery log
+	// (RECOVERY_LOG_BYTES); its oldest events go first past it.
+	RecoveryLogBytes int64
 
 	RateLimit      float64
 	RateBurst      int
@@ -238,6 +241,8 @@ var settings = []setting{
 		parse: func(c *Config, v string) error { return parsePositiveInt(&c.RecoveryMaxMessages, v) }},
 	{env: "RECOVERY_MAX_BYTES", def: "1048576", arg: "BYTES", usage: "most bytes of events one recovery replays; more: a fresh connection, told it may have missed events",
 		parse: func(c *Config, v string) error { return parsePositiveInt(&c.RecoveryMaxBytes, v) }},
+	{env: "RECOVERY_LOG_BYTES", def: "67108864", arg: "BYTES", usage: "most bytes the recovery log holds for the whole node (an event costs its JSON plus about 200 bytes); past it the oldest events go, and a socket that needed them connects fresh, told it may have missed events",
+		parse: func(c *Config, v string) error { return parsePositiveInt(&c.RecoveryLogBytes, v) }},
 	{env: "RATE_LIMIT", def: "500", arg: "N", usage: "Engine.IO handshakes (new sessions) per second per client IP (IPv6: per /64); more get HTTP 429; 0 disables",
 		parse: parseRateLimit},
 	{env: "RATE_BURST", def: "0", arg: "N", usage: "handshake burst per client IP; 0: twice RATE_LIMIT",

@@ -14,7 +14,7 @@ func (s *server) recoveryOptions(cfg Config) *socketio.RecoveryOptions {
 	if cfg.Recovery == RecoveryOff {
 		return nil
 	}
-	s.recoveryLog = socketio.NewMemoryLog(socketio.MemoryLogOptions{Window: cfg.RecoveryWindow})
+	s.recoveryLog = socketio.NewMemoryLog(socketio.MemoryLogOptions{Window: cfg.RecoveryWindow, MaxBytes: cfg.RecoveryLogBytes})
 	opts := &socketio.RecoveryOptions{
 		Log:         s.recoveryLog,
 		Key:         s.gw.RecoveryKey,

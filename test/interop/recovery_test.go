@@ -352,7 +352,6 @@ type goLoadServer struct {
 	sent []int
 	halt chan struct{}
 	done chan struct{}
-	held float64 // log bytes when the cut ended
 }
 
 func newGoLoadServer(b *testing.B, n int) *goLoadServer {

@@ -3,8 +3,8 @@
  * connection authenticated by the express-session cookie, with typed events,
  * a connection state for the UI, the session-expired, refusal and
  * server-restart and rate-limit behaviour of the sessiongate contract handled,
- * remembered room subscriptions with their presence, and client events
- * answered by the application.
+ * remembered room subscriptions with their presence, client events
+ * answered by the application, and connection state recovery.
  *
  * @packageDocumentation
  */

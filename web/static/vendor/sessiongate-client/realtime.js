@@ -62,6 +62,13 @@ class RealtimeClient {
     /** Calls waiting for a connection: told true on connect, false when none is coming. */
     #connectWaiters = new Set();
     #seq = 0;
+    #recoveryListeners = new Set();
+    /**
+     * Rooms given up while the server may still hold them for a recovery (an
+     * unsubscribe while disconnected, or cut by the drop): left on the
+     * connection if it recovers.
+     */
+    #leaveOnRecovery = new Set();
     constructor(options) {
         this.#reconnection = options.reconnection ?? true;
         this.#attemptsMax = options.reconnectionAttempts ?? Infinity;
@@ -75,8 +82,11 @@ class RealtimeClient {
             randomizationFactor: options.randomizationFactor ?? 0.5,
         };
         const factory = options.socketFactory ?? defaultFactory;
+        const socketOptions = { ...options.socketOptions };
+        if (options.recovery ?? true)
+            socketOptions.auth = withRecovery(socketOptions.auth);
         this.#socket = factory(options.url, {
-            ...options.socketOptions,
+            ...socketOptions,
             path: options.path ?? '/socket.io/',
             withCredentials: true,
             autoConnect: false,
@@ -93,10 +103,11 @@ class RealtimeClient {
             this.#resetSubs();
             this.#onDisconnect(reason);
         });
-        s.on('session_expired', (payload) => this.#onSessionExpired(payload));
-        s.on('rate_limited', (payload) => this.#onRateLimited(payload));
-        s.on('presence', (payload) => this.#onPresenceEvent(payload));
-        s.on('server_restart', (payload) => this.#onServerRestart(payload));
+        this.#onEvent('session_expired', (payload) => this.#onSessionExpired(payload));
+        this.#onEvent('rate_limited', (payload) => this.#onRateLimited(payload));
+        this.#onEvent('presence', (payload) => this.#onPresenceEvent(payload));
+        this.#onEvent('server_restart', (payload) => this.#onServerRestart(payload));
+        this.#onEvent(recoveryEvent, (payload) => this.#onRecovery(payload));
         s.io.on('reconnect_failed', () => {
             if (this.#state === 'reconnecting')
                 this.#setState('disconnected');
@@ -120,7 +131,7 @@ class RealtimeClient {
             const handlers = new Set();
             set = handlers;
             this.#handlers.set(event, handlers);
-            this.#socket.on(event, (data) => {
+            this.#onEvent(event, (data) => {
                 for (const h of [...handlers])
                     invoke(() => h(data));
             });
@@ -130,6 +141,36 @@ class RealtimeClient {
     }
     off(event, handler) {
         this.#handlers.get(event)?.delete(handler);
+    }
+    /**
+     * Listens to the server event `event` with the first argument the server
+     * sent. On a connection with recovery (the server gave a pid) the last
+     * argument of an event without acknowledgement is its offset: it is left
+     * out (socket.io-client has its own copy of the arguments and keeps it).
+     */
+    #onEvent(event, listener) {
+        this.#socket.on(event, (...args) => {
+            const last = args.length - 1;
+            if (last >= 0 && typeof args[last] === 'string' && pidOf(this.#socket) !== undefined)
+                args.pop();
+            listener(args[0]);
+        });
+    }
+    onRecovery(listener) {
+        this.#recoveryListeners.add(listener);
+        return () => {
+            this.#recoveryListeners.delete(listener);
+        };
+    }
+    #onRecovery(payload) {
+        if (this.#closed || !isRecord(payload))
+            return;
+        const r = {
+            recovered: payload['recovered'] === true,
+            missed: payload['missed'] === true,
+        };
+        for (const l of [...this.#recoveryListeners])
+            invoke(() => l(r));
     }
     onStateChange(listener) {
         this.#stateListeners.add(listener);
@@ -160,6 +201,8 @@ class RealtimeClient {
         this.#setState('disconnected');
         this.#handlers.forEach((set) => set.clear());
         this.#stateListeners.clear();
+        this.#recoveryListeners.clear();
+        this.#leaveOnRecovery.clear();
         for (const sub of [...this.#subs.values()])
             this.#dropSub(sub, clientError('CANCELLED', 'the client was closed'), false);
         this.#subErrorListeners.clear();
@@ -191,8 +234,14 @@ class RealtimeClient {
         if (sub)
             this.#dropSub(sub, clientError('CANCELLED', 'unsubscribed'), false);
         this.#forgetPresence(room);
-        if (this.#closed || !this.#socket.connected)
+        if (this.#closed)
             return Promise.resolve();
+        if (!this.#socket.connected) {
+            // The server may give the room back with a recovered socket.
+            if (pidOf(this.#socket) !== undefined)
+                this.#leaveOnRecovery.add(room);
+            return Promise.resolve();
+        }
         return new Promise((resolve, reject) => this.#sendUnsubscribe(room, 0, resolve, reject));
     }
     onSubscriptionError(listener) {
@@ -359,14 +408,30 @@ class RealtimeClient {
     }
     #onConnect() {
         this.#retries = 0;
-        this.#setState('connected');
+        const recovered = this.#socket.recovered === true;
+        const leave = recovered ? [...this.#leaveOnRecovery] : [];
+        this.#leaveOnRecovery.clear();
+        this.#setState('connected', recovered ? { recovered } : {});
         for (const w of [...this.#connectWaiters])
             w(true);
-        // Every remembered room again: the server kept none of the last connection's.
+        // A recovered socket is still in the rooms the server had confirmed
+        // (its missed events, presence included, were replayed): only the
+        // others are asked, and an awaited subscribe (answered at once).
+        // Otherwise every remembered room again: the server kept none.
         for (const sub of [...this.#subs.values()]) {
             sub.failures = 0;
+            if (recovered && sub.ok && sub.waiters.length === 0) {
+                const members = this.#presence.get(sub.room)?.members;
+                if (members)
+                    members.seeded = true;
+                continue;
+            }
+            sub.ok = false;
             this.#sendSubscribe(sub);
         }
+        for (const room of leave)
+            if (!this.#subs.has(room))
+                this.#sendUnsubscribe(room, 0, () => { }, () => { });
     }
     /** Forgets what the last connection had confirmed and cancels retries; `connect` sends again. */
     #resetSubs() {
@@ -375,7 +440,6 @@ class RealtimeClient {
                 clearTimeout(sub.timer);
             sub.timer = undefined;
             sub.token = 0;
-            sub.ok = false;
         }
         // Members are kept for the difference the next snapshot makes; rooms
         // the server joined (no subscribe to seed them again) start over.
@@ -460,6 +524,9 @@ class RealtimeClient {
         const ms = this.#ackTimeout;
         this.#socket.timeout(ms).emit('unsubscribe', { room }, (err, reply) => {
             if (err && !this.#socket.connected) {
+                // Cut by the drop: a recovered socket may still be in the room.
+                if (pidOf(this.#socket) !== undefined)
+                    this.#leaveOnRecovery.add(room);
                 resolve();
                 return;
             }
@@ -630,6 +697,23 @@ class RealtimeClient {
         for (const l of [...this.#stateListeners])
             invoke(() => l(state, detail));
     }
+}
+/** The event the server sends after every CONNECT of a socket with recovery (contract §16). */
+const recoveryEvent = 'recovery';
+/**
+ * Returns socket.io-client's private `_pid` of the connection: set only
+ * when the server does connection state recovery, which then ends every
+ * event without acknowledgement with an offset (socket.io-client 4.6+).
+ */
+function pidOf(s) {
+    const pid = s._pid;
+    return typeof pid === 'string' && pid !== '' ? pid : undefined;
+}
+/** Adds `"recovery": true` to socket.io-client's `auth` (an object or a function). */
+function withRecovery(auth) {
+    if (typeof auth === 'function')
+        return (cb) => auth((data) => cb({ ...data, recovery: true }));
+    return { ...auth, recovery: true };
 }
 const defaultFactory = (url, options) => url === undefined ? io(options) : io(url, options);
 /** Runs fn; an exception is re-thrown asynchronously so that it is reported but stops no one else. */
