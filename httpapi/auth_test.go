@@ -281,7 +281,7 @@ func (r *recordingStore) DeleteSession(ctx context.Context, sid string) error {
 
 func TestAuthDisabled(t *testing.T) {
 	h := newHandler(t, httpapi.Config{})
-	for _, c := range [][2]string{{"POST", "/auth/login"}, {"POST", "/auth/logout"}, {"GET", "/auth/me"}, {"POST", "/api/demo/incident"}} {
+	for _, c := range [][2]string{{"POST", "/auth/login"}, {"POST", "/auth/logout"}, {"GET", "/auth/me"}, {"POST", "/api/demo/incident"}, {"GET", "/api/demo/users"}} {
 		if res, _ := do(t, h, c[0], c[1], "{}", nil); res.StatusCode != 404 {
 			t.Errorf("%s %s = %d, want 404 with auth disabled", c[0], c[1], res.StatusCode)
 		}
@@ -329,6 +329,39 @@ func TestDemoIncident(t *testing.T) {
 	}
 	if res, _ := do(t, a.h, "POST", "/api/demo/incident", `{"severity":"apocalyptic"}`, cookie); res.StatusCode != 400 {
 		t.Errorf("bad severity = %d, want 400", res.StatusCode)
+	}
+
+	// To an incident room: published there, the room in the payload.
+	if res, body := do(t, a.h, "POST", "/api/demo/incident", `{"room":"incident:7"}`, cookie); res.StatusCode != 200 {
+		t.Fatalf("incident to incident:7 = %d %s", res.StatusCode, body)
+	}
+	got = a.pub.last(t)
+	var inRoom struct{ Room, Title string }
+	if err := json.Unmarshal(got.Data, &inRoom); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Rooms) != 1 || got.Rooms[0] != "incident:7" || inRoom.Room != "incident:7" || inRoom.Title == "" {
+		t.Errorf("published %+v %+v, want an incident to incident:7 naming its room", got, inRoom)
+	}
+	for _, room := range []string{"user:1", "news:1", "incident:", "incident:\u0007", "incident:" + strings.Repeat("x", 250)} {
+		if res, body := do(t, a.h, "POST", "/api/demo/incident", `{"room":"`+room+`"}`, cookie); res.StatusCode != 400 {
+			t.Errorf("incident to %q = %d %s, want 400", room, res.StatusCode, body)
+		}
+	}
+}
+
+func TestDemoUsers(t *testing.T) {
+	a := newAuthSetup(t, quickStore(), func(c *httpapi.Config) {
+		c.DemoUsers = []string{"alice@example.com", "gone@example.com"}
+	})
+	if res, _ := do(t, a.h, "GET", "/api/demo/users", "", nil); res.StatusCode != 401 {
+		t.Errorf("users without a session = %d, want 401", res.StatusCode)
+	}
+	_, _, cookie := a.login(t, "alice@example.com", password, nil)
+	res, body := do(t, a.h, "GET", "/api/demo/users", "", cookie)
+	want := `{"users":[{"id":` + strconv.FormatInt(a.user.ID, 10) + `,"email":"alice@example.com"}]}` + "\n"
+	if res.StatusCode != 200 || body != want {
+		t.Errorf("users = %d %s, want 200 %s (the missing demo user left out)", res.StatusCode, body, want)
 	}
 }
 

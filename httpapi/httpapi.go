@@ -80,9 +80,14 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 
 	// DemoIncidents enables POST /api/demo/incident, which publishes an
-	// incident to the logged-in caller's own room (the demo page uses it).
+	// incident to the logged-in caller's own room, or to an incident room
+	// it names (the demo page uses it).
 	// It needs Auth and a Publisher.
 	DemoIncidents bool
+	// DemoUsers, with DemoIncidents, are the emails of the demo's users,
+	// which GET /api/demo/users lists with their ids to a signed-in caller
+	// (the page names watchers by them).
+	DemoUsers []string
 
 	// AllowedOrigins are the origins, beside the request's own, whose
 	// browsers may POST to /auth/login, /auth/logout and /api/demo/incident
@@ -241,6 +246,7 @@ func (h *Handler) routes() {
 	}
 	if h.cfg.DemoIncidents {
 		h.handle("POST /api/demo/incident", http.HandlerFunc(h.demoIncident))
+		h.handle("GET /api/demo/users", http.HandlerFunc(h.demoUsers))
 	}
 	// Disabled and unknown API paths answer JSON 404 rather than reaching
 	// Static.

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"golang.org/x/crypto/bcrypt"
@@ -30,7 +31,11 @@ const (
 )
 
 // demoEmails are the users --demo creates.
-var demoEmails = []string{"alice@example.com", "bob@example.com"}
+var demoEmails = []string{"alice@example.com", "bob@example.com", "carol@example.com"}
+
+// demoWatchers are the demo users its subscribe rule lets into incident
+// rooms; the others (bob) are refused, so the page shows both outcomes.
+var demoWatchers = []string{"alice@example.com", "carol@example.com"}
 
 // demoSecret returns the session secret of the demo, generated on first use
 // and kept in dir.
@@ -146,9 +151,9 @@ const demoSubscribePath = "/hooks/subscribe"
 
 // demoSubscribeRule is the demo's application answering the subscribe hook
 // (contract §12) as an Express app would: it checks the signature, then
-// allows incident:* rooms to alice (for a minute) and refuses the rest. It
-// stands in for SUBSCRIBE_URL through the same hook client, so the demo
-// exercises the signed call, the answer's parsing and the cache.
+// allows incident:* rooms to alice and carol (for a minute) and refuses the
+// rest. It stands in for SUBSCRIBE_URL through the same hook client, so the
+// demo exercises the signed call, the answer's parsing and the cache.
 func demoSubscribeRule(users sessiongate.UserStore, secret []byte) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+demoSubscribePath, func(w http.ResponseWriter, r *http.Request) {
@@ -169,7 +174,7 @@ func demoSubscribeRule(users sessiongate.UserStore, secret []byte) http.Handler 
 				http.Error(w, `{"error":"internal error"}`, http.StatusInternalServerError)
 				return
 			}
-			allow = err == nil && strings.EqualFold(u.Email, demoEmails[0])
+			allow = err == nil && slices.ContainsFunc(demoWatchers, func(e string) bool { return strings.EqualFold(u.Email, e) })
 		}
 		w.Header().Set("Content-Type", "application/json")
 		if allow {

@@ -276,6 +276,7 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 	if cfg.Demo {
 		apiCfg.Static = web.Handler()
 		apiCfg.DemoIncidents = cfg.AuthEndpoints
+		apiCfg.DemoUsers = demoEmails
 	}
 	if api, err = httpapi.New(apiCfg); err != nil {
 		return nil, fmt.Errorf("http api: %w", err)

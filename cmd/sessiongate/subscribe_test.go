@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"maps"
 	"net/http"
 	"slices"
@@ -79,15 +81,19 @@ func TestClusterSubscribe(t *testing.T) {
 
 // TestDemoSubscribe: in the demo, with no SUBSCRIBE_URL, the demo's rule
 // answers the subscribe hook in process: incident rooms are open to alice
-// and not to bob.
+// and carol, not to bob; other rooms to nobody.
 func TestDemoSubscribe(t *testing.T) {
 	_, _, base := startMain(t, map[string]string{"DEMO": "true", "DEMO_PASSWORD": "demo password", "SESSION_SECRETS": ""})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	for _, tc := range []struct{ email, want string }{
-		// incident:* has presence in the demo: the ack lists alice.
-		{"alice@example.com", `{"ok":true,"presence":{"users":["1"],"count":1,"connections":1}}`},
-		{"bob@example.com", `{"ok":false,"error":{"code":"FORBIDDEN","message":"subscription not allowed"}}`},
+	const forbidden = `{"error":{"code":"FORBIDDEN","message":"subscription not allowed"},"ok":false}`
+	// Each socket stays in its rooms until the test ends; incident:* has
+	// presence in the demo, so carol's ack lists alice (user 1) and her (3).
+	for _, tc := range []struct{ email, room, want string }{
+		{"alice@example.com", "incident:7", `{"ok":true,"presence":{"connections":1,"count":1,"users":["1"]}}`},
+		{"carol@example.com", "incident:7", `{"ok":true,"presence":{"connections":2,"count":2,"users":["1","3"]}}`},
+		{"bob@example.com", "incident:7", forbidden},
+		{"carol@example.com", "ops:7", forbidden},
 	} {
 		res, body := post(t, base+"/auth/login", `{"email":"`+tc.email+`","password":"demo password"}`, nil)
 		if res.StatusCode != 200 {
@@ -102,12 +108,32 @@ func TestDemoSubscribe(t *testing.T) {
 		if _, err := c.Connected(ctx); err != nil {
 			t.Fatalf("%s connect: %v", tc.email, err)
 		}
-		args, err := c.EmitWithAck(ctx, "subscribe", map[string]string{"room": "incident:7"})
+		args, err := c.EmitWithAck(ctx, "subscribe", map[string]string{"room": tc.room})
 		if err != nil || len(args) != 1 {
 			t.Fatalf("%s subscribe: %v %s", tc.email, err, args)
 		}
-		if string(args[0]) != tc.want {
-			t.Errorf("%s subscribe incident:7 = %s, want %s", tc.email, args[0], tc.want)
+		if got := sortedAck(t, args[0]); got != tc.want {
+			t.Errorf("%s subscribe %s = %s, want %s", tc.email, tc.room, got, tc.want)
 		}
 	}
+}
+
+// sortedAck returns a subscribe ack as JSON with its keys and its presence
+// users sorted (the server lists them in no particular order).
+func sortedAck(t *testing.T, ack json.RawMessage) string {
+	t.Helper()
+	var v map[string]any
+	if err := json.Unmarshal(ack, &v); err != nil {
+		t.Fatalf("ack %s: %v", ack, err)
+	}
+	if p, ok := v["presence"].(map[string]any); ok {
+		if users, ok := p["users"].([]any); ok {
+			slices.SortFunc(users, func(a, b any) int { return strings.Compare(fmt.Sprint(a), fmt.Sprint(b)) })
+		}
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -6,9 +6,21 @@
 // Against a running `sessiongate serve --demo`: page 1 signs in, sees the
 // socket connected, sends itself a test incident and sees it in the feed;
 // page 2 (same browser context, so the same session cookie) logs out; page 1
-// then shows the session-expired banner. SCREENSHOTS=1 saves
-// docs/screenshots/demo-connected.png and demo-expired.png. Prints one
-// "e2e: PASS" or "e2e: FAIL" line; exits 0 only on success.
+// then shows the session-expired banner.
+//
+// Then the incident room, with one browser context (one session) per user,
+// all signed in with DEMO_PASSWORD: alice (DEMO_EMAIL) and carol
+// (WATCHER_EMAIL) watch incident:7 and each sees the other among its
+// watchers; an update alice posts to the room arrives on both pages; alice
+// acknowledges the incident and sees the application's reply; bob
+// (OUTSIDER_EMAIL) is refused with a clear message; carol closes her page
+// and alice sees her leave (after the server's PRESENCE_LEAVE_DELAY: run it
+// with a short one). E2E_PRESENCE=0 leaves the watcher steps out, for a
+// server without presence.
+//
+// SCREENSHOTS=1 saves docs/screenshots/demo-connected.png, demo-expired.png,
+// demo-incident.png and demo-forbidden.png. Prints one "e2e: PASS" or
+// "e2e: FAIL" line; exits 0 only on success.
 
 import { mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -19,6 +31,10 @@ import { chromium } from 'playwright-core';
 const BASE_URL = process.env.BASE_URL ?? 'http://127.0.0.1:3000';
 const DEMO_EMAIL = process.env.DEMO_EMAIL;
 const DEMO_PASSWORD = process.env.DEMO_PASSWORD;
+const WATCHER_EMAIL = process.env.WATCHER_EMAIL ?? 'carol@example.com';
+const OUTSIDER_EMAIL = process.env.OUTSIDER_EMAIL ?? 'bob@example.com';
+const ROOM = process.env.INCIDENT_ROOM ?? 'incident:7';
+const PRESENCE = process.env.E2E_PRESENCE !== '0';
 const SCREENSHOTS = process.env.SCREENSHOTS === '1';
 const STEP_TIMEOUT_MS = Number(process.env.E2E_STEP_TIMEOUT_MS ?? 15_000);
 const TOTAL_TIMEOUT_MS = Number(process.env.E2E_TIMEOUT_MS ?? 120_000);
@@ -86,6 +102,66 @@ async function screenshot(page, name) {
   console.log(`      screenshot ${path}`);
 }
 
+/** Signs page in as email and waits for the signed-in view. */
+async function signIn(page, email) {
+  await page.locator('#login-form').waitFor();
+  await page.locator('#email').fill(email);
+  await page.locator('#password').fill(DEMO_PASSWORD);
+  await page.locator('#login-form button[type="submit"]').click();
+  await Promise.race([
+    page.locator('#session-section').waitFor({ state: 'visible' }),
+    page
+      .locator('#login-error')
+      .waitFor({ state: 'visible' })
+      .then(async () => {
+        throw new Error(`login of ${email} refused: ${await page.locator('#login-error').textContent()}`);
+      }),
+  ]);
+}
+
+/** Waits until #status says connected. */
+async function connected(page) {
+  await page.locator('#status[data-state="connected"]').waitFor();
+  const text = (await page.locator('#status').textContent())?.trim();
+  if (text !== 'connected') throw new Error(`#status shows "${text}"`);
+}
+
+/** Opens the demo in a new browser context (a session of its own) as email; returns the page and the user id. */
+async function userPage(browser, label, email) {
+  const context = await browser.newContext({ baseURL: BASE_URL, viewport: { width: 1100, height: 900 } });
+  context.setDefaultTimeout(STEP_TIMEOUT_MS);
+  const page = await context.newPage();
+  watch(page, label);
+  await openDemo(page);
+  await signIn(page, email);
+  await connected(page);
+  const id = (await page.locator('#user-id').textContent())?.trim();
+  if (!id) throw new Error(`${label}: no user id shown`);
+  return { page, id, context };
+}
+
+/** Asks to watch ROOM and waits for the answer, a status or an error. */
+async function watchRoom(page) {
+  await page.locator('#incident-room').fill(ROOM);
+  await page.locator('#incident-open').click();
+  await Promise.race([
+    page.locator('#incident-status', { hasText: `watching ${ROOM}` }).waitFor(),
+    page.locator('#incident-error').waitFor({ state: 'visible' }),
+  ]);
+}
+
+/** Waits until page's watchers list holds exactly ids, and its count says so. */
+async function watchersAre(page, ids) {
+  const want = [...ids].sort().join(',');
+  await page.waitForFunction(
+    ({ want, n }) => {
+      const got = [...document.querySelectorAll('#watchers [data-user]')].map((li) => li.dataset.user);
+      return got.sort().join(',') === want && document.getElementById('watcher-count')?.textContent === String(n);
+    },
+    { want, n: ids.length },
+  );
+}
+
 let browser;
 let failedPage;
 let exitCode = 1;
@@ -114,27 +190,9 @@ try {
 
   await run('page 1: open the demo page', () => openDemo(page1));
 
-  await run('page 1: sign in', async () => {
-    await page1.locator('#login-form').waitFor();
-    await page1.locator('#email').fill(DEMO_EMAIL);
-    await page1.locator('#password').fill(DEMO_PASSWORD);
-    await page1.locator('#login-form button[type="submit"]').click();
-    await Promise.race([
-      page1.locator('#session-section').waitFor({ state: 'visible' }),
-      page1
-        .locator('#login-error')
-        .waitFor({ state: 'visible' })
-        .then(async () => {
-          throw new Error(`login refused: ${await page1.locator('#login-error').textContent()}`);
-        }),
-    ]);
-  });
+  await run('page 1: sign in', () => signIn(page1, DEMO_EMAIL));
 
-  await run('page 1: socket connected', async () => {
-    await page1.locator('#status[data-state="connected"]').waitFor();
-    const text = (await page1.locator('#status').textContent())?.trim();
-    if (text !== 'connected') throw new Error(`#status shows "${text}"`);
-  });
+  await run('page 1: socket connected', () => connected(page1));
 
   await run('page 1: send a test incident and see it in the feed', async () => {
     const before = await page1.locator('#feed [data-kind="incident"]').count();
@@ -167,8 +225,80 @@ try {
     return r;
   });
 
+  const alice = await run(`alice: sign in anew (${DEMO_EMAIL})`, () => userPage(browser, 'alice', DEMO_EMAIL));
+  failedPage = alice.page;
+  await run(`alice: watch ${ROOM}`, async () => {
+    await watchRoom(alice.page);
+    if (await alice.page.locator('#incident-error').isVisible())
+      throw new Error(`refused: ${await alice.page.locator('#incident-error').textContent()}`);
+  });
+  const carol = await run(`carol: sign in (${WATCHER_EMAIL}) and watch ${ROOM}`, async () => {
+    const u = await userPage(browser, 'carol', WATCHER_EMAIL);
+    failedPage = u.page;
+    await watchRoom(u.page);
+    if (await u.page.locator('#incident-error').isVisible())
+      throw new Error(`refused: ${await u.page.locator('#incident-error').textContent()}`);
+    return u;
+  });
+
+  if (PRESENCE) {
+    await run('alice and carol: each sees both watchers', async () => {
+      failedPage = alice.page;
+      await watchersAre(alice.page, [alice.id, carol.id]);
+      failedPage = carol.page;
+      await watchersAre(carol.page, [alice.id, carol.id]);
+      const you = await carol.page.locator(`#watchers [data-user="${carol.id}"]`).textContent();
+      if (!you?.includes(WATCHER_EMAIL) || !you.includes('(you)')) throw new Error(`carol's own entry reads "${you}"`);
+      // Named by email (GET /api/demo/users), which may come after the list.
+      await alice.page.locator(`#watchers [data-user="${carol.id}"]`, { hasText: WATCHER_EMAIL }).waitFor();
+    });
+  } else {
+    console.log('      presence steps left out (E2E_PRESENCE=0)');
+  }
+
+  await run('alice: post an update; it arrives on both pages', async () => {
+    failedPage = alice.page;
+    const before = await Promise.all([alice.page, carol.page].map((p) => p.locator('#room-events [data-kind="incident"]').count()));
+    await alice.page.locator('#incident-post').click();
+    await alice.page.locator('#room-events [data-kind="incident"]').nth(before[0]).waitFor();
+    failedPage = carol.page;
+    const item = carol.page.locator('#room-events [data-kind="incident"]').nth(before[1]);
+    await item.waitFor();
+    const text = await item.textContent();
+    if (!text?.includes(ROOM) || !text.includes(DEMO_EMAIL)) throw new Error(`carol's room event reads "${text}"`);
+    // The room's incident is not the user's own: it stays out of the feed.
+    if ((await carol.page.locator('#feed [data-kind="incident"]').count()) !== 0) throw new Error("the room's update is in carol's own feed too");
+  });
+
+  await run('alice: acknowledge; the application answers', async () => {
+    failedPage = alice.page;
+    await alice.page.locator('#incident-ack').click();
+    await alice.page.locator('#incident-ack-result', { hasText: `acknowledged by ${DEMO_EMAIL}` }).waitFor();
+    await screenshot(alice.page, 'demo-incident.png');
+  });
+
+  await run(`bob: sign in (${OUTSIDER_EMAIL}); watching ${ROOM} is refused`, async () => {
+    const bob = await userPage(browser, 'bob', OUTSIDER_EMAIL);
+    failedPage = bob.page;
+    await watchRoom(bob.page);
+    const want = `You are not allowed to watch ${ROOM} (FORBIDDEN)`;
+    const got = (await bob.page.locator('#incident-error').textContent())?.trim();
+    if (got !== want) throw new Error(`#incident-error reads "${got}", want "${want}"`);
+    if (await bob.page.locator('#incident-body').isVisible()) throw new Error('the room is shown to bob');
+    await screenshot(bob.page, 'demo-forbidden.png');
+    await bob.context.close();
+  });
+
+  if (PRESENCE) {
+    await run('carol closes her page; alice sees her leave', async () => {
+      await carol.context.close();
+      failedPage = alice.page;
+      await watchersAre(alice.page, [alice.id]);
+    });
+  }
+
   exitCode = 0;
-  console.log(`e2e: PASS (${Date.now() - started} ms; session ended with reason "${reason}") against ${BASE_URL}`);
+  console.log(`e2e: PASS (${Date.now() - started} ms; session ended with reason "${reason}"; presence ${PRESENCE ? 'checked' : 'left out'}) against ${BASE_URL}`);
 } catch (err) {
   fail(err instanceof Error ? err.message.split('\n')[0] : String(err));
   if (failedPage && !failedPage.isClosed()) {

@@ -1,6 +1,7 @@
 // Package e2e tests the demo as a user gets it: the binary that `go install`
 // puts into an empty GOBIN serves `--demo` with no Node on its PATH, and
-// demo.e2e.mjs drives Chromium through sign-in, a live incident and logout.
+// demo.e2e.mjs drives Chromium through sign-in, a live incident and logout,
+// then through an incident room watched by two users and refused to a third.
 package e2e
 
 import (
@@ -133,7 +134,8 @@ func TestDemoInBrowser(t *testing.T) {
 
 	e2e := nodetest.Command(t, "test/e2e", "demo.e2e.mjs")
 	e2e.Env = append(os.Environ(),
-		"BASE_URL="+base, "DEMO_EMAIL="+demoEmail, "DEMO_PASSWORD="+demoPassword, "CHROMIUM="+chromium)
+		"BASE_URL="+base, "DEMO_EMAIL="+demoEmail, "DEMO_PASSWORD="+demoPassword, "CHROMIUM="+chromium,
+		"WATCHER_EMAIL=carol@example.com", "OUTSIDER_EMAIL=bob@example.com")
 	e2e.Stdout = logWriter{t, "e2e"}
 	if err := e2e.Run(); err != nil {
 		t.Errorf("demo.e2e.mjs: %v", err)
@@ -173,7 +175,9 @@ func startDemo(t *testing.T, ctx context.Context, bin string) (base string, stop
 	cmd := exec.CommandContext(ctx, bin, "serve", "--demo")
 	cmd.Env = append(withoutPath(os.Environ()), "PATH="+t.TempDir(),
 		"LISTEN_ADDR=127.0.0.1:0", "DATA_DIR="+t.TempDir(), "DEMO_PASSWORD="+demoPassword,
-		"SHUTDOWN_TIMEOUT=10s", "LOG_LEVEL=info")
+		"SHUTDOWN_TIMEOUT=10s", "LOG_LEVEL=info",
+		// Carol closing her page is seen by alice a second later, not five.
+		"PRESENCE_LEAVE_DELAY=1s")
 	cmd.Stderr = logWriter{t, "sessiongate"}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
