@@ -13,7 +13,6 @@ import (
 
 	"github.com/sessiongate/sessiongate"
 	"github.com/sessiongate/sessiongate/internal/siotest"
-	"github.com/sessiongate/sessiongate/postgres"
 	"github.com/sessiongate/sessiongate/socketio"
 )
 
@@ -69,20 +68,7 @@ func limitCluster(t *testing.T, bus string, n int, db store, clk *clock, cfg Con
 // channel prefix key, its "/" namespace listening.
 func postgresNode(t *testing.T, url, key string) *socketio.Server {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel()
-	cl, err := postgres.NewCluster(ctx, url, postgres.ClusterOptions{ChannelPrefix: key})
-	if err != nil {
-		t.Fatalf("PostgreSQL cluster bus at %s: %v", url, err)
-	}
-	t.Cleanup(func() { cl.Close() })
-	srv := socketio.NewServer(socketio.Options{NewAdapter: cl.Adapter})
-	t.Cleanup(func() { srv.Close() })
-	srv.Of("/")
-	if err := cl.Ready(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return srv
+	return postgresBusNode(t, url, key).srv
 }
 
 // flush sends the node's report now.

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sessiongate/sessiongate"
 	"github.com/sessiongate/sessiongate/expresssession"
 	"github.com/sessiongate/sessiongate/internal/nodetest"
 	"github.com/sessiongate/sessiongate/internal/tcpproxy"
@@ -200,12 +199,7 @@ func TestRecoverySessionRooms(t *testing.T) {
 	ctx := context.Background()
 	expire := time.Now().Add(time.Hour)
 	sid := expresssession.NewSessionID()
-	save := func(org string) {
-		t.Helper()
-		if err := db.SaveSession(ctx, &sessiongate.Session{ID: sid, Data: orgSession(org, expire), Expire: expire}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	save := orgSaver(t, db, sid, expire)
 	save("1")
 	r, c, _ := connectAsking(t, rs, cookieHeader(sid))
 	if err := rs.ns.To(c.ID).SocketsJoin(ctx, "ops"); err != nil {

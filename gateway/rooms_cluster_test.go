@@ -4,13 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"os"
 	"testing"
 	"time"
 
-	"github.com/sessiongate/sessiongate"
 	"github.com/sessiongate/sessiongate/expresssession"
-	"github.com/sessiongate/sessiongate/redis"
 	"github.com/sessiongate/sessiongate/socketio"
 )
 
@@ -18,26 +15,7 @@ import (
 // the local one) under key, its "/" namespace subscribed.
 func redisNode(t *testing.T, key string) *socketio.Server {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("-short: skipping the tests that need Redis")
-	}
-	url := os.Getenv("REDIS_URL")
-	if url == "" {
-		url = "redis://127.0.0.1:6379"
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel()
-	cl, err := redis.NewCluster(ctx, redis.Options{URL: url, Key: key})
-	if err != nil {
-		t.Fatalf("Redis at %s: %v", url, err)
-	}
-	t.Cleanup(func() { cl.Close() })
-	srv := socketio.NewServer(socketio.Options{NewAdapter: cl.Adapter})
-	t.Cleanup(func() { srv.Close() })
-	if err := srv.Of("/").Adapter().(*redis.Adapter).Ready(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return srv
+	return redisBusNode(t, key).srv
 }
 
 // TestSessionRoomsCluster: two nodes on Redis. A socket on node A starts in
@@ -62,12 +40,7 @@ func TestSessionRoomsCluster(t *testing.T) {
 	ctx := context.Background()
 	expire := time.Now().Add(time.Hour)
 	sid := expresssession.NewSessionID()
-	save := func(org string) {
-		t.Helper()
-		if err := db.SaveSession(ctx, &sessiongate.Session{ID: sid, Data: orgSession(org, expire), Expire: expire}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	save := orgSaver(t, db, sid, expire)
 	save("1")
 	c := dial(t, url, browser{cookie: cookieHeader(sid)})
 	registered(t, regs)

@@ -172,6 +172,19 @@ func FuzzSessionRooms(f *testing.F) {
 
 // orgSession is a session row of user 42 with the given orgId JSON ("" for
 // none).
+// orgSaver returns a function that saves sid's row with orgSession(org,
+// expire): a test moves the session from org to org with it.
+func orgSaver(t *testing.T, db interface {
+	SaveSession(context.Context, *sessiongate.Session) error
+}, sid string, expire time.Time) func(org string) {
+	return func(org string) {
+		t.Helper()
+		if err := db.SaveSession(context.Background(), &sessiongate.Session{ID: sid, Data: orgSession(org, expire), Expire: expire}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func orgSession(orgID string, expire time.Time) []byte {
 	org := ""
 	if orgID != "" {
@@ -457,12 +470,7 @@ func TestSessionRoomsNewTabLeads(t *testing.T) {
 	ctx := context.Background()
 	expire := time.Now().Add(time.Hour)
 	sid := expresssession.NewSessionID()
-	save := func(org string) {
-		t.Helper()
-		if err := db.SaveSession(ctx, &sessiongate.Session{ID: sid, Data: orgSession(org, expire), Expire: expire}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	save := orgSaver(t, db, sid, expire)
 	save("1")
 	dial(t, url, browser{cookie: cookieHeader(sid)})
 	old := registered(t, regs)
@@ -503,12 +511,7 @@ func TestSessionRoomAlsoSubscribed(t *testing.T) {
 	ctx := context.Background()
 	expire := time.Now().Add(time.Hour)
 	sid := expresssession.NewSessionID()
-	save := func(org string) {
-		t.Helper()
-		if err := db.SaveSession(ctx, &sessiongate.Session{ID: sid, Data: orgSession(org, expire), Expire: expire}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	save := orgSaver(t, db, sid, expire)
 	save("1")
 	c := dial(t, url, browser{cookie: cookieHeader(sid), transport: siotest.Websocket})
 	id, err := c.Connected(ctx)
