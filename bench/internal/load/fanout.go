@@ -94,46 +94,19 @@ func runFanout(ctx context.Context, cfg *Config, rep *Report) error {
 		}
 	}
 	var (
-		conns    = make([]*fanConn, cfg.N)
 		rounds   = warmUpRounds + cfg.Rounds // the warm-up rounds come first, not reported
 		arrived  = make([]chan struct{}, rounds)
 		counters fanCounters
-		errMu    sync.Mutex
-		wg       sync.WaitGroup
 		readers  sync.WaitGroup
-		next     atomic.Int64
 	)
 	for r := range arrived {
 		arrived[r] = make(chan struct{}, cfg.N)
 	}
-	start := time.Now()
-	for range min(cfg.Concurrency, cfg.N) {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= cfg.N || runCtx.Err() != nil {
-					return
-				}
-				h, err := openFan(runCtx, cfg, dialers[i%len(dialers)], i, rounds)
-				if err != nil {
-					errMu.Lock()
-					rep.Errors[errClass(err)]++
-					errMu.Unlock()
-					continue
-				}
-				conns[i] = h
-				readers.Go(func() { h.read(runCtx, arrived, &counters) })
-			}
-		})
-	}
-	wg.Wait()
-	rep.ConnectSeconds = time.Since(start).Seconds()
-	for _, h := range conns {
-		if h != nil {
-			rep.Connected++
-		}
-	}
-	rep.Failed = cfg.N - rep.Connected
+	conns := openAll(runCtx, cfg, rep, func(ctx context.Context, i int) (*fanConn, error) {
+		return openFan(ctx, cfg, dialers[i%len(dialers)], i, rounds)
+	}, func(h *fanConn) {
+		readers.Go(func() { h.read(runCtx, arrived, &counters) })
+	})
 	cfg.progress("%s: %d/%d connected in %.1fs over %d servers", cfg.Mode, rep.Connected, cfg.N, rep.ConnectSeconds, len(cfg.URLs))
 	defer func() {
 		cancel()

@@ -100,48 +100,20 @@ func runPresence(ctx context.Context, cfg *Config, rep *Report) error {
 	if err != nil {
 		return err
 	}
-	conns := make([]*presConn, cfg.N)
-	var (
-		wg    sync.WaitGroup
-		errMu sync.Mutex
-		next  atomic.Int64
-	)
-	start := time.Now()
-	for range min(cfg.Concurrency, cfg.N) {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= cfg.N || runCtx.Err() != nil {
-					return
-				}
-				dctx, dcancel := context.WithTimeout(runCtx, 30*time.Second)
-				c, br, err := d.upgrade(dctx, false, cfg.Creds[i].Cookie)
-				dcancel()
-				if err == nil {
-					if err = rawConnect(c, br); err != nil {
-						c.Close()
-					}
-				}
-				if err != nil {
-					errMu.Lock()
-					rep.Errors[errClass(err)]++
-					errMu.Unlock()
-					continue
-				}
-				conns[i] = &presConn{c: c, br: br, snapshot: map[string]bool{}, joined: map[string]int{}}
+	open := opened(openAll(runCtx, cfg, rep, func(ctx context.Context, i int) (*presConn, error) {
+		dctx, dcancel := context.WithTimeout(ctx, 30*time.Second)
+		c, br, err := d.upgrade(dctx, false, cfg.Creds[i].Cookie)
+		dcancel()
+		if err == nil {
+			if err = rawConnect(c, br); err != nil {
+				c.Close()
 			}
-		})
-	}
-	wg.Wait()
-	rep.ConnectSeconds = time.Since(start).Seconds()
-	var open []*presConn
-	for _, h := range conns {
-		if h != nil {
-			open = append(open, h)
 		}
-	}
-	rep.Connected = len(open)
-	rep.Failed = cfg.N - rep.Connected
+		if err != nil {
+			return nil, err
+		}
+		return &presConn{c: c, br: br, snapshot: map[string]bool{}, joined: map[string]int{}}, nil
+	}, nil))
 	cfg.progress("%s: %d/%d connected in %.1fs", cfg.Mode, rep.Connected, cfg.N, rep.ConnectSeconds)
 	defer func() {
 		for _, h := range open {

@@ -68,41 +68,9 @@ func runRPC(ctx context.Context, cfg *Config, rep *Report) error {
 	if err != nil {
 		return err
 	}
-	conns := make([]*rpcConn, cfg.N)
-	var (
-		wg    sync.WaitGroup
-		errMu sync.Mutex
-		next  atomic.Int64
-	)
-	start := time.Now()
-	for range min(cfg.Concurrency, cfg.N) {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= cfg.N || runCtx.Err() != nil {
-					return
-				}
-				h, err := openRPC(runCtx, cfg, d, i)
-				if err != nil {
-					errMu.Lock()
-					rep.Errors[errClass(err)]++
-					errMu.Unlock()
-					continue
-				}
-				conns[i] = h
-			}
-		})
-	}
-	wg.Wait()
-	rep.ConnectSeconds = time.Since(start).Seconds()
-	var open []*rpcConn
-	for _, h := range conns {
-		if h != nil {
-			open = append(open, h)
-		}
-	}
-	rep.Connected = len(open)
-	rep.Failed = cfg.N - rep.Connected
+	open := opened(openAll(runCtx, cfg, rep, func(ctx context.Context, i int) (*rpcConn, error) {
+		return openRPC(ctx, cfg, d, i)
+	}, nil))
 	cfg.progress("%s: %d/%d connected in %.1fs", cfg.Mode, rep.Connected, cfg.N, rep.ConnectSeconds)
 	defer func() {
 		for _, h := range open {

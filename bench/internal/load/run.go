@@ -43,47 +43,14 @@ func runHeld(ctx context.Context, cfg *Config, rep *Report) error {
 	defer cancel()
 	var (
 		d       = newDialer(cfg.socketURL(), cfg.Sources, cfg.Creds)
-		conns   = make([]*held, cfg.N)
 		arrived = make(chan struct{}, cfg.N)
-		errMu   sync.Mutex
-		wg      sync.WaitGroup
 		readers sync.WaitGroup
-		next    atomic.Int64
 	)
-	start := time.Now()
-	for range min(cfg.Concurrency, cfg.N) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= cfg.N || runCtx.Err() != nil {
-					return
-				}
-				h, err := openHeld(runCtx, cfg, d, i)
-				if err != nil {
-					errMu.Lock()
-					rep.Errors[errClass(err)]++
-					errMu.Unlock()
-					continue
-				}
-				conns[i] = h
-				readers.Add(1)
-				go func() {
-					defer readers.Done()
-					h.read(runCtx, cfg, arrived)
-				}()
-			}
-		}()
-	}
-	wg.Wait()
-	rep.ConnectSeconds = time.Since(start).Seconds()
-	for _, h := range conns {
-		if h != nil {
-			rep.Connected++
-		}
-	}
-	rep.Failed = cfg.N - rep.Connected
+	conns := openAll(runCtx, cfg, rep, func(ctx context.Context, i int) (*held, error) {
+		return openHeld(ctx, cfg, d, i)
+	}, func(h *held) {
+		readers.Go(func() { h.read(runCtx, cfg, arrived) })
+	})
 	cfg.progress("%s: %d/%d connected in %.1fs", cfg.Mode, rep.Connected, cfg.N, rep.ConnectSeconds)
 	defer func() {
 		cancel()
