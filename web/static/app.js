@@ -319,6 +319,13 @@ function startRealtime() {
   realtime = createRealtime();
   realtime.onStateChange(setStatus);
   setStatus(realtime.state);
+  // The connection came back but could not be recovered (away too long, or
+  // the server restarted): events sent meanwhile never reached this page.
+  realtime.onRecovery(({ missed }) => {
+    if (missed) {
+      showNotice('The connection was down for a while: events sent meanwhile may be missing here. Reload the page to see them all.');
+    }
+  });
   realtime.on('incident:created', (i) => {
     // A room's incidents name their room; the others came to user:<id>.
     if (i.room) {
