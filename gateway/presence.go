@@ -91,8 +91,7 @@ type presenceTracker struct {
 	halt    sync.Once
 
 	events, in, out, bad, sendErrs atomic.Uint64
-	warnMu                         sync.Mutex
-	warned                         time.Time
+	sendWarn                       logThrottle // failed publications: with the bus down, every one fails
 }
 
 func newPresenceTracker(cfg Config, now func() time.Time) *presenceTracker {
@@ -274,26 +273,11 @@ func (p *presenceTracker) publish(g *Gateway, gossip []presence.Message) {
 			cancel()
 			if err != nil {
 				p.sendErrs.Add(1)
-				p.warnSend(g, err)
+				p.sendWarn.log(g, "presence: gossip not published", "err", err)
 				continue
 			}
 			p.out.Add(1)
 		}
-	}
-}
-
-// warnSend logs a failed publication at WARN at most once per
-// unavailableLogEvery: with the bus down, every message fails.
-func (p *presenceTracker) warnSend(g *Gateway, err error) {
-	now := p.now()
-	p.warnMu.Lock()
-	warn := now.Sub(p.warned) >= unavailableLogEvery
-	if warn {
-		p.warned = now
-	}
-	p.warnMu.Unlock()
-	if warn {
-		g.log.Warn("presence: gossip not published", "err", err)
 	}
 }
 
