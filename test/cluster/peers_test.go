@@ -550,6 +550,20 @@ func TestHexAddr(t *testing.T) {
 // node counts are unchanged) and, if the test fails, logs them: channel and
 // payload in hex (and as text when it is JSON), the bytes to compare with
 // socketio-cluster.md.
+// onBus readies c's bus (c.Cluster, redis or postgres) for a test: Redis
+// required and its URL set, and a spy on the wire of either that dumps it
+// on failure.
+func (c *clusterEnv) onBus(t *testing.T) {
+	t.Helper()
+	if c.Cluster == "redis" {
+		requireRedis(t)
+		c.RedisURL = redisURL()
+		spyRedis(t, c.Key)
+		return
+	}
+	spyPostgres(t, c.Key)
+}
+
 func spyRedis(t *testing.T, key string) {
 	t.Helper()
 	rc := requireRedis(t)

@@ -33,13 +33,7 @@ func TestPresenceNodeKilled(t *testing.T) {
 			c := clusterEnv{Cluster: bus, Key: randomKey(), DB: openSessionDB(t), Extra: map[string]string{
 				"PRESENCE_ROOMS": "incident:*", "PRESENCE_TTL": "2s", "PRESENCE_LEAVE_DELAY": "0",
 			}}
-			if bus == "redis" {
-				requireRedis(t)
-				c.RedisURL = redisURL()
-				spyRedis(t, c.Key)
-			} else {
-				spyPostgres(t, c.Key)
-			}
+			c.onBus(t)
 			nodes := startNodes(t, c, 2)
 			alice, bob := c.DB.newSession(t, 1), c.DB.newSession(t, 2)
 			cl := startClients(t, sg("a", nodes[0], alice), sg("b", nodes[1], bob))

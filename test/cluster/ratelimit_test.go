@@ -29,13 +29,7 @@ func TestRateLimitAcrossNodes(t *testing.T) {
 			c := clusterEnv{Cluster: bus, Key: randomKey(), DB: openSessionDB(t), Extra: map[string]string{
 				"EVENT_RATE_LIMIT": "0.01", "EVENT_RATE_BURST": "5", "MAX_CONNECTIONS_PER_USER": "2", "METRICS_KEY": metricsKey,
 			}}
-			if bus == "redis" {
-				requireRedis(t)
-				c.RedisURL = redisURL()
-				spyRedis(t, c.Key)
-			} else {
-				spyPostgres(t, c.Key)
-			}
+			c.onBus(t)
 			nodes := startNodes(t, c, 2)
 			s42a, s42b, s43 := c.DB.newSession(t, 42), c.DB.newSession(t, 42), c.DB.newSession(t, 43)
 
