@@ -59,9 +59,9 @@ type StreamLogOptions struct {
 	// as socketio.RecoveryOptions.Window.
 	Window time.Duration
 	// MaxEntries bounds each namespace's stream: 10,000, as the streams
-	// adapter's maxLen (kept within 1% over it, not by MAXLEN ~: see trimLua).
-	// the streams adapter's maxLen. Past it the oldest go first, and a
-	// recovery that needs one fails as expired.
+	// adapter's maxLen (held within 1% over it by trimLua rather than
+	// XADD MAXLEN ~, whose drops Redis does not record). Past it the
+	// oldest go first, and a recovery that needs one fails as expired.
 	MaxEntries int
 	// MaxSocketBytes bounds one saved socket as stored (its rooms and
 	// state): 64 KiB; a larger one is not saved (it connects fresh).
