@@ -47,6 +47,7 @@ func newStreamLog(t *testing.T, opts StreamLogOptions) *StreamLog {
 // TestStreamLogConformance runs the RecoveryLog suite on Redis. Its
 // windows are Redis' PX and stream ids: Advance waits.
 func TestStreamLogConformance(t *testing.T) {
+	redisURL(t) // -short skips here, once
 	recoverytest.Run(t, func(t *testing.T, opts recoverytest.Options) recoverytest.Log {
 		l := newStreamLog(t, StreamLogOptions{Window: opts.Window})
 		return recoverytest.Log{RecoveryLog: l, Advance: func(d time.Duration) { time.Sleep(d) }}
