@@ -19,6 +19,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -281,6 +283,24 @@ func testSingleUse(t *testing.T, l Log) {
 	}
 	if _, err := l.Restore(ctx, restoreReq("p", h)); reason(err) != socketio.RecoveryUnknown {
 		t.Errorf("a second restore: %v, want unknown", err)
+	}
+	// Racing restores (two nodes, one client reconnecting twice): one wins.
+	save(t, l, socketio.SavedSocket{PID: "p", ID: "s3", Key: "k", LastSent: h, Head: h})
+	var wg sync.WaitGroup
+	var won atomic.Int32
+	for range 8 {
+		wg.Go(func() {
+			_, err := l.Restore(ctx, restoreReq("p", h))
+			if err == nil {
+				won.Add(1)
+			} else if reason(err) != socketio.RecoveryUnknown {
+				t.Errorf("a racing restore: %v, want unknown", err)
+			}
+		})
+	}
+	wg.Wait()
+	if won.Load() != 1 {
+		t.Errorf("%d racing restores succeeded, want 1", won.Load())
 	}
 }
 
