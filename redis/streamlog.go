@@ -219,11 +219,21 @@ func jsonString(v any) string {
 // mark, "0-0" for a stream that does not exist.
 const trimLua = `
 local key = KEYS[1]
+local function info(k)
+  local r, out = redis.call('XINFO', 'STREAM', k), {}
+  for i = 1, #r, 2 do out[r[i]] = r[i + 1] end
+  return out
+end
 local function trim(cutoff, maxlen)
   local dropped = nil
-  local old = redis.call('XREVRANGE', key, '(' .. cutoff, '-', 'COUNT', 1)
+  -- Forward from the oldest (XREVRANGE from the cutoff costs the size of
+  -- the stream): usually none or a few have aged out since the last call.
+  local old = redis.call('XRANGE', key, '-', '(' .. cutoff, 'COUNT', 100)
+  if #old == 100 then
+    old = redis.call('XREVRANGE', key, '(' .. cutoff, '-', 'COUNT', 1)
+  end
   if #old > 0 then
-    dropped = old[1][1]
+    dropped = old[#old][1]
     redis.call('XTRIM', key, 'MINID', cutoff)
   end
   local n = redis.call('XLEN', key)
@@ -238,24 +248,19 @@ local function trim(cutoff, maxlen)
       redis.call('XTRIM', key, 'MAXLEN', 0)
     end
   end
-  local info = redis.call('XINFO', 'STREAM', key)
-  local last, maxdel = nil, nil
-  for i = 1, #info, 2 do
-    if info[i] == 'last-generated-id' then last = info[i + 1] end
-    if info[i] == 'max-deleted-entry-id' then maxdel = info[i + 1] end
-  end
   if dropped then
+    local last = info(key)['last-generated-id']
     redis.call('XSETID', key, last, 'MAXDELETEDID', dropped)
-    maxdel = dropped
   end
-  return {last, maxdel}
 end
 `
 
 // stateScript trims a stream (see trimLua) and returns its state.
 var stateScript = rueidis.NewLuaScript(trimLua + `
 if redis.call('EXISTS', key) == 0 then return {'0-0', '0-0'} end
-return trim(ARGV[1], tonumber(ARGV[2]))
+trim(ARGV[1], tonumber(ARGV[2]))
+local st = info(key)
+return {st['last-generated-id'], st['max-deleted-entry-id']}
 `)
 
 // appendScript adds an entry (ARGV[3:], fields and values) to a stream,

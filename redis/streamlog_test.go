@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,7 +14,7 @@ import (
 
 // newStreamLog is a StreamLog on the test Redis under a fresh key, whose
 // keys are deleted at cleanup.
-func newStreamLog(t *testing.T, opts StreamLogOptions) *StreamLog {
+func newStreamLog(t testing.TB, opts StreamLogOptions) *StreamLog {
 	t.Helper()
 	if opts.URL == "" {
 		opts.URL = redisURL(t)
@@ -146,5 +147,86 @@ func TestStreamLogErrors(t *testing.T) {
 	_, err = l.Restore(waitCtx(t), socketio.RestoreRequest{Namespace: "/", PID: "p", Key: "k", Offset: "0-0", MaxMessages: 1, MaxBytes: 1})
 	if !errors.As(err, &se) || se.Code != CodeCorrupt {
 		t.Errorf("restore of a corrupt socket: %v, want %s", err, CodeCorrupt)
+	}
+}
+
+// BenchmarkStreamLogAppend: one Append, an XADD and its trim in one
+// script call.
+func BenchmarkStreamLogAppend(b *testing.B) {
+	l := newStreamLog(b, StreamLogOptions{})
+	ctx := waitCtx(b)
+	e := socketio.LogEntry{Rooms: []string{"room"}, Data: []byte(`["e","` + strings.Repeat("x", 40) + `"]`)}
+	b.Run("StreamLog", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := l.Append(ctx, "/", e); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	// The floor: a bare XADD MAXLEN ~ of the same fields, same client.
+	b.Run("XADD", func(b *testing.B) {
+		c, key := l.client, l.streamKey("/bare")
+		for b.Loop() {
+			cmd := c.B().Xadd().Key(key).Maxlen().Almost().Threshold("10000").Id("*").FieldValue().FieldValue("r", `["room"]`).FieldValue("d", string(e.Data)).Build()
+			if err := c.Do(ctx, cmd).Error(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkStreamLogRestore: Save then Restore of a socket that missed 10
+// events among 100 (GET, GETDEL, the trim script, one XRANGE page).
+func BenchmarkStreamLogRestore(b *testing.B) {
+	l := newStreamLog(b, StreamLogOptions{})
+	ctx := waitCtx(b)
+	h, _ := l.Head(ctx, "/")
+	for i := range 100 {
+		room := "other"
+		if i%10 == 0 {
+			room = "r"
+		}
+		l.Append(ctx, "/", socketio.LogEntry{Rooms: []string{room}, Data: []byte(`["e",1]`)})
+	}
+	sv := socketio.SavedSocket{Namespace: "/", PID: "p", ID: "s", Key: "k", Rooms: []string{"r"}, LastSent: h, Head: h}
+	r := socketio.RestoreRequest{Namespace: "/", PID: "p", Key: "k", Offset: h, MaxMessages: 1000, MaxBytes: 1 << 20}
+	for b.Loop() {
+		if err := l.Save(ctx, sv); err != nil {
+			b.Fatal(err)
+		}
+		if res, err := l.Restore(ctx, r); err != nil || len(res.Missed) != 10 {
+			b.Fatal(len(res.Missed), err)
+		}
+	}
+}
+
+// TestStreamLogWindowMany: more than a page of entries ageing out at once
+// are trimmed, and recorded as dropped.
+func TestStreamLogWindowMany(t *testing.T) {
+	var skew atomic.Int64
+	l := newStreamLog(t, StreamLogOptions{Now: func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }})
+	ctx := waitCtx(t)
+	h, _ := l.Head(ctx, "/")
+	var offs []string
+	for range 250 {
+		o, err := l.Append(ctx, "/", socketio.LogEntry{Data: []byte(`["e"]`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		offs = append(offs, o)
+	}
+	skew.Store(int64(3 * time.Minute))
+	if got, err := l.Range(ctx, "/", offs[248], "", "s", nil); err == nil {
+		t.Errorf("range after the window: %d entries, want expired", len(got))
+	}
+	if got, err := l.Range(ctx, "/", offs[249], "", "s", nil); err != nil || len(got) != 0 {
+		t.Errorf("range after the last: %v, %v", got, err)
+	}
+	if got, _ := l.Head(ctx, "/"); got != offs[249] || got == h {
+		t.Errorf("head %s after trimming all, want %s", got, offs[249])
+	}
+	rc := admin(t)
+	if n, err := rc.Do(ctx, rc.B().Xlen().Key(l.opts.Key+":recovery:/").Build()).AsInt64(); err != nil || n != 0 {
+		t.Errorf("XLEN %d, %v; want 0", n, err)
 	}
 }
