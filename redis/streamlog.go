@@ -18,10 +18,10 @@ import (
 // @socket.io/redis-streams-adapter keeps it, so that a socket that dropped
 // on one node can be recovered on another:
 //   - each namespace's events go to the stream "<key>:recovery:<nsp>"
-//     (XADD, then trimmed past MaxEntries by the oldest 1%), fields r (rooms, JSON), x (except,
-//     JSON), d (the packet's data as is) and a (attachments, JSON of
-//     base64), each left out when empty; an event's offset is its stream
-//     id "<ms>-<seq>", parsed strictly from clients;
+//     (XADD, then trimmed past MaxEntries by the oldest 1%), fields r
+//     (rooms, JSON), x (except, JSON), d (the packet's data as is) and a
+//     (attachments, JSON of base64), each left out when empty; an event's
+//     offset is its stream id "<ms>-<seq>", parsed strictly from clients;
 //   - entries older than the window (by the id's time against this node's
 //     clock) are dropped: trimmed with MINID when appending and before
 //     each read, by a Lua script that also records the last id it dropped
