@@ -155,6 +155,27 @@ type subOp struct {
 // on its own with backoff and subscribes again to every channel it holds.
 func NewCluster(ctx context.Context, opts Options) (*Cluster, error) {
 	opts.defaults()
+	client, err := newClient(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{
+		opts:     opts,
+		client:   client,
+		log:      opts.Logger,
+		done:     make(chan struct{}),
+		subs:     make(map[string]*subscription),
+		kick:     make(chan struct{}, 1),
+		adapters: make(map[*Adapter]struct{}),
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	go c.run()
+	return c, nil
+}
+
+// newClient connects to the Redis of opts (URL, TLSConfig, ClientName)
+// and checks that it answers a PING within ctx.
+func newClient(ctx context.Context, opts Options) (rueidis.Client, error) {
 	copts, err := rueidis.ParseURL(opts.URL)
 	if err != nil {
 		return nil, fmt.Errorf("redis: parse URL: %w", err)
@@ -177,18 +198,7 @@ func NewCluster(ctx context.Context, opts Options) (*Cluster, error) {
 		client.Close()
 		return nil, fmt.Errorf("redis: ping %s: %w", redactURL(opts.URL), err)
 	}
-	c := &Cluster{
-		opts:     opts,
-		client:   client,
-		log:      opts.Logger,
-		done:     make(chan struct{}),
-		subs:     make(map[string]*subscription),
-		kick:     make(chan struct{}, 1),
-		adapters: make(map[*Adapter]struct{}),
-	}
-	c.ctx, c.cancel = context.WithCancel(context.Background())
-	go c.run()
-	return c, nil
+	return client, nil
 }
 
 // redactURL drops the password of a Redis URL, for errors and logs.

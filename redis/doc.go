@@ -140,4 +140,15 @@
 // answers carry no header, cookie or auth payload: the handshake is
 // reduced to {headers:{}, time, address, xdomain, secure, issued, url,
 // query, auth:{}}, and data is what socketio.Options.SocketData gives.
+//
+// # Recovery log (not yet wired)
+//
+// StreamLog is a socketio.RecoveryLog in Redis streams, the storage of
+// @socket.io/redis-streams-adapter: events XADDed to
+// "<key>:recovery:<nsp>" with their stream ids as offsets, saved sockets
+// under "<key>:recovery:session:<pid>" with PX, restored by GETDEL. It
+// passes the socketio/recoverytest suite, but cmd/sessiongate does not use
+// it yet: on a cluster, delivery must follow the stream's order (each node
+// reading the stream, where socketio now appends and delivers under a
+// per-namespace lock of one process), which is the next step.
 package redis
