@@ -340,14 +340,8 @@ func awaitCount(ctx context.Context, ch <-chan struct{}, want int, timeout time.
 }
 
 func openFan(ctx context.Context, cfg *Config, d *rawDialer, i, rounds int) (*fanConn, error) {
-	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	c, br, err := d.upgrade(dctx, false, cfg.Creds[i].Cookie)
+	c, br, err := d.connect(ctx, cfg.Creds[i].Cookie)
 	if err != nil {
-		return nil, err
-	}
-	if err := rawConnect(c, br); err != nil {
-		c.Close()
 		return nil, err
 	}
 	return &fanConn{c: c, br: br, gotAt: make([]atomic.Int64, rounds)}, nil

@@ -517,6 +517,22 @@ func runSlowRead(ctx context.Context, cfg *Config, rep *Report) error {
 	return nil
 }
 
+// connect opens an authenticated socket: the websocket upgrade with
+// cookie, within 30 s, then the main namespace's CONNECT (rawConnect).
+func (d *rawDialer) connect(ctx context.Context, cookie string) (net.Conn, *bufio.Reader, error) {
+	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	c, br, err := d.upgrade(dctx, false, cookie)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := rawConnect(c, br); err != nil {
+		c.Close()
+		return nil, nil, err
+	}
+	return c, br, nil
+}
+
 // rawConnect reads the open packet on a raw websocket, sends CONNECT and
 // reads until the CONNECT reply, answering nothing else.
 func rawConnect(c net.Conn, br *bufio.Reader) error {

@@ -101,14 +101,7 @@ func runPresence(ctx context.Context, cfg *Config, rep *Report) error {
 		return err
 	}
 	open := opened(openAll(runCtx, cfg, rep, func(ctx context.Context, i int) (*presConn, error) {
-		dctx, dcancel := context.WithTimeout(ctx, 30*time.Second)
-		c, br, err := d.upgrade(dctx, false, cfg.Creds[i].Cookie)
-		dcancel()
-		if err == nil {
-			if err = rawConnect(c, br); err != nil {
-				c.Close()
-			}
-		}
+		c, br, err := d.connect(ctx, cfg.Creds[i].Cookie)
 		if err != nil {
 			return nil, err
 		}

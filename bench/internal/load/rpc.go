@@ -151,14 +151,8 @@ func p99(d *Dist) float64 {
 }
 
 func openRPC(ctx context.Context, cfg *Config, d *rawDialer, i int) (*rpcConn, error) {
-	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	c, br, err := d.upgrade(dctx, false, cfg.Creds[i%len(cfg.Creds)].Cookie)
+	c, br, err := d.connect(ctx, cfg.Creds[i%len(cfg.Creds)].Cookie)
 	if err != nil {
-		return nil, err
-	}
-	if err := rawConnect(c, br); err != nil {
-		c.Close()
 		return nil, err
 	}
 	h := &rpcConn{c: c, br: br, sent: make([]atomic.Int64, cfg.Window), credits: make(chan struct{}, cfg.Window)}
