@@ -6,25 +6,20 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   ACK_CODES,
   CallError,
-  createRealtime,
   isTemporaryAck,
   SubscriptionError,
   type RealtimeOptions,
 } from '../src/index.js';
 import { ackRetryDelay } from '../src/ackcodes.js';
-import { fakeFactory, type FakeSocket } from './fake-socket.js';
+import { fakeRealtime, type FakeSocket } from './fake-socket.js';
 
 function setup(options: RealtimeOptions = {}) {
-  const { factory, sockets } = fakeFactory();
-  const rt = createRealtime({
+  return fakeRealtime({
     reconnectionDelay: 1000,
     reconnectionDelayMax: 5000,
     randomizationFactor: 0,
     ...options,
-    socketFactory: factory,
   });
-  const socket = sockets[0] as FakeSocket;
-  return { rt, socket };
 }
 
 const ok = { ok: true };

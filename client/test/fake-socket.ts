@@ -1,4 +1,13 @@
-import type { ManagerLike, SocketFactory, SocketIOOptions, SocketLike } from '../src/index.js';
+import {
+  createRealtime,
+  type ConnectionState,
+  type ManagerLike,
+  type RealtimeOptions,
+  type SocketFactory,
+  type SocketIOOptions,
+  type SocketLike,
+  type StateDetail,
+} from '../src/index.js';
 
 type Listener = (...args: unknown[]) => void;
 
@@ -184,4 +193,19 @@ export function fakeFactory(): { factory: SocketFactory; sockets: FakeSocket[] }
       return s;
     },
   };
+}
+
+/**
+ * Creates a Realtime over a fake socket and records its state changes:
+ * `socket` is the first fake socket, `sockets` every one it opened.
+ */
+export function fakeRealtime<Extra extends object = Record<never, never>>(
+  options: RealtimeOptions = {},
+) {
+  const { factory, sockets } = fakeFactory();
+  const rt = createRealtime<Extra>({ ...options, socketFactory: factory });
+  const states: Array<[ConnectionState, StateDetail]> = [];
+  rt.onStateChange((state, detail) => states.push([state, detail]));
+  const socket = sockets[0] as FakeSocket;
+  return { rt, socket, states, sockets };
 }

@@ -2,20 +2,13 @@
 // subscribe acknowledgement, kept by `presence` events, seeded again after a
 // reconnection, and what the handlers of rt.onPresence see.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import {
-  createRealtime,
-  MAX_PRESENCE_USERS,
-  type PresenceSnapshot,
-  type RealtimeOptions,
-} from '../src/index.js';
-import { fakeFactory, type FakeSocket } from './fake-socket.js';
+import { MAX_PRESENCE_USERS, type PresenceSnapshot, type RealtimeOptions } from '../src/index.js';
+import { fakeRealtime, type FakeSocket } from './fake-socket.js';
 
 function setup(options: RealtimeOptions = {}) {
-  const { factory, sockets } = fakeFactory();
-  const rt = createRealtime({ randomizationFactor: 0, ...options, socketFactory: factory });
-  const socket = sockets[0] as FakeSocket;
-  socket.serverAccept();
-  return { rt, socket };
+  const f = fakeRealtime({ randomizationFactor: 0, ...options });
+  f.socket.serverAccept();
+  return f;
 }
 
 /** Records the snapshots a handler of `room` receives. */

@@ -2,29 +2,18 @@
 // socket away; the client waits at least retryAfterMs plus a backoff that
 // doubles over a streak, then reconnects and subscribes again.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import {
-  CallError,
-  createRealtime,
-  type ConnectionState,
-  type RealtimeOptions,
-  type StateDetail,
-} from '../src/index.js';
-import { fakeFactory, type FakeSocket } from './fake-socket.js';
+import { CallError, type RealtimeOptions } from '../src/index.js';
+import { fakeRealtime, type FakeSocket } from './fake-socket.js';
 
 function setup(options: RealtimeOptions = {}) {
-  const { factory, sockets } = fakeFactory();
-  const rt = createRealtime({
+  const f = fakeRealtime({
     reconnectionDelay: 1000,
     reconnectionDelayMax: 5000,
     randomizationFactor: 0,
     ...options,
-    socketFactory: factory,
   });
-  const states: Array<[ConnectionState, StateDetail]> = [];
-  rt.onStateChange((state, detail) => states.push([state, detail]));
-  const socket = sockets[0] as FakeSocket;
-  socket.serverAccept();
-  return { rt, socket, states };
+  f.socket.serverAccept();
+  return f;
 }
 
 /** What the gateway does: the event, then "io server disconnect". */

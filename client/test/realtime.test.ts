@@ -5,19 +5,13 @@ import {
   type ConnectionState,
   type IncidentCreated,
   type RealtimeOptions,
-  type StateDetail,
 } from '../src/index.js';
 import { backoffDelay } from '../src/backoff.js';
-import { fakeFactory, type FakeSocket } from './fake-socket.js';
+import { fakeRealtime, type FakeSocket } from './fake-socket.js';
 
 /** Creates a Realtime over a fake socket and records its state changes. */
 function setup<Extra extends object = Record<never, never>>(options: RealtimeOptions = {}) {
-  const { factory, sockets } = fakeFactory();
-  const rt = createRealtime<Extra>({ ...options, socketFactory: factory });
-  const states: Array<[ConnectionState, StateDetail]> = [];
-  rt.onStateChange((state, detail) => states.push([state, detail]));
-  const socket = sockets[0] as FakeSocket;
-  return { rt, socket, states, sockets };
+  return fakeRealtime<Extra>(options);
 }
 
 beforeEach(() => {

@@ -2,26 +2,11 @@
 // that asks for it, the offsets stripped, rt.onRecovery, and the rooms of
 // a recovered socket.
 import { describe, expect, it } from 'vitest';
-import {
-  createRealtime,
-  type ConnectionState,
-  type PresenceSnapshot,
-  type RealtimeOptions,
-  type Recovery,
-  type StateDetail,
-} from '../src/index.js';
-import { fakeFactory, type FakeSocket } from './fake-socket.js';
+import { type PresenceSnapshot, type RealtimeOptions, type Recovery } from '../src/index.js';
+import { fakeRealtime, type FakeSocket } from './fake-socket.js';
 
 function setup(options: RealtimeOptions = {}) {
-  const { factory, sockets } = fakeFactory();
-  const rt = createRealtime<{ tick: unknown; hello: unknown }>({
-    ...options,
-    socketFactory: factory,
-  });
-  const states: Array<[ConnectionState, StateDetail]> = [];
-  rt.onStateChange((state, detail) => states.push([state, detail]));
-  const socket = sockets[0] as FakeSocket;
-  return { rt, socket, states };
+  return fakeRealtime<{ tick: unknown; hello: unknown }>(options);
 }
 
 /** Lets the promise callbacks run. */
