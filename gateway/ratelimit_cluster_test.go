@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -501,5 +502,47 @@ func TestClusterLimitsDebt(t *testing.T) {
 	st := g.Stats()
 	if st.ClusterLimitMessages[LimitIn] != 2 || st.ClusterLimitMessages[LimitMalformed] != 1 || st.ClusterLimitTokens[LimitIn] != 2*burst+3 {
 		t.Errorf("messages %v, tokens %v", st.ClusterLimitMessages, st.ClusterLimitTokens)
+	}
+}
+
+// TestClusterLimitsBounds: what other nodes and this node's users can grow
+// stays bounded — the spending awaiting the next report (the rest counted
+// unshared), the peers remembered, and the remote connection counts.
+func TestClusterLimitsBounds(t *testing.T) {
+	cl := newClusterLimits("here", 4)
+	for i := range limitsMaxPending + 10 {
+		cl.spend(userKey(strconv.Itoa(i)))
+	}
+	cl.spend(userKey("0")) // a user already waiting still counts
+	if n := len(cl.spent); n != limitsMaxPending {
+		t.Errorf("%d users' spending held, want %d", n, limitsMaxPending)
+	}
+	if n := cl.tokens[LimitUnshared].Load(); n != 10 {
+		t.Errorf("%d tokens unshared, want 10", n)
+	}
+	if n := cl.spent[userKey("0")]; n != 2 {
+		t.Errorf("user 0 spent %d, want 2", n)
+	}
+
+	now := time.Now()
+	cl.mu.Lock()
+	for i := range limitsMaxRemote + 10 {
+		cl.setRemoteLocked(userKey(strconv.Itoa(i)), "n1", 3, now)
+	}
+	if cl.remoteN != limitsMaxRemote || len(cl.remote) != limitsMaxRemote {
+		t.Errorf("%d remote counts over %d users, want %d", cl.remoteN, len(cl.remote), limitsMaxRemote)
+	}
+	cl.mu.Unlock()
+
+	db := openSQLite(t)
+	g := newGateway(t, Config{Sessions: db, Audit: newRecordingAudit(nil), EventRate: 1, ClusterLimits: true})
+	for i := range limitsMaxPeers + 10 {
+		g.limitsEvent(socketio.Event{Name: EventClusterLimits, Args: []any{map[string]any{"v": 1.0, "node": "n" + strconv.Itoa(i), "spent": map[string]any{}}}}, nil)
+	}
+	g.cluster.mu.Lock()
+	peers := len(g.cluster.peers)
+	g.cluster.mu.Unlock()
+	if peers != limitsMaxPeers {
+		t.Errorf("%d peers remembered, want %d", peers, limitsMaxPeers)
 	}
 }
