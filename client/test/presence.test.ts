@@ -192,4 +192,37 @@ describe('presence', () => {
     expect(s?.users).toHaveLength(MAX_PRESENCE_USERS);
     expect(s).toMatchObject({ count: 20_000, truncated: true });
   });
+
+  it('bounds the rooms it keeps, past which a subscribe still seeds its own', async () => {
+    const { rt, socket } = setup();
+    for (let i = 0; i < 1030; i++) {
+      socket.serverEmit('presence', { room: `r:${i}`, joined: ['1'], left: [], count: 1 });
+    }
+    expect(rt.presence('r:1023')).toBeDefined();
+    expect(rt.presence('r:1024')).toBeUndefined();
+    const p = rt.subscribe('beyond');
+    socket.next('subscribe').answer(ack(['1']));
+    await p;
+    expect(rt.presence('beyond')).toMatchObject({ users: ['1'], count: 1 });
+  });
+
+  it('holds at most 64 events while a subscribe is in flight, the newest', async () => {
+    const { rt, socket } = setup();
+    const p = rt.subscribe('incident:7');
+    for (let i = 0; i < 70; i++) {
+      socket.serverEmit('presence', {
+        room: 'incident:7',
+        joined: [`u${i}`],
+        left: [],
+        count: i + 1,
+      });
+    }
+    socket.next('subscribe').answer(ack([]));
+    await p;
+    const users = rt.presence('incident:7')?.users ?? [];
+    expect(users).toHaveLength(64);
+    expect(users).not.toContain('u5');
+    expect(users).toContain('u6');
+    expect(users).toContain('u69');
+  });
 });
