@@ -574,14 +574,9 @@ func (c *client) loggedConnect(s *Socket, res *RestoreResult, asked bool, connec
 		c.logger().Error("socketio: recovery log head failed", "err", err)
 		return nil, false
 	}
-	var msgs []engineio.Message
-	for i := range pre {
-		msgs = append(msgs, withOffset(entryPacket(ns.name, &pre[i]), pre[i].Attachments, pre[i].Offset)...)
-	}
+	msgs := appendEntries(nil, ns.name, pre)
 	msgs = append(msgs, connect...)
-	for i := range post {
-		msgs = append(msgs, withOffset(entryPacket(ns.name, &post[i]), post[i].Attachments, post[i].Offset)...)
-	}
+	msgs = appendEntries(msgs, ns.name, post)
 	info, _ := json.Marshal(RecoveryInfo{Recovered: res != nil, Missed: asked && res == nil})
 	p := &Packet{Type: PacketEvent, Namespace: ns.name, Data: appendOffset(eventJSON(rec.OffsetEvent, info), head)}
 	msgs = append(msgs, p.Messages(nil)...)
@@ -600,6 +595,16 @@ func (c *client) loggedConnect(s *Socket, res *RestoreResult, asked bool, connec
 		c.srv.recoveries.replayed.Add(uint64(len(pre)))
 	}
 	return msgs, true
+}
+
+// appendEntries appends the messages of the log entries of namespace nsp,
+// each with its offset, to msgs.
+func appendEntries(msgs []engineio.Message, nsp string, entries []LogEntry) []engineio.Message {
+	for i := range entries {
+		e := &entries[i]
+		msgs = append(msgs, withOffset(entryPacket(nsp, e), e.Attachments, e.Offset)...)
+	}
+	return msgs
 }
 
 // eventJSON is the JSON array of an event with one JSON argument.

@@ -455,13 +455,17 @@ func (s *Socket) closeLogged(reason Reason) (*SavedSocket, int32) {
 	ns := s.ns
 	ns.seqMu.Lock()
 	defer ns.seqMu.Unlock()
-	rooms := ns.adapter.Rooms(s.id)
 	prev := s.state.Swap(stateDisconnected)
 	if prev == stateDisconnected {
 		return nil, prev
 	}
+	save := prev == stateConnected && savesOnClose[reason]
+	var rooms []string
+	if save {
+		rooms = ns.adapter.Rooms(s.id)
+	}
 	ns.adapter.DelAll(s.id)
-	if prev != stateConnected || !savesOnClose[reason] {
+	if !save {
 		return nil, prev
 	}
 	rec := ns.srv.rec

@@ -169,15 +169,16 @@ func New(cfg Config, now time.Time) *Engine {
 	cfg.Heartbeat = min(orDefault(cfg.Heartbeat, DefaultHeartbeat), cfg.TTL/3)
 	cfg.MaxRooms = orDefault(cfg.MaxRooms, DefaultMaxRooms)
 	cfg.MaxRemote = orDefault(cfg.MaxRemote, DefaultMaxRemote)
-	return &Engine{
+	e := &Engine{
 		cfg:       cfg,
 		rooms:     make(map[string]*room),
 		nodes:     make(map[string]*node),
 		dirty:     make(map[key]int),
 		beatAt:    now,
 		syncAsked: true,
-		sweepAt:   now.Add(max(cfg.TTL/10, 10*time.Millisecond)),
 	}
+	e.sweepAt = now.Add(e.sweepEvery())
+	return e
 }
 
 func orDefault[T comparable](v, def T) T {
