@@ -2,8 +2,6 @@ package gateway
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -95,8 +93,6 @@ type presenceTracker struct {
 }
 
 func newPresenceTracker(cfg Config, now func() time.Time) *presenceTracker {
-	var id [8]byte
-	rand.Read(id[:])
 	p := &presenceTracker{
 		patterns:   cfg.PresenceRooms,
 		maxMembers: orDefault(cfg.PresenceMaxMembers, DefaultPresenceMaxMembers),
@@ -106,7 +102,7 @@ func newPresenceTracker(cfg Config, now func() time.Time) *presenceTracker {
 		done:       make(chan struct{}),
 	}
 	p.eng = presence.New(presence.Config{
-		Node:       hex.EncodeToString(id[:]),
+		Node:       randomID(),
 		LeaveDelay: cfg.PresenceLeaveDelay,
 		MaxMembers: p.maxMembers,
 		TTL:        cfg.PresenceTTL,
