@@ -113,15 +113,7 @@ func newPresenceTracker(cfg Config, now func() time.Time) *presenceTracker {
 // isPresenceRoom reports whether room has presence: it matches a
 // PresenceRooms pattern and is not a user's room.
 func (g *Gateway) isPresenceRoom(room string) bool {
-	if g.presence == nil || strings.HasPrefix(room, userRoomPrefix) {
-		return false
-	}
-	for _, p := range g.presence.patterns {
-		if p.Match(room) {
-			return true
-		}
-	}
-	return false
+	return g.presence != nil && !strings.HasPrefix(room, userRoomPrefix) && matchAny(g.presence.patterns, room)
 }
 
 // attachPresence hooks the tracker to ns and starts it.
