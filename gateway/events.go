@@ -87,15 +87,7 @@ func (e *clientEvents) allowed(name string) bool {
 	if reservedClientEvents[name] {
 		return false
 	}
-	if e.patterns == nil {
-		return true
-	}
-	for _, p := range e.patterns {
-		if p.Match(name) {
-			return true
-		}
-	}
-	return false
+	return e.patterns == nil || matchAny(e.patterns, name)
 }
 
 // clientEvent is the namespace's fallback handler (OnUnhandled).

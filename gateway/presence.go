@@ -2,8 +2,6 @@ package gateway
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -95,8 +93,6 @@ type presenceTracker struct {
 }
 
 func newPresenceTracker(cfg Config, now func() time.Time) *presenceTracker {
-	var id [8]byte
-	rand.Read(id[:])
 	p := &presenceTracker{
 		patterns:   cfg.PresenceRooms,
 		maxMembers: orDefault(cfg.PresenceMaxMembers, DefaultPresenceMaxMembers),
@@ -106,7 +102,7 @@ func newPresenceTracker(cfg Config, now func() time.Time) *presenceTracker {
 		done:       make(chan struct{}),
 	}
 	p.eng = presence.New(presence.Config{
-		Node:       hex.EncodeToString(id[:]),
+		Node:       randomID(),
 		LeaveDelay: cfg.PresenceLeaveDelay,
 		MaxMembers: p.maxMembers,
 		TTL:        cfg.PresenceTTL,
@@ -117,15 +113,7 @@ func newPresenceTracker(cfg Config, now func() time.Time) *presenceTracker {
 // isPresenceRoom reports whether room has presence: it matches a
 // PresenceRooms pattern and is not a user's room.
 func (g *Gateway) isPresenceRoom(room string) bool {
-	if g.presence == nil || strings.HasPrefix(room, userRoomPrefix) {
-		return false
-	}
-	for _, p := range g.presence.patterns {
-		if p.Match(room) {
-			return true
-		}
-	}
-	return false
+	return g.presence != nil && !strings.HasPrefix(room, userRoomPrefix) && matchAny(g.presence.patterns, room)
 }
 
 // attachPresence hooks the tracker to ns and starts it.

@@ -531,7 +531,8 @@ func wholeNumber(v any) (int64, bool) {
 	return 0, false
 }
 
-// randomID returns a node id for the limits' messages: 8 random bytes, hex.
+// randomID returns a node id for the limits' and presence messages: 8
+// random bytes, hex.
 func randomID() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:]) // never fails (crypto/rand)

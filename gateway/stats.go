@@ -102,12 +102,7 @@ func (g *Gateway) Stats() Stats {
 	for reason, n := range g.stats.ends {
 		st.SessionsEnded[reason] = n.Load()
 	}
-	st.RateLimitRefusals = make(map[string]uint64, len(limitKinds))
-	st.RateLimitDisconnects = make(map[string]uint64, len(limitKinds))
-	for _, k := range limitKinds {
-		st.RateLimitRefusals[k] = g.stats.limitRefusals[k].Load()
-		st.RateLimitDisconnects[k] = g.stats.limitDisconnects[k].Load()
-	}
+	st.RateLimitRefusals, st.RateLimitDisconnects = snapshot(g.stats.limitRefusals), snapshot(g.stats.limitDisconnects)
 	if g.limits.lim != nil {
 		st.RateLimitBuckets = int64(g.limits.lim.Len())
 	}
@@ -144,12 +139,7 @@ func (c *counters) init() {
 	for _, r := range endReasons {
 		c.ends[r] = new(atomic.Uint64)
 	}
-	c.limitRefusals = make(map[string]*atomic.Uint64, len(limitKinds))
-	c.limitDisconnects = make(map[string]*atomic.Uint64, len(limitKinds))
-	for _, k := range limitKinds {
-		c.limitRefusals[k] = new(atomic.Uint64)
-		c.limitDisconnects[k] = new(atomic.Uint64)
-	}
+	c.limitRefusals, c.limitDisconnects = counterMap(limitKinds), counterMap(limitKinds)
 }
 
 func (c *counters) limitRefused(kind string)      { c.limitRefusals[kind].Add(1) }

@@ -132,6 +132,16 @@ func (p RoomPattern) Match(room string) bool {
 	return true
 }
 
+// matchAny reports whether name matches one of patterns.
+func matchAny(patterns []RoomPattern, name string) bool {
+	for _, p := range patterns {
+		if p.Match(name) {
+			return true
+		}
+	}
+	return false
+}
+
 // ValidRoom reports why name cannot be a room a client names: it must be
 // non-empty UTF-8 of at most MaxRoomLen bytes without control characters.
 func ValidRoom(name string) error {
@@ -342,10 +352,8 @@ func (g *Gateway) decide(ctx context.Context, c *conn, room, socketID, cookie st
 	if strings.HasPrefix(room, userRoomPrefix) {
 		return refuseRoom(sessiongate.ECodeForbidden, "a user's room is never subscribable")
 	}
-	for _, p := range sub.public {
-		if p.Match(room) {
-			return nil
-		}
+	if matchAny(sub.public, room) {
+		return nil
 	}
 	if sub.auth == nil {
 		return refuseRoom(sessiongate.ECodeForbidden, "subscription not allowed")
