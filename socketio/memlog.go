@@ -288,15 +288,23 @@ func (l *MemoryLog) Restore(ctx context.Context, r RestoreRequest) (RestoreResul
 	if ns.dropped > floor {
 		return RestoreResult{}, &RecoveryError{RecoveryExpired}
 	}
+	until := ns.next - 1
+	if r.Until != "" {
+		u, ok := l.parse(r.Until)
+		if !ok {
+			return RestoreResult{}, &RecoveryError{RecoveryOffset}
+		}
+		until = min(u, until)
+	}
 	var missed []LogEntry
 	var bytes int64
-	for i := ns.after(x); i < len(ns.entries); i++ {
+	for i := ns.after(x); i < len(ns.entries) && ns.entries[i].n <= until; i++ {
 		me := &ns.entries[i]
 		if me.n > sv.last && me.n <= sv.head {
 			i = ns.after(sv.head) - 1 // nothing there reached it
 			continue
 		}
-		if !me.e.Reaches(sv.ID, sv.Rooms) {
+		if me.e.Volatile || !me.e.Reaches(sv.ID, sv.Rooms) {
 			continue
 		}
 		bytes += me.e.Size()
@@ -305,7 +313,7 @@ func (l *MemoryLog) Restore(ctx context.Context, r RestoreRequest) (RestoreResul
 		}
 		missed = append(missed, me.e)
 	}
-	return RestoreResult{Socket: sv.SavedSocket, Missed: missed, Head: l.offset(ns.next - 1)}, nil
+	return RestoreResult{Socket: sv.SavedSocket, Missed: missed, Head: l.offset(until)}, nil
 }
 
 // after returns the index in ns.entries of the first entry numbered
@@ -321,8 +329,8 @@ func (ns *nsLog) after(n uint64) int {
 	return ns.start + int(min(n-first+1, uint64(len(ns.entries)-ns.start)))
 }
 
-// Range returns the entries of nsp in (after, until) that reach id in
-// rooms.
+// Range returns the entries of nsp in (after, until] that reach id in
+// rooms, volatile ones excepted.
 func (l *MemoryLog) Range(ctx context.Context, nsp, after, until, id string, rooms []string) ([]LogEntry, error) {
 	a, ok := l.parse(after)
 	if !ok {
@@ -341,8 +349,8 @@ func (l *MemoryLog) Range(ctx context.Context, nsp, after, until, id string, roo
 		return nil, &RecoveryError{RecoveryExpired}
 	}
 	var out []LogEntry
-	for i := ns.after(a); i < len(ns.entries) && ns.entries[i].n < u; i++ {
-		if me := &ns.entries[i]; me.e.Reaches(id, rooms) {
+	for i := ns.after(a); i < len(ns.entries) && ns.entries[i].n <= u; i++ {
+		if me := &ns.entries[i]; !me.e.Volatile && me.e.Reaches(id, rooms) {
 			out = append(out, me.e)
 		}
 	}

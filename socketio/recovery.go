@@ -89,10 +89,35 @@ type RecoveryLog interface {
 	// Restore takes the saved socket r asks for and returns it, with the
 	// entries it missed (see RestoreRequest), or a *RecoveryError.
 	Restore(ctx context.Context, r RestoreRequest) (RestoreResult, error)
-	// Range returns the entries of nsp after offset after, before offset
-	// until ("": up to the head), that reach the socket id in rooms; a
-	// *RecoveryError if some were dropped.
+	// Range returns the entries of nsp after offset after, up to and
+	// including offset until ("": up to the head), that reach the socket id
+	// in rooms, volatile ones excepted; a *RecoveryError if some were
+	// dropped.
 	Range(ctx context.Context, nsp, after, until, id string, rooms []string) ([]LogEntry, error)
+}
+
+// A SharedLog is a RecoveryLog that the nodes of a cluster share and that
+// carries the events it logs: a node appends an event and delivers it
+// (to its own sockets) only when it reads it back, so every node delivers
+// a namespace's events in the log's order, and an offset means the same
+// on every node. A socket that dropped on one node is then recovered by
+// any other (Redis streams: package redis).
+//
+// With a SharedLog, a broadcast that is not Local and asks no
+// acknowledgement is appended to the log instead of being handed to the
+// namespace's adapter, as are a recovery socket's own events; a volatile
+// one too, flagged, so that it is delivered live and never replayed.
+// Broadcasts the adapter receives from elsewhere (an emitter over pub/sub)
+// are delivered as volatile ones: not recoverable.
+type SharedLog interface {
+	RecoveryLog
+	// Read waits until the log holds entries after offset after, or ctx
+	// ends, and returns the entries of nsp among them, in order, with the
+	// offset they go up to (the last entry read, of any namespace): the
+	// next Read starts there. A *RecoveryError with RecoveryExpired means
+	// entries after after were dropped before they were read; upTo is then
+	// where reading goes on.
+	Read(ctx context.Context, nsp, after string) (entries []LogEntry, upTo string, err error)
 }
 
 // LogEntry is an event of the log: its packet and whom it was sent to.
@@ -104,6 +129,9 @@ type LogEntry struct {
 	// the offset; Attachments its binary attachments, in order.
 	Data        []byte
 	Attachments [][]byte
+	// Volatile: sent as a volatile broadcast (a SharedLog carries those
+	// too): delivered live, never replayed by Range or Restore.
+	Volatile bool
 }
 
 // Reaches reports whether e was sent to the socket id in rooms: to one of
@@ -146,15 +174,19 @@ type SavedSocket struct {
 // was not sent to it, if an entry it missed was dropped from the log, or
 // if what it missed exceeds MaxMessages or MaxBytes; otherwise the saved
 // socket is taken (it can be restored once) with the entries that reach it
-// after Offset, up to LastSent and after Head.
+// after Offset, up to LastSent and after Head, up to Until.
 type RestoreRequest struct {
 	Namespace, PID, Key, Offset string
 	MaxMessages                 int
 	MaxBytes                    int64
+	// Until is the last offset replayed, "": the log's head. With a
+	// SharedLog it is what this node has delivered: the entries after it
+	// reach the socket as it reads them.
+	Until string
 }
 
 // RestoreResult is a saved socket restored: the events it missed, in order,
-// and the log's head they go up to.
+// and the offset they go up to (RestoreRequest.Until, else the log's head).
 type RestoreResult struct {
 	Socket SavedSocket
 	Missed []LogEntry

@@ -207,12 +207,23 @@ func testRange(t *testing.T, l Log) {
 		t.Errorf("offsets %v", offsets(got))
 	}
 	got, err = l.Range(ctx, "/", a, f, "s", []string{"r"})
-	if err != nil || !slices.Equal(datas(got), []string{`["b"]`}) {
-		t.Errorf("range (a, f): %v, %v", datas(got), err)
+	if err != nil || !slices.Equal(datas(got), []string{`["b"]`, `["f"]`}) {
+		t.Errorf("range (a, f]: %v, %v", datas(got), err)
 	}
 	got, err = l.Range(ctx, "/", a, b, "s", []string{"r"})
+	if err != nil || !slices.Equal(datas(got), []string{`["b"]`}) {
+		t.Errorf("range (a, b]: %v, %v; want b", datas(got), err)
+	}
+	got, err = l.Range(ctx, "/", b, b, "s", []string{"r"})
 	if err != nil || len(got) != 0 {
-		t.Errorf("range (a, b): %v, %v; want none", datas(got), err)
+		t.Errorf("range (b, b]: %v, %v; want none", datas(got), err)
+	}
+	if _, err := l.Append(ctx, "/", socketio.LogEntry{Data: []byte(`["v"]`), Volatile: true}); err != nil {
+		t.Fatal(err)
+	}
+	got, err = l.Range(ctx, "/", g, "", "s", []string{"r"})
+	if err != nil || len(got) != 0 {
+		t.Errorf("range after g, a volatile entry only: %v, %v; want none", datas(got), err)
 	}
 	for _, bad := range []string{"", "bad", "garbage-offset", a + "x"} {
 		if _, err := l.Range(ctx, "/", bad, "", "s", nil); reason(err) != socketio.RecoveryOffset {
@@ -259,6 +270,24 @@ func testReplay(t *testing.T, l Log) {
 	res, err = l.Restore(ctxOf(t), restoreReq("q", offs[4]))
 	if got := datas(res.Missed); err != nil || !slices.Equal(got, []string{`["h"]`}) {
 		t.Errorf("nothing in flight: %v, %v; want [h]", got, err)
+	}
+	// Until bounds the replay (what a node of a SharedLog has delivered);
+	// volatile entries are never replayed.
+	if _, err := l.Append(ctxOf(t), "/", socketio.LogEntry{Rooms: []string{"r"}, Data: []byte(`["vol"]`), Volatile: true}); err != nil {
+		t.Fatal(err)
+	}
+	j := add(t, l, "/", []string{"r"}, nil, `["j"]`)
+	k := add(t, l, "/", []string{"r"}, nil, `["k"]`)
+	save(t, l, socketio.SavedSocket{PID: "u", ID: "s", Key: "k", Rooms: []string{"r"}, LastSent: offs[4], Head: offs[6]})
+	r := restoreReq("u", offs[4])
+	r.Until = j
+	res, err = l.Restore(ctxOf(t), r)
+	if got := datas(res.Missed); err != nil || !slices.Equal(got, []string{`["h"]`, `["j"]`}) || res.Head != j {
+		t.Errorf("until j: %v, head %q, %v; want [h j], head %q", got, res.Head, err, j)
+	}
+	got, err := l.Range(ctxOf(t), "/", j, "", "s", []string{"r"})
+	if err != nil || !slices.Equal(datas(got), []string{`["k"]`}) || got[0].Offset != k {
+		t.Errorf("range after j: %v, %v; want [k]", datas(got), err)
 	}
 }
 
