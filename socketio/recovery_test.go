@@ -300,7 +300,7 @@ func TestRecoverySharedLog(t *testing.T) {
 	for i := 4; i <= 5; i++ {
 		expectOffset(t, other, fmt.Sprintf(`2["e",%d]`, i))
 	}
-	other.expectSilence() // "no" reached no one
+	other.expectSilence()                   // "no" reached no one
 	if st := log.Stats(); st.Entries != 8 { // e1-3, v, e4-6, no: not "direct" nor "local"
 		t.Errorf("log entries %d", st.Entries)
 	}
