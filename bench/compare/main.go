@@ -5,7 +5,7 @@
 //
 // Usage:
 //
-//	compare -bin DIR [-quick] [-out docs/benchmarks.md] [memory broadcast handshake statements revocation attack slowread storm fanout-2000 cluster subscribe events presence codec ratelimit recovery]
+//	compare -bin DIR [-quick] [-out docs/benchmarks.md] [memory broadcast handshake statements revocation attack slowread storm fanout-2000 cluster subscribe events presence codec ratelimit recovery recovery-cluster]
 //	compare -render [-out docs/benchmarks.md]
 //
 // With no section named, all run. Each server under test and the load tool
@@ -37,7 +37,7 @@ const table = "session"
 // Sections, in the order they run and appear.
 // "cluster" runs and writes the three sections cluster-fanout,
 // cluster-single and cluster-redis-bytes.
-var sectionNames = []string{"memory", "broadcast", "handshake", "statements", "revocation", "attack", "slowread", "storm", secFanout2000, "cluster", secSubscribe, secEvents, secPresence, "codec", "ratelimit", secRecovery}
+var sectionNames = []string{"memory", "broadcast", "handshake", "statements", "revocation", "attack", "slowread", "storm", secFanout2000, "cluster", secSubscribe, secEvents, secPresence, "codec", "ratelimit", secRecovery, secRecoveryCluster}
 
 // sizes are the dimensions of a run.
 type sizes struct {
@@ -74,7 +74,7 @@ type sizes struct {
 	EventsGoalSockets int           // the count of the events goal row
 	PresenceN         int           // users joining the presence room
 	RecoveryN         int           // sockets of the recovery section, half of them cut
-	RecoveryRuns      int           // runs of each server in the recovery section, alternating
+	RecoveryRuns      int           // runs of each server in the recovery sections, alternating
 }
 
 var fullSizes = sizes{
@@ -267,6 +267,12 @@ func run() error {
 		load := loadAvg()
 		runs, err := e.recovery(ctx)
 		record(secRecovery, &section{LoadAvg: load, Recovery: runs}, err)
+	}
+	if slices.Contains(want, secRecoveryCluster) && ctx.Err() == nil {
+		fmt.Fprintln(os.Stderr, "== "+secRecoveryCluster)
+		load := loadAvg()
+		runs, err := e.recoveryCluster(ctx)
+		record(secRecoveryCluster, &section{LoadAvg: load, Recovery: runs}, err)
 	}
 	if err := saveResults(jsonPath, res); err != nil {
 		return err
