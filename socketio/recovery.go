@@ -256,7 +256,7 @@ type RecoveryStats struct {
 // recoveryCounters are the server's RecoveryStats.
 type recoveryCounters struct {
 	attempted, succeeded, replayed, readGaps atomic.Uint64
-	failed                         [8]atomic.Uint64 // by index in RecoveryReasons
+	failed                                   [8]atomic.Uint64 // by index in RecoveryReasons
 }
 
 func (c *recoveryCounters) fail(r RecoveryReason) {
