@@ -248,12 +248,15 @@ type RecoveryStats struct {
 	Succeeded uint64
 	Failed    map[RecoveryReason]uint64 // every reason, zero or not
 	Replayed  uint64                    // events sent again to recovered sockets
+	// ReadGaps counts the times a SharedLog had dropped entries before
+	// this node read them: its sockets missed those events live.
+	ReadGaps uint64
 }
 
 // recoveryCounters are the server's RecoveryStats.
 type recoveryCounters struct {
-	attempted, succeeded, replayed atomic.Uint64
-	failed                         [8]atomic.Uint64 // by index in RecoveryReasons
+	attempted, succeeded, replayed, readGaps atomic.Uint64
+	failed                                   [8]atomic.Uint64 // by index in RecoveryReasons
 }
 
 func (c *recoveryCounters) fail(r RecoveryReason) {
@@ -267,6 +270,7 @@ func (c *recoveryCounters) stats() RecoveryStats {
 		Attempted: c.attempted.Load(),
 		Succeeded: c.succeeded.Load(),
 		Replayed:  c.replayed.Load(),
+		ReadGaps:  c.readGaps.Load(),
 		Failed:    make(map[RecoveryReason]uint64, len(RecoveryReasons)),
 	}
 	for i, r := range RecoveryReasons {

@@ -98,6 +98,7 @@ func (n *Namespace) follow(ctx context.Context, log SharedLog) {
 			// The log dropped entries this node had not read: its sockets
 			// missed them, live. Rare (a node stalled for longer than the
 			// log's bounds); said loudly, and reading goes on.
+			n.srv.recoveries.readGaps.Add(1)
 			n.srv.logger().Error("socketio: shared recovery log: entries were dropped before this node read them; its sockets missed them", "namespace", n.name, "after", pos)
 		default:
 			n.srv.logger().Error("socketio: shared recovery log: reading failed", "namespace", n.name, "err", err)
