@@ -407,7 +407,9 @@ func TestStreamLogNodeEntries(t *testing.T) {
 	l := newStreamLog(t, StreamLogOptions{})
 	ctx := waitCtx(t)
 	h, _ := l.Head(ctx, "/")
-	node := func(typ, data string) string { return xadd(t, l, "uid", "83b1f0", "nsp", "/", "type", typ, "data", data) }
+	node := func(typ, data string) string {
+		return xadd(t, l, "uid", "83b1f0", "nsp", "/", "type", typ, "data", data)
+	}
 	a := node("3", nodeJSON)
 	node("3", `{"packet":{"type":2,"data":["withack"],"id":4},"opts":{"rooms":[],"except":[],"flags":{}}}`)
 	node("3", `{"requestId":"x","packet":{"type":2,"data":["req"]},"opts":{}}`)
@@ -734,4 +736,75 @@ func reason(err error) socketio.RecoveryReason {
 		return re.Reason
 	}
 	return ""
+}
+
+// TestStreamLogACL: a StreamLog works as a Redis user confined to the
+// commands and keys of the package documentation.
+func TestStreamLogACL(t *testing.T) {
+	rc := admin(t)
+	user := "sgtest-" + uid(6)
+	acl := "ACL SETUSER " + user + " on >pw resetkeys ~socket.io* -@all +evalsha +eval +xadd +xrange +xrevrange +xtrim +xlen +xinfo|stream +xsetid +exists +xread +set +get +getdel +client|unblock +ping +hello +auth +client|setname"
+	if err := rc.Do(waitCtx(t), rc.B().Arbitrary(strings.Fields(acl)...).Build()).Error(); err != nil {
+		t.Fatalf("%s: %v", acl, err)
+	}
+	t.Cleanup(func() { rc.Do(context.Background(), rc.B().AclDeluser().Username(user).Build()) })
+	u := strings.Replace(redisURL(t), "redis://", "redis://"+user+":pw@", 1)
+	l := newStreamLog(t, StreamLogOptions{Options: Options{URL: u}, MaxEntries: 5})
+	ctx := waitCtx(t)
+	h, err := l.Head(ctx, "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last string
+	for range 10 {
+		if last, err = l.Append(ctx, "/", socketio.LogEntry{Rooms: []string{"r"}, Data: []byte(`["e"]`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, upTo, err := l.Read(ctx, "/", h); reason(err) != socketio.RecoveryExpired || upTo != last {
+		t.Errorf("read: up to %s, %v", upTo, err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	if _, _, err := l.Read(rctx, "/", last); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("read at the end: %v, want the deadline", err)
+	}
+	sv := socketio.SavedSocket{Namespace: "/", PID: "p", ID: "s", Key: "k", Rooms: []string{"r"}, LastSent: last, Head: last}
+	if err := l.Save(ctx, sv); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Restore(ctx, socketio.RestoreRequest{Namespace: "/", PID: "p", Key: "k", Offset: last, MaxMessages: 10, MaxBytes: 1 << 20}); err != nil {
+		t.Errorf("restore: %v", err)
+	}
+	if _, err := l.Range(ctx, "/", last, "", "s", nil); err != nil {
+		t.Errorf("range: %v", err)
+	}
+	// The read cancelled above was unblocked (CLIENT UNBLOCK), not left
+	// blocked for its 5 s: one more read at the end returns the next entry.
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := l.Read(ctx, "/", last)
+		done <- err
+	}()
+	if _, err := l.Append(ctx, "/", socketio.LogEntry{Data: []byte(`["e"]`)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("read: %v", err)
+	}
+	// Nothing was denied, in the scripts or to rueidis (whose CLIENT
+	// UNBLOCK of a cancelled read would fail silently).
+	entries, err := rc.Do(ctx, rc.B().AclLog().Count(100).Build()).ToArray()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		m, _ := e.AsMap()
+		nm, om := m["username"], m["object"]
+		name, _ := nm.ToString()
+		object, _ := om.ToString()
+		if name == user && object != "cluster|slots" { // rueidis probes for a cluster, and falls back
+			t.Errorf("denied to the ACL user: %s", object)
+		}
+	}
 }
