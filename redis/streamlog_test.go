@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"strings"
@@ -404,7 +405,8 @@ func readAll(t *testing.T, l *StreamLog, nsp, after, until string) []socketio.Lo
 // when it is a broadcast without ack, skipped otherwise; volatile entries
 // are read, never replayed.
 func TestStreamLogNodeEntries(t *testing.T) {
-	l := newStreamLog(t, StreamLogOptions{})
+	var logs bytes.Buffer // written by the test's goroutine only
+	l := newStreamLog(t, StreamLogOptions{Options: Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))}})
 	ctx := waitCtx(t)
 	h, _ := l.Head(ctx, "/")
 	node := func(typ, data string) string {
@@ -415,7 +417,7 @@ func TestStreamLogNodeEntries(t *testing.T) {
 	node("3", `{"requestId":"x","packet":{"type":2,"data":["req"]},"opts":{}}`)
 	node("4", `{"opts":{"rooms":[],"except":[]},"rooms":["zz"]}`)
 	node("6", `{"opts":{"rooms":[],"except":[]},"close":false}`)
-	node("3", `{"packet":{"type":2,"data":["broken"`)
+	broken := node("3", `{"packet":{"type":2,"data":["broken"`)
 	xadd(t, l, "uid", "83b1f0", "nsp", "/admin", "type", "3", "data", nodeJSON)
 	xadd(t, l, "uid", "83b1f0", "type", "3", "data", nodeJSON) // no nsp
 	v := node("3", `{"packet":{"type":2,"data":["vol","x"]},"opts":{"rooms":[],"except":[],"flags":{"volatile":true}}}`)
@@ -434,6 +436,9 @@ func TestStreamLogNodeEntries(t *testing.T) {
 		if !sameEntry(got[i], want[i]) || got[i].Offset != want[i].Offset {
 			t.Errorf("entry %d: %+v, want %+v", i, got[i], want[i])
 		}
+	}
+	if !strings.Contains(logs.String(), `entry skipped" code=recovery_corrupt`) || !strings.Contains(logs.String(), "id="+broken) {
+		t.Errorf("the broken entry %s was not logged: %s", broken, logs.String())
 	}
 	rs, err := l.Range(ctx, "/", h, "", "s", []string{"room1", "r"})
 	if err != nil || len(rs) != 2 || rs[0].Offset != a || rs[1].Offset != b {
