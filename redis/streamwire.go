@@ -278,8 +278,8 @@ func decodeJSONData(data string) (socketio.LogEntry, error) {
 			ID   json.RawMessage `json:"id"`
 			Data json.RawMessage `json:"data"`
 		} `json:"packet"`
-		Opts      clusterwire.Opts `json:"opts"`
-		RequestID json.RawMessage  `json:"requestId"`
+		Opts      json.RawMessage `json:"opts"`
+		RequestID json.RawMessage `json:"requestId"`
 	}
 	if err := json.Unmarshal([]byte(data), &msg); err != nil {
 		return e, fmt.Errorf("data: %w", err)
@@ -295,20 +295,38 @@ func decodeJSONData(data string) (socketio.LogEntry, error) {
 	if json.Unmarshal(p.Type, &typ) != nil || (typ != 2 && typ != 5) || isJSONSet(p.ID) {
 		return e, errNotOurs
 	}
-	// The event's arguments as is: an array whose first element is the
-	// event name, as socketio sends them.
-	d := json.NewDecoder(bytes.NewReader(p.Data))
-	if t, err := d.Token(); err != nil || t != json.Delim('[') {
+	// The event's arguments as is (valid JSON, checked above): an array
+	// whose first element is the event name, as socketio sends them.
+	rest := bytes.TrimLeft(p.Data, " \t\r\n")
+	if len(rest) == 0 || rest[0] != '[' {
 		return e, errors.New("packet data is not an array")
 	}
-	if t, err := d.Token(); err != nil {
-		return e, errors.New("packet data is not a non-empty array")
-	} else if _, ok := t.(string); !ok {
+	if rest = bytes.TrimLeft(rest[1:], " \t\r\n"); len(rest) == 0 || rest[0] != '"' {
 		return e, errors.New("event name is not a string")
 	}
 	e.Data = p.Data
-	e.Rooms, e.Except = nilIfEmpty(msg.Opts.Rooms), nilIfEmpty(msg.Opts.Except)
-	e.Volatile = msg.Opts.Flags != nil && msg.Opts.Flags.Volatile
+	if isJSONSet(msg.Opts) {
+		// Rooms are strings but for a JS numeric room, which the slower
+		// generic path formats.
+		var o struct {
+			Rooms  []string `json:"rooms"`
+			Except []string `json:"except"`
+			Flags  *struct {
+				Volatile bool `json:"volatile"`
+			} `json:"flags"`
+		}
+		if json.Unmarshal(msg.Opts, &o) == nil {
+			e.Rooms, e.Except = nilIfEmpty(o.Rooms), nilIfEmpty(o.Except)
+			e.Volatile = o.Flags != nil && o.Flags.Volatile
+			return e, nil
+		}
+		var co clusterwire.Opts
+		if err := json.Unmarshal(msg.Opts, &co); err != nil {
+			return e, fmt.Errorf("opts: %w", err)
+		}
+		e.Rooms, e.Except = nilIfEmpty(co.Rooms), nilIfEmpty(co.Except)
+		e.Volatile = co.Flags != nil && co.Flags.Volatile
+	}
 	return e, nil
 }
 
