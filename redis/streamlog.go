@@ -418,10 +418,12 @@ func (l *StreamLog) state(ctx context.Context, floor streamID) (streamState, err
 }
 
 // Head returns the id of the namespace's last entry, found among the
-// stream's last 1,000; when it has none there, the stream's last id, or
-// "0-0" for a stream that never lost an entry: either way no entry of the
-// namespace comes after it, which is all an offset says. It is the
-// stream's last id even when that entry was trimmed, so offsets only grow.
+// stream's last 1,000; when it has none there, the stream's last id (even
+// when that entry was trimmed, so offsets only grow), or "0-0" for a
+// stream that never lost an entry: either way no entry of the namespace
+// comes after it, which is all an offset says. It costs a Lua script that
+// may look through those 1,000 entries: a SharedLog's follower calls it
+// once, at its start.
 func (l *StreamLog) Head(ctx context.Context, nsp string) (string, error) {
 	ctx, cancel := l.bound(ctx)
 	defer cancel()
