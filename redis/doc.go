@@ -159,7 +159,7 @@
 // later (XSETID MAXDELETEDID records what the log's trims drop). A user
 // of its own for the log (checked by TestStreamLogACL):
 //
-//	ACL SETUSER sessiongate-log on >pw resetkeys ~socket.io* -@all +evalsha +eval +xadd +xrange +xrevrange +xtrim +xlen +xinfo|stream +xsetid +exists +xread +set +get +getdel +client|unblock +ping +hello +client|setname
+//	ACL SETUSER sessiongate-log on >pw resetkeys ~socket.io* -@all +evalsha +eval +xadd +xrange +xrevrange +xtrim +xlen +xinfo|stream +xsetid +exists +xread +set +get +getdel +del +client|unblock +ping +hello +client|setname
 //
 // (the Lua scripts run XADD, XRANGE, XREVRANGE, XTRIM, XLEN, XINFO,
 // XSETID and EXISTS as that user; CLIENT UNBLOCK frees the connection of

@@ -748,7 +748,7 @@ func reason(err error) socketio.RecoveryReason {
 func TestStreamLogACL(t *testing.T) {
 	rc := admin(t)
 	user := "sgtest-" + uid(6)
-	acl := "ACL SETUSER " + user + " on >pw resetkeys ~socket.io* -@all +evalsha +eval +xadd +xrange +xrevrange +xtrim +xlen +xinfo|stream +xsetid +exists +xread +set +get +getdel +client|unblock +ping +hello +auth +client|setname"
+	acl := "ACL SETUSER " + user + " on >pw resetkeys ~socket.io* -@all +evalsha +eval +xadd +xrange +xrevrange +xtrim +xlen +xinfo|stream +xsetid +exists +xread +set +get +getdel +del +client|unblock +ping +hello +auth +client|setname"
 	if err := rc.Do(waitCtx(t), rc.B().Arbitrary(strings.Fields(acl)...).Build()).Error(); err != nil {
 		t.Fatalf("%s: %v", acl, err)
 	}
@@ -783,6 +783,9 @@ func TestStreamLogACL(t *testing.T) {
 	}
 	if _, err := l.Range(ctx, "/", last, "", "s", nil); err != nil {
 		t.Errorf("range: %v", err)
+	}
+	if err := l.Forget(ctx, "/", "p"); err != nil {
+		t.Errorf("forget: %v", err)
 	}
 	// The read cancelled above was unblocked (CLIENT UNBLOCK), not left
 	// blocked for its 5 s: one more read at the end returns the next entry.
