@@ -58,6 +58,9 @@ type clusterResult struct {
 	// EmitErrors: Go broadcasts the shared log refused.
 	EmitErrors int `json:"emit_errors,omitempty"`
 	Rounds     int `json:"rounds"` // ticks sent to every socket (half by A, half by B)
+	// RequestTimeout: the Go nodes' redis.Options.RequestTimeout when
+	// -request-timeout set it (else its default, 5 s).
+	RequestTimeout string `json:"request_timeout,omitempty"`
 	// The Redis memory of the log when the ticks stop: MEMORY USAGE
 	// (SAMPLES 0: every node of the stream counted) of the stream and of
 	// every other key of the run's prefix (the saved sockets: Go's
@@ -161,7 +164,7 @@ func (r *redisInfo) clean(ctx context.Context) error {
 }
 
 // runCluster is a run of -cluster redis.
-func runCluster(ctx context.Context, server string, n int, repo, redisURL string, maxLen int) (*result, error) {
+func runCluster(ctx context.Context, server string, n int, repo, redisURL string, maxLen int, requestTimeout time.Duration) (*result, error) {
 	began := time.Now()
 	opt, err := rueidis.ParseURL(redisURL)
 	if err != nil {
@@ -198,7 +201,8 @@ func runCluster(ctx context.Context, server string, n int, repo, redisURL string
 				return nil, e
 			}
 			nodes[i], err = startChild(ctx, repo, self, "-serve", "-n", strconv.Itoa(n), "-cluster", "redis",
-				"-redis", redisURL, "-key", strings.TrimSuffix(prefix, ":"), "-stream", rd.stream, "-maxlen", strconv.Itoa(maxLen), "-node", name)
+				"-redis", redisURL, "-key", strings.TrimSuffix(prefix, ":"), "-stream", rd.stream, "-maxlen", strconv.Itoa(maxLen), "-node", name,
+				"-request-timeout", requestTimeout.String())
 		case "node":
 			spec, _ := json.Marshal(map[string]any{"n": n, "cluster": map[string]any{
 				"url": redisURL, "stream": rd.stream, "prefix": strings.TrimSuffix(prefix, ":"), "maxLen": maxLen}})
@@ -265,6 +269,9 @@ func runCluster(ctx context.Context, server string, n int, repo, redisURL string
 		}
 	}()
 	cres := &clusterResult{Cluster: "redis", ConnectionsOn: map[string]int{}, RecoveredOn: map[string]int{}}
+	if server == "go" && requestTimeout > 0 {
+		cres.RequestTimeout = requestTimeout.String()
+	}
 	// The phases are the load's own timeline, as in the one-node run;
 	// then the load goes on until every cut socket has reconnected (at
 	// least 5 s, at most 60 s), so a slow recovery is measured, not
@@ -380,10 +387,10 @@ func runCluster(ctx context.Context, server string, n int, repo, redisURL string
 // {"done": R}); "stop" prints a clusterReport. It needs no cluster
 // adapter: with a SharedLog, broadcasts go through the log, and nothing
 // else crosses nodes here.
-func runClusterServer(n int, url, key, stream string, maxLen int) error {
+func runClusterServer(n int, url, key, stream string, maxLen int, requestTimeout time.Duration) error {
 	ctx := context.Background()
 	log, err := redis.NewStreamLog(ctx, redis.StreamLogOptions{
-		Options:    redis.Options{URL: url, Key: key},
+		Options:    redis.Options{URL: url, Key: key, RequestTimeout: requestTimeout},
 		StreamName: stream,
 		Window:     clusterWindow,
 		MaxEntries: maxLen,

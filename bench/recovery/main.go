@@ -110,6 +110,7 @@ func main() {
 		key      = flag.String("key", "", "the key prefix of a -serve -cluster node")
 		stream   = flag.String("stream", "", "the stream of a -serve -cluster node")
 		node     = flag.String("node", "", "the name of a -serve -cluster node, for its messages")
+		reqTO    = flag.Duration("request-timeout", 0, "the Go nodes' redis.Options.RequestTimeout (-cluster; 0: its default, 5 s)")
 	)
 	flag.Parse()
 	if *n < 2 || *n > 5000 {
@@ -123,7 +124,7 @@ func main() {
 	var err error
 	switch {
 	case *serve && *cluster != "":
-		err = runClusterServer(*n, *redisURL, *key, *stream, *maxLen)
+		err = runClusterServer(*n, *redisURL, *key, *stream, *maxLen, *reqTO)
 	case *serve:
 		err = runServer(*n)
 	default:
@@ -131,7 +132,7 @@ func main() {
 		defer cancel()
 		var res *result
 		if *cluster != "" {
-			res, err = runCluster(ctx, *server, *n, *repo, *redisURL, *maxLen)
+			res, err = runCluster(ctx, *server, *n, *repo, *redisURL, *maxLen, *reqTO)
 		} else {
 			res, err = run(ctx, *server, *n, *repo)
 		}
