@@ -41,6 +41,7 @@ type recoveryClusterRun struct {
 	// maxAnomalies here), each {i, kind, seq, expected, phase, reconnects}.
 	Anomalies []anomaly `json:"anomalies,omitempty"`
 	Behind    [][3]int  `json:"behind,omitempty"`
+	Missing   [][]int   `json:"missing,omitempty"` // [socket, numbers lost...], kept to maxAnomalies
 }
 
 // anomaly is one irregular number a client received (test/interop/recovery-load.mjs).
@@ -97,6 +98,9 @@ func (e *env) recoveryClusterRun(ctx context.Context, server string) (recoveryRu
 	}
 	if len(r.Cluster.Anomalies) > maxAnomalies {
 		r.Cluster.Anomalies = r.Cluster.Anomalies[:maxAnomalies]
+	}
+	if len(r.Cluster.Missing) > maxAnomalies {
+		r.Cluster.Missing = r.Cluster.Missing[:maxAnomalies]
 	}
 	return r, nil
 }
@@ -263,6 +267,21 @@ func renderRecoveryCluster(p printer, s *section) {
 			c.ReconnectWaitSec, c.RedisPerSocket/1024, r.LogEntries, r.Seconds)
 	}
 	p("")
+	p("What the two designs do here. Both keep one stream for every room, so a restore reads every")
+	p("entry since the client's offset, whoever it went to (here %d a second of drop), for each cut", n*10)
+	p("socket: its cost grows with the cluster's whole event rate, not with what the socket missed.")
+	p("*sessiongate*'s node B reads from the client's offset (or the position its old node had")
+	p("delivered) up to what B has delivered, in `XRANGE` pages of 256, decoding each entry to match")
+	p("the socket's rooms, then the entries B delivered while it restored; each call to Redis is")
+	p("bounded by `RequestTimeout` (5 s): a restore that takes longer fails (`log_error`) and the socket")
+	p("connects fresh, told it may have missed events. Its nodes deliver every broadcast, their own")
+	p("too, as their follower reads it back from the stream, so in the stream's order. *Node*'s")
+	p("`restoreSession` reads `XRANGE` from the offset to the stream's end, without `COUNT`, again and")
+	p("again until a read comes back empty (at most 100 times), with no time bound; a node delivers")
+	p("its own broadcasts as soon as its `XADD` answers and the others' when its `XREAD` (`COUNT 100`)")
+	p("reaches them, so its sockets can get them out of the stream's order, and the restore's reads")
+	p("and the live reads of the same entries can overlap (duplicates) or miss what comes between them.")
+	p("")
 	renderAnomalies(p, s.Recovery)
 }
 
@@ -295,6 +314,15 @@ func renderAnomalies(p printer, runs []recoveryRun) {
 		var parts []string
 		for _, a := range c.Anomalies {
 			parts = append(parts, fmt.Sprintf("%d %s %d (due %d, %s)", a.I, a.Kind, a.Seq, a.Expected, a.Phase))
+		}
+		var missing []string
+		for _, m := range c.Missing {
+			if len(m) > 1 {
+				missing = append(missing, fmt.Sprintf("socket %d: %s", m[0], strings.Trim(fmt.Sprint(m[1:]), "[]")))
+			}
+		}
+		if len(missing) > 0 {
+			parts = append(parts, "numbers never received: "+strings.Join(missing, ", "))
 		}
 		behind := ""
 		if c.BehindAtStop > 0 {

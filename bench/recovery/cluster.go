@@ -80,6 +80,9 @@ type clusterResult struct {
 	// sockets left behind at the end (socket, events sent, last received).
 	Anomalies []json.RawMessage `json:"anomalies,omitempty"`
 	Behind    [][3]int          `json:"behind,omitempty"`
+	// Missing: for the first 50 sockets that lost numbers below their
+	// highest, the socket then those numbers.
+	Missing [][]int `json:"missing,omitempty"`
 }
 
 // redisInfo is the run's view of Redis, for its measurements and cleanup.
@@ -342,6 +345,7 @@ func runCluster(ctx context.Context, server string, n int, repo, redisURL string
 		CatchUpMs             []float64
 		Last                  []int
 		Anomalies             []json.RawMessage
+		Missing               [][]int
 	}
 	if err := cl.next(&got, time.Minute); err != nil {
 		return nil, err
@@ -357,7 +361,7 @@ func runCluster(ctx context.Context, server string, n int, repo, redisURL string
 			}
 		}
 	}
-	cres.Anomalies = got.Anomalies
+	cres.Anomalies, cres.Missing = got.Anomalies, got.Missing
 	cres.RedisPerSocket = float64(cres.StreamBytes+cres.SessionBytes) / float64(n)
 	res := &result{
 		Server: server, Sockets: n, Cut: cut,

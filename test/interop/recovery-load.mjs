@@ -18,7 +18,8 @@
 // the first time) or "dup", seq: the number, expected: the highest so far
 // + 1, phase: "first" (before any reconnection), "replay" (fired before
 // the reconnection's "connect": sent with its CONNECT) or "live" (after
-// it), reconnects: the socket's reconnections so far}. On "status":
+// it), reconnects: the socket's reconnections so far}. missing: for the
+// first 50 sockets with numbers lost, [socket, numbers...]. On "status":
 // {"event":"status","reconnected": sockets reconnected at least once}.
 import { io } from 'socket.io-client';
 import { createInterface } from 'node:readline';
@@ -70,9 +71,12 @@ createInterface({ input: process.stdin }).on('line', (l) => {
     return;
   }
   if (l.trim() !== 'report') return;
-  const r = { event: 'report', lost: 0, dup: 0, outOfOrder: 0, received: 0, recovered: 0, fresh: 0, catchUpMs: [], last: [], anomalies };
-  for (const { c } of clients) {
-    for (let seq = 1; seq <= c.last; seq++) if (!c.got[seq]) r.lost++;
+  const r = { event: 'report', lost: 0, dup: 0, outOfOrder: 0, received: 0, recovered: 0, fresh: 0, catchUpMs: [], last: [], anomalies, missing: [] };
+  for (const [i, { c }] of clients.entries()) {
+    const holes = [];
+    for (let seq = 1; seq <= c.last; seq++) if (!c.got[seq]) holes.push(seq);
+    r.lost += holes.length;
+    if (holes.length > 0 && r.missing.length < 50) r.missing.push([i, ...holes]);
     r.dup += c.dup; r.outOfOrder += c.late; r.received += c.received;
     r.recovered += c.recovered; r.fresh += c.fresh; r.catchUpMs.push(...c.catchUp);
     r.last.push(c.last);
