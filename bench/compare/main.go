@@ -75,6 +75,9 @@ type sizes struct {
 	PresenceN         int           // users joining the presence room
 	RecoveryN         int           // sockets of the recovery section, half of them cut
 	RecoveryRuns      int           // runs of each server in the recovery sections, alternating
+	// RecoveryClusterN are the socket counts of the cluster recovery
+	// section, each run RecoveryRuns times; the last is its goal's.
+	RecoveryClusterN []int
 }
 
 var fullSizes = sizes{
@@ -85,7 +88,7 @@ var fullSizes = sizes{
 	FanoutN: 2000, ClusterN: 3000, FanoutRounds: 9, FanoutRuns: 3, SingleD: 10 * time.Second, Publishers: 32,
 	SubscribeN: 256, SubscribeWindow: 2, SubscribeRuns: 3, RPCD: 5 * time.Second, RPCWarm: time.Second,
 	EventsSockets: []int{64, 256, 1024}, EventsD: 3 * time.Second, EventsRuns: 3, EventsGoalSockets: 256,
-	PresenceN: 1000, RecoveryN: 1000, RecoveryRuns: 3,
+	PresenceN: 1000, RecoveryN: 1000, RecoveryRuns: 3, RecoveryClusterN: []int{100, 1000},
 }
 
 var quickSizes = sizes{
@@ -96,7 +99,7 @@ var quickSizes = sizes{
 	FanoutN: 200, ClusterN: 300, FanoutRounds: 2, FanoutRuns: 1, SingleD: 2 * time.Second, Publishers: 8,
 	SubscribeN: 32, SubscribeWindow: 2, SubscribeRuns: 1, RPCD: 2 * time.Second, RPCWarm: time.Second,
 	EventsSockets: []int{32}, EventsD: time.Second, EventsRuns: 1, EventsGoalSockets: 32,
-	PresenceN: 100, RecoveryN: 100, RecoveryRuns: 1,
+	PresenceN: 100, RecoveryN: 100, RecoveryRuns: 1, RecoveryClusterN: []int{100},
 }
 
 // env is what every section needs.

@@ -46,11 +46,11 @@ func TestSummarizeRecoveryCluster(t *testing.T) {
 		{Server: "go", Sockets: 10, Cut: 5, Recovered: 5, LogEntries: 100, Cluster: c(5, nil)},
 		{Server: "go", Sockets: 10, Cut: 5, Recovered: 5}, // one-node: not counted
 	}
-	s := summarizeRecoveryCluster(runs, "go")
+	s := summarizeRecoveryCluster(runs, "go", 0)
 	if s.runs != 3 || s.lost != 4 || s.fresh != 2 || s.onB != 5 || s.failed["log_error"] != 2 || s.perEvent != 10 || s.perSocket != 110 {
 		t.Fatalf("summary %+v", s)
 	}
-	if n := summarizeRecoveryCluster(runs, "node"); n.outOfOrder != 2 || n.dup != 1 {
+	if n := summarizeRecoveryCluster(runs, "node", 10); n.outOfOrder != 2 || n.dup != 1 {
 		t.Fatalf("node summary %+v", n)
 	}
 	var b strings.Builder
@@ -62,7 +62,7 @@ func TestSummarizeRecoveryCluster(t *testing.T) {
 	}
 	b.Reset()
 	renderRecoveryCluster(p, &section{Date: "now", Recovery: runs})
-	for _, want := range []string{"2 log_error", "0 gap 40 (due 21, live)", "sessiongate, run 2", "Node, run 1: 3 late 9"} {
+	for _, want := range []string{"2 log_error", "0 gap 40 (due 21, live)", "sessiongate, 10 sockets, run 2", "Node, 10 sockets, run 1: 3 late 9"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("section lacks %q:\n%s", want, b.String())
 		}
