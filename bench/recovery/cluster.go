@@ -258,7 +258,7 @@ func runCluster(ctx context.Context, server string, n int, repo, redisURL string
 				return
 			}
 			var done struct{ Done int }
-			if err := node.next(&done, 30*time.Second); err != nil || done.Done != r {
+			if err := node.next(&done, 2*time.Minute); err != nil || done.Done != r {
 				ticking <- fmt.Errorf("round %d: %v (answered %d)", r, err, done.Done)
 				return
 			}

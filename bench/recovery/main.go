@@ -102,7 +102,7 @@ func main() {
 		n      = flag.Int("n", 1000, "sockets (at most 5000)")
 		repo   = flag.String("repo", ".", "the repository root")
 		serve  = flag.Bool("serve", false, "be the Go server (used by -server go)")
-		limit  = flag.Duration("limit", 3*time.Minute, "abort the run after this long")
+		limit  = flag.Duration("limit", 5*time.Minute, "abort the run after this long")
 
 		cluster  = flag.String("cluster", "", `"redis": two server processes on one Redis`)
 		redisURL = flag.String("redis", "redis://127.0.0.1:6379", "the Redis of -cluster redis (loopback)")
