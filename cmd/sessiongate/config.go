@@ -84,6 +84,11 @@ type Config struct {
 	// RecoveryLogBytes bounds the whole in-memory recovery log
 	// (RECOVERY_LOG_BYTES); its oldest events go first past it.
 	RecoveryLogBytes int64
+	// RecoveryStream is the Redis stream of the shared recovery log with
+	// CLUSTER=redis (RECOVERY_STREAM: the streams adapter's streamName),
+	// RecoveryStreamMaxEntries its length bound (its maxLen).
+	RecoveryStream           string
+	RecoveryStreamMaxEntries int
 
 	RateLimit      float64
 	RateBurst      int
@@ -243,6 +248,10 @@ var settings = []setting{
 		parse: func(c *Config, v string) error { return parsePositiveInt(&c.RecoveryMaxBytes, v) }},
 	{env: "RECOVERY_LOG_BYTES", def: "67108864", arg: "BYTES", usage: "most bytes the recovery log holds for the whole node (an event costs its JSON plus about 200 bytes); past it the oldest events go, and a socket that needed them connects fresh, told it may have missed events",
 		parse: func(c *Config, v string) error { return parsePositiveInt(&c.RecoveryLogBytes, v) }},
+	{env: "RECOVERY_STREAM", def: "", arg: "NAME", usage: "with CLUSTER=redis, the Redis stream that carries the cluster's events, so that a client recovers on any node (one stream for every namespace; @socket.io/redis-streams-adapter's streamName: Node servers with that adapter and the same name share it); empty: CLUSTER_KEY (socket.io by default, the adapter's default); with CLUSTER=postgres, recovery stays on the node a client dropped from",
+		parse: parseRecoveryStream},
+	{env: "RECOVERY_STREAM_MAX_ENTRIES", def: "10000", arg: "N", usage: "most entries RECOVERY_STREAM keeps, all namespaces together (the streams adapter's maxLen); a socket that missed more than this many events cluster-wide connects fresh, told it may have missed events",
+		parse: func(c *Config, v string) error { return parsePositiveInt(&c.RecoveryStreamMaxEntries, v) }},
 	{env: "RATE_LIMIT", def: "500", arg: "N", usage: "Engine.IO handshakes (new sessions) per second per client IP (IPv6: per /64); more get HTTP 429; 0 disables",
 		parse: parseRateLimit},
 	{env: "RATE_BURST", def: "0", arg: "N", usage: "handshake burst per client IP; 0: twice RATE_LIMIT",
@@ -535,6 +544,36 @@ func parseRecovery(c *Config, v string) error {
 		return nil
 	}
 	return fmt.Errorf("invalid recovery %q (ask, on or off)", v)
+}
+
+// maxRecoveryStream bounds RECOVERY_STREAM, a Redis key.
+const maxRecoveryStream = 256
+
+func parseRecoveryStream(c *Config, v string) error {
+	c.RecoveryStream = ""
+	switch {
+	case v == "":
+		return nil // CLUSTER_KEY: see recoveryStream
+	case len(v) > maxRecoveryStream:
+		return fmt.Errorf("is longer than %d bytes", maxRecoveryStream)
+	}
+	for _, r := range v {
+		if r <= ' ' || r == 0x7f {
+			return fmt.Errorf("%q must not contain spaces or control characters", v)
+		}
+	}
+	c.RecoveryStream = v
+	return nil
+}
+
+// recoveryStream is the stream of the shared recovery log: RECOVERY_STREAM,
+// else CLUSTER_KEY, so that two clusters on one Redis share no stream
+// unless told to (their events would reach each other's sockets).
+func (c *Config) recoveryStream() string {
+	if c.RecoveryStream != "" {
+		return c.RecoveryStream
+	}
+	return c.ClusterKey
 }
 
 func parseRedisURL(c *Config, v string) error {
