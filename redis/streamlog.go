@@ -14,55 +14,82 @@ import (
 	"github.com/sessiongate/sessiongate/socketio"
 )
 
-// StreamLog is a socketio.RecoveryLog in Redis streams, as
-// @socket.io/redis-streams-adapter keeps it, so that a socket that dropped
-// on one node can be recovered on another:
-//   - each namespace's events go to the stream "<key>:recovery:<nsp>"
-//     (XADD, then trimmed past MaxEntries by the oldest 1%), fields r
-//     (rooms, JSON), x (except, JSON), d (the packet's data as is) and a
-//     (attachments, JSON of base64), each left out when empty; an event's
-//     offset is its stream id "<ms>-<seq>", parsed strictly from clients;
+// StreamLog is a socketio.SharedLog in a Redis stream, in the format of
+// @socket.io/redis-streams-adapter 0.3.1, so that sessiongate nodes (and
+// Node servers with that adapter) share the broadcasts of every namespace
+// in one order, and a socket that dropped on one node is recovered on
+// another:
+//   - every namespace's broadcasts go to one stream, StreamName
+//     ("socket.io", Node's streamName), as the adapter's entries: fields
+//     uid (this StreamLog's, 6 random base62 characters), nsp, type "3"
+//     and data, the JSON {"packet":{"type":2,"data":[event, ...args],
+//     "nsp":nsp},"opts":{"rooms":[...],"except":[...],"flags":{}}} (flags
+//     {"volatile":true} for a volatile one), or, when it has attachments,
+//     base64 of the msgpack of the same with each attachment as a bin in
+//     place of its placeholder. An event's offset is its stream id
+//     "<ms>-<seq>", parsed strictly from clients;
+//   - Read follows the stream (XREAD BLOCK, 5 s at a time) and returns the
+//     namespace's broadcasts, volatile ones flagged. Entries that are not
+//     a broadcast without ack are skipped: another type (Node's 4, 5 and
+//     6, socketsJoin, socketsLeave and disconnectSockets, are not
+//     applied), a packet with an ack id or a requestId, a packet type
+//     other than EVENT and BINARY_EVENT; so are entries whose data does
+//     not decode or exceeds MaxEntryBytes (logged). Unlike Node's, our own
+//     entries are read back too: that is how they are delivered;
 //   - entries older than the window (by the id's time against this node's
-//     clock) are dropped: trimmed with MINID when appending and before
-//     each read, by a Lua script that also records the last id it dropped
-//     as the stream's max-deleted-entry-id (XSETID, Redis 7.0), so that a
-//     read that would need a dropped entry fails with
-//     socketio.RecoveryExpired;
+//     clock) or past MaxEntries are dropped by a Lua script run with each
+//     append and before each Range or Restore, which records the last id
+//     it dropped as the stream's max-deleted-entry-id (XSETID, Redis 7.0),
+//     so that a read that would need a dropped entry fails with
+//     socketio.RecoveryExpired. Node's XADD MAXLEN ~ does not record its
+//     drops: an offset that is no longer in the stream, before its first
+//     entry, is taken as expired too (a reader more than Node's maxLen
+//     behind may then be told it missed entries it did not);
+//   - Range and Restore never replay a volatile entry (Node's restore
+//     does, and replays acked emits too);
 //   - a saved socket is "<key>:recovery:session:<pid>", JSON, SET with PX
 //     the time it has left (at most the window), and taken by GETDEL, so
-//     it is restored once whichever node asks.
+//     it is restored once whichever node asks. It is bound to its session
+//     (RecoveryOptions.Key); Node's sessions ("sio:session:<pid>", which
+//     it restores with no such check) are neither read nor written: a
+//     socket saved by a Node peer connects fresh here, told it may have
+//     missed events, and one saved here connects fresh there.
+//
+// So broadcasts go both ways between sessiongate and Node nodes on the
+// same stream, with the same offsets. Node's streamCount > 1 (namespaces
+// hashed over several streams) is not supported: StreamLog reads and
+// writes one stream.
 //
 // Every call to Redis is bounded by its ctx and by Options.RequestTimeout;
 // a failure of Redis or of what it stores is a *StreamLogError.
-//
-// It is not yet wired into cmd/sessiongate: socketio appends an event to
-// the log and delivers it under the namespace's recovery lock, which
-// orders the two on one node only. On a cluster, each node must deliver
-// the events in the stream's order (read them back from the stream, as
-// the streams adapter does, instead of from pub/sub), or a recovering
-// socket could be replayed an event in another order than its peers saw
-// it, or skip one appended by another node before its LastSent. That
-// delivery path is the next step; until then StreamLog is a building
-// block, checked by the socketio/recoverytest suite.
 type StreamLog struct {
 	opts   StreamLogOptions
 	client rueidis.Client
+	uid    string
 }
 
 // StreamLogOptions configure a StreamLog.
 type StreamLogOptions struct {
 	// Options are the connection (URL, TLSConfig, ClientName), the Key
-	// prefixing the log's keys ("socket.io") and RequestTimeout, which
-	// bounds each call to Redis (5 s). Its other fields are unused.
+	// prefixing the saved sockets' keys ("socket.io"), RequestTimeout,
+	// which bounds each call to Redis (5 s), and the Logger of skipped
+	// entries. Its other fields are unused.
 	Options
+	// StreamName is the stream: "socket.io", as the streams adapter's
+	// streamName.
+	StreamName string
 	// Window is how long events and saved sockets are kept: 2 minutes,
 	// as socketio.RecoveryOptions.Window.
 	Window time.Duration
-	// MaxEntries bounds each namespace's stream: 10,000, as the streams
-	// adapter's maxLen (held within 1% over it by trimLua rather than
-	// XADD MAXLEN ~, whose drops Redis does not record). Past it the
-	// oldest go first, and a recovery that needs one fails as expired.
+	// MaxEntries bounds the stream: 10,000, as the streams adapter's
+	// maxLen (held within 1% over it by trimLua rather than XADD MAXLEN
+	// ~, whose drops Redis does not record). Past it the oldest go first,
+	// and a recovery that needs one fails as expired.
 	MaxEntries int
+	// MaxEntryBytes bounds the data of one entry: 1 MiB. A larger event
+	// is not appended (CodeBadEntry); a larger entry written by another
+	// is skipped as corrupt.
+	MaxEntryBytes int
 	// MaxSocketBytes bounds one saved socket as stored (its rooms and
 	// state): 64 KiB; a larger one is not saved (it connects fresh).
 	MaxSocketBytes int
@@ -79,13 +106,18 @@ const (
 	// CodeCorrupt: what Redis holds under the log's keys does not decode
 	// (written by something else).
 	CodeCorrupt = "recovery_corrupt"
+	// CodeBadEntry: an event to append cannot be stored: its data
+	// exceeds MaxEntryBytes, or is not a JSON array (whose placeholders
+	// match its attachments).
+	CodeBadEntry = "recovery_bad_entry"
 )
 
 // StreamLogError is a failure of a StreamLog, with its machine code
-// (CodeRedis, CodeCorrupt). socketio counts it as RecoveryLogError.
+// (CodeRedis, CodeCorrupt, CodeBadEntry). socketio counts it as
+// RecoveryLogError.
 type StreamLogError struct {
 	Code string
-	Op   string // what it was doing: "xadd", "restore", ...
+	Op   string // what it was doing: "append", "restore", ...
 	Err  error
 }
 
@@ -106,11 +138,17 @@ func corrupt(op, format string, args ...any) error {
 // a PING within ctx). Close closes its connection.
 func NewStreamLog(ctx context.Context, opts StreamLogOptions) (*StreamLog, error) {
 	opts.Options.defaults()
+	if opts.StreamName == "" {
+		opts.StreamName = "socket.io"
+	}
 	if opts.Window <= 0 {
 		opts.Window = 2 * time.Minute
 	}
 	if opts.MaxEntries <= 0 {
 		opts.MaxEntries = 10_000
+	}
+	if opts.MaxEntryBytes <= 0 {
+		opts.MaxEntryBytes = 1 << 20
 	}
 	if opts.MaxSocketBytes <= 0 {
 		opts.MaxSocketBytes = 64 << 10
@@ -122,16 +160,14 @@ func NewStreamLog(ctx context.Context, opts StreamLogOptions) (*StreamLog, error
 	if err != nil {
 		return nil, err
 	}
-	return &StreamLog{opts: opts, client: client}, nil
+	return &StreamLog{opts: opts, client: client, uid: uid(6)}, nil
 }
 
-// Close closes the connection to Redis.
+// Close closes the connection to Redis; a Read in progress returns.
 func (l *StreamLog) Close() error {
 	l.client.Close()
 	return nil
 }
-
-func (l *StreamLog) streamKey(nsp string) string { return l.opts.Key + ":recovery:" + nsp }
 
 func (l *StreamLog) sessionKey(pid string) string { return l.opts.Key + ":recovery:session:" + pid }
 
@@ -180,34 +216,29 @@ func (l *StreamLog) cutoff() streamID {
 	return streamID{ms: uint64(max(ms, 0))}
 }
 
-// Append adds e to its namespace's stream and returns its id. It trims
-// what is past MaxEntries or the window (approximately: whole nodes of the
-// stream) in the same round trip.
+func (l *StreamLog) trimArgs() []string {
+	return []string{l.cutoff().String(), strconv.Itoa(l.opts.MaxEntries)}
+}
+
+// Append adds e to the stream as a broadcast of nsp and returns its id. It
+// trims what is past MaxEntries or the window (approximately: whole nodes
+// of the stream) in the same round trip.
 func (l *StreamLog) Append(ctx context.Context, nsp string, e socketio.LogEntry) (string, error) {
+	data, err := encodeStreamData(nsp, e)
+	if err != nil {
+		return "", &StreamLogError{Code: CodeBadEntry, Op: "append", Err: err}
+	}
+	if len(data) > l.opts.MaxEntryBytes {
+		return "", &StreamLogError{Code: CodeBadEntry, Op: "append", Err: fmt.Errorf("data of %d bytes, over MaxEntryBytes", len(data))}
+	}
 	ctx, cancel := l.bound(ctx)
 	defer cancel()
-	args := []string{l.cutoff().String(), strconv.Itoa(l.opts.MaxEntries), "d", string(e.Data)}
-	if len(e.Rooms) > 0 {
-		args = append(args, "r", jsonString(e.Rooms))
-	}
-	if len(e.Except) > 0 {
-		args = append(args, "x", jsonString(e.Except))
-	}
-	if len(e.Attachments) > 0 {
-		args = append(args, "a", jsonString(e.Attachments))
-	}
-	id, err := appendScript.Exec(ctx, l.client, []string{l.streamKey(nsp)}, args).ToString()
+	args := append(l.trimArgs(), "uid", l.uid, "nsp", nsp, "type", typeBroadcast, "data", data)
+	id, err := appendScript.Exec(ctx, l.client, []string{l.opts.StreamName}, args).ToString()
 	if err != nil {
 		return "", redisErr("append", err)
 	}
 	return id, nil
-}
-
-// jsonString is v in JSON; v is strings or byte slices, which always
-// encode.
-func jsonString(v any) string {
-	b, _ := json.Marshal(v)
-	return string(b)
 }
 
 // trimLua trims the stream KEYS[1]: the entries before the id ARGV[1]
@@ -215,8 +246,12 @@ func jsonString(v any) string {
 // (at least one, at most 100) over it. Redis 7.0 does not move a stream's
 // max-deleted-entry-id when it is trimmed, only on XDEL: the script sets
 // it (XSETID) to the last entry it dropped, so that a read knows whether
-// an entry it needs is gone. It returns the stream's last id and that
-// mark, "0-0" for a stream that does not exist.
+// an entry it needs is gone.
+//
+// state(floor) is what a read from the id floor needs to know: the
+// stream's last id, its max-deleted-entry-id, its first entry's id ("" if
+// none), whether floor is an entry ("1"), and whether an entry was ever
+// removed ("1").
 const trimLua = `
 local key = KEYS[1]
 local function info(k)
@@ -253,17 +288,26 @@ local function trim(cutoff, maxlen)
     redis.call('XSETID', key, last, 'MAXDELETEDID', dropped)
   end
 end
+local function state(floor)
+  if redis.call('EXISTS', key) == 0 then return {'0-0', '0-0', '', '0', '0'} end
+  local st = info(key)
+  local first = ''
+  if st['first-entry'] then first = st['first-entry'][1] end
+  local present = '0'
+  if #redis.call('XRANGE', key, floor, floor) > 0 then present = '1' end
+  local removed = '0'
+  if st['entries-added'] > st['length'] then removed = '1' end
+  return {st['last-generated-id'], st['max-deleted-entry-id'], first, present, removed}
+end
 `
 
-// stateScript trims a stream (see trimLua) and returns its state.
+// stateScript trims the stream (see trimLua) and returns its state(ARGV[3]).
 var stateScript = rueidis.NewLuaScript(trimLua + `
-if redis.call('EXISTS', key) == 0 then return {'0-0', '0-0'} end
-trim(ARGV[1], tonumber(ARGV[2]))
-local st = info(key)
-return {st['last-generated-id'], st['max-deleted-entry-id']}
+if redis.call('EXISTS', key) == 1 then trim(ARGV[1], tonumber(ARGV[2])) end
+return state(ARGV[3])
 `)
 
-// appendScript adds an entry (ARGV[3:], fields and values) to a stream,
+// appendScript adds an entry (ARGV[3:], fields and values) to the stream,
 // then trims it (see trimLua), and returns the entry's id.
 var appendScript = rueidis.NewLuaScript(trimLua + `
 local id = redis.call('XADD', key, '*', unpack(ARGV, 3))
@@ -271,49 +315,225 @@ trim(ARGV[1], tonumber(ARGV[2]))
 return id
 `)
 
-// streamState is what a read needs of a stream: its last id and the
-// highest id it dropped.
+// readScript returns state(ARGV[1]) and the first ARGV[2] entries after
+// ARGV[1], read at the same instant. It does not trim: a reader only
+// follows.
+var readScript = rueidis.NewLuaScript(trimLua + `
+return {state(ARGV[1]), redis.call('XRANGE', key, '(' .. ARGV[1], '+', 'COUNT', tonumber(ARGV[2]))}
+`)
+
+// headScan is how many of the stream's last entries Head looks through
+// for the namespace's last one.
+const headScan = 1000
+
+// headScript trims the stream (see trimLua) and returns the id of the last
+// entry of namespace ARGV[3] among the last ARGV[4] entries. When there is
+// none there, it returns "0-0" if it looked through the whole stream and
+// nothing was ever removed from it, else the stream's last id: either
+// way, the namespace has no entry after the id returned.
+var headScript = rueidis.NewLuaScript(trimLua + `
+if redis.call('EXISTS', key) == 0 then return '0-0' end
+trim(ARGV[1], tonumber(ARGV[2]))
+local nsp, limit = ARGV[3], tonumber(ARGV[4])
+local start, seen = '+', 0
+while seen < limit do
+  local page = redis.call('XREVRANGE', key, start, '-', 'COUNT', 100)
+  for _, e in ipairs(page) do
+    local f = e[2]
+    for i = 1, #f, 2 do
+      if f[i] == 'nsp' then
+        if f[i + 1] == nsp then return e[1] end
+        break
+      end
+    end
+  end
+  seen = seen + #page
+  if #page < 100 then
+    local st = info(key)
+    if st['entries-added'] == st['length'] then return '0-0' end
+    return st['last-generated-id']
+  end
+  start = '(' .. page[#page][1]
+end
+return info(key)['last-generated-id']
+`)
+
+// streamState is what a read from an id needs of the stream (state in
+// trimLua).
 type streamState struct {
 	last, dropped streamID
+	first         streamID
+	hasFirst      bool
+	present       bool // the id read from is an entry of the stream
+	removed       bool // entries were removed from the stream, ever
 }
 
-// state trims the stream, then reads its state.
-func (l *StreamLog) state(ctx context.Context, key string) (streamState, error) {
-	res, err := stateScript.Exec(ctx, l.client, []string{key}, []string{l.cutoff().String(), strconv.Itoa(l.opts.MaxEntries)}).AsStrSlice()
+func parseState(res []string) (streamState, bool) {
+	var st streamState
+	if len(res) != 5 {
+		return st, false
+	}
+	var ok1, ok2, ok3 bool
+	st.last, ok1 = parseID(res[0])
+	st.dropped, ok2 = parseID(res[1])
+	ok3 = res[2] == ""
+	if !ok3 {
+		st.first, ok3 = parseID(res[2])
+		st.hasFirst = true
+	}
+	st.present, st.removed = res[3] == "1", res[4] == "1"
+	return st, ok1 && ok2 && ok3
+}
+
+// lost reports whether entries after the id after were removed from the
+// stream: our trims record the last one they drop (max-deleted-entry-id);
+// Node's MAXLEN ~ does not, so an id that is no longer in the stream,
+// before its first entry, counts as lost too, unless it is the last one
+// our trim dropped ("0-0": unless nothing was ever removed).
+func (st streamState) lost(after streamID) bool {
+	switch {
+	case after.less(st.dropped):
+		return true
+	case st.present:
+		return false
+	case after == streamID{}:
+		return st.removed
+	case st.hasFirst:
+		return after.less(st.first) && after != st.dropped
+	}
+	return after.less(st.last) // all gone
+}
+
+// state trims the stream, then reads its state for a read from floor.
+func (l *StreamLog) state(ctx context.Context, floor streamID) (streamState, error) {
+	res, err := stateScript.Exec(ctx, l.client, []string{l.opts.StreamName}, append(l.trimArgs(), floor.String())).AsStrSlice()
 	if err != nil {
 		return streamState{}, redisErr("trim", err)
 	}
-	var st streamState
-	var ok1, ok2 bool
-	if len(res) == 2 {
-		st.last, ok1 = parseID(res[0])
-		st.dropped, ok2 = parseID(res[1])
-	}
-	if !ok1 || !ok2 {
-		return streamState{}, corrupt("trim", "stream %q: state %q (Redis 7.0 or later is needed)", key, res)
+	st, ok := parseState(res)
+	if !ok {
+		return streamState{}, corrupt("trim", "stream %q: state %q (Redis 7.0 or later is needed)", l.opts.StreamName, res)
 	}
 	return st, nil
 }
 
-// Head returns the id of the namespace's last entry, "0-0" if it never had
-// one. It is the stream's last id even when that entry was trimmed, so
-// offsets only grow.
+// Head returns the id of the namespace's last entry, found among the
+// stream's last 1,000; when it has none there, the stream's last id, or
+// "0-0" for a stream that never lost an entry: either way no entry of the
+// namespace comes after it, which is all an offset says. It is the
+// stream's last id even when that entry was trimmed, so offsets only grow.
 func (l *StreamLog) Head(ctx context.Context, nsp string) (string, error) {
 	ctx, cancel := l.bound(ctx)
 	defer cancel()
-	st, err := l.state(ctx, l.streamKey(nsp))
+	h, err := headScript.Exec(ctx, l.client, []string{l.opts.StreamName}, append(l.trimArgs(), nsp, strconv.Itoa(headScan))).ToString()
 	if err != nil {
-		return "", err
+		return "", redisErr("head", err)
 	}
-	return st.last.String(), nil
+	if _, ok := parseID(h); !ok {
+		return "", corrupt("head", "stream %q: id %q", l.opts.StreamName, h)
+	}
+	return h, nil
+}
+
+// readCount is how many entries one Read takes at most, as the streams
+// adapter's readCount; readBlock how long one XREAD waits for more.
+const (
+	readCount = 100
+	readBlock = 5 * time.Second
+)
+
+// Read waits until the stream holds entries after the id after, or ctx
+// ends, and returns the broadcasts of nsp among them (volatile ones
+// included), in order, with the id of the last entry read (of any
+// namespace). If entries after after were dropped before being read, it
+// returns the entries that follow them with a *socketio.RecoveryError
+// (RecoveryExpired), and upTo where reading goes on. after must be an
+// offset of the stream ("0-0" included), as Head returns.
+func (l *StreamLog) Read(ctx context.Context, nsp, after string) ([]socketio.LogEntry, string, error) {
+	a, ok := parseID(after)
+	if !ok {
+		return nil, "", &socketio.RecoveryError{Reason: socketio.RecoveryOffset}
+	}
+	key := l.opts.StreamName
+	for {
+		rctx, cancel := l.bound(ctx)
+		res, err := readScript.Exec(rctx, l.client, []string{key}, []string{a.String(), strconv.Itoa(readCount)}).ToArray()
+		cancel()
+		if err != nil {
+			return nil, "", redisErr("read", err)
+		}
+		if len(res) != 2 {
+			return nil, "", corrupt("read", "stream %q: %d elements", key, len(res))
+		}
+		sres, err1 := res[0].AsStrSlice()
+		page, err2 := res[1].AsXRange()
+		st, ok := parseState(sres)
+		if err1 != nil || err2 != nil || !ok {
+			return nil, "", corrupt("read", "stream %q: reply %v, %v, %q", key, err1, err2, sres)
+		}
+		var out []socketio.LogEntry
+		upTo := a
+		for _, x := range page {
+			id, ok := parseID(x.ID)
+			if !ok {
+				return nil, "", corrupt("read", "stream %q: entry id %q", key, x.ID)
+			}
+			upTo = id
+			if e, ok := l.entry(x, nsp); ok {
+				out = append(out, e)
+			}
+		}
+		if st.lost(a) {
+			if upTo.less(st.last) && len(page) == 0 {
+				upTo = st.last
+			}
+			return out, upTo.String(), &socketio.RecoveryError{Reason: socketio.RecoveryExpired}
+		}
+		if len(page) > 0 {
+			return out, upTo.String(), nil
+		}
+		// Nothing yet: wait for an entry (on a connection of its own,
+		// given back by CLIENT UNBLOCK when ctx ends), then read again
+		// with the state.
+		bctx, cancel := context.WithTimeout(ctx, readBlock+l.opts.RequestTimeout)
+		cmd := l.client.B().Xread().Count(1).Block(readBlock.Milliseconds()).Streams().Key(key).Id(a.String()).Build().UnblockOnCancel()
+		err = l.client.Do(bctx, cmd).Error()
+		cancel()
+		if ctx.Err() != nil {
+			return nil, "", redisErr("xread", ctx.Err())
+		}
+		if err != nil && !rueidis.IsRedisNil(err) {
+			return nil, "", redisErr("xread", err)
+		}
+	}
+}
+
+// entry returns the broadcast of nsp that x is, if it is one. An entry of
+// nsp that does not decode is logged and skipped: every node skips it
+// alike, as Node's do.
+func (l *StreamLog) entry(x rueidis.XRangeEntry, nsp string) (socketio.LogEntry, bool) {
+	if x.FieldValues["nsp"] != nsp || x.FieldValues["type"] != typeBroadcast {
+		return socketio.LogEntry{}, false
+	}
+	e, err := decodeStreamData(x.FieldValues["data"], l.opts.MaxEntryBytes)
+	if err != nil {
+		if !errors.Is(err, errNotOurs) {
+			l.opts.Logger.Warn("redis: recovery log: entry skipped", "code", CodeCorrupt, "stream", l.opts.StreamName, "id", x.ID, "err", err)
+		}
+		return socketio.LogEntry{}, false
+	}
+	e.Offset = x.ID
+	return e, true
 }
 
 // pageSize is how many entries one XRANGE reads.
 const pageSize = 256
 
-// scan calls f with each entry of key in (after, until] in order, a page
-// at a time, until f returns false or an error.
-func (l *StreamLog) scan(ctx context.Context, key string, after, until streamID, f func(streamID, socketio.LogEntry) (bool, error)) error {
+// scan calls f with each broadcast of nsp in (after, until] in order,
+// volatile ones excepted, a page at a time, until f returns false or an
+// error.
+func (l *StreamLog) scan(ctx context.Context, nsp string, after, until streamID, f func(streamID, socketio.LogEntry) (bool, error)) error {
+	key := l.opts.StreamName
 	start := "(" + after.String()
 	for {
 		page, err := l.client.Do(ctx, l.client.B().Xrange().Key(key).Start(start).End(until.String()).Count(pageSize).Build()).AsXRange()
@@ -325,74 +545,53 @@ func (l *StreamLog) scan(ctx context.Context, key string, after, until streamID,
 			if !ok {
 				return corrupt("xrange", "stream %q: entry id %q", key, x.ID)
 			}
-			e, err := decodeEntry(x)
-			if err != nil {
-				return corrupt("xrange", "stream %q: entry %s: %v", key, x.ID, err)
+			e, ok := l.entry(x, nsp)
+			if !ok || e.Volatile {
+				continue
 			}
 			if more, err := f(id, e); !more || err != nil {
 				return err
 			}
-			start = "(" + x.ID
 		}
 		if len(page) < pageSize {
 			return nil
 		}
+		start = "(" + page[len(page)-1].ID
 	}
 }
 
-func decodeEntry(x rueidis.XRangeEntry) (socketio.LogEntry, error) {
-	e := socketio.LogEntry{Offset: x.ID}
-	d, ok := x.FieldValues["d"]
-	if !ok {
-		return e, errors.New("no data")
-	}
-	e.Data = []byte(d)
-	for _, f := range []struct {
-		name string
-		v    any
-	}{{"r", &e.Rooms}, {"x", &e.Except}, {"a", &e.Attachments}} {
-		if s, ok := x.FieldValues[f.name]; ok {
-			if err := json.Unmarshal([]byte(s), f.v); err != nil {
-				return e, fmt.Errorf("field %s: %w", f.name, err)
-			}
-		}
-	}
-	return e, nil
-}
-
-// Range returns the entries of nsp in (after, until) that reach id in
-// rooms, or socketio.RecoveryExpired if one after after was dropped.
+// Range returns the entries of nsp in (after, until] that reach id in
+// rooms, volatile ones excepted, or socketio.RecoveryExpired if one after
+// after was dropped.
 func (l *StreamLog) Range(ctx context.Context, nsp, after, until, id string, rooms []string) ([]socketio.LogEntry, error) {
 	a, ok := parseID(after)
 	if !ok {
 		return nil, &socketio.RecoveryError{Reason: socketio.RecoveryOffset}
 	}
 	var u streamID
-	hasUntil := until != ""
-	if hasUntil {
+	if until != "" {
 		if u, ok = parseID(until); !ok {
 			return nil, &socketio.RecoveryError{Reason: socketio.RecoveryOffset}
 		}
 	}
 	ctx, cancel := l.bound(ctx)
 	defer cancel()
-	key := l.streamKey(nsp)
-	st, err := l.state(ctx, key)
+	st, err := l.state(ctx, a)
 	if err != nil {
 		return nil, err
 	}
-	if a.less(st.dropped) {
+	if st.lost(a) {
 		return nil, &socketio.RecoveryError{Reason: socketio.RecoveryExpired}
 	}
 	end := st.last
-	if hasUntil && !st.last.less(u) {
-		end = u // until is exclusive: skipped below
+	if until != "" && u.less(end) {
+		end = u
 	}
 	var out []socketio.LogEntry
-	err = l.scan(ctx, key, a, end, func(x streamID, e socketio.LogEntry) (bool, error) {
-		if hasUntil && !x.less(u) {
-			return false, nil
-		}
+	if !a.less(end) {
+		return out, nil
+	}
+	err = l.scan(ctx, nsp, a, end, func(_ streamID, e socketio.LogEntry) (bool, error) {
 		if e.Reaches(id, rooms) {
 			out = append(out, e)
 		}
@@ -506,32 +705,43 @@ func (l *StreamLog) Restore(ctx context.Context, r socketio.RestoreRequest) (soc
 	if x == last && x.less(head) {
 		floor = head
 	}
-	skey := l.streamKey(r.Namespace)
-	st, err := l.state(ctx, skey)
+	st, err := l.state(ctx, floor)
 	if err != nil {
 		return socketio.RestoreResult{}, err
 	}
-	if floor.less(st.dropped) {
+	if st.lost(floor) {
 		return socketio.RestoreResult{}, &socketio.RecoveryError{Reason: socketio.RecoveryExpired}
+	}
+	end := st.last
+	if r.Until != "" {
+		u, ok := parseID(r.Until)
+		if !ok {
+			return socketio.RestoreResult{}, &socketio.RecoveryError{Reason: socketio.RecoveryOffset}
+		}
+		if u.less(end) {
+			end = u
+		}
 	}
 	var missed []socketio.LogEntry
 	var bytes int64
-	err = l.scan(ctx, skey, floor, st.last, func(id streamID, e socketio.LogEntry) (bool, error) {
-		if last.less(id) && !head.less(id) {
-			return true, nil // in (LastSent, Head]: did not reach it
-		}
-		if !e.Reaches(sv.ID, sv.Rooms) {
+	if floor.less(end) {
+		err = l.scan(ctx, r.Namespace, floor, end, func(id streamID, e socketio.LogEntry) (bool, error) {
+			if last.less(id) && !head.less(id) {
+				return true, nil // in (LastSent, Head]: did not reach it
+			}
+			if !e.Reaches(sv.ID, sv.Rooms) {
+				return true, nil
+			}
+			bytes += e.Size()
+			if len(missed) >= r.MaxMessages || bytes > r.MaxBytes {
+				return false, &socketio.RecoveryError{Reason: socketio.RecoveryOverflow}
+			}
+			missed = append(missed, e)
 			return true, nil
+		})
+		if err != nil {
+			return socketio.RestoreResult{}, err
 		}
-		bytes += e.Size()
-		if len(missed) >= r.MaxMessages || bytes > r.MaxBytes {
-			return false, &socketio.RecoveryError{Reason: socketio.RecoveryOverflow}
-		}
-		missed = append(missed, e)
-		return true, nil
-	})
-	if err != nil {
-		return socketio.RestoreResult{}, err
 	}
 	return socketio.RestoreResult{
 		Socket: socketio.SavedSocket{
@@ -539,8 +749,8 @@ func (l *StreamLog) Restore(ctx context.Context, r socketio.RestoreRequest) (soc
 			LastSent: sv.LastSent, Head: sv.Head, Expires: time.UnixMilli(sv.Expires),
 		},
 		Missed: missed,
-		Head:   st.last.String(),
+		Head:   end.String(),
 	}, nil
 }
 
-var _ socketio.RecoveryLog = (*StreamLog)(nil)
+var _ socketio.SharedLog = (*StreamLog)(nil)

@@ -22,6 +22,9 @@ func newStreamLog(t testing.TB, opts StreamLogOptions) *StreamLog {
 	if opts.Key == "" {
 		opts.Key = testKey()
 	}
+	if opts.StreamName == "" {
+		opts.StreamName = opts.Key + ":stream"
+	}
 	l, err := NewStreamLog(waitCtx(t), opts)
 	if err != nil {
 		t.Fatalf("Redis at %s is not reachable (start it, or run with -short): %v", opts.URL, err)
@@ -31,7 +34,7 @@ func newStreamLog(t testing.TB, opts StreamLogOptions) *StreamLog {
 		defer l.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		keys, err := rc.Do(ctx, rc.B().Keys().Pattern(opts.Key+":recovery:*").Build()).AsStrSlice()
+		keys, err := rc.Do(ctx, rc.B().Keys().Pattern(opts.Key+":*").Build()).AsStrSlice()
 		if err != nil {
 			t.Errorf("cleanup: %v", err)
 			return
@@ -103,7 +106,7 @@ func TestStreamLogBounds(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	n, err := rc.Do(ctx, rc.B().Xlen().Key(l.opts.Key+":recovery:/").Build()).AsInt64()
+	n, err := rc.Do(ctx, rc.B().Xlen().Key(l.opts.StreamName).Build()).AsInt64()
 	if err != nil || n < 100 || n > 300 {
 		t.Errorf("XLEN %d, %v; want about 100", n, err)
 	}
@@ -165,9 +168,11 @@ func BenchmarkStreamLogAppend(b *testing.B) {
 	})
 	// The floor: a bare XADD MAXLEN ~ of the same fields, same client.
 	b.Run("XADD", func(b *testing.B) {
-		c, key := l.client, l.streamKey("/bare")
+		c, key := l.client, l.opts.StreamName+":bare"
+		data, _ := encodeStreamData("/", e)
 		for b.Loop() {
-			cmd := c.B().Xadd().Key(key).Maxlen().Almost().Threshold("10000").Id("*").FieldValue().FieldValue("r", `["room"]`).FieldValue("d", string(e.Data)).Build()
+			cmd := c.B().Xadd().Key(key).Maxlen().Almost().Threshold("10000").Id("*").FieldValue().
+				FieldValue("uid", l.uid).FieldValue("nsp", "/").FieldValue("type", "3").FieldValue("data", data).Build()
 			if err := c.Do(ctx, cmd).Error(); err != nil {
 				b.Fatal(err)
 			}
@@ -226,7 +231,7 @@ func TestStreamLogWindowMany(t *testing.T) {
 		t.Errorf("head %s after trimming all, want %s", got, offs[249])
 	}
 	rc := admin(t)
-	if n, err := rc.Do(ctx, rc.B().Xlen().Key(l.opts.Key+":recovery:/").Build()).AsInt64(); err != nil || n != 0 {
+	if n, err := rc.Do(ctx, rc.B().Xlen().Key(l.opts.StreamName).Build()).AsInt64(); err != nil || n != 0 {
 		t.Errorf("XLEN %d, %v; want 0", n, err)
 	}
 }
