@@ -59,11 +59,16 @@ func (b BroadcastOperator) Options() BroadcastOptions { return b.opts }
 
 // Emit sends an event to the selected sockets. It returns an encoding
 // error, or the adapter's (a cluster bus that failed); errors of single
-// sockets (one that has just disconnected) are ignored.
+// sockets (one that has just disconnected) are ignored. With a SharedLog,
+// an Emit that is not Local is appended to the log, and every node
+// delivers it when it reads it back: the error is then the log's.
 func (b BroadcastOperator) Emit(ctx context.Context, event string, args ...any) error {
 	m, err := newCheckedMessage(event, args)
 	if err != nil {
 		return err
+	}
+	if log := b.ns.srv.shared; log != nil && !b.opts.Flags.Local {
+		return b.appendShared(ctx, log, m)
 	}
 	return b.ns.adapter.Broadcast(ctx, m, b.opts)
 }

@@ -383,7 +383,10 @@ func (c *client) join(s *Socket) {
 	if err != nil && res != nil {
 		c.srv.recoveries.fail(RecoveryRefused)
 	}
-	if err == nil && c.register(s) {
+	if err == nil && !c.register(s) && s.state.Load() != stateDisconnected {
+		err = errors.New("server error") // the log failed (said by register)
+	}
+	if err == nil {
 		rooms := reply.Rooms
 		if res != nil {
 			restore := res.Socket.Rooms
@@ -399,6 +402,18 @@ func (c *client) join(s *Socket) {
 				c.logger().Error("socketio: joining the rooms of a connecting socket failed", "err", err, "engine_id", c.conn.ID())
 				err = errors.New("server error")
 			}
+		}
+	}
+	var gap []LogEntry
+	if err == nil && res != nil && c.srv.shared != nil && res.Head != s.regHead {
+		// What this node delivered between the restore and the register
+		// reached neither the old socket nor this one.
+		var gerr error
+		if gap, gerr = c.srv.rec.Log.Range(s.Context(), s.ns.name, res.Head, s.regHead, s.id, s.ns.mem.Rooms(s.id)); gerr != nil {
+			c.logger().Warn("socketio: the events sent to a recovering socket are no longer logged; dropping its connection", "reason", reasonOf(gerr), "engine_id", c.conn.ID())
+			c.srv.recoveries.fail(reasonOf(gerr))
+			c.close(ReasonTransportError)
+			return
 		}
 	}
 
@@ -443,7 +458,7 @@ func (c *client) join(s *Socket) {
 	msgs := (&Packet{Type: PacketConnect, Namespace: s.ns.name, Data: connect}).Messages(nil)
 	if s.logging {
 		var ok bool
-		if msgs, ok = c.loggedConnect(s, res, asked, msgs); !ok {
+		if msgs, ok = c.loggedConnect(s, res, gap, asked, msgs); !ok {
 			unlock()
 			c.close(ReasonTransportError)
 			return
@@ -476,12 +491,21 @@ func (c *client) register(s *Socket) bool {
 		return s.ns.mem.register(s)
 	}
 	ns := s.ns
+	if ns.srv.shared != nil {
+		if _, err := ns.deliveredPos(s.Context()); err != nil {
+			c.logger().Error("socketio: recovery log head failed", "err", err)
+			return false
+		}
+	}
 	ns.seqMu.Lock()
 	defer ns.seqMu.Unlock()
-	head, err := c.srv.rec.Log.Head(s.Context(), ns.name)
-	if err != nil {
-		c.logger().Error("socketio: recovery log head failed", "err", err)
-		return false
+	head := ns.delivered // with a SharedLog: held from there (deliverLogged)
+	if ns.srv.shared == nil {
+		var err error
+		if head, err = c.srv.rec.Log.Head(s.Context(), ns.name); err != nil {
+			c.logger().Error("socketio: recovery log head failed", "err", err)
+			return false
+		}
 	}
 	s.regHead = head
 	return ns.mem.register(s)
@@ -531,9 +555,17 @@ func (c *client) recover(s *Socket) (res *RestoreResult, asked bool) {
 			return nil, true
 		}
 	}
+	var until string // with a SharedLog: what this node has delivered
+	if c.srv.shared != nil {
+		var err error
+		if until, err = ns.deliveredPos(s.Context()); err != nil {
+			counts.fail(RecoveryLogError)
+			return nil, true
+		}
+	}
 	r, err := rec.Log.Restore(s.Context(), RestoreRequest{
 		Namespace: ns.name, PID: claim.pid, Key: s.recKey, Offset: claim.offset,
-		MaxMessages: rec.MaxMessages, MaxBytes: rec.MaxBytes,
+		MaxMessages: rec.MaxMessages, MaxBytes: rec.MaxBytes, Until: until,
 	})
 	if err != nil {
 		counts.fail(reasonOf(err))
@@ -548,8 +580,23 @@ func (c *client) recover(s *Socket) (res *RestoreResult, asked bool) {
 // broadcasts), and the offset event. ns.seqMu is held. False if the log
 // can no longer say what was sent meanwhile: the connection is dropped
 // (the client reconnects).
-func (c *client) loggedConnect(s *Socket, res *RestoreResult, asked bool, connect []engineio.Message) ([]engineio.Message, bool) {
+//
+// With a SharedLog, what was delivered since it registered is held (see
+// deliverLogged), and gap is what a recovered socket missed between its
+// restore and its register.
+func (c *client) loggedConnect(s *Socket, res *RestoreResult, gap []LogEntry, asked bool, connect []engineio.Message) ([]engineio.Message, bool) {
 	ns, rec := s.ns, c.srv.rec
+	if c.srv.shared != nil {
+		var msgs []engineio.Message
+		if res != nil {
+			msgs = appendEntries(msgs, ns.name, res.Missed)
+			msgs = appendEntries(msgs, ns.name, gap)
+		}
+		msgs = append(msgs, connect...)
+		msgs = append(msgs, s.held...) // s.sendMu is held
+		s.held = nil
+		return c.connectedLogged(s, res, len(gap), asked, msgs, ns.delivered), true
+	}
 	ctx := s.Context()
 	var pre, post []LogEntry
 	after := s.regHead
@@ -577,6 +624,19 @@ func (c *client) loggedConnect(s *Socket, res *RestoreResult, asked bool, connec
 	msgs := appendEntries(nil, ns.name, pre)
 	msgs = append(msgs, connect...)
 	msgs = appendEntries(msgs, ns.name, post)
+	extra := 0
+	if res != nil {
+		extra = len(pre) - len(res.Missed)
+	}
+	return c.connectedLogged(s, res, extra, asked, msgs, head), true
+}
+
+// connectedLogged appends the offset event (the offset head) to the
+// messages that connect a recovery socket, and marks it connected to the
+// log: findable by its pid, lastSent head. extra counts the events
+// replayed beside res.Missed.
+func (c *client) connectedLogged(s *Socket, res *RestoreResult, extra int, asked bool, msgs []engineio.Message, head string) []engineio.Message {
+	ns, rec := s.ns, c.srv.rec
 	info, _ := json.Marshal(RecoveryInfo{Recovered: res != nil, Missed: asked && res == nil})
 	p := &Packet{Type: PacketEvent, Namespace: ns.name, Data: appendOffset(eventJSON(rec.OffsetEvent, info), head)}
 	msgs = append(msgs, p.Messages(nil)...)
@@ -592,9 +652,9 @@ func (c *client) loggedConnect(s *Socket, res *RestoreResult, asked bool, connec
 	if res != nil {
 		s.recovered = true
 		c.srv.recoveries.succeeded.Add(1)
-		c.srv.recoveries.replayed.Add(uint64(len(pre)))
+		c.srv.recoveries.replayed.Add(uint64(len(res.Missed) + extra))
 	}
-	return msgs, true
+	return msgs
 }
 
 // appendEntries appends the messages of the log entries of namespace nsp,

@@ -279,38 +279,39 @@ func (a *MemoryAdapter) Broadcast(ctx context.Context, m *Message, opts Broadcas
 		return err
 	}
 	rec := a.ns.srv.rec
-	if !a.ns.recovering() {
-		a.deliver(enc, opts, "")
-		return nil
-	}
-	if opts.Flags.Volatile {
-		// Not logged; a recovery socket gets it with the offset of the
-		// last event logged for it, so that its last argument is always
-		// an offset the client may keep (and strip).
+	if a.ns.srv.shared != nil || (a.ns.recovering() && opts.Flags.Volatile) {
+		// Not logged (volatile; or, with a SharedLog, what does not go
+		// through it: a Local broadcast, or one an emitter sent over the
+		// bus): a recovery socket gets it with the offset of the last
+		// event logged for it, so that its last argument is always an
+		// offset the client may keep (and strip).
 		a.ns.seqMu.Lock()
 		defer a.ns.seqMu.Unlock()
-		a.deliver(enc, opts, "")
+		a.deliver(enc, opts, "", true)
+		return nil
+	}
+	if !a.ns.recovering() {
+		a.deliver(enc, opts, "", false)
 		return nil
 	}
 	// Logged for recovery: appended and sent in one step of the
 	// namespace's order, so that no socket sees offsets out of order.
 	a.ns.seqMu.Lock()
 	defer a.ns.seqMu.Unlock()
-	off := m.Offset
-	if off == "" {
-		if off, err = rec.Log.Append(ctx, a.ns.name, LogEntry{Rooms: opts.Rooms, Except: opts.Except, Data: enc.packet.Data, Attachments: enc.bins}); err != nil {
-			a.ns.srv.logger().Error("socketio: recovery log append failed", "err", err)
-			off = ""
-		}
+	off, err := rec.Log.Append(ctx, a.ns.name, LogEntry{Rooms: opts.Rooms, Except: opts.Except, Data: enc.packet.Data, Attachments: enc.bins})
+	if err != nil {
+		a.ns.srv.logger().Error("socketio: recovery log append failed", "err", err)
+		off = ""
 	}
-	a.deliver(enc, opts, off)
+	a.deliver(enc, opts, off, false)
 	return nil
 }
 
-// deliver sends a broadcast to the local sockets opts selects; recovery
-// sockets get it with offset off (without one if off is ""), or a volatile
-// one with the last offset sent to each (ns.seqMu is held then).
-func (a *MemoryAdapter) deliver(enc *encodedEvent, opts BroadcastOptions, off string) {
+// deliver sends a broadcast to the local sockets opts selects. Recovery
+// sockets get it with offset off; with unlogged, with the last offset sent
+// to each, and only if they are connected (ns.seqMu is held then); with
+// neither, as other sockets do.
+func (a *MemoryAdapter) deliver(enc *encodedEvent, opts BroadcastOptions, off string, unlogged bool) {
 	var logged []engineio.Message
 	if off != "" {
 		logged = withOffset(enc.packet, enc.bins, off)
@@ -323,7 +324,7 @@ func (a *MemoryAdapter) deliver(enc *encodedEvent, opts BroadcastOptions, off st
 		switch {
 		case s.logging && logged != nil:
 			s.deliverLogged(logged, off)
-		case s.logging && opts.Flags.Volatile:
+		case s.logging && unlogged:
 			if s.state.Load() == stateConnected { // ns.seqMu is held
 				s.client.conn.Send(withOffset(enc.packet, enc.bins, s.lastSent)...)
 			}

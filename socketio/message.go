@@ -14,12 +14,6 @@ import (
 type Message struct {
 	Event string
 	Args  []any
-	// Offset, when set, is the message's offset in the RecoveryLog,
-	// appended there by whoever set it (a cluster adapter over a shared
-	// log, which hands what it reads to the MemoryAdapter): it is
-	// delivered with this offset and not appended again. Empty: the
-	// MemoryAdapter appends it (when recovery is on).
-	Offset string
 
 	enc encodedMessage // the Engine.IO messages, computed once
 }

@@ -40,6 +40,11 @@ type Namespace struct {
 	// with neither, broadcasts are not logged (see recovering).
 	recSockets atomic.Int64
 	recUntil   atomic.Int64
+	// With a SharedLog (shared.go): delivered is the offset this node has
+	// delivered the namespace's entries up to (under seqMu), known once
+	// ready is closed.
+	delivered string
+	ready     chan struct{}
 }
 
 // recovering reports whether the namespace's broadcasts are to be logged:
@@ -61,6 +66,7 @@ func newNamespace(srv *Server, name string) *Namespace {
 	if srv.opts.NewAdapter != nil {
 		n.adapter = srv.opts.NewAdapter(n.mem)
 	}
+	n.startFollowing()
 	return n
 }
 

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -180,21 +181,143 @@ func TestRecoveryOldSocket(t *testing.T) {
 	}
 }
 
-// TestRecoveryLoggedElsewhere: a Message whose Offset is set (a shared
-// log appended it) is delivered with it, not appended again.
-func TestRecoveryLoggedElsewhere(t *testing.T) {
-	srv, ns := newRecoveryServer(t)
-	c := dial(t, srv)
-	connectRecovery(t, c, `{"key":"A"}`)
-	before := srv.rec.Log.(*MemoryLog).Stats().Entries
-	m := NewMessage("e", 1)
-	m.Offset = "elsewhere.7"
-	if err := ns.Adapter().Broadcast(ctx, m, BroadcastOptions{}); err != nil {
-		t.Fatal(err)
+// sharedMemoryLog is a SharedLog for tests: a MemoryLog that servers of
+// this process share, read back through Read.
+type sharedMemoryLog struct {
+	*MemoryLog
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced at each Append
+}
+
+func newSharedMemoryLog() *sharedMemoryLog {
+	return &sharedMemoryLog{MemoryLog: NewMemoryLog(MemoryLogOptions{}), changed: make(chan struct{})}
+}
+
+func (l *sharedMemoryLog) Append(ctx context.Context, nsp string, e LogEntry) (string, error) {
+	off, err := l.MemoryLog.Append(ctx, nsp, e)
+	l.mu.Lock()
+	close(l.changed)
+	l.changed = make(chan struct{})
+	l.mu.Unlock()
+	return off, err
+}
+
+func (l *sharedMemoryLog) Read(ctx context.Context, nsp, after string) ([]LogEntry, string, error) {
+	a, ok := l.parse(after)
+	if !ok {
+		return nil, "", &RecoveryError{RecoveryOffset}
 	}
-	c.expect(`2["e",1,"elsewhere.7"]`)
-	if after := srv.rec.Log.(*MemoryLog).Stats().Entries; after != before {
-		t.Errorf("the log went from %d to %d entries", before, after)
+	for {
+		l.mu.Lock()
+		changed := l.changed
+		l.mu.Unlock()
+		l.MemoryLog.mu.Lock()
+		ns := l.nsLocked(nsp)
+		var out []LogEntry
+		for i := ns.after(a); i < len(ns.entries); i++ {
+			out = append(out, ns.entries[i].e)
+		}
+		l.MemoryLog.mu.Unlock()
+		if len(out) > 0 {
+			return out, out[len(out)-1].Offset, nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return nil, "", ctx.Err()
+		}
+	}
+}
+
+// newSharedServers returns two servers of one cluster on a shared log,
+// recovery keyed as newRecoveryServer's, every socket starting in room "r".
+func newSharedServers(t *testing.T) (*sharedMemoryLog, [2]*Server, [2]*Namespace) {
+	t.Helper()
+	log := newSharedMemoryLog()
+	var srvs [2]*Server
+	var nss [2]*Namespace
+	for i := range srvs {
+		srvs[i] = newServer(Options{ConnectTimeout: 5 * time.Second, Recovery: &RecoveryOptions{
+			Log: log,
+			Key: func(s *Socket) (string, bool) {
+				var auth struct{ Key string }
+				json.Unmarshal(s.Handshake().Auth, &auth)
+				return auth.Key, auth.Key != ""
+			},
+		}})
+		t.Cleanup(func() { srvs[i].Close() })
+		nss[i] = srvs[i].Of("/")
+		nss[i].OnConnecting(func(ctx context.Context, ev ConnectEvent) (ConnectReply, error) {
+			return ConnectReply{Rooms: []string{"r"}}, nil
+		})
+	}
+	return log, srvs, nss
+}
+
+// TestRecoverySharedLog: with a SharedLog, both nodes deliver the events
+// of either in the log's order; a socket that dropped on one node is
+// recovered on the other with what it missed, once.
+func TestRecoverySharedLog(t *testing.T) {
+	log, srvs, nss := newSharedServers(t)
+	c1 := dial(t, srvs[0])
+	sid, pid, info, off0, _ := connectRecovery(t, c1, `{"key":"A"}`)
+	if info != (RecoveryInfo{}) || off0 == "" {
+		t.Fatalf("first connect: info %+v, offset %q", info, off0)
+	}
+	other := dial(t, srvs[1])
+	connectRecovery(t, other, `{"key":"B"}`)
+
+	// Events of both nodes, in the log's order on both.
+	nss[1].To("r").Emit(ctx, "e", 1)
+	nss[0].To("r").Emit(ctx, "e", 2)
+	nss[1].Emit(ctx, "e", 3)
+	var offs []string
+	for i := 1; i <= 3; i++ {
+		offs = append(offs, expectOffset(t, c1, fmt.Sprintf(`2["e",%d]`, i)))
+		expectOffset(t, other, fmt.Sprintf(`2["e",%d]`, i))
+	}
+	// Its own emit and a volatile broadcast: not logged, the last offset.
+	s := socketByID(t, nss[0], sid)
+	s.Emit("direct", "x")
+	c1.expect(fmt.Sprintf(`2["direct","x",%q]`, offs[2]))
+	nss[1].Except().Volatile().Emit(ctx, "v")
+	c1.expect(fmt.Sprintf(`2["v",%q]`, offs[2]))
+	other.next()
+	// A Local broadcast does not go through the log.
+	nss[0].Local().Emit(ctx, "local")
+	c1.expect(fmt.Sprintf(`2["local",%q]`, offs[2]))
+
+	// Lost in flight: e4 was sent, not received.
+	nss[0].To("r").Emit(ctx, "e", 4)
+	c1.next()
+	c1.Close()
+	for len(nss[0].Sockets()) > 0 {
+		time.Sleep(time.Millisecond)
+	}
+	nss[1].To("r").Emit(ctx, "e", 5)
+	nss[0].To(sid).Emit(ctx, "e", 6)
+	nss[1].To("elsewhere").Emit(ctx, "no")
+	for i := 4; i <= 5; i++ {
+		expectOffset(t, other, fmt.Sprintf(`2["e",%d]`, i))
+	}
+	other.expectSilence()                   // "no" reached no one
+	if st := log.Stats(); st.Entries != 8 { // e1-3, v, e4-6, no: not "direct" nor "local"
+		t.Errorf("log entries %d", st.Entries)
+	}
+
+	// On the other node: the same socket, its missed events before the
+	// CONNECT, each once.
+	c2 := dial(t, srvs[1])
+	c2.in(fmt.Sprintf(`0{"key":"A","pid":%q,"offset":%q}`, pid, offs[2]))
+	for i := 4; i <= 6; i++ {
+		expectOffset(t, c2, fmt.Sprintf(`2["e",%d]`, i))
+	}
+	c2.expect(fmt.Sprintf(`0{"sid":%q,"pid":%q}`, sid, pid))
+	c2.expectPrefix(`2["recovery",{"recovered":true,"missed":false},"`)
+	nss[0].To("r").Emit(ctx, "e", 7)
+	expectOffset(t, c2, `2["e",7]`)
+	if st := srvs[1].RecoveryStats(); st.Succeeded != 1 || st.Replayed != 3 {
+		t.Errorf("stats %+v", st)
 	}
 }
 

@@ -177,12 +177,21 @@ func (s *Socket) emit(event string, args []any, id uint64, hasID bool) error {
 
 // emitLogged logs an event of the socket's own (to the room of its id)
 // and sends it with its offset.
+//
+// With a SharedLog it is sent at once, not logged, with the offset of the
+// last event logged for the socket: going through the log would deliver
+// it after a round trip to the log, and after whatever the caller does
+// next (session_expired, then a disconnect). An event the socket must be
+// able to recover is broadcast to its id's room (Namespace.To(s.ID())).
 func (s *Socket) emitLogged(p *Packet, bins [][]byte) error {
 	ns := s.ns
 	ns.seqMu.Lock()
 	defer ns.seqMu.Unlock()
 	if !s.Connected() {
 		return ErrDisconnected
+	}
+	if ns.srv.shared != nil {
+		return s.client.conn.Send(withOffset(p, bins, s.lastSent)...)
 	}
 	off, err := ns.srv.rec.Log.Append(s.Context(), ns.name, LogEntry{Rooms: []string{s.id}, Data: p.Data, Attachments: bins})
 	if err != nil {
@@ -195,11 +204,15 @@ func (s *Socket) emitLogged(p *Packet, bins [][]byte) error {
 
 // deliverLogged sends the messages of a logged broadcast, whose offset is
 // off, to a recovery socket: ns.seqMu is held. One not connected yet gets
-// it from the log with its CONNECT (see client.join), not held.
+// it from the log with its CONNECT (see client.join), not held; with a
+// SharedLog, whose reads cost a round trip, it is held (the CONNECT sets
+// lastSent past it).
 func (s *Socket) deliverLogged(msgs []engineio.Message, off string) {
 	if s.state.Load() == stateConnected {
 		s.lastSent = off
 		s.client.conn.Send(msgs...)
+	} else if s.ns.srv.shared != nil {
+		s.deliver(msgs, false)
 	}
 }
 
@@ -469,10 +482,13 @@ func (s *Socket) closeLogged(reason Reason) (*SavedSocket, int32) {
 		return nil, prev
 	}
 	rec := ns.srv.rec
-	head, err := rec.Log.Head(context.Background(), ns.name)
-	if err != nil {
-		s.client.logger().Error("socketio: recovery log head failed", "err", err)
-		return nil, prev
+	head := ns.delivered // with a SharedLog: what this node has delivered
+	if ns.srv.shared == nil {
+		var err error
+		if head, err = rec.Log.Head(context.Background(), ns.name); err != nil {
+			s.client.logger().Error("socketio: recovery log head failed", "err", err)
+			return nil, prev
+		}
 	}
 	expires := time.Now().Add(rec.Window)
 	for {

@@ -189,6 +189,12 @@ type Server struct {
 
 	rec        *RecoveryOptions // opts.Recovery with its defaults; nil: off
 	recoveries recoveryCounters
+	// shared is rec.Log when it is a SharedLog: the namespaces' followers
+	// (until stopFollowing) deliver what it carries (shared.go).
+	shared        SharedLog
+	followCtx     context.Context
+	stopFollowing context.CancelFunc
+	following     sync.WaitGroup
 
 	// disconnecting counts the OnDisconnect calls queued and not yet
 	// done, for Shutdown.
@@ -263,7 +269,11 @@ func newServer(opts Options) *Server {
 			rc.WaitOld = 5 * time.Second
 		}
 		s.rec = &rc
+		if sl, ok := rc.Log.(SharedLog); ok {
+			s.shared = sl
+		}
 	}
+	s.followCtx, s.stopFollowing = context.WithCancel(context.Background())
 	s.nsps["/"] = newNamespace(s, "/")
 	return s
 }
@@ -343,8 +353,11 @@ func (s *Server) stop() map[*client]struct{} {
 	return clients
 }
 
-// closeRest closes the adapters (once) and the engine.
+// closeRest stops the followers of a shared log, closes the adapters
+// (once) and the engine.
 func (s *Server) closeRest() error {
+	s.stopFollowing()
+	s.following.Wait()
 	s.mu.Lock()
 	var adapters []Adapter
 	if !s.adapters {
