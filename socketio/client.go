@@ -478,6 +478,9 @@ func (c *client) join(s *Socket) {
 	if a, ok := c.conn.(interface{ Admit() }); ok {
 		a.Admit()
 	}
+	if s.logging && c.srv.shared != nil {
+		s.saveLive() // recoverable elsewhere should this node die
+	}
 	for _, h := range s.ns.connectHandlers() {
 		h(s)
 	}
@@ -640,7 +643,7 @@ func (c *client) connectedLogged(s *Socket, res *RestoreResult, extra int, asked
 	info, _ := json.Marshal(RecoveryInfo{Recovered: res != nil, Missed: asked && res == nil})
 	p := &Packet{Type: PacketEvent, Namespace: ns.name, Data: appendOffset(eventJSON(rec.OffsetEvent, info), head)}
 	msgs = append(msgs, p.Messages(nil)...)
-	s.lastSent = head
+	s.lastSent, s.connHead = head, head
 	// Findable by its pid before it can drop: a reconnect that claims it
 	// ends it first (see recover).
 	ns.recMu.Lock()

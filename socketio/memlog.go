@@ -253,6 +253,17 @@ func (l *MemoryLog) forgetLocked(k savedKey, sv *savedSocket) {
 	delete(l.saved, k)
 }
 
+// Forget drops the saved socket pid of nsp, if there is one.
+func (l *MemoryLog) Forget(ctx context.Context, nsp, pid string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	k := savedKey{nsp, pid}
+	if sv := l.saved[k]; sv != nil {
+		l.forgetLocked(k, sv)
+	}
+	return nil
+}
+
 // Restore takes the saved socket r names, with what it missed.
 func (l *MemoryLog) Restore(ctx context.Context, r RestoreRequest) (RestoreResult, error) {
 	now := l.opts.Now()
@@ -274,14 +285,15 @@ func (l *MemoryLog) Restore(ctx context.Context, r RestoreRequest) (RestoreResul
 	// The client is done with this pid, whatever follows.
 	l.forgetLocked(k, sv)
 	x, ok := l.parse(r.Offset)
-	if !ok || x > sv.last {
+	live := sv.LastSent == "" // a live record: everything after x
+	if !ok || (!live && x > sv.last) || (live && x < sv.head) {
 		return RestoreResult{}, &RecoveryError{RecoveryOffset}
 	}
 	// It missed what reached it after x up to LastSent (lost in flight),
 	// and what was sent after Head; nothing in (LastSent, Head] reached
 	// it. With nothing in flight, only what came after Head is needed.
 	floor := x
-	if x == sv.last {
+	if !live && x == sv.last {
 		floor = max(x, sv.head)
 	}
 	ns := l.nsLocked(r.Namespace)
@@ -300,7 +312,7 @@ func (l *MemoryLog) Restore(ctx context.Context, r RestoreRequest) (RestoreResul
 	var bytes int64
 	for i := ns.after(x); i < len(ns.entries) && ns.entries[i].n <= until; i++ {
 		me := &ns.entries[i]
-		if me.n > sv.last && me.n <= sv.head {
+		if !live && me.n > sv.last && me.n <= sv.head {
 			i = ns.after(sv.head) - 1 // nothing there reached it
 			continue
 		}

@@ -97,8 +97,11 @@ func (a *MemoryAdapter) AddAll(ctx context.Context, id string, rooms []string) e
 		}
 		set[s] = struct{}{}
 	}
-	if h := a.ns.roomChangeHandler(); h != nil && len(s.rooms) > before {
-		h(RoomChange{Socket: s, Joined: s.rooms[before:len(s.rooms):len(s.rooms)]})
+	if len(s.rooms) > before {
+		a.ns.liveChanged(s)
+		if h := a.ns.roomChangeHandler(); h != nil {
+			h(RoomChange{Socket: s, Joined: s.rooms[before:len(s.rooms):len(s.rooms)]})
+		}
 	}
 	return nil
 }
@@ -111,7 +114,6 @@ func (a *MemoryAdapter) Del(id string, rooms []string) {
 	if s == nil {
 		return
 	}
-	h := a.ns.roomChangeHandler()
 	var left []string
 	for _, r := range rooms {
 		i := slices.Index(s.rooms, r)
@@ -120,15 +122,16 @@ func (a *MemoryAdapter) Del(id string, rooms []string) {
 		}
 		s.rooms = slices.Delete(s.rooms, i, i+1)
 		a.removeLocked(s, r)
-		if h != nil {
-			left = append(left, r)
-		}
+		left = append(left, r)
 	}
 	if len(s.rooms) == 0 {
 		s.rooms = nil
 	}
 	if len(left) > 0 {
-		h(RoomChange{Socket: s, Left: left})
+		a.ns.liveChanged(s)
+		if h := a.ns.roomChangeHandler(); h != nil {
+			h(RoomChange{Socket: s, Left: left})
+		}
 	}
 }
 

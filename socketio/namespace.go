@@ -45,6 +45,8 @@ type Namespace struct {
 	// ready is closed.
 	delivered string
 	ready     chan struct{}
+	liveMu    sync.Mutex
+	liveDirty map[*Socket]struct{} // sockets whose live record is to be saved again
 }
 
 // recovering reports whether the namespace's broadcasts are to be logged:

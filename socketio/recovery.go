@@ -118,6 +118,9 @@ type SharedLog interface {
 	// entries after after were dropped before they were read; upTo is then
 	// where reading goes on.
 	Read(ctx context.Context, nsp, after string) (entries []LogEntry, upTo string, err error)
+	// Forget drops the saved socket pid of nsp, if there is one: a live
+	// record (see SavedSocket) of a socket that left.
+	Forget(ctx context.Context, nsp, pid string) error
 }
 
 // LogEntry is an event of the log: its packet and whom it was sent to.
@@ -164,6 +167,11 @@ type SavedSocket struct {
 	// LastSent is the offset of the last event sent to it; Head the log's
 	// head when it dropped: every entry after LastSent and up to Head did
 	// not reach it.
+	//
+	// A live record (a SharedLog's, of a socket still connected, kept in
+	// case its node dies) has no LastSent, and Head is the offset sent
+	// with its CONNECT: it is restored from any offset from Head on, and
+	// replays every entry after that offset that reaches it.
 	LastSent string
 	Head     string
 	Expires  time.Time

@@ -321,6 +321,88 @@ func TestRecoverySharedLog(t *testing.T) {
 	}
 }
 
+// TestRecoverySharedLogNodeDied: a socket whose node died without saving
+// it (its live record only) is recovered on another node from its
+// client's offset.
+func TestRecoverySharedLogNodeDied(t *testing.T) {
+	_, srvs, nss := newSharedServers(t)
+	c1 := dial(t, srvs[0])
+	sid, pid, _, _, _ := connectRecovery(t, c1, `{"key":"A"}`)
+	s := socketByID(t, nss[0], sid)
+	if err := s.Join(ctx, "extra"); err != nil {
+		t.Fatal(err)
+	}
+	nss[1].To("r").Emit(ctx, "e", 1)
+	off := expectOffset(t, c1, `2["e",1]`)
+	// Node 0 "dies": its socket is neither closed nor saved; the client
+	// got up to off. Waiting for the live record to hold room "extra":
+	// it is saved again within a second of the join.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st := srvs[0].rec.Log.(*sharedMemoryLog)
+		st.MemoryLog.mu.Lock()
+		sv := st.saved[savedKey{"/", pid}]
+		rooms := []string(nil)
+		if sv != nil {
+			rooms = sv.Rooms
+		}
+		st.MemoryLog.mu.Unlock()
+		if strings.Contains(strings.Join(rooms, ","), "extra") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("live record rooms %v, want extra among them", rooms)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	nss[1].To("extra").Emit(ctx, "e", 2)
+	nss[1].To("r").Emit(ctx, "e", 3)
+	c2 := dial(t, srvs[1])
+	c2.in(fmt.Sprintf(`0{"key":"A","pid":%q,"offset":%q}`, pid, off))
+	expectOffset(t, c2, `2["e",2]`)
+	expectOffset(t, c2, `2["e",3]`)
+	c2.expect(fmt.Sprintf(`0{"sid":%q,"pid":%q}`, sid, pid))
+	c2.expectPrefix(`2["recovery",{"recovered":true,"missed":false},"`)
+}
+
+// TestRecoverySharedLogGap: what a node delivers while a recovered socket
+// runs its hooks (after its restore, before it is reachable) is replayed
+// to it once, in order, before its CONNECT; what it delivers while the
+// socket joins is held and follows the CONNECT.
+func TestRecoverySharedLogGap(t *testing.T) {
+	_, srvs, nss := newSharedServers(t)
+	watcher := dial(t, srvs[1])
+	connectRecovery(t, watcher, `{"key":"W"}`)
+	c1 := dial(t, srvs[0])
+	sid, pid, _, off, _ := connectRecovery(t, c1, `{"key":"A"}`)
+	c1.Close()
+	for len(nss[0].Sockets()) > 0 {
+		time.Sleep(time.Millisecond)
+	}
+	nss[0].To("r").Emit(ctx, "e", 1)
+	expectOffset(t, watcher, `2["e",1]`)
+	nss[1].OnConnecting(func(ctx context.Context, ev ConnectEvent) (ConnectReply, error) {
+		if ev.Recovered != nil {
+			// Delivered by node 1 (the watcher got it) before the
+			// recovered socket is registered.
+			nss[0].To("r").Emit(ctx, "e", 2)
+			expectOffset(t, watcher, `2["e",2]`)
+		}
+		return ConnectReply{}, nil
+	})
+	c2 := dial(t, srvs[1])
+	c2.in(fmt.Sprintf(`0{"key":"A","pid":%q,"offset":%q}`, pid, off))
+	expectOffset(t, c2, `2["e",1]`)
+	expectOffset(t, c2, `2["e",2]`)
+	c2.expect(fmt.Sprintf(`0{"sid":%q,"pid":%q}`, sid, pid))
+	last := c2.expectPrefix(`2["recovery",{"recovered":true,"missed":false},"`)
+	nss[0].To("r").Emit(ctx, "e", 3)
+	if o := expectOffset(t, c2, `2["e",3]`); strings.Contains(last, o) {
+		t.Errorf("e3's offset %s is the recovery event's %s", o, last)
+	}
+	c2.expectSilence()
+}
+
 // TestRecoveryDisabled: a socket that takes no part gets no pid and no
 // offsets.
 func TestRecoveryDisabled(t *testing.T) {

@@ -54,6 +54,7 @@ func (n *Namespace) startFollowing() {
 	}
 	n.ready = make(chan struct{})
 	srv.following.Go(func() { n.follow(srv.followCtx, srv.shared) })
+	srv.following.Go(func() { n.refreshLive(srv.followCtx) })
 }
 
 // follow delivers the namespace's entries of the shared log, from its head
@@ -150,4 +151,113 @@ func (n *Namespace) deliveredPos(ctx context.Context) (string, error) {
 	n.seqMu.Lock()
 	defer n.seqMu.Unlock()
 	return n.delivered, nil
+}
+
+// A recovery socket of a SharedLog has a live record in the log while it
+// is connected: a SavedSocket without LastSent, saved when it connects,
+// again within a second of a change of its rooms, and every quarter of
+// the window. Should its node die without saving it, the socket can still
+// be recovered on another node: everything after the client's offset that
+// reaches its rooms is what it missed, since its node delivered in the
+// log's order. When it drops, the usual record replaces the live one; when
+// it leaves, the live record is forgotten.
+
+// liveRefresh is how often a namespace saves the live records of its
+// sockets whose rooms changed.
+const liveRefresh = time.Second
+
+// liveChanged notes that the rooms of s changed: its live record is saved
+// again at the next refresh. The MemoryAdapter's mu is held.
+func (n *Namespace) liveChanged(s *Socket) {
+	if n.srv.shared == nil || !s.logging {
+		return
+	}
+	n.liveMu.Lock()
+	if n.liveDirty == nil {
+		n.liveDirty = make(map[*Socket]struct{})
+	}
+	n.liveDirty[s] = struct{}{}
+	n.liveMu.Unlock()
+}
+
+// refreshLive saves, until ctx ends, the live records of the sockets whose
+// rooms changed, each second, and of every live socket each quarter of the
+// window, before their records expire.
+func (n *Namespace) refreshLive(ctx context.Context) {
+	t := time.NewTicker(liveRefresh)
+	defer t.Stop()
+	every := max(int(n.srv.rec.Window/4/liveRefresh), 1)
+	for tick := 1; ; tick++ {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+		n.liveMu.Lock()
+		dirty := n.liveDirty
+		n.liveDirty = nil
+		n.liveMu.Unlock()
+		if tick%every == 0 {
+			n.recMu.Lock()
+			for _, s := range n.live {
+				if dirty == nil {
+					dirty = make(map[*Socket]struct{})
+				}
+				dirty[s] = struct{}{}
+			}
+			n.recMu.Unlock()
+		}
+		for s := range dirty {
+			if ctx.Err() != nil {
+				return
+			}
+			s.saveLive()
+		}
+	}
+}
+
+// saveLive saves the live record of s, unless it has closed.
+func (s *Socket) saveLive() {
+	s.liveMu.Lock()
+	defer s.liveMu.Unlock()
+	if s.liveDone || s.state.Load() != stateConnected {
+		return
+	}
+	rec := s.ns.srv.rec
+	sv := SavedSocket{
+		Namespace: s.ns.name, PID: s.pid, ID: s.id, Key: s.recKey,
+		Rooms: s.ns.mem.Rooms(s.id), Head: s.connHead,
+		Expires: time.Now().Add(rec.Window),
+	}
+	if rec.State != nil {
+		sv.State = rec.State(s)
+	}
+	if err := rec.Log.Save(s.Context(), sv); err != nil {
+		if s.Context().Err() == nil {
+			s.client.logger().Error("socketio: saving the live record of a socket for recovery failed", "err", err)
+		}
+		return
+	}
+	s.liveSaved = true
+}
+
+// endLive ends the live record of s as it closes: saved replaces it (the
+// socket dropped), else it is forgotten (the socket left: not
+// recoverable).
+func (s *Socket) endLive(saved *SavedSocket) {
+	s.liveMu.Lock()
+	defer s.liveMu.Unlock()
+	s.liveDone = true
+	ctx := context.Background()
+	log := s.ns.srv.shared
+	switch {
+	case saved != nil:
+		if err := log.Save(ctx, *saved); err != nil {
+			s.client.logger().Error("socketio: saving a socket for recovery failed", "err", err)
+		}
+	case s.liveSaved:
+		if err := log.Forget(ctx, s.ns.name, s.pid); err != nil {
+			s.client.logger().Error("socketio: forgetting the live record of a socket failed", "err", err)
+		}
+	}
 }

@@ -78,6 +78,14 @@ type Socket struct {
 	// lastSent is the offset of the last event sent to it, regHead the
 	// log's head when it registered: both guarded by ns.seqMu.
 	lastSent, regHead string
+	// With a SharedLog, its live record (shared.go): connHead is the
+	// offset sent with its CONNECT (set under ns.seqMu, before liveMu is
+	// first taken); liveSaved, a record is in the log; liveDone, it
+	// closed: no live record is saved any more.
+	connHead  string
+	liveMu    sync.Mutex
+	liveSaved bool
+	liveDone  bool
 }
 
 func newID() string {
@@ -430,15 +438,21 @@ func (s *Socket) onClose(reason Reason) {
 	s.held = nil
 	s.sendMu.Unlock()
 	if prev != stateConnected {
+		if s.logging && s.ns.srv.shared != nil {
+			s.endLive(nil)
+		}
 		s.end()
 		return
 	}
 	if saved != nil {
-		rec := s.ns.srv.rec
-		if rec.State != nil {
+		if rec := s.ns.srv.rec; rec.State != nil {
 			saved.State = rec.State(s)
 		}
-		if err := rec.Log.Save(context.Background(), *saved); err != nil {
+	}
+	if s.logging && s.ns.srv.shared != nil {
+		s.endLive(saved) // replaces its live record
+	} else if saved != nil {
+		if err := s.ns.srv.rec.Log.Save(context.Background(), *saved); err != nil {
 			s.client.logger().Error("socketio: saving a socket for recovery failed", "err", err)
 		}
 	}

@@ -59,6 +59,7 @@ func Run(t *testing.T, newLog func(t *testing.T, opts Options) Log) {
 		{"Refusals", testRefusals, Options{}},
 		{"Caps", testCaps, Options{}},
 		{"Binary", testBinary, Options{}},
+		{"Live", testLive, Options{}},
 		{"WindowSocket", testWindowSocket, Options{Window: ShortWindow}},
 		{"WindowEntries", testWindowEntries, Options{Window: ShortWindow}},
 	}
@@ -288,6 +289,46 @@ func testReplay(t *testing.T, l Log) {
 	got, err := l.Range(ctxOf(t), "/", j, "", "s", []string{"r"})
 	if err != nil || !slices.Equal(datas(got), []string{`["k"]`}) || got[0].Offset != k {
 		t.Errorf("range after j: %v, %v; want [k]", datas(got), err)
+	}
+}
+
+// testLive: a live record (no LastSent; Head the offset of its CONNECT)
+// is restored from any offset from Head on, with every entry after it that
+// reaches the socket; an offset before Head is refused. A log that can
+// Forget (a SharedLog) drops it.
+func testLive(t *testing.T, l Log) {
+	ctx := ctxOf(t)
+	before := add(t, l, "/", nil, nil, `["before"]`)
+	add(t, l, "/", nil, nil, `["connect"]`)
+	h := head(t, l, "/")
+	a := add(t, l, "/", []string{"r"}, nil, `["a"]`)
+	add(t, l, "/", []string{"other"}, nil, `["no"]`)
+	add(t, l, "/", []string{"s"}, nil, `["b"]`)
+	save(t, l, socketio.SavedSocket{PID: "p", ID: "s", Key: "k", Rooms: []string{"r"}, Head: h})
+	add(t, l, "/", nil, nil, `["c"]`)
+	if _, err := l.Restore(ctx, restoreReq("p", before)); reason(err) != socketio.RecoveryOffset {
+		t.Errorf("an offset before its CONNECT: %v, want offset", err)
+	}
+	save(t, l, socketio.SavedSocket{PID: "p", ID: "s", Key: "k", Rooms: []string{"r"}, Head: h})
+	res, err := l.Restore(ctx, restoreReq("p", a))
+	if got := datas(res.Missed); err != nil || !slices.Equal(got, []string{`["b"]`, `["c"]`}) {
+		t.Errorf("live record from a: %v, %v; want [b c]", got, err)
+	}
+	f, ok := l.RecoveryLog.(interface {
+		Forget(ctx context.Context, nsp, pid string) error
+	})
+	if !ok {
+		return
+	}
+	save(t, l, socketio.SavedSocket{PID: "q", ID: "s", Key: "k", Rooms: []string{"r"}, Head: h})
+	if err := f.Forget(ctx, "/", "q"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Forget(ctx, "/", "never"); err != nil {
+		t.Errorf("forget an unknown pid: %v", err)
+	}
+	if _, err := l.Restore(ctx, restoreReq("q", h)); reason(err) != socketio.RecoveryUnknown {
+		t.Errorf("forgotten: %v, want unknown", err)
 	}
 }
 
