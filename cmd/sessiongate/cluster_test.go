@@ -51,6 +51,19 @@ func testRedisURL() string {
 // it with env; it returns their base URLs.
 func startCluster(t *testing.T, n int, env map[string]string) []string {
 	t.Helper()
+	all := clusterSetup(t, env)
+	var bases []string
+	for range n {
+		_, _, base := startMain(t, all)
+		bases = append(bases, base)
+	}
+	return bases
+}
+
+// clusterSetup migrates a fresh schema and adds alice; it returns the
+// settings of a node on it: env, the store and the publish key.
+func clusterSetup(t *testing.T, env map[string]string) map[string]string {
+	t.Helper()
 	schema, url := pgtest.Schema(t)
 	all := map[string]string{"DATABASE_URL": url, "SESSION_SCHEMA": schema, "PUBLISH_KEY": "pk", "SESSION_SECRETS": "test secret"}
 	for k, v := range env {
@@ -62,12 +75,7 @@ func startCluster(t *testing.T, n int, env map[string]string) []string {
 	if code, _, stderr := runCmd(t, all, "", "users", "add", "--email", "alice@example.com", "--password", "alice password"); code != 0 {
 		t.Fatalf("users add: %s", stderr)
 	}
-	var bases []string
-	for range n {
-		_, _, base := startMain(t, all)
-		bases = append(bases, base)
-	}
-	return bases
+	return all
 }
 
 // TestClusterLogout: sessions stay right across nodes. Alice logs in on
