@@ -15,8 +15,8 @@ import (
 )
 
 // recoveryEnv is a CLUSTER=redis node's settings for the tests of the
-// shared recovery log: a cluster of its own (random CLUSTER_KEY, and so
-// its own stream) and extra on top.
+// shared recovery log: a cluster of its own (random CLUSTER_KEY, the name
+// of its stream too) and extra on top.
 func recoveryEnv(t *testing.T, extra map[string]string) map[string]string {
 	t.Helper()
 	env, ok := clusterEnvs(t)[ClusterRedis]
@@ -24,6 +24,7 @@ func recoveryEnv(t *testing.T, extra map[string]string) map[string]string {
 		t.Fatal("CLUSTER=redis is not built in")
 	}
 	env = maps.Clone(env)
+	env["RECOVERY_STREAM"] = env["CLUSTER_KEY"]
 	env["METRICS_KEY"] = "mk"
 	maps.Copy(env, extra)
 	return env

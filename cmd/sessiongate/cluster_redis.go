@@ -50,20 +50,23 @@ func openRedisCluster(ctx context.Context, cfg *Config, _ *openedStore, log *slo
 	return redisBus{c}, nil
 }
 
-// openStreamLog opens the recovery log of CLUSTER=redis: the stream
-// recoveryStream of REDIS_URL, shared with every node (and Node server
-// with @socket.io/redis-streams-adapter) of the cluster, whose saved
-// sockets are under CLUSTER_KEY. Redis must be 7.0 or later: an older one
-// fails start-up, as any Redis that cannot be used, naming REDIS_URL with
-// the code recovery_redis_version.
+// openStreamLog opens the recovery log of CLUSTER=redis with
+// RECOVERY_STREAM: that stream of REDIS_URL, shared with every node (and
+// Node server with @socket.io/redis-streams-adapter) of the cluster, whose
+// saved sockets are under CLUSTER_KEY; nil without RECOVERY_STREAM. Redis
+// must be 7.0 or later: an older one fails start-up, as any Redis that
+// cannot be used, naming REDIS_URL, with the code recovery_redis_version.
 func openStreamLog(ctx context.Context, cfg *Config, log *slog.Logger) (socketio.SharedLog, io.Closer, error) {
+	if cfg.RecoveryStream == "" {
+		return nil, nil, nil
+	}
 	opts, err := redisOptions(cfg, log)
 	if err != nil {
 		return nil, nil, err
 	}
 	l, err := redis.NewStreamLog(ctx, redis.StreamLogOptions{
 		Options:    opts,
-		StreamName: cfg.recoveryStream(),
+		StreamName: cfg.RecoveryStream,
 		Window:     cfg.RecoveryWindow,
 		MaxEntries: cfg.RecoveryStreamMaxEntries,
 	})

@@ -18,9 +18,10 @@ import (
 
 // TestClusterRedisACL: the ACL of docs/cluster.md is enough for a node and
 // confines it. A Redis user made with exactly that line (for this test's
-// CLUSTER_KEY) runs two nodes through which a publish reaches a socket on
-// the other node; the same user may not publish on another channel, nor
-// touch a key.
+// CLUSTER_KEY, which is also the recovery stream's name) runs two nodes
+// through which a publish reaches a socket on the other node (through the
+// recovery stream, RECOVERY=ask); the same user may not publish on another
+// channel, nor touch another key.
 func TestClusterRedisACL(t *testing.T) {
 	modes := clusterEnvs(t)
 	env, ok := modes[ClusterRedis]
@@ -38,7 +39,9 @@ func TestClusterRedisACL(t *testing.T) {
 	user, password := "sgacl-"+hex.EncodeToString(b[:4]), hex.EncodeToString(b[4:])+"-acl-password"
 	// docs/cluster.md, "Security of the bus", with socket.io replaced by the key.
 	acl := "on >" + password + " resetkeys resetchannels &" + key + "#* &" + key + "-request#* &" + key + "-response#*" +
-		" -@all +publish +subscribe +unsubscribe +pubsub|numsub +ping +hello +client|setname"
+		" ~" + key + " ~" + key + ":recovery:session:*" +
+		" -@all +publish +subscribe +unsubscribe +pubsub|numsub +ping +hello +client|setname" +
+		" +evalsha +eval +xadd +xread +xrange +xrevrange +xlen +xtrim +xsetid +xinfo|stream +exists +set +get +getdel +del"
 	if err := admin.Do(ctx, admin.B().Arbitrary("ACL", "SETUSER", user, "reset").Args(strings.Fields(acl)...).Build()).Error(); err != nil {
 		admin.Close()
 		t.Fatalf("ACL SETUSER: %v", err)
@@ -54,6 +57,7 @@ func TestClusterRedisACL(t *testing.T) {
 	u.User = url.UserPassword(user, password)
 	env = maps.Clone(env)
 	env["REDIS_URL"] = u.String()
+	env["RECOVERY_STREAM"] = key
 	nodes := startCluster(t, 2, env)
 	cookie, room := login(t, nodes[0])
 	c := startClient(t, nodes[1], cookie, "websocket")

@@ -86,7 +86,8 @@ type Config struct {
 	RecoveryLogBytes int64
 	// RecoveryStream is the Redis stream of the shared recovery log with
 	// CLUSTER=redis (RECOVERY_STREAM: the streams adapter's streamName),
-	// RecoveryStreamMaxEntries its length bound (its maxLen).
+	// "" for none (a log per node); RecoveryStreamMaxEntries its length
+	// bound (the adapter's maxLen).
 	RecoveryStream           string
 	RecoveryStreamMaxEntries int
 
@@ -248,7 +249,7 @@ var settings = []setting{
 		parse: func(c *Config, v string) error { return parsePositiveInt(&c.RecoveryMaxBytes, v) }},
 	{env: "RECOVERY_LOG_BYTES", def: "67108864", arg: "BYTES", usage: "most bytes the recovery log holds for the whole node (an event costs its JSON plus about 200 bytes); past it the oldest events go, and a socket that needed them connects fresh, told it may have missed events",
 		parse: func(c *Config, v string) error { return parsePositiveInt(&c.RecoveryLogBytes, v) }},
-	{env: "RECOVERY_STREAM", def: "", arg: "NAME", usage: "with CLUSTER=redis, the Redis stream that carries the cluster's events, so that a client recovers on any node (one stream for every namespace; @socket.io/redis-streams-adapter's streamName: Node servers with that adapter and the same name share it); empty: CLUSTER_KEY (socket.io by default, the adapter's default); with CLUSTER=postgres, recovery stays on the node a client dropped from",
+	{env: "RECOVERY_STREAM", def: "", arg: "NAME", usage: "with CLUSTER=redis, a Redis stream that carries the cluster's broadcasts instead of pub/sub, so that a client recovers on any node, even one whose node died (one stream for every namespace, @socket.io/redis-streams-adapter's format: socket.io is its default streamName); Node servers with @socket.io/redis-adapter then no longer receive sessiongate's broadcasts; empty: each node keeps its own recovery log (a client recovers on the node it dropped from)",
 		parse: parseRecoveryStream},
 	{env: "RECOVERY_STREAM_MAX_ENTRIES", def: "10000", arg: "N", usage: "most entries RECOVERY_STREAM keeps, all namespaces together (the streams adapter's maxLen); a socket that missed more than this many events cluster-wide connects fresh, told it may have missed events",
 		parse: func(c *Config, v string) error { return parsePositiveInt(&c.RecoveryStreamMaxEntries, v) }},
@@ -553,7 +554,7 @@ func parseRecoveryStream(c *Config, v string) error {
 	c.RecoveryStream = ""
 	switch {
 	case v == "":
-		return nil // CLUSTER_KEY: see recoveryStream
+		return nil
 	case len(v) > maxRecoveryStream:
 		return fmt.Errorf("is longer than %d bytes", maxRecoveryStream)
 	}
@@ -564,16 +565,6 @@ func parseRecoveryStream(c *Config, v string) error {
 	}
 	c.RecoveryStream = v
 	return nil
-}
-
-// recoveryStream is the stream of the shared recovery log: RECOVERY_STREAM,
-// else CLUSTER_KEY, so that two clusters on one Redis share no stream
-// unless told to (their events would reach each other's sockets).
-func (c *Config) recoveryStream() string {
-	if c.RecoveryStream != "" {
-		return c.RecoveryStream
-	}
-	return c.ClusterKey
 }
 
 func parseRedisURL(c *Config, v string) error {
@@ -800,6 +791,12 @@ func (c *Config) validate() error {
 		return configErrorf("CLUSTER", "needs DATABASE_URL: the nodes of a cluster must share one PostgreSQL session store (the embedded SQLite store is one node's)")
 	case c.Cluster == ClusterRedis && c.RedisURL == "":
 		return configErrorf("REDIS_URL", "required with CLUSTER=redis (redis://[user:password@]host[:port][/db] or rediss://)")
+	}
+	if c.RecoveryStream != "" && c.Cluster != ClusterRedis {
+		return configErrorf("RECOVERY_STREAM", "needs CLUSTER=redis (the stream is on its Redis)")
+	}
+	if c.RecoveryStream != "" && c.Recovery == RecoveryOff {
+		return configErrorf("RECOVERY_STREAM", "has no use with RECOVERY=off")
 	}
 	if c.SubscribeURL != "" && c.HookSecret == "" {
 		return configErrorf("HOOK_SECRET", "required with SUBSCRIBE_URL: the application checks X-Sessiongate-Signature with it")

@@ -11,12 +11,14 @@ import (
 )
 
 // sharedLogOpener opens the recovery log that the nodes of one CLUSTER bus
-// share (a socketio.SharedLog), with its Close.
+// share (a socketio.SharedLog), with its Close; nil when the settings ask
+// for none.
 type sharedLogOpener func(ctx context.Context, cfg *Config, log *slog.Logger) (socketio.SharedLog, io.Closer, error)
 
 // sharedLogOpeners are the shared recovery logs built in, by CLUSTER value
-// (CLUSTER=redis: a Redis stream). A bus without one (postgres) keeps a
-// log per node: a client recovers on the node it dropped from only.
+// (CLUSTER=redis: RECOVERY_STREAM). Without one (CLUSTER=postgres, or no
+// RECOVERY_STREAM) each node keeps its own log: a client recovers on the
+// node it dropped from only.
 var sharedLogOpeners = map[string]sharedLogOpener{}
 
 // openRecoveryLog sets s.recoveryLog (and s.recoveryCloser) for the
@@ -31,8 +33,10 @@ func (s *server) openRecoveryLog(ctx context.Context, cfg *Config) error {
 		if err != nil {
 			return err
 		}
-		s.recoveryLog, s.recoveryCloser = l, c
-		return nil
+		if l != nil {
+			s.recoveryLog, s.recoveryCloser = l, c
+			return nil
+		}
 	}
 	s.recoveryLog = socketio.NewMemoryLog(socketio.MemoryLogOptions{Window: cfg.RecoveryWindow, MaxBytes: cfg.RecoveryLogBytes})
 	return nil
