@@ -200,6 +200,7 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 		NewAdapter: newAdapter,
 		SocketData: s.gw.SocketData,
 		Recovery:   s.recoveryOptions(cfg),
+		Logger:     log,
 	})
 	ns := s.io.Of("/")
 	s.gw.Attach(ns)
