@@ -5,7 +5,6 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -28,117 +27,6 @@ func recoveryEnv(t *testing.T, extra map[string]string) map[string]string {
 	env["METRICS_KEY"] = "mk"
 	maps.Copy(env, extra)
 	return env
-}
-
-// recClient is an official socket.io-client asking for recovery
-// (test/interop/recovery-client.mjs), with what it saw.
-type recClient struct {
-	*nodetest.Run
-	events []int    // the data of each "e" event, in order
-	offs   []string // their offsets
-}
-
-func startRecClient(t *testing.T, url, cookie string, auth map[string]any) *recClient {
-	t.Helper()
-	a := map[string]any{"recovery": true}
-	maps.Copy(a, auth)
-	return &recClient{Run: nodetest.StartRecoveryClient(t, url, cookie, a)}
-}
-
-// line returns the client's next line, and records it if it is an "e"
-// event (failing the test on a malformed one).
-func (c *recClient) line(t *testing.T) (l nodetest.RecoveryLine, isE bool) {
-	t.Helper()
-	c.Next(&l, 10*time.Second)
-	if l.Event != "event" || l.Name != "e" {
-		return l, false
-	}
-	if len(l.Args) != 2 {
-		t.Fatalf("event e with %v, want a number and an offset", l.Args)
-	}
-	n, ok := l.Args[0].(float64)
-	off, ok2 := l.Args[1].(string)
-	if !ok || !ok2 {
-		t.Fatalf("event e with %v, want a number and an offset", l.Args)
-	}
-	c.events = append(c.events, int(n))
-	c.offs = append(c.offs, off)
-	return l, true
-}
-
-// next returns the client's next line that is not an "e" event, recording
-// those.
-func (c *recClient) next(t *testing.T) nodetest.RecoveryLine {
-	t.Helper()
-	for {
-		if l, isE := c.line(t); !isE {
-			return l
-		}
-	}
-}
-
-// connect reads up to the client's next connect and the recovery event
-// that follows it, and checks them; disconnects on the way are skipped.
-func (c *recClient) connect(t *testing.T, recovered, missed bool) nodetest.RecoveryLine {
-	t.Helper()
-	var conn nodetest.RecoveryLine
-	for {
-		l := c.next(t)
-		switch {
-		case l.Event == "disconnect", l.Event == "connect_error" && l.Code == "":
-			continue // a reconnection attempt that failed (the proxy paused)
-		case l.Event == "connect" && conn.Event == "":
-			conn = l
-			if l.Recovered != recovered || l.PID == "" {
-				t.Fatalf("connect %+v, want recovered %v with a pid", l, recovered)
-			}
-			continue
-		case conn.Event != "" && l.Event == "event" && l.Name == "recovery":
-			info, _ := l.Args[0].(map[string]any)
-			if info["recovered"] != recovered || info["missed"] != missed {
-				t.Fatalf("recovery event %v, want recovered %v, missed %v", l.Args, recovered, missed)
-			}
-			return conn
-		}
-		t.Fatalf("got %+v, want connect then the recovery event", l)
-	}
-}
-
-// until reads until the client saw event n (other lines fail the test).
-func (c *recClient) until(t *testing.T, n int) {
-	t.Helper()
-	for len(c.events) == 0 || c.events[len(c.events)-1] < n {
-		if l, isE := c.line(t); !isE && l.Event != "disconnect" && (l.Event != "connect_error" || l.Code != "") {
-			t.Fatalf("got %+v waiting for event %d", l, n)
-		}
-	}
-}
-
-// exactlyOnce checks the client saw the events 1…n, once each, in order,
-// with offsets that only grow (stream ids).
-func (c *recClient) exactlyOnce(t *testing.T, n int) {
-	t.Helper()
-	if len(c.events) != n {
-		t.Errorf("saw %d events, want %d: %v", len(c.events), n, c.events)
-	}
-	for i, e := range c.events {
-		if e != i+1 {
-			t.Fatalf("event %d is %d, want %d: %v", i, e, i+1, c.events)
-		}
-		if i > 0 && !offsetLess(c.offs[i-1], c.offs[i]) {
-			t.Fatalf("offsets %q then %q do not grow", c.offs[i-1], c.offs[i])
-		}
-	}
-}
-
-func offsetLess(a, b string) bool {
-	am, as, _ := strings.Cut(a, "-")
-	bm, bs, _ := strings.Cut(b, "-")
-	ami, _ := strconv.ParseUint(am, 10, 64)
-	bmi, _ := strconv.ParseUint(bm, 10, 64)
-	asi, _ := strconv.ParseUint(as, 10, 64)
-	bsi, _ := strconv.ParseUint(bs, 10, 64)
-	return ami < bmi || (ami == bmi && asi < bsi)
 }
 
 // publisher publishes "e" with 1, 2, … to the room of n%3 (rooms[0] or
@@ -239,15 +127,15 @@ func TestClusterRecovery(t *testing.T) {
 
 	// dropOnA starts a client on A through a proxy, in its user room and
 	// in room.
-	dropOnA := func(t *testing.T, cookie, room string) (*recClient, *tcpproxy.Proxy, nodetest.RecoveryLine) {
+	dropOnA := func(t *testing.T, cookie, room string) (*nodetest.RecoveryClient, *tcpproxy.Proxy, nodetest.RecoveryLine) {
 		t.Helper()
 		px, err := tcpproxy.New(hostOf(t, a))
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { px.Close() })
-		c := startRecClient(t, "http://"+px.Addr(), cookie, nil)
-		first := c.connect(t, false, false)
+		c := nodetest.StartRecoveryCounter(t, "http://"+px.Addr(), cookie, nil)
+		first := c.Connect(t, false, false, true)
 		// On A itself: applied before the answer.
 		if res, body := post(t, a+"/api/rooms/join", `{"to":["`+first.ID+`"],"rooms":["`+room+`"]}`, http.Header{"Authorization": {"Bearer pk"}}); res.StatusCode != 200 {
 			t.Fatalf("join = %d %s", res.StatusCode, body)
@@ -260,10 +148,10 @@ func TestClusterRecovery(t *testing.T) {
 		c, px, first := dropOnA(t, cookie, "incident:1")
 		p := &publisher2{nodes: nodes, rooms: [2]string{"incident:1", userRoom}}
 		p.publishTo(t, 10)
-		c.until(t, 10)
+		c.Until(t, 10)
 
 		reached, done := p.publishAsync(t, 60)
-		c.until(t, 15)
+		c.Until(t, 15)
 		px.Pause()
 		px.Cut(true)
 		for n := range reached {
@@ -273,13 +161,13 @@ func TestClusterRecovery(t *testing.T) {
 		}
 		px.Retarget(hostOf(t, b))
 		px.Resume()
-		conn := c.connect(t, true, false)
+		conn := c.Connect(t, true, false, true)
 		if conn.ID != first.ID || conn.PID != first.PID {
 			t.Errorf("recovered as %s (pid %s), want %s (pid %s)", conn.ID, conn.PID, first.ID, first.PID)
 		}
 		<-done
-		c.until(t, 60)
-		c.exactlyOnce(t, 60)
+		c.Until(t, 60)
+		c.ExactlyOnce(t, 60)
 		if got := metric(t, b, "sessiongate_recovery_successes_total"); got != "1" {
 			t.Errorf("node B counts %q recoveries, want 1", got)
 		}
@@ -290,7 +178,7 @@ func TestClusterRecovery(t *testing.T) {
 		c, px, _ := dropOnA(t, cookie, "incident:2")
 		p := &publisher2{nodes: nodes, rooms: [2]string{"incident:2", userRoom}}
 		p.publishTo(t, 5)
-		c.until(t, 5)
+		c.Until(t, 5)
 		px.Pause()
 		px.Cut(true)
 		p.publishTo(t, 10)
@@ -299,18 +187,9 @@ func TestClusterRecovery(t *testing.T) {
 		}
 		px.Retarget(hostOf(t, b))
 		px.Resume()
-		for {
-			l := c.next(t)
-			if l.Event == "disconnect" || l.Event == "connect_error" && l.Code == "" {
-				continue
-			}
-			if l.Event != "connect_error" || l.Code == "" {
-				t.Fatalf("got %+v, want a connect_error with a code", l)
-			}
-			break
-		}
-		if len(c.events) != 5 {
-			t.Errorf("the refused client saw %v, want 1…5 only", c.events)
+		c.Refused(t)
+		if len(c.Events) != 5 {
+			t.Errorf("the refused client saw %v, want 1…5 only", c.Events)
 		}
 	})
 
@@ -319,28 +198,28 @@ func TestClusterRecovery(t *testing.T) {
 		c, px, first := dropOnA(t, cookie, "incident:3")
 		p := &publisher2{nodes: nodes, rooms: [2]string{"incident:3", userRoom}}
 		p.publishTo(t, 5)
-		c.until(t, 5)
+		c.Until(t, 5)
 		px.Pause()
 		px.Cut(true)
 		p.publishTo(t, 10)
 
 		other, _ := login(t, b)
-		thief := startRecClient(t, b, other, map[string]any{"pid": first.PID, "offset": c.offs[len(c.offs)-1]})
-		if conn := thief.connect(t, false, true); conn.ID == first.ID {
+		thief := nodetest.StartRecoveryCounter(t, b, other, map[string]any{"pid": first.PID, "offset": c.Offsets[len(c.Offsets)-1]})
+		if conn := thief.Connect(t, false, true, true); conn.ID == first.ID {
 			t.Fatalf("another session took socket %s", first.ID)
 		}
-		if len(thief.events) != 0 {
-			t.Fatalf("another session was sent %v", thief.events)
+		if len(thief.Events) != 0 {
+			t.Fatalf("another session was sent %v", thief.Events)
 		}
 		// The pid is still its owner's.
 		px.Retarget(hostOf(t, b))
 		px.Resume()
-		if conn := c.connect(t, true, false); conn.ID != first.ID {
+		if conn := c.Connect(t, true, false, true); conn.ID != first.ID {
 			t.Errorf("recovered as %s, want %s", conn.ID, first.ID)
 		}
 		p.publishTo(t, 12)
-		c.until(t, 12)
-		c.exactlyOnce(t, 12)
+		c.Until(t, 12)
+		c.ExactlyOnce(t, 12)
 		if got := metric(t, b, `sessiongate_recovery_failures_total{reason="key"}`); got != "1" {
 			t.Errorf("node B counts %q key failures, want 1", got)
 		}
@@ -362,11 +241,11 @@ func TestClusterRecoveryWindow(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer px.Close()
-	c := startRecClient(t, "http://"+px.Addr(), cookie, nil)
-	first := c.connect(t, false, false)
+	c := nodetest.StartRecoveryCounter(t, "http://"+px.Addr(), cookie, nil)
+	first := c.Connect(t, false, false, true)
 	p := &publisher2{nodes: []string{a, b}, rooms: [2]string{userRoom, userRoom}}
 	p.publishTo(t, 3)
-	c.until(t, 3)
+	c.Until(t, 3)
 	px.Pause()
 	px.Cut(true)
 	p.publishTo(t, 5)
@@ -374,11 +253,11 @@ func TestClusterRecoveryWindow(t *testing.T) {
 	time.Sleep(window + 300*time.Millisecond)
 	px.Retarget(hostOf(t, b))
 	px.Resume()
-	if conn := c.connect(t, false, true); conn.ID == first.ID {
+	if conn := c.Connect(t, false, true, true); conn.ID == first.ID {
 		t.Errorf("socket %s recovered after the window", conn.ID)
 	}
-	if len(c.events) != 3 {
-		t.Errorf("saw %v, want 1…3 only", c.events)
+	if len(c.Events) != 3 {
+		t.Errorf("saw %v, want 1…3 only", c.Events)
 	}
 }
 
@@ -402,14 +281,14 @@ func TestClusterRecoveryNodeDied(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer px.Close()
-	c := startRecClient(t, "http://"+px.Addr(), cookie, nil)
-	first := c.connect(t, false, false)
+	c := nodetest.StartRecoveryCounter(t, "http://"+px.Addr(), cookie, nil)
+	first := c.Connect(t, false, false, true)
 	// Published on B only: A is about to die.
 	p := &publisher2{nodes: []string{b, b}, rooms: [2]string{userRoom, userRoom}}
 	p.publishTo(t, 10)
-	c.until(t, 10)
+	c.Until(t, 10)
 	reached, done := p.publishAsync(t, 40)
-	c.until(t, 12)
+	c.Until(t, 12)
 	px.Pause()
 	redisPx.Cut()
 	px.Cut(true)
@@ -420,10 +299,10 @@ func TestClusterRecoveryNodeDied(t *testing.T) {
 	}
 	px.Retarget(hostOf(t, b))
 	px.Resume()
-	if conn := c.connect(t, true, false); conn.ID != first.ID {
+	if conn := c.Connect(t, true, false, true); conn.ID != first.ID {
 		t.Errorf("recovered as %s, want %s", conn.ID, first.ID)
 	}
 	<-done
-	c.until(t, 40)
-	c.exactlyOnce(t, 40)
+	c.Until(t, 40)
+	c.ExactlyOnce(t, 40)
 }
