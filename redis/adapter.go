@@ -81,8 +81,12 @@ type ackPending struct {
 func newAdapter(c *Cluster, local *socketio.MemoryAdapter) *Adapter {
 	nsp := local.Namespace().Name()
 	k := c.opts.Key
+	id := uid(6)
+	if c.opts.StreamDelivery {
+		id = streamUIDPrefix + id
+	}
 	a := &Adapter{
-		c: c, local: local, nsp: nsp, uid: uid(6),
+		c: c, local: local, nsp: nsp, uid: id,
 		bchan:    k + "#" + nsp + "#",
 		reqChan:  k + "-request#" + nsp + "#",
 		resChan:  k + "-response#" + nsp + "#",
@@ -257,6 +261,17 @@ func (a *Adapter) Broadcast(ctx context.Context, m *socketio.Message, opts socke
 		return err
 	}
 	return perr
+}
+
+// streamUIDPrefix starts the uid of a node with Options.StreamDelivery:
+// '~' is not among the characters of Node's uid2.
+const streamUIDPrefix = "sg~"
+
+// PublishRemote publishes m for the nodes that do not read the shared
+// recovery log (Node peers on pub/sub), with Options.StreamDelivery: see
+// socketio.RemotePublisher.
+func (a *Adapter) PublishRemote(ctx context.Context, m *socketio.Message, opts socketio.BroadcastOptions) error {
+	return a.publishBroadcast(ctx, m, opts)
 }
 
 func (a *Adapter) publishBroadcast(ctx context.Context, m *socketio.Message, opts socketio.BroadcastOptions) error {
@@ -626,8 +641,8 @@ func (a *Adapter) decodeBroadcast(d *clusterwire.Decoder) (*socketio.Message, so
 	if err != nil {
 		return nil, opts, err
 	}
-	if uid == a.uid {
-		return nil, opts, errOwn
+	if uid == a.uid || (a.c.opts.StreamDelivery && strings.HasPrefix(uid, streamUIDPrefix)) {
+		return nil, opts, errOwn // or a node that delivered it from the stream
 	}
 	pv, err := d.Value()
 	if err != nil {

@@ -50,6 +50,13 @@ type Options struct {
 	SkipSocketIDChannels bool
 	// ClientName is the connections' CLIENT SETNAME: "sessiongate".
 	ClientName string
+	// StreamDelivery: the sessiongate nodes deliver broadcasts from a
+	// shared recovery log (a StreamLog, socketio.SharedLog), not from
+	// pub/sub. Broadcasts are still published (PublishRemote), for Node
+	// peers on @socket.io/redis-adapter, with a uid that Node's never is
+	// (it starts with "sg~"): the other sessiongate nodes, which got
+	// them from the stream, skip them. Every node must agree on it.
+	StreamDelivery bool
 	// Logger receives the outages and dropped messages; nil:
 	// slog.Default().
 	Logger *slog.Logger

@@ -105,10 +105,19 @@ type RecoveryLog interface {
 //
 // With a SharedLog, a broadcast that is not Local and asks no
 // acknowledgement is appended to the log instead of being handed to the
-// namespace's adapter, as are a recovery socket's own events; a volatile
-// one too, flagged, so that it is delivered live and never replayed.
-// Broadcasts the adapter receives from elsewhere (an emitter over pub/sub)
-// are delivered as volatile ones: not recoverable.
+// namespace's adapter; a volatile one too, flagged, so that it is
+// delivered live and never replayed. What does not go through the log is
+// delivered to recovery sockets as a volatile event is (with the last
+// offset sent to each), and cannot be recovered: a Local broadcast, one the
+// adapter receives from elsewhere (an emitter over pub/sub), and a socket's
+// own Socket.Emit, which is sent at once rather than after a round trip to
+// the log (broadcast to the room of its id for an event it must be able
+// to recover).
+//
+// Each connected recovery socket also has a live record in the log (see
+// SavedSocket.LastSent), saved when it connects, within a second of a
+// change of its rooms and every quarter of RecoveryOptions.Window: should
+// its node die without saving it, it is recovered on another node.
 type SharedLog interface {
 	RecoveryLog
 	// Read waits until the log holds entries after offset after, or ctx
@@ -248,12 +257,15 @@ type RecoveryStats struct {
 	Succeeded uint64
 	Failed    map[RecoveryReason]uint64 // every reason, zero or not
 	Replayed  uint64                    // events sent again to recovered sockets
+	// ReadGaps counts the times a SharedLog had dropped entries before
+	// this node read them: its sockets missed those events live.
+	ReadGaps uint64
 }
 
 // recoveryCounters are the server's RecoveryStats.
 type recoveryCounters struct {
-	attempted, succeeded, replayed atomic.Uint64
-	failed                         [8]atomic.Uint64 // by index in RecoveryReasons
+	attempted, succeeded, replayed, readGaps atomic.Uint64
+	failed                                   [8]atomic.Uint64 // by index in RecoveryReasons
 }
 
 func (c *recoveryCounters) fail(r RecoveryReason) {
@@ -267,6 +279,7 @@ func (c *recoveryCounters) stats() RecoveryStats {
 		Attempted: c.attempted.Load(),
 		Succeeded: c.succeeded.Load(),
 		Replayed:  c.replayed.Load(),
+		ReadGaps:  c.readGaps.Load(),
 		Failed:    make(map[RecoveryReason]uint64, len(RecoveryReasons)),
 	}
 	for i, r := range RecoveryReasons {

@@ -355,8 +355,11 @@ func TestRecoverySharedLogNodeDied(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	watcher := dial(t, srvs[1])
+	connectRecovery(t, watcher, `{"key":"W"}`)
 	nss[1].To("extra").Emit(ctx, "e", 2)
 	nss[1].To("r").Emit(ctx, "e", 3)
+	expectOffset(t, watcher, `2["e",3]`) // node 1 delivered e2 and e3
 	c2 := dial(t, srvs[1])
 	c2.in(fmt.Sprintf(`0{"key":"A","pid":%q,"offset":%q}`, pid, off))
 	expectOffset(t, c2, `2["e",2]`)

@@ -42,7 +42,20 @@ func (b BroadcastOperator) appendShared(ctx context.Context, log SharedLog, m *M
 	if _, err := log.Append(ctx, b.ns.name, e); err != nil {
 		return fmt.Errorf("socketio: broadcast: shared recovery log: %w", err)
 	}
+	if rp, ok := b.ns.adapter.(RemotePublisher); ok {
+		if err := rp.PublishRemote(ctx, m, b.opts); err != nil {
+			return fmt.Errorf("socketio: broadcast: publish to the nodes outside the shared log: %w", err)
+		}
+	}
 	return nil
+}
+
+// A RemotePublisher is an adapter that, with a SharedLog, also reaches the
+// nodes that do not read the log (Node servers on a pub/sub adapter): a
+// broadcast appended to the log is published to them as well. The nodes
+// that read the log must skip what it publishes.
+type RemotePublisher interface {
+	PublishRemote(ctx context.Context, m *Message, opts BroadcastOptions) error
 }
 
 // startFollowing starts the namespace's follower of the server's shared
@@ -98,6 +111,7 @@ func (n *Namespace) follow(ctx context.Context, log SharedLog) {
 			// The log dropped entries this node had not read: its sockets
 			// missed them, live. Rare (a node stalled for longer than the
 			// log's bounds); said loudly, and reading goes on.
+			n.srv.recoveries.readGaps.Add(1)
 			n.srv.logger().Error("socketio: shared recovery log: entries were dropped before this node read them; its sockets missed them", "namespace", n.name, "after", pos)
 		default:
 			n.srv.logger().Error("socketio: shared recovery log: reading failed", "namespace", n.name, "err", err)

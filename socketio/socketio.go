@@ -78,6 +78,11 @@
 // of a namespace are ordered by one lock, taken only while a recovery
 // socket is connected or may still be recovered.
 //
+// A cluster shares its log when it is a SharedLog (package redis'
+// StreamLog): a broadcast is appended to it, every node delivers what it
+// reads back in the log's order, and a socket that dropped on one node,
+// or whose node died, is recovered on any other (see SharedLog).
+//
 // # Limits
 //
 // What one client can make the server hold is bounded, before and after
