@@ -23,7 +23,6 @@ func recoveryEnv(t *testing.T, extra map[string]string) map[string]string {
 		t.Fatal("CLUSTER=redis is not built in")
 	}
 	env = maps.Clone(env)
-	env["RECOVERY_STREAM"] = env["CLUSTER_KEY"]
 	env["METRICS_KEY"] = "mk"
 	maps.Copy(env, extra)
 	return env

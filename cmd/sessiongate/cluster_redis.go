@@ -43,6 +43,9 @@ func openRedisCluster(ctx context.Context, cfg *Config, _ *openedStore, log *slo
 	if err != nil {
 		return nil, err
 	}
+	// The nodes deliver broadcasts from the stream, and publish them on
+	// pub/sub for Node peers only.
+	opts.StreamDelivery = cfg.recoveryStream() != ""
 	c, err := redis.NewCluster(ctx, opts)
 	if err != nil {
 		return nil, err
@@ -50,14 +53,15 @@ func openRedisCluster(ctx context.Context, cfg *Config, _ *openedStore, log *slo
 	return redisBus{c}, nil
 }
 
-// openStreamLog opens the recovery log of CLUSTER=redis with
-// RECOVERY_STREAM: that stream of REDIS_URL, shared with every node (and
-// Node server with @socket.io/redis-streams-adapter) of the cluster, whose
-// saved sockets are under CLUSTER_KEY; nil without RECOVERY_STREAM. Redis
-// must be 7.0 or later: an older one fails start-up, as any Redis that
-// cannot be used, naming REDIS_URL, with the code recovery_redis_version.
+// openStreamLog opens the recovery log of CLUSTER=redis: the stream
+// recoveryStream of REDIS_URL, shared with every node (and Node server
+// with @socket.io/redis-streams-adapter) of the cluster, whose saved
+// sockets are under CLUSTER_KEY; nil with RECOVERY_STREAM=off. Redis must
+// be 7.0 or later: an older one fails start-up, as any Redis that cannot
+// be used, naming REDIS_URL, with the code recovery_redis_version.
 func openStreamLog(ctx context.Context, cfg *Config, log *slog.Logger) (socketio.SharedLog, io.Closer, error) {
-	if cfg.RecoveryStream == "" {
+	stream := cfg.recoveryStream()
+	if stream == "" {
 		return nil, nil, nil
 	}
 	opts, err := redisOptions(cfg, log)
@@ -66,7 +70,7 @@ func openStreamLog(ctx context.Context, cfg *Config, log *slog.Logger) (socketio
 	}
 	l, err := redis.NewStreamLog(ctx, redis.StreamLogOptions{
 		Options:    opts,
-		StreamName: cfg.RecoveryStream,
+		StreamName: stream,
 		Window:     cfg.RecoveryWindow,
 		MaxEntries: cfg.RecoveryStreamMaxEntries,
 	})

@@ -57,7 +57,6 @@ func TestClusterRedisACL(t *testing.T) {
 	u.User = url.UserPassword(user, password)
 	env = maps.Clone(env)
 	env["REDIS_URL"] = u.String()
-	env["RECOVERY_STREAM"] = key
 	nodes := startCluster(t, 2, env)
 	cookie, room := login(t, nodes[0])
 	c := startClient(t, nodes[1], cookie, "websocket")

@@ -85,9 +85,9 @@ type Config struct {
 	// (RECOVERY_LOG_BYTES); its oldest events go first past it.
 	RecoveryLogBytes int64
 	// RecoveryStream is the Redis stream of the shared recovery log with
-	// CLUSTER=redis (RECOVERY_STREAM: the streams adapter's streamName),
-	// "" for none (a log per node); RecoveryStreamMaxEntries its length
-	// bound (the adapter's maxLen).
+	// CLUSTER=redis (RECOVERY_STREAM: the streams adapter's streamName;
+	// "": CLUSTER_KEY, RecoveryStreamOff: none, a log per node);
+	// RecoveryStreamMaxEntries its length bound (the adapter's maxLen).
 	RecoveryStream           string
 	RecoveryStreamMaxEntries int
 
@@ -249,7 +249,7 @@ var settings = []setting{
 		parse: func(c *Config, v string) error { return parsePositiveInt(&c.RecoveryMaxBytes, v) }},
 	{env: "RECOVERY_LOG_BYTES", def: "67108864", arg: "BYTES", usage: "most bytes the recovery log holds for the whole node (an event costs its JSON plus about 200 bytes); past it the oldest events go, and a socket that needed them connects fresh, told it may have missed events",
 		parse: func(c *Config, v string) error { return parsePositiveInt(&c.RecoveryLogBytes, v) }},
-	{env: "RECOVERY_STREAM", def: "", arg: "NAME", usage: "with CLUSTER=redis, a Redis stream that carries the cluster's broadcasts instead of pub/sub, so that a client recovers on any node, even one whose node died (one stream for every namespace, @socket.io/redis-streams-adapter's format: socket.io is its default streamName); Node servers with @socket.io/redis-adapter then no longer receive sessiongate's broadcasts; empty: each node keeps its own recovery log (a client recovers on the node it dropped from)",
+	{env: "RECOVERY_STREAM", def: "", arg: "NAME", usage: "with CLUSTER=redis, the Redis stream that carries the cluster's broadcasts (beside pub/sub, for @socket.io/redis-adapter peers), so that a client recovers on any node, even after its node died; one stream for every namespace, in @socket.io/redis-streams-adapter's format (its streamName); empty: CLUSTER_KEY (socket.io by default, the adapter's default); off: none, each node keeps its own recovery log (a client recovers on the node it dropped from); with CLUSTER=postgres, always the node's own",
 		parse: parseRecoveryStream},
 	{env: "RECOVERY_STREAM_MAX_ENTRIES", def: "10000", arg: "N", usage: "most entries RECOVERY_STREAM keeps, all namespaces together (the streams adapter's maxLen); a socket that missed more than this many events cluster-wide connects fresh, told it may have missed events",
 		parse: func(c *Config, v string) error { return parsePositiveInt(&c.RecoveryStreamMaxEntries, v) }},
@@ -567,6 +567,24 @@ func parseRecoveryStream(c *Config, v string) error {
 	return nil
 }
 
+// RecoveryStreamOff is the RECOVERY_STREAM of a CLUSTER=redis without a
+// shared recovery log.
+const RecoveryStreamOff = "off"
+
+// recoveryStream is the stream of the shared recovery log, "" for none:
+// with CLUSTER=redis and recovery on, RECOVERY_STREAM, else CLUSTER_KEY,
+// so that two clusters on one Redis share no stream unless told to (their
+// broadcasts would reach each other's sockets).
+func (c *Config) recoveryStream() string {
+	switch {
+	case c.Cluster != ClusterRedis, c.Recovery == RecoveryOff, c.RecoveryStream == RecoveryStreamOff:
+		return ""
+	case c.RecoveryStream != "":
+		return c.RecoveryStream
+	}
+	return c.ClusterKey
+}
+
 func parseRedisURL(c *Config, v string) error {
 	c.RedisURL = v
 	if v == "" {
@@ -792,11 +810,8 @@ func (c *Config) validate() error {
 	case c.Cluster == ClusterRedis && c.RedisURL == "":
 		return configErrorf("REDIS_URL", "required with CLUSTER=redis (redis://[user:password@]host[:port][/db] or rediss://)")
 	}
-	if c.RecoveryStream != "" && c.Cluster != ClusterRedis {
+	if c.RecoveryStream != "" && c.RecoveryStream != RecoveryStreamOff && c.Cluster != ClusterRedis {
 		return configErrorf("RECOVERY_STREAM", "needs CLUSTER=redis (the stream is on its Redis)")
-	}
-	if c.RecoveryStream != "" && c.Recovery == RecoveryOff {
-		return configErrorf("RECOVERY_STREAM", "has no use with RECOVERY=off")
 	}
 	if c.SubscribeURL != "" && c.HookSecret == "" {
 		return configErrorf("HOOK_SECRET", "required with SUBSCRIBE_URL: the application checks X-Sessiongate-Signature with it")

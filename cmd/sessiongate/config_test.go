@@ -89,7 +89,7 @@ func TestConfigErrors(t *testing.T) {
 			wantLine: `sessiongate: AUTH_ENDPOINTS: invalid boolean "yes" (true or false)`, wantCode: 2},
 		{name: "socket path", env: map[string]string{"SOCKET_PATH": "socket.io"},
 			wantLine: `sessiongate: SOCKET_PATH: invalid path "socket.io" (must start with /)`, wantCode: 2},
-		{name: "recovery stream without redis", env: map[string]string{"RECOVERY_STREAM": "socket.io"},
+		{name: "recovery stream without redis", env: map[string]string{"RECOVERY_STREAM": "socket.io", "CLUSTER": "postgres", "DATABASE_URL": "postgres://postgres@127.0.0.1:1/test"},
 			wantLine: `sessiongate: RECOVERY_STREAM: needs CLUSTER=redis (the stream is on its Redis)`, wantCode: 2},
 		{name: "recovery stream name", env: map[string]string{"RECOVERY_STREAM": "a b"},
 			wantLine: `sessiongate: RECOVERY_STREAM: "a b" must not contain spaces or control characters`, wantCode: 2},

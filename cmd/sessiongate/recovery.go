@@ -17,7 +17,7 @@ type sharedLogOpener func(ctx context.Context, cfg *Config, log *slog.Logger) (s
 
 // sharedLogOpeners are the shared recovery logs built in, by CLUSTER value
 // (CLUSTER=redis: RECOVERY_STREAM). Without one (CLUSTER=postgres, or no
-// RECOVERY_STREAM) each node keeps its own log: a client recovers on the
+// RECOVERY_STREAM=off) each node keeps its own log: a client recovers on the
 // node it dropped from only.
 var sharedLogOpeners = map[string]sharedLogOpener{}
 
