@@ -141,14 +141,27 @@
 // reduced to {headers:{}, time, address, xdomain, secure, issued, url,
 // query, auth:{}}, and data is what socketio.Options.SocketData gives.
 //
-// # Recovery log (not yet wired)
+// # Recovery log
 //
-// StreamLog is a socketio.RecoveryLog in Redis streams, the storage of
-// @socket.io/redis-streams-adapter: events XADDed to
-// "<key>:recovery:<nsp>" with their stream ids as offsets, saved sockets
-// under "<key>:recovery:session:<pid>" with PX, restored by GETDEL. It
-// passes the socketio/recoverytest suite, but cmd/sessiongate does not use
-// it yet: on a cluster, delivery must follow the stream's order (each node
-// reading the stream, where socketio now appends and delivers under a
-// per-namespace lock of one process), which is the next step.
+// StreamLog is a socketio.SharedLog in one Redis stream, in the format of
+// @socket.io/redis-streams-adapter 0.3.1: every namespace's broadcasts
+// are XADDed to StreamName ("socket.io") as that adapter's entries (uid,
+// nsp, type "3", data in JSON or base64 msgpack), each node reads them
+// back in the stream's order (XREAD BLOCK) and delivers them, and their
+// stream ids are the offsets clients get. So sessiongate nodes and Node
+// servers with that adapter on the same stream deliver each other's
+// broadcasts, with the same offsets. Saved sockets are under
+// "<key>:recovery:session:<pid>" (PX, restored once by GETDEL, bound to
+// their session), not Node's "sio:session:<pid>": a socket saved by a
+// Node peer connects fresh here, told it may have missed events. Node's
+// socketsJoin, socketsLeave and disconnectSockets entries (types 4–6) are
+// not applied, and its streamCount > 1 is not supported. Redis 7.0 or
+// later (XSETID MAXDELETEDID records what the log's trims drop). A user
+// of its own for the log (checked by TestStreamLogACL):
+//
+//	ACL SETUSER sessiongate-log on >pw resetkeys ~socket.io* -@all +evalsha +eval +xadd +xrange +xrevrange +xtrim +xlen +xinfo|stream +xsetid +exists +xread +set +get +getdel +del +client|unblock +ping +hello +client|setname
+//
+// (the Lua scripts run XADD, XRANGE, XREVRANGE, XTRIM, XLEN, XINFO,
+// XSETID and EXISTS as that user; CLIENT UNBLOCK frees the connection of
+// a Read whose ctx ended).
 package redis

@@ -418,10 +418,12 @@ func (l *StreamLog) state(ctx context.Context, floor streamID) (streamState, err
 }
 
 // Head returns the id of the namespace's last entry, found among the
-// stream's last 1,000; when it has none there, the stream's last id, or
-// "0-0" for a stream that never lost an entry: either way no entry of the
-// namespace comes after it, which is all an offset says. It is the
-// stream's last id even when that entry was trimmed, so offsets only grow.
+// stream's last 1,000; when it has none there, the stream's last id (even
+// when that entry was trimmed, so offsets only grow), or "0-0" for a
+// stream that never lost an entry: either way no entry of the namespace
+// comes after it, which is all an offset says. It costs a Lua script that
+// may look through those 1,000 entries: a SharedLog's follower calls it
+// once, at its start.
 func (l *StreamLog) Head(ctx context.Context, nsp string) (string, error) {
 	ctx, cancel := l.bound(ctx)
 	defer cancel()
@@ -690,19 +692,22 @@ func (l *StreamLog) Restore(ctx context.Context, r socketio.RestoreRequest) (soc
 		return socketio.RestoreResult{}, &socketio.RecoveryError{Reason: socketio.RecoveryExpired}
 	}
 	x, ok := parseID(r.Offset)
+	// A live record (no LastSent: its node died with it connected) gives
+	// everything after x, from its CONNECT's offset (Head) on.
+	live := sv.LastSent == ""
 	last, ok1 := parseID(sv.LastSent)
 	head, ok2 := parseID(sv.Head)
-	if !ok1 || !ok2 {
+	if (!live && !ok1) || !ok2 {
 		return socketio.RestoreResult{}, corrupt("restore", "saved socket offsets %q, %q", sv.LastSent, sv.Head)
 	}
-	if !ok || last.less(x) {
+	if !ok || (!live && last.less(x)) || (live && x.less(head)) {
 		return socketio.RestoreResult{}, &socketio.RecoveryError{Reason: socketio.RecoveryOffset}
 	}
 	// It missed what reached it after x up to LastSent (lost in flight),
 	// and what was sent after Head; nothing in (LastSent, Head] reached
 	// it. With nothing in flight, only what came after Head is needed.
 	floor := x
-	if x == last && x.less(head) {
+	if !live && x == last && x.less(head) {
 		floor = head
 	}
 	st, err := l.state(ctx, floor)
@@ -726,7 +731,7 @@ func (l *StreamLog) Restore(ctx context.Context, r socketio.RestoreRequest) (soc
 	var bytes int64
 	if floor.less(end) {
 		err = l.scan(ctx, r.Namespace, floor, end, func(id streamID, e socketio.LogEntry) (bool, error) {
-			if last.less(id) && !head.less(id) {
+			if !live && last.less(id) && !head.less(id) {
 				return true, nil // in (LastSent, Head]: did not reach it
 			}
 			if !e.Reaches(sv.ID, sv.Rooms) {
@@ -751,6 +756,17 @@ func (l *StreamLog) Restore(ctx context.Context, r socketio.RestoreRequest) (soc
 		Missed: missed,
 		Head:   end.String(),
 	}, nil
+}
+
+// Forget deletes the saved socket pid (a live record of a socket that
+// left). Pids are unique across namespaces: nsp is not checked.
+func (l *StreamLog) Forget(ctx context.Context, nsp, pid string) error {
+	ctx, cancel := l.bound(ctx)
+	defer cancel()
+	if err := l.client.Do(ctx, l.client.B().Del().Key(l.sessionKey(pid)).Build()).Error(); err != nil {
+		return redisErr("del", err)
+	}
+	return nil
 }
 
 var _ socketio.SharedLog = (*StreamLog)(nil)

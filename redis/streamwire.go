@@ -7,7 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/sessiongate/sessiongate/internal/clusterwire"
@@ -29,10 +29,9 @@ const typeBroadcast = "3"
 // streamLimits bound the msgpack of one entry's data.
 var streamLimits = clusterwire.Limits{MaxDepth: 64, MaxItems: 1 << 20}
 
-// maxJSONDepth bounds the nesting of an event's arguments encoded in
-// msgpack, so that it decodes within streamLimits (the envelope takes 3
-// levels).
-const maxJSONDepth = 60
+// maxJSONDepth bounds the nesting of an event's data encoded in msgpack,
+// so that it decodes within streamLimits (under two levels of envelope).
+var maxJSONDepth = streamLimits.MaxDepth - 2
 
 // errNotOurs is the error of entries that are well formed but not a
 // broadcast to deliver or replay: another type, an acked emit, another
@@ -203,6 +202,7 @@ func decodeStreamData(data string, maxBytes int) (socketio.LogEntry, error) {
 		return e, fmt.Errorf("data: %w", err)
 	}
 	dec := clusterwire.NewDecoder(b, streamLimits)
+	dec.MapsInOrder() // the event's objects keep their keys' order
 	v, err := dec.Value()
 	if err != nil {
 		return e, err
@@ -210,21 +210,21 @@ func decodeStreamData(data string, maxBytes int) (socketio.LogEntry, error) {
 	if dec.Len() != 0 {
 		return e, fmt.Errorf("%w: %d trailing bytes", clusterwire.ErrMalformed, dec.Len())
 	}
-	msg, ok := v.(map[string]any)
+	msg, ok := v.(clusterwire.Map)
 	if !ok {
 		return e, fmt.Errorf("data is %T, not a map", v)
 	}
-	if msg["requestId"] != nil {
+	if field(msg, "requestId") != nil {
 		return e, errNotOurs
 	}
-	p, ok := msg["packet"].(map[string]any)
+	p, ok := field(msg, "packet").(clusterwire.Map)
 	if !ok {
-		return e, fmt.Errorf("packet is %T, not a map", msg["packet"])
+		return e, fmt.Errorf("packet is %T, not a map", field(msg, "packet"))
 	}
-	if p["id"] != nil || !(isNumber(p["type"], 2) || isNumber(p["type"], 5)) {
+	if typ := field(p, "type"); field(p, "id") != nil || !(isNumber(typ, 2) || isNumber(typ, 5)) {
 		return e, errNotOurs
 	}
-	args, ok := p["data"].([]any)
+	args, ok := field(p, "data").([]any)
 	if !ok || len(args) == 0 {
 		return e, errors.New("packet data is not a non-empty array")
 	}
@@ -234,12 +234,40 @@ func decodeStreamData(data string, maxBytes int) (socketio.LogEntry, error) {
 	if e.Data, e.Attachments, err = placeholderJSON(args); err != nil {
 		return e, err
 	}
-	opts, err := clusterwire.OptsFromValue(msg["opts"])
+	opts, err := clusterwire.OptsFromValue(unordered(field(msg, "opts")))
 	if err != nil {
 		return e, err
 	}
 	e.Rooms, e.Except, e.Volatile = nilIfEmpty(opts.Rooms), nilIfEmpty(opts.Except), opts.Flags.Volatile
 	return e, nil
+}
+
+// field returns the value of the last key k of m (as JS keeps the last of
+// a repeated key), nil if none.
+func field(m clusterwire.Map, k string) any {
+	for i := len(m) - 1; i >= 0; i-- {
+		if m[i].Key == k {
+			return m[i].Value
+		}
+	}
+	return nil
+}
+
+// unordered returns v with its Maps as map[string]any.
+func unordered(v any) any {
+	switch x := v.(type) {
+	case clusterwire.Map:
+		m := make(map[string]any, len(x))
+		for _, f := range x {
+			m[f.Key] = unordered(f.Value)
+		}
+		return m
+	case []any:
+		for i := range x {
+			x[i] = unordered(x[i])
+		}
+	}
+	return v
 }
 
 func decodeJSONData(data string) (socketio.LogEntry, error) {
@@ -250,8 +278,8 @@ func decodeJSONData(data string) (socketio.LogEntry, error) {
 			ID   json.RawMessage `json:"id"`
 			Data json.RawMessage `json:"data"`
 		} `json:"packet"`
-		Opts      clusterwire.Opts `json:"opts"`
-		RequestID json.RawMessage  `json:"requestId"`
+		Opts      json.RawMessage `json:"opts"`
+		RequestID json.RawMessage `json:"requestId"`
 	}
 	if err := json.Unmarshal([]byte(data), &msg); err != nil {
 		return e, fmt.Errorf("data: %w", err)
@@ -267,20 +295,38 @@ func decodeJSONData(data string) (socketio.LogEntry, error) {
 	if json.Unmarshal(p.Type, &typ) != nil || (typ != 2 && typ != 5) || isJSONSet(p.ID) {
 		return e, errNotOurs
 	}
-	// The event's arguments as is: an array whose first element is the
-	// event name, as socketio sends them.
-	d := json.NewDecoder(bytes.NewReader(p.Data))
-	if t, err := d.Token(); err != nil || t != json.Delim('[') {
+	// The event's arguments as is (valid JSON, checked above): an array
+	// whose first element is the event name, as socketio sends them.
+	rest := bytes.TrimLeft(p.Data, " \t\r\n")
+	if len(rest) == 0 || rest[0] != '[' {
 		return e, errors.New("packet data is not an array")
 	}
-	if t, err := d.Token(); err != nil {
-		return e, errors.New("packet data is not a non-empty array")
-	} else if _, ok := t.(string); !ok {
+	if rest = bytes.TrimLeft(rest[1:], " \t\r\n"); len(rest) == 0 || rest[0] != '"' {
 		return e, errors.New("event name is not a string")
 	}
 	e.Data = p.Data
-	e.Rooms, e.Except = nilIfEmpty(msg.Opts.Rooms), nilIfEmpty(msg.Opts.Except)
-	e.Volatile = msg.Opts.Flags != nil && msg.Opts.Flags.Volatile
+	if isJSONSet(msg.Opts) {
+		// Rooms are strings but for a JS numeric room, which the slower
+		// generic path formats.
+		var o struct {
+			Rooms  []string `json:"rooms"`
+			Except []string `json:"except"`
+			Flags  *struct {
+				Volatile bool `json:"volatile"`
+			} `json:"flags"`
+		}
+		if json.Unmarshal(msg.Opts, &o) == nil {
+			e.Rooms, e.Except = nilIfEmpty(o.Rooms), nilIfEmpty(o.Except)
+			e.Volatile = o.Flags != nil && o.Flags.Volatile
+			return e, nil
+		}
+		var co clusterwire.Opts
+		if err := json.Unmarshal(msg.Opts, &co); err != nil {
+			return e, fmt.Errorf("opts: %w", err)
+		}
+		e.Rooms, e.Except = nilIfEmpty(co.Rooms), nilIfEmpty(co.Except)
+		e.Volatile = co.Flags != nil && co.Flags.Volatile
+	}
 	return e, nil
 }
 
@@ -303,46 +349,78 @@ func nilIfEmpty(s []string) []string {
 	return s
 }
 
-// placeholder is an attachment's place in a packet's JSON.
-type placeholder int
-
-func (p placeholder) MarshalJSON() ([]byte, error) {
-	return fmt.Appendf(nil, `{"_placeholder":true,"num":%d}`, int(p)), nil
+// placeholderJSON returns decoded msgpack values as a packet's JSON
+// array, maps in their order, each bin replaced by a placeholder numbered
+// in the order of the JSON, and the bins.
+func placeholderJSON(args []any) ([]byte, [][]byte, error) {
+	w := jsonWriter{}
+	if err := w.value(args); err != nil {
+		return nil, nil, fmt.Errorf("packet data: %w", err)
+	}
+	return w.buf, w.bins, nil
 }
 
-// placeholderJSON returns decoded msgpack values as a packet's JSON array,
-// each bin replaced by a placeholder numbered in the order of the JSON
-// (map keys sorted, as encoding/json writes them), and the bins.
-func placeholderJSON(args []any) ([]byte, [][]byte, error) {
-	var bins [][]byte
-	var walk func(v any) any
-	walk = func(v any) any {
-		switch x := v.(type) {
-		case []byte:
-			bins = append(bins, x)
-			return placeholder(len(bins) - 1)
-		case []any:
-			for i := range x {
-				x[i] = walk(x[i])
+type jsonWriter struct {
+	buf  []byte
+	bins [][]byte
+}
+
+func (w *jsonWriter) value(v any) error {
+	switch x := v.(type) {
+	case nil:
+		w.buf = append(w.buf, "null"...)
+	case bool:
+		w.buf = strconv.AppendBool(w.buf, x)
+	case int64:
+		w.buf = strconv.AppendInt(w.buf, x, 10)
+	case float64, string:
+		b, err := marshalNoEscape(x)
+		if err != nil {
+			return err
+		}
+		w.buf = append(w.buf, b...)
+	case []byte:
+		w.buf = fmt.Appendf(w.buf, `{"_placeholder":true,"num":%d}`, len(w.bins))
+		w.bins = append(w.bins, x)
+	case []any:
+		w.buf = append(w.buf, '[')
+		for i, e := range x {
+			if i > 0 {
+				w.buf = append(w.buf, ',')
 			}
-		case map[string]any:
-			keys := make([]string, 0, len(x))
-			for k := range x {
-				keys = append(keys, k)
-			}
-			slices.Sort(keys)
-			for _, k := range keys {
-				x[k] = walk(x[k])
+			if err := w.value(e); err != nil {
+				return err
 			}
 		}
-		return v
+		w.buf = append(w.buf, ']')
+	case clusterwire.Map:
+		w.buf = append(w.buf, '{')
+		for i, f := range x {
+			if i > 0 {
+				w.buf = append(w.buf, ',')
+			}
+			if err := w.value(f.Key); err != nil {
+				return err
+			}
+			w.buf = append(w.buf, ':')
+			if err := w.value(f.Value); err != nil {
+				return err
+			}
+		}
+		w.buf = append(w.buf, '}')
+	default:
+		return fmt.Errorf("value of type %T", v)
 	}
-	walk(args)
+	return nil
+}
+
+// marshalNoEscape is json.Marshal without the HTML escapes.
+func marshalNoEscape(v any) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(args); err != nil {
-		return nil, nil, fmt.Errorf("packet data: %w", err)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
 	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), bins, nil
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }

@@ -298,9 +298,10 @@ func Unmarshal(data []byte) (any, error) {
 // A Decoder reads msgpack values from a byte slice one at a time, so a
 // receiver can read the head of a message (its uid, say) and stop there.
 type Decoder struct {
-	b     []byte
-	lim   Limits
-	items int
+	b       []byte
+	lim     Limits
+	items   int
+	inOrder bool
 }
 
 // NewDecoder returns a Decoder of data; zero fields of lim take the
@@ -314,6 +315,10 @@ func NewDecoder(data []byte, lim Limits) *Decoder {
 	}
 	return &Decoder{b: data, lim: lim}
 }
+
+// MapsInOrder makes Value return maps as Map, their keys in the order of
+// the bytes (a JS object's order), instead of map[string]any.
+func (d *Decoder) MapsInOrder() { d.inOrder = true }
 
 // Len returns the number of bytes not yet read.
 func (d *Decoder) Len() int { return len(d.b) }
@@ -425,7 +430,7 @@ func (d *Decoder) strLen(c byte) (n int, ok bool, err error) {
 // Value reads the next value: nil, bool, int64 (an integer; a uint64 above
 // math.MaxInt64 becomes float64, as in JS), float64, string, []byte (bin),
 // []any, map[string]any (integer keys are formatted in decimal, as a JS
-// object would), and a timestamp (ext −1) as the string Date.toJSON gives
+// object would; Map after MapsInOrder), and a timestamp (ext −1) as the string Date.toJSON gives
 // (ISO 8601 UTC, milliseconds). Other extensions are refused.
 func (d *Decoder) Value() (any, error) { return d.value(0) }
 
@@ -545,7 +550,13 @@ func (d *Decoder) mapBody(n uint64, depth int) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := make(map[string]any, cnt)
+	var m map[string]any
+	var om Map
+	if d.inOrder {
+		om = make(Map, 0, cnt)
+	} else {
+		m = make(map[string]any, cnt)
+	}
 	for range cnt {
 		k, err := d.value(depth + 1)
 		if err != nil {
@@ -560,9 +571,18 @@ func (d *Decoder) mapBody(n uint64, depth int) (any, error) {
 		default:
 			return nil, malformed("map key of type %T", k)
 		}
-		if m[key], err = d.value(depth + 1); err != nil {
+		v, err := d.value(depth + 1)
+		if err != nil {
 			return nil, err
 		}
+		if d.inOrder {
+			om = append(om, Field{key, v})
+		} else {
+			m[key] = v
+		}
+	}
+	if d.inOrder {
+		return om, nil
 	}
 	return m, nil
 }

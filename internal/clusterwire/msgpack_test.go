@@ -313,3 +313,19 @@ func TestFallbackJSON(t *testing.T) {
 		t.Errorf("nil pointer: %x", b)
 	}
 }
+
+// TestMapsInOrder: after MapsInOrder, maps come back as Map in the order
+// of the bytes, nested ones too.
+func TestMapsInOrder(t *testing.T) {
+	b, err := Marshal(Map{{"b", 1}, {"a", Map{{"z", true}, {"y", nil}}}, {"7", []any{Map{{"q", "x"}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := NewDecoder(b, Limits{})
+	d.MapsInOrder()
+	v, err := d.Value()
+	want := Map{{"b", int64(1)}, {"a", Map{{"z", true}, {"y", nil}}}, {"7", []any{Map{{"q", "x"}}}}}
+	if err != nil || !reflect.DeepEqual(v, want) {
+		t.Errorf("got %#v, %v; want %#v", v, err, want)
+	}
+}
