@@ -303,9 +303,17 @@ func (p *cutProxy) Cut() {
 }
 
 // TestClusterBusDown: a node that loses Redis stays ready, says
-// "bus":"down" with the warning, reports cluster_up 0, and still delivers
-// a publish made to it to its own sockets.
+// "bus":"down" with the warning, reports cluster_up 0, and answers a
+// publish 500. On pub/sub only (RECOVERY_STREAM=off) it still delivers
+// the publish to its own sockets; with the recovery stream, whence a node
+// delivers, to none.
 func TestClusterBusDown(t *testing.T) {
+	for _, stream := range []string{RecoveryStreamOff, ""} {
+		t.Run("RECOVERY_STREAM="+stream, func(t *testing.T) { testClusterBusDown(t, stream) })
+	}
+}
+
+func testClusterBusDown(t *testing.T, stream string) {
 	modes := clusterEnvs(t)
 	env, ok := modes[ClusterRedis]
 	if !ok {
@@ -320,6 +328,7 @@ func TestClusterBusDown(t *testing.T) {
 	u.Host = proxy.Addr()
 	env["REDIS_URL"] = u.String()
 	env["METRICS_KEY"] = "mk"
+	env["RECOVERY_STREAM"] = stream
 	base := startCluster(t, 1, env)[0]
 	cookie, room := login(t, base)
 	c := startClient(t, base, cookie, "websocket")
@@ -351,13 +360,17 @@ func TestClusterBusDown(t *testing.T) {
 	if _, metrics := get(t, base+"/metrics", http.Header{"Authorization": {"Bearer mk"}}); !strings.Contains(metrics, "sessiongate_cluster_up 0\n") {
 		t.Error("cluster_up is not 0 with the bus down")
 	}
-	// A publish fails for the cluster (500) but reaches the node's own
-	// sockets.
+	// A publish fails for the cluster (500); on pub/sub it reaches the
+	// node's own sockets.
 	res, body := post(t, base+"/api/publish", `{"to":["`+room+`"],"event":"local","data":1}`, http.Header{"Authorization": {"Bearer pk"}})
 	if res.StatusCode != 500 {
 		t.Errorf("publish with the bus down = %d %s, want 500 (not delivered to the cluster)", res.StatusCode, body)
 	}
-	c.expectEvent(t, "local", "1")
+	if stream == RecoveryStreamOff {
+		c.expectEvent(t, "local", "1")
+	} else if c.nextWithin(t, 500*time.Millisecond, "local", "1") {
+		t.Error("delivered without the stream")
+	}
 }
 
 // TestClusterUnreachableRedis: a Redis that does not answer stops start-up
