@@ -28,8 +28,8 @@ func recoveryEnv(t *testing.T, extra map[string]string) map[string]string {
 	return env
 }
 
-// publisher publishes "e" with 1, 2, … to the room of n%3 (rooms[0] or
-// rooms[1]) on the node of n%2, one at a time.
+// publisher2 publishes "e" with 1, 2, … to rooms[0] when n%3 is 0, else
+// to rooms[1], on the node of n%2, one at a time (POST /api/publish).
 type publisher2 struct {
 	nodes []string
 	rooms [2]string
@@ -304,4 +304,56 @@ func TestClusterRecoveryNodeDied(t *testing.T) {
 	<-done
 	c.Until(t, 40)
 	c.ExactlyOnce(t, 40)
+}
+
+// TestClusterRecoveryHalfOpen: the connection to node A is cut without
+// A seeing it (half-open: A only notices at its ping timeout), and the
+// client recovers on node B meanwhile. When A later ends its old socket,
+// that must not undo the recovery: a second drop, from B, recovers again
+// (on A), every event exactly once, in order.
+func TestClusterRecoveryHalfOpen(t *testing.T) {
+	nodetest.Require(t, "test/interop")
+	all := clusterSetup(t, recoveryEnv(t, map[string]string{"PING_INTERVAL": "300ms", "PING_TIMEOUT": "300ms"}))
+	_, _, a := startMain(t, all)
+	_, _, b := startMain(t, all)
+	cookie, userRoom := login(t, a)
+	px, err := tcpproxy.New(hostOf(t, a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer px.Close()
+	c := nodetest.StartRecoveryCounter(t, "http://"+px.Addr(), cookie, nil)
+	first := c.Connect(t, false, false, true)
+	p := &publisher2{nodes: []string{a, b}, rooms: [2]string{userRoom, userRoom}}
+	p.publishTo(t, 5)
+	c.Until(t, 5)
+	px.Pause()
+	px.Cut(false) // A's side stays open and silent
+	p.publishTo(t, 10)
+	px.Retarget(hostOf(t, b))
+	px.Resume()
+	if conn := c.Connect(t, true, false, true); conn.ID != first.ID {
+		t.Fatalf("recovered as %s, want %s", conn.ID, first.ID)
+	}
+	p.publishTo(t, 15)
+	c.Until(t, 15)
+	// A notices its half-open socket at its ping timeout: wait for the
+	// socket to be gone from A's count.
+	for metric(t, a, "sessiongate_connections") != "0" {
+		if testCtx(t).Err() != nil {
+			t.Fatal("node A never ended its half-open socket")
+		}
+		time.Sleep(50 * time.Millisecond) // nothing to await from outside the process
+	}
+	px.Pause()
+	px.Cut(true)
+	p.publishTo(t, 20)
+	px.Retarget(hostOf(t, a))
+	px.Resume()
+	if conn := c.Connect(t, true, false, true); conn.ID != first.ID {
+		t.Errorf("second recovery as %s, want %s", conn.ID, first.ID)
+	}
+	p.publishTo(t, 25)
+	c.Until(t, 25)
+	c.ExactlyOnce(t, 25)
 }
