@@ -247,7 +247,7 @@ var settings = []setting{
 		parse: func(c *Config, v string) error { return parsePositiveInt(&c.RecoveryMaxMessages, v) }},
 	{env: "RECOVERY_MAX_BYTES", def: "1048576", arg: "BYTES", usage: "most bytes of events one recovery replays; more: a fresh connection, told it may have missed events",
 		parse: func(c *Config, v string) error { return parsePositiveInt(&c.RecoveryMaxBytes, v) }},
-	{env: "RECOVERY_LOG_BYTES", def: "67108864", arg: "BYTES", usage: "most bytes the recovery log holds for the whole node (an event costs its JSON plus about 200 bytes); past it the oldest events go, and a socket that needed them connects fresh, told it may have missed events",
+	{env: "RECOVERY_LOG_BYTES", def: "67108864", arg: "BYTES", usage: "most bytes the node's own recovery log holds (not the recovery stream of CLUSTER=redis) for the whole node (an event costs its JSON plus about 200 bytes); past it the oldest events go, and a socket that needed them connects fresh, told it may have missed events",
 		parse: func(c *Config, v string) error { return parsePositiveInt(&c.RecoveryLogBytes, v) }},
 	{env: "RECOVERY_STREAM", def: "", arg: "NAME", usage: "with CLUSTER=redis, the Redis stream that carries the cluster's broadcasts (beside pub/sub, for @socket.io/redis-adapter peers), so that a client recovers on any node, even after its node died; one stream for every namespace, in @socket.io/redis-streams-adapter's format (its streamName); empty: CLUSTER_KEY (socket.io by default, the adapter's default); off: none, each node keeps its own recovery log (a client recovers on the node it dropped from); with CLUSTER=postgres, always the node's own",
 		parse: parseRecoveryStream},
