@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/rueidis"
 
@@ -132,5 +133,33 @@ func TestClusterRediss(t *testing.T) {
 	code, _, stderr := runCmd(t, env2, "", "serve")
 	if code != 2 || !strings.HasPrefix(stderr, "sessiongate: REDIS_URL: cannot join the redis cluster: ") || strings.Contains(stderr, password) {
 		t.Errorf("serve without the CA: exit %d, stderr %q; want 2 naming REDIS_URL, without the password", code, stderr)
+	}
+}
+
+// deleteRedisKeys deletes what a test cluster under CLUSTER_KEY key left
+// in the test Redis: its recovery stream (named key by default) and its
+// saved sockets (key:recovery:session:…). It runs after the nodes stopped.
+func deleteRedisKeys(t *testing.T, key string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{redisHost(t)}, DisableCache: true})
+	if err != nil {
+		return // the test failed for it already, if it needed Redis
+	}
+	defer c.Close()
+	keys := []string{key}
+	for cursor := uint64(0); ; {
+		e, err := c.Do(ctx, c.B().Scan().Cursor(cursor).Match(key+":*").Count(1000).Build()).AsScanEntry()
+		if err != nil {
+			t.Errorf("clean up Redis keys %s:*: %v", key, err)
+			return
+		}
+		keys = append(keys, e.Elements...)
+		if cursor = e.Cursor; cursor == 0 {
+			break
+		}
+	}
+	if err := c.Do(ctx, c.B().Del().Key(keys...).Build()).Error(); err != nil {
+		t.Errorf("clean up Redis keys of %s: %v", key, err)
 	}
 }

@@ -32,6 +32,7 @@ func clusterEnvs(t *testing.T) map[string]map[string]string {
 	key := "sgtest-" + hex.EncodeToString(b[:])
 	if _, ok := clusterOpeners[ClusterRedis]; ok {
 		modes[ClusterRedis] = map[string]string{"CLUSTER": ClusterRedis, "REDIS_URL": testRedisURL(), "CLUSTER_KEY": key}
+		t.Cleanup(func() { deleteRedisKeys(t, key) })
 	}
 	if _, ok := clusterOpeners[ClusterPostgres]; ok {
 		modes[ClusterPostgres] = map[string]string{"CLUSTER": ClusterPostgres, "CLUSTER_KEY": key}
