@@ -2,7 +2,9 @@
 // the way a network does: Cut closes the client's side of every
 // connection at once (optionally leaving the server's side open and
 // silent, a half-open connection the server only notices at its ping
-// timeout), and Pause makes new connections fail until Resume.
+// timeout), Pause makes new connections fail until Resume, and Retarget
+// sends the next ones elsewhere (a load balancer that picks another
+// node).
 package tcpproxy
 
 import (
@@ -53,7 +55,10 @@ func (p *Proxy) accept() {
 			c.Close()
 			continue
 		}
-		s, err := net.Dial("tcp", p.target)
+		p.mu.Lock()
+		target := p.target
+		p.mu.Unlock()
+		s, err := net.Dial("tcp", target)
 		if err != nil {
 			c.Close()
 			continue
@@ -106,6 +111,14 @@ func (p *Proxy) Cut(closeServer bool) {
 		}
 		pr.client.Close()
 	}
+}
+
+// Retarget forwards the connections made from now on to target; those
+// open stay where they are.
+func (p *Proxy) Retarget(target string) {
+	p.mu.Lock()
+	p.target = target
+	p.mu.Unlock()
 }
 
 // Pause makes new connections fail (accepted and closed at once) until
