@@ -170,6 +170,9 @@ func TestClusterRecovery(t *testing.T) {
 		if got := metric(t, b, "sessiongate_recovery_successes_total"); got != "1" {
 			t.Errorf("node B counts %q recoveries, want 1", got)
 		}
+		if got := metric(t, a, "sessiongate_recovery_stream_read_gaps_total"); got != "0" {
+			t.Errorf("node A counts %q gaps in its reads of the stream, want 0", got)
+		}
 	})
 
 	t.Run("session deleted during the drop", func(t *testing.T) {

@@ -95,7 +95,9 @@ func (s *server) recoveryFamilies() []prometheus.Family {
 	}
 	mem, ok := s.recoveryLog.(*socketio.MemoryLog)
 	if !ok {
-		return fams // a shared log's size is Redis' (XLEN, DBSIZE)
+		// A shared log's size is Redis' (XLEN, DBSIZE).
+		return append(fams, prometheus.Counter("recovery_stream_read_gaps_total", "Times the shared recovery stream had dropped events before this node read them (its sockets missed them live): the node lagged more than RECOVERY_STREAM_MAX_ENTRIES behind.",
+			func() uint64 { return st().ReadGaps }))
 	}
 	return append(fams,
 		prometheus.Gauge("recovery_log_entries", "Events held by the recovery log.",
