@@ -405,11 +405,25 @@ func (c *client) join(s *Socket) {
 		}
 	}
 	var gap []LogEntry
-	if err == nil && res != nil && c.srv.shared != nil && res.Head != s.regHead {
-		// What this node delivered between the restore and the register
-		// reached neither the old socket nor this one.
+	if err == nil && res != nil && c.srv.shared != nil {
+		// What this node delivered between the restore and now that the
+		// socket is in its rooms reached neither the old socket nor all
+		// of this one: before its register, nothing; between its register
+		// and its rooms' join (a cluster adapter's AddAll waits for a
+		// SUBSCRIBE), only what was sent to its id. The log replays all of
+		// it, in place of what was held for it meanwhile; what comes after
+		// end is held.
+		s.ns.seqMu.Lock()
+		s.sendMu.Lock()
+		end := s.ns.delivered
+		s.held, s.overflowed = nil, false
+		s.sendMu.Unlock()
+		s.ns.seqMu.Unlock()
 		var gerr error
-		if gap, gerr = c.srv.rec.Log.Range(s.Context(), s.ns.name, res.Head, s.regHead, s.id, s.ns.mem.Rooms(s.id)); gerr != nil {
+		if res.Head != end {
+			gap, gerr = c.srv.rec.Log.Range(s.Context(), s.ns.name, res.Head, end, s.id, s.ns.mem.Rooms(s.id))
+		}
+		if gerr != nil {
 			c.logger().Warn("socketio: the events sent to a recovering socket are no longer logged; dropping its connection", "reason", reasonOf(gerr), "engine_id", c.conn.ID())
 			c.srv.recoveries.fail(reasonOf(gerr))
 			c.close(ReasonTransportError)

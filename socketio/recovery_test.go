@@ -230,14 +230,19 @@ func (l *sharedMemoryLog) Read(ctx context.Context, nsp, after string) ([]LogEnt
 }
 
 // newSharedServers returns two servers of one cluster on a shared log,
-// recovery keyed as newRecoveryServer's, every socket starting in room "r".
-func newSharedServers(t *testing.T) (*sharedMemoryLog, [2]*Server, [2]*Namespace) {
+// recovery keyed as newRecoveryServer's, every socket starting in room "r";
+// the adapters of the second are newAdapter's, when given.
+func newSharedServers(t *testing.T, newAdapter ...func(*MemoryAdapter) Adapter) (*sharedMemoryLog, [2]*Server, [2]*Namespace) {
 	t.Helper()
 	log := newSharedMemoryLog()
 	var srvs [2]*Server
 	var nss [2]*Namespace
 	for i := range srvs {
-		srvs[i] = newServer(Options{ConnectTimeout: 5 * time.Second, Recovery: &RecoveryOptions{
+		var na func(*MemoryAdapter) Adapter
+		if i == 1 && len(newAdapter) > 0 {
+			na = newAdapter[0]
+		}
+		srvs[i] = newServer(Options{ConnectTimeout: 5 * time.Second, NewAdapter: na, Recovery: &RecoveryOptions{
 			Log: log,
 			Key: func(s *Socket) (string, bool) {
 				var auth struct{ Key string }

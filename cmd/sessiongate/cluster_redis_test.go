@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/rueidis"
 
@@ -18,9 +19,10 @@ import (
 
 // TestClusterRedisACL: the ACL of docs/cluster.md is enough for a node and
 // confines it. A Redis user made with exactly that line (for this test's
-// CLUSTER_KEY) runs two nodes through which a publish reaches a socket on
-// the other node; the same user may not publish on another channel, nor
-// touch a key.
+// CLUSTER_KEY, which is also the recovery stream's name) runs two nodes
+// through which a publish reaches a socket on the other node (through the
+// recovery stream, RECOVERY=ask); the same user may not publish on another
+// channel, nor touch another key.
 func TestClusterRedisACL(t *testing.T) {
 	modes := clusterEnvs(t)
 	env, ok := modes[ClusterRedis]
@@ -38,7 +40,9 @@ func TestClusterRedisACL(t *testing.T) {
 	user, password := "sgacl-"+hex.EncodeToString(b[:4]), hex.EncodeToString(b[4:])+"-acl-password"
 	// docs/cluster.md, "Security of the bus", with socket.io replaced by the key.
 	acl := "on >" + password + " resetkeys resetchannels &" + key + "#* &" + key + "-request#* &" + key + "-response#*" +
-		" -@all +publish +subscribe +unsubscribe +pubsub|numsub +ping +hello +client|setname"
+		" ~" + key + " ~" + key + ":recovery:session:*" +
+		" -@all +publish +subscribe +unsubscribe +pubsub|numsub +ping +hello +client|setname" +
+		" +evalsha +eval +xadd +xread +xrange +xrevrange +xlen +xtrim +xsetid +xinfo|stream +exists +set +get +getdel +del"
 	if err := admin.Do(ctx, admin.B().Arbitrary("ACL", "SETUSER", user, "reset").Args(strings.Fields(acl)...).Build()).Error(); err != nil {
 		admin.Close()
 		t.Fatalf("ACL SETUSER: %v", err)
@@ -129,5 +133,33 @@ func TestClusterRediss(t *testing.T) {
 	code, _, stderr := runCmd(t, env2, "", "serve")
 	if code != 2 || !strings.HasPrefix(stderr, "sessiongate: REDIS_URL: cannot join the redis cluster: ") || strings.Contains(stderr, password) {
 		t.Errorf("serve without the CA: exit %d, stderr %q; want 2 naming REDIS_URL, without the password", code, stderr)
+	}
+}
+
+// deleteRedisKeys deletes what a test cluster under CLUSTER_KEY key left
+// in the test Redis: its recovery stream (named key by default) and its
+// saved sockets (key:recovery:session:…). It runs after the nodes stopped.
+func deleteRedisKeys(t *testing.T, key string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{redisHost(t)}, DisableCache: true})
+	if err != nil {
+		return // the test failed for it already, if it needed Redis
+	}
+	defer c.Close()
+	keys := []string{key}
+	for cursor := uint64(0); ; {
+		e, err := c.Do(ctx, c.B().Scan().Cursor(cursor).Match(key+":*").Count(1000).Build()).AsScanEntry()
+		if err != nil {
+			t.Errorf("clean up Redis keys %s:*: %v", key, err)
+			return
+		}
+		keys = append(keys, e.Elements...)
+		if cursor = e.Cursor; cursor == 0 {
+			break
+		}
+	}
+	if err := c.Do(ctx, c.B().Del().Key(keys...).Build()).Error(); err != nil {
+		t.Errorf("clean up Redis keys of %s: %v", key, err)
 	}
 }

@@ -32,6 +32,7 @@ func clusterEnvs(t *testing.T) map[string]map[string]string {
 	key := "sgtest-" + hex.EncodeToString(b[:])
 	if _, ok := clusterOpeners[ClusterRedis]; ok {
 		modes[ClusterRedis] = map[string]string{"CLUSTER": ClusterRedis, "REDIS_URL": testRedisURL(), "CLUSTER_KEY": key}
+		t.Cleanup(func() { deleteRedisKeys(t, key) })
 	}
 	if _, ok := clusterOpeners[ClusterPostgres]; ok {
 		modes[ClusterPostgres] = map[string]string{"CLUSTER": ClusterPostgres, "CLUSTER_KEY": key}
@@ -51,6 +52,19 @@ func testRedisURL() string {
 // it with env; it returns their base URLs.
 func startCluster(t *testing.T, n int, env map[string]string) []string {
 	t.Helper()
+	all := clusterSetup(t, env)
+	var bases []string
+	for range n {
+		_, _, base := startMain(t, all)
+		bases = append(bases, base)
+	}
+	return bases
+}
+
+// clusterSetup migrates a fresh schema and adds alice; it returns the
+// settings of a node on it: env, the store and the publish key.
+func clusterSetup(t *testing.T, env map[string]string) map[string]string {
+	t.Helper()
 	schema, url := pgtest.Schema(t)
 	all := map[string]string{"DATABASE_URL": url, "SESSION_SCHEMA": schema, "PUBLISH_KEY": "pk", "SESSION_SECRETS": "test secret"}
 	for k, v := range env {
@@ -62,12 +76,7 @@ func startCluster(t *testing.T, n int, env map[string]string) []string {
 	if code, _, stderr := runCmd(t, all, "", "users", "add", "--email", "alice@example.com", "--password", "alice password"); code != 0 {
 		t.Fatalf("users add: %s", stderr)
 	}
-	var bases []string
-	for range n {
-		_, _, base := startMain(t, all)
-		bases = append(bases, base)
-	}
-	return bases
+	return all
 }
 
 // TestClusterLogout: sessions stay right across nodes. Alice logs in on
@@ -295,9 +304,17 @@ func (p *cutProxy) Cut() {
 }
 
 // TestClusterBusDown: a node that loses Redis stays ready, says
-// "bus":"down" with the warning, reports cluster_up 0, and still delivers
-// a publish made to it to its own sockets.
+// "bus":"down" with the warning, reports cluster_up 0, and answers a
+// publish 500. On pub/sub only (RECOVERY_STREAM=off) it still delivers
+// the publish to its own sockets; with the recovery stream, whence a node
+// delivers, to none.
 func TestClusterBusDown(t *testing.T) {
+	for _, stream := range []string{RecoveryStreamOff, ""} {
+		t.Run("RECOVERY_STREAM="+stream, func(t *testing.T) { testClusterBusDown(t, stream) })
+	}
+}
+
+func testClusterBusDown(t *testing.T, stream string) {
 	modes := clusterEnvs(t)
 	env, ok := modes[ClusterRedis]
 	if !ok {
@@ -312,6 +329,7 @@ func TestClusterBusDown(t *testing.T) {
 	u.Host = proxy.Addr()
 	env["REDIS_URL"] = u.String()
 	env["METRICS_KEY"] = "mk"
+	env["RECOVERY_STREAM"] = stream
 	base := startCluster(t, 1, env)[0]
 	cookie, room := login(t, base)
 	c := startClient(t, base, cookie, "websocket")
@@ -343,13 +361,17 @@ func TestClusterBusDown(t *testing.T) {
 	if _, metrics := get(t, base+"/metrics", http.Header{"Authorization": {"Bearer mk"}}); !strings.Contains(metrics, "sessiongate_cluster_up 0\n") {
 		t.Error("cluster_up is not 0 with the bus down")
 	}
-	// A publish fails for the cluster (500) but reaches the node's own
-	// sockets.
+	// A publish fails for the cluster (500); on pub/sub it reaches the
+	// node's own sockets.
 	res, body := post(t, base+"/api/publish", `{"to":["`+room+`"],"event":"local","data":1}`, http.Header{"Authorization": {"Bearer pk"}})
 	if res.StatusCode != 500 {
 		t.Errorf("publish with the bus down = %d %s, want 500 (not delivered to the cluster)", res.StatusCode, body)
 	}
-	c.expectEvent(t, "local", "1")
+	if stream == RecoveryStreamOff {
+		c.expectEvent(t, "local", "1")
+	} else if c.nextWithin(t, 500*time.Millisecond, "local", "1") {
+		t.Error("delivered without the stream")
+	}
 }
 
 // TestClusterUnreachableRedis: a Redis that does not answer stops start-up

@@ -84,6 +84,12 @@ type Config struct {
 	// RecoveryLogBytes bounds the whole in-memory recovery log
 	// (RECOVERY_LOG_BYTES); its oldest events go first past it.
 	RecoveryLogBytes int64
+	// RecoveryStream is the Redis stream of the shared recovery log with
+	// CLUSTER=redis (RECOVERY_STREAM: the streams adapter's streamName;
+	// "": CLUSTER_KEY, RecoveryStreamOff: none, a log per node);
+	// RecoveryStreamMaxEntries its length bound (the adapter's maxLen).
+	RecoveryStream           string
+	RecoveryStreamMaxEntries int
 
 	RateLimit      float64
 	RateBurst      int
@@ -241,8 +247,12 @@ var settings = []setting{
 		parse: func(c *Config, v string) error { return parsePositiveInt(&c.RecoveryMaxMessages, v) }},
 	{env: "RECOVERY_MAX_BYTES", def: "1048576", arg: "BYTES", usage: "most bytes of events one recovery replays; more: a fresh connection, told it may have missed events",
 		parse: func(c *Config, v string) error { return parsePositiveInt(&c.RecoveryMaxBytes, v) }},
-	{env: "RECOVERY_LOG_BYTES", def: "67108864", arg: "BYTES", usage: "most bytes the recovery log holds for the whole node (an event costs its JSON plus about 200 bytes); past it the oldest events go, and a socket that needed them connects fresh, told it may have missed events",
+	{env: "RECOVERY_LOG_BYTES", def: "67108864", arg: "BYTES", usage: "most bytes the node's own recovery log holds (not the recovery stream of CLUSTER=redis) for the whole node (an event costs its JSON plus about 200 bytes); past it the oldest events go, and a socket that needed them connects fresh, told it may have missed events",
 		parse: func(c *Config, v string) error { return parsePositiveInt(&c.RecoveryLogBytes, v) }},
+	{env: "RECOVERY_STREAM", def: "", arg: "NAME", usage: "with CLUSTER=redis, the Redis stream that carries the cluster's broadcasts (beside pub/sub, for @socket.io/redis-adapter peers), so that a client recovers on any node, even after its node died; one stream for every namespace, in @socket.io/redis-streams-adapter's format (its streamName); empty: CLUSTER_KEY (socket.io by default, the adapter's default); off: none, each node keeps its own recovery log (a client recovers on the node it dropped from); with CLUSTER=postgres, always the node's own",
+		parse: parseRecoveryStream},
+	{env: "RECOVERY_STREAM_MAX_ENTRIES", def: "10000", arg: "N", usage: "most entries RECOVERY_STREAM keeps, all namespaces together (the streams adapter's maxLen); a socket that missed more than this many events cluster-wide connects fresh, told it may have missed events",
+		parse: func(c *Config, v string) error { return parsePositiveInt(&c.RecoveryStreamMaxEntries, v) }},
 	{env: "RATE_LIMIT", def: "500", arg: "N", usage: "Engine.IO handshakes (new sessions) per second per client IP (IPv6: per /64); more get HTTP 429; 0 disables",
 		parse: parseRateLimit},
 	{env: "RATE_BURST", def: "0", arg: "N", usage: "handshake burst per client IP; 0: twice RATE_LIMIT",
@@ -537,6 +547,44 @@ func parseRecovery(c *Config, v string) error {
 	return fmt.Errorf("invalid recovery %q (ask, on or off)", v)
 }
 
+// maxRecoveryStream bounds RECOVERY_STREAM, a Redis key.
+const maxRecoveryStream = 256
+
+func parseRecoveryStream(c *Config, v string) error {
+	c.RecoveryStream = ""
+	switch {
+	case v == "":
+		return nil
+	case len(v) > maxRecoveryStream:
+		return fmt.Errorf("is longer than %d bytes", maxRecoveryStream)
+	}
+	for _, r := range v {
+		if r <= ' ' || r == 0x7f {
+			return fmt.Errorf("%q must not contain spaces or control characters", v)
+		}
+	}
+	c.RecoveryStream = v
+	return nil
+}
+
+// RecoveryStreamOff is the RECOVERY_STREAM of a CLUSTER=redis without a
+// shared recovery log.
+const RecoveryStreamOff = "off"
+
+// recoveryStream is the stream of the shared recovery log, "" for none:
+// with CLUSTER=redis and recovery on, RECOVERY_STREAM, else CLUSTER_KEY,
+// so that two clusters on one Redis share no stream unless told to (their
+// broadcasts would reach each other's sockets).
+func (c *Config) recoveryStream() string {
+	switch {
+	case c.Cluster != ClusterRedis, c.Recovery == RecoveryOff, c.RecoveryStream == RecoveryStreamOff:
+		return ""
+	case c.RecoveryStream != "":
+		return c.RecoveryStream
+	}
+	return c.ClusterKey
+}
+
 func parseRedisURL(c *Config, v string) error {
 	c.RedisURL = v
 	if v == "" {
@@ -761,6 +809,9 @@ func (c *Config) validate() error {
 		return configErrorf("CLUSTER", "needs DATABASE_URL: the nodes of a cluster must share one PostgreSQL session store (the embedded SQLite store is one node's)")
 	case c.Cluster == ClusterRedis && c.RedisURL == "":
 		return configErrorf("REDIS_URL", "required with CLUSTER=redis (redis://[user:password@]host[:port][/db] or rediss://)")
+	}
+	if c.RecoveryStream != "" && c.RecoveryStream != RecoveryStreamOff && c.Cluster != ClusterRedis {
+		return configErrorf("RECOVERY_STREAM", "needs CLUSTER=redis (the stream is on its Redis)")
 	}
 	if c.SubscribeURL != "" && c.HookSecret == "" {
 		return configErrorf("HOOK_SECRET", "required with SUBSCRIBE_URL: the application checks X-Sessiongate-Signature with it")

@@ -39,9 +39,11 @@ type server struct {
 	gw          *gateway.Gateway
 	// bus is the CLUSTER bus; nil on a single node.
 	bus clusterBus
-	// recoveryLog keeps what connection state recovery replays; nil with
-	// RECOVERY=off.
-	recoveryLog *socketio.MemoryLog
+	// recoveryLog keeps what connection state recovery replays: the
+	// cluster's shared log (closed by recoveryCloser) or the node's own;
+	// nil with RECOVERY=off.
+	recoveryLog    socketio.RecoveryLog
+	recoveryCloser io.Closer
 
 	stopRun   context.CancelFunc
 	runDone   chan struct{} // closed when gateway.Run returns
@@ -115,6 +117,9 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 		return nil, err
 	}
 	if s.bus, err = openCluster(ctx, &cfg, s.store, log); err != nil {
+		return nil, err
+	}
+	if err := s.openRecoveryLog(ctx, &cfg); err != nil {
 		return nil, err
 	}
 	var newAdapter func(*socketio.MemoryAdapter) socketio.Adapter
@@ -195,6 +200,7 @@ func startServer(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *
 		NewAdapter: newAdapter,
 		SocketData: s.gw.SocketData,
 		Recovery:   s.recoveryOptions(cfg),
+		Logger:     log,
 	})
 	ns := s.io.Of("/")
 	s.gw.Attach(ns)
@@ -462,6 +468,7 @@ func (s *server) abort() {
 	if s.metricsLn != nil {
 		s.metricsLn.Close()
 	}
+	s.closeRecoveryLog()
 	if s.bus != nil {
 		s.bus.Close()
 	}
@@ -505,8 +512,12 @@ func (s *server) shutdown() error {
 			case <-ctx.Done():
 			}
 		}
-		// The sockets are gone: leave the cluster, before the store (the
-		// postgres bus uses its database).
+		// The sockets are gone: close the shared recovery log (its
+		// readers stopped with them) and leave the cluster, before the
+		// store (the postgres bus uses its database).
+		if err := s.closeRecoveryLog(); err != nil {
+			errs = append(errs, fmt.Errorf("close recovery log: %w", err))
+		}
 		if s.bus != nil {
 			if err := s.bus.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("close cluster bus: %w", err))

@@ -289,17 +289,18 @@ func (c *controlled) try(t testing.TB, cmd map[string]any) line {
 
 // nodeEnv is the environment of a Node peer of a cluster.
 type nodeEnv struct {
-	Cluster  string // redis or postgres
-	Key      string // CLUSTER_KEY
+	Cluster  string // redis, postgres or redis-streams
+	Key      string // CLUSTER_KEY (redis-streams: its channelPrefix)
 	RedisURL string
 	PGURL    string // libpq-style URL for node-postgres, no search_path
 	PGSchema string
+	Stream   string // STREAM_NAME of redis-streams
 }
 
 func (e nodeEnv) env() []string {
 	return append(os.Environ(),
 		"CLUSTER="+e.Cluster, "CLUSTER_KEY="+e.Key, "REDIS_URL="+e.RedisURL,
-		"DATABASE_URL="+e.PGURL, "PG_SCHEMA="+e.PGSchema)
+		"DATABASE_URL="+e.PGURL, "PG_SCHEMA="+e.PGSchema, "STREAM_NAME="+e.Stream)
 }
 
 // nodeServer is a running node-server.mjs.

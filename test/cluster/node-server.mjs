@@ -1,9 +1,16 @@
 // node-server.mjs: a Node socket.io 4.8 server in a sessiongate cluster, as
 // a team migrating from Node runs it: @socket.io/redis-adapter (classic
-// createAdapter over node-redis 4) or @socket.io/postgres-adapter.
+// createAdapter over node-redis 4), @socket.io/postgres-adapter, or
+// @socket.io/redis-streams-adapter 0.3.1 with connection state recovery.
 //
 //   CLUSTER=redis    REDIS_URL=redis://127.0.0.1:6379 CLUSTER_KEY=<key> PORT=0 node node-server.mjs
 //   CLUSTER=postgres DATABASE_URL=postgres://… PG_SCHEMA=<schema> CLUSTER_KEY=<key> PORT=0 node node-server.mjs
+//   CLUSTER=redis-streams REDIS_URL=… STREAM_NAME=<stream> CLUSTER_KEY=<channelPrefix> PORT=0 node node-server.mjs
+//
+// With redis-streams, connectionStateRecovery is on (2 min, middlewares
+// skipped, Node's defaults): its CONNECT replies carry a pid, its events an
+// offset (the stream id), and a socket that drops is saved under
+// sio:session:<pid>. Its connection lines then carry "recovered".
 //
 // It accepts any client (no auth): a client's handshake auth may carry
 // {"rooms": [...], "data": {...}}, which the socket joins and keeps as
@@ -46,7 +53,10 @@ const die = (msg) => {
 };
 
 const httpServer = createServer();
-const io = new Server(httpServer, { cors: { origin: true } });
+const io = new Server(httpServer, {
+  cors: { origin: true },
+  ...(env.CLUSTER === "redis-streams" ? { connectionStateRecovery: { maxDisconnectionDuration: 120000, skipMiddlewares: true } } : {}),
+});
 // The namespaces it serves; each is made right after the adapter is set,
 // so that the readiness wait below covers their subscriptions too.
 const namespaces = ["/", "/admin"];
@@ -95,8 +105,24 @@ if (env.CLUSTER === "redis") {
     await new Promise((r) => setTimeout(r, 10));
   }
   closers.push(() => pool.end().catch(() => {}));
+} else if (env.CLUSTER === "redis-streams") {
+  const { createClient } = await import("redis");
+  const { createAdapter } = await import("@socket.io/redis-streams-adapter");
+  const url = env.REDIS_URL || "redis://127.0.0.1:6379";
+  const client = createClient({ url, name: `node-server-streams-${process.pid}` });
+  client.on("error", (err) => process.stderr.write(`node-server: redis: ${err.message}\n`));
+  try {
+    await client.connect();
+  } catch (err) {
+    die(`Redis not reachable at ${url}: ${err.message}`);
+  }
+  io.adapter(createAdapter(client, { streamName: env.STREAM_NAME || "socket.io", channelPrefix: key }));
+  namespaces.forEach((n) => io.of(n));
+  // Its reader starts at "$" on a client of its own, with no event to say
+  // so: a test waits for an entry of its own to come through instead.
+  closers.push(() => client.quit().catch(() => {}));
 } else {
-  die(`CLUSTER=${env.CLUSTER ?? ""}: want redis or postgres`);
+  die(`CLUSTER=${env.CLUSTER ?? ""}: want redis, postgres or redis-streams`);
 }
 
 for (const name of namespaces) {
@@ -105,7 +131,7 @@ for (const name of namespaces) {
     const auth = socket.handshake.auth ?? {};
     if (Array.isArray(auth.rooms)) socket.join(auth.rooms);
     if (auth.data !== undefined) socket.data = auth.data;
-    out({ type: "connection", nsp: name, id: socket.id, rooms: [...socket.rooms] });
+    out({ type: "connection", nsp: name, id: socket.id, rooms: [...socket.rooms], recovered: socket.recovered });
     socket.on("disconnect", (reason) => out({ type: "disconnect", nsp: name, id: socket.id, reason }));
   });
   for (const event of ["ping", "hello"]) {

@@ -129,6 +129,33 @@ func (rc *redisConn) reply() (any, error) {
 	return nil, fmt.Errorf("redis: unexpected reply %q", l)
 }
 
+// deleteKeys deletes what a test cluster under CLUSTER_KEY key left in
+// Redis: its recovery stream (named key by default) and its saved sockets
+// (key:recovery:session:…).
+func (rc *redisConn) deleteKeys(t testing.TB, key string) {
+	t.Helper()
+	keys := []string{key}
+	for cursor := "0"; ; {
+		r, err := rc.do("SCAN", cursor, "MATCH", key+":*", "COUNT", "1000")
+		page, _ := r.([]any)
+		if err != nil || len(page) != 2 {
+			t.Errorf("redis SCAN %s:*: %v %v", key, r, err)
+			return
+		}
+		cursor, _ = page[0].(string)
+		names, _ := page[1].([]any)
+		for _, n := range names {
+			keys = append(keys, n.(string))
+		}
+		if cursor == "0" {
+			break
+		}
+	}
+	if _, err := rc.do(append([]string{"DEL"}, keys...)...); err != nil {
+		t.Errorf("redis DEL %v: %v", keys, err)
+	}
+}
+
 // must is do that fails the test on an error.
 func (rc *redisConn) must(t testing.TB, args ...string) any {
 	t.Helper()
@@ -556,8 +583,9 @@ func TestHexAddr(t *testing.T) {
 func (c *clusterEnv) onBus(t *testing.T) {
 	t.Helper()
 	if c.Cluster == "redis" {
-		requireRedis(t)
+		rc := requireRedis(t)
 		c.RedisURL = redisURL()
+		t.Cleanup(func() { rc.deleteKeys(t, c.Key) }) // after the nodes stopped
 		spyRedis(t, c.Key)
 		return
 	}

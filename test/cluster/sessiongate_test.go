@@ -19,8 +19,9 @@ import (
 // CLUSTER_KEY and returns them with the cluster's environment.
 func redisCluster(t *testing.T, n int) (clusterEnv, []*sgNode) {
 	t.Helper()
-	requireRedis(t)
+	rc := requireRedis(t)
 	c := clusterEnv{Cluster: "redis", Key: randomKey(), RedisURL: redisURL(), DB: openSessionDB(t)}
+	t.Cleanup(func() { rc.deleteKeys(t, c.Key) }) // after the nodes stopped
 	spyRedis(t, c.Key)
 	return c, startNodes(t, c, n)
 }
