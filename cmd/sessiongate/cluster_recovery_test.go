@@ -108,6 +108,19 @@ func metric(t *testing.T, base, name string) string {
 	return ""
 }
 
+// proxiedClient starts a recovery client of the session cookie on node,
+// through a TCP proxy (closed when t ends), and connects it.
+func proxiedClient(t *testing.T, node, cookie string) (*nodetest.RecoveryClient, *tcpproxy.Proxy, nodetest.RecoveryLine) {
+	t.Helper()
+	px, err := tcpproxy.New(hostOf(t, node))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { px.Close() })
+	c := nodetest.StartRecoveryCounter(t, "http://"+px.Addr(), cookie, nil)
+	return c, px, c.Connect(t, false, false, true)
+}
+
 // TestClusterRecovery: two nodes on one Redis share the recovery stream. A
 // socket on node A, through a TCP proxy, in its user room and in a room a
 // room operation added, receives events published on both nodes; its TCP
@@ -128,13 +141,7 @@ func TestClusterRecovery(t *testing.T) {
 	// in room.
 	dropOnA := func(t *testing.T, cookie, room string) (*nodetest.RecoveryClient, *tcpproxy.Proxy, nodetest.RecoveryLine) {
 		t.Helper()
-		px, err := tcpproxy.New(hostOf(t, a))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { px.Close() })
-		c := nodetest.StartRecoveryCounter(t, "http://"+px.Addr(), cookie, nil)
-		first := c.Connect(t, false, false, true)
+		c, px, first := proxiedClient(t, a, cookie)
 		// On A itself: applied before the answer.
 		if res, body := post(t, a+"/api/rooms/join", `{"to":["`+first.ID+`"],"rooms":["`+room+`"]}`, http.Header{"Authorization": {"Bearer pk"}}); res.StatusCode != 200 {
 			t.Fatalf("join = %d %s", res.StatusCode, body)
@@ -238,13 +245,7 @@ func TestClusterRecoveryWindow(t *testing.T) {
 	_, _, a := startMain(t, all)
 	_, _, b := startMain(t, all)
 	cookie, userRoom := login(t, a)
-	px, err := tcpproxy.New(hostOf(t, a))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer px.Close()
-	c := nodetest.StartRecoveryCounter(t, "http://"+px.Addr(), cookie, nil)
-	first := c.Connect(t, false, false, true)
+	c, px, first := proxiedClient(t, a, cookie)
 	p := &publisher2{nodes: []string{a, b}, rooms: [2]string{userRoom, userRoom}}
 	p.publishTo(t, 3)
 	c.Until(t, 3)
@@ -278,13 +279,7 @@ func TestClusterRecoveryNodeDied(t *testing.T) {
 	_, _, a := startMain(t, allA)
 	_, _, b := startMain(t, all)
 	cookie, userRoom := login(t, b)
-	px, err := tcpproxy.New(hostOf(t, a))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer px.Close()
-	c := nodetest.StartRecoveryCounter(t, "http://"+px.Addr(), cookie, nil)
-	first := c.Connect(t, false, false, true)
+	c, px, first := proxiedClient(t, a, cookie)
 	// Published on B only: A is about to die.
 	p := &publisher2{nodes: []string{b, b}, rooms: [2]string{userRoom, userRoom}}
 	p.publishTo(t, 10)
@@ -320,13 +315,7 @@ func TestClusterRecoveryHalfOpen(t *testing.T) {
 	_, _, a := startMain(t, all)
 	_, _, b := startMain(t, all)
 	cookie, userRoom := login(t, a)
-	px, err := tcpproxy.New(hostOf(t, a))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer px.Close()
-	c := nodetest.StartRecoveryCounter(t, "http://"+px.Addr(), cookie, nil)
-	first := c.Connect(t, false, false, true)
+	c, px, first := proxiedClient(t, a, cookie)
 	p := &publisher2{nodes: []string{a, b}, rooms: [2]string{userRoom, userRoom}}
 	p.publishTo(t, 5)
 	c.Until(t, 5)

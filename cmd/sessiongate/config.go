@@ -251,7 +251,7 @@ var settings = []setting{
 		parse: func(c *Config, v string) error { return parsePositiveInt(&c.RecoveryLogBytes, v) }},
 	{env: "RECOVERY_STREAM", def: "", arg: "NAME", usage: "with CLUSTER=redis, the Redis stream that carries the cluster's broadcasts (beside pub/sub, for @socket.io/redis-adapter peers), so that a client recovers on any node, even after its node died; one stream for every namespace, in @socket.io/redis-streams-adapter's format (its streamName); empty: CLUSTER_KEY (socket.io by default, the adapter's default); off: none, each node keeps its own recovery log (a client recovers on the node it dropped from); with CLUSTER=postgres, always the node's own",
 		parse: parseRecoveryStream},
-	{env: "RECOVERY_STREAM_MAX_ENTRIES", def: "10000", arg: "N", usage: "most entries RECOVERY_STREAM keeps, all namespaces together (the streams adapter's maxLen); a socket that missed more than this many events cluster-wide connects fresh, told it may have missed events",
+	{env: "RECOVERY_STREAM_MAX_ENTRIES", def: "100000", arg: "N", usage: "most entries RECOVERY_STREAM keeps, all namespaces together (the streams adapter's maxLen, 10 times its default: an event of 100 bytes costs Redis about 170, so 17 MB); a socket that missed more than this many events cluster-wide connects fresh, told it may have missed events",
 		parse: func(c *Config, v string) error { return parsePositiveInt(&c.RecoveryStreamMaxEntries, v) }},
 	{env: "RATE_LIMIT", def: "500", arg: "N", usage: "Engine.IO handshakes (new sessions) per second per client IP (IPv6: per /64); more get HTTP 429; 0 disables",
 		parse: parseRateLimit},
