@@ -2,7 +2,7 @@
 # Runs sessiongate's benchmarks on this machine and writes docs/benchmarks.md.
 #
 #   bench/run.sh                    everything (about 8 minutes)
-#   bench/run.sh memory handshake   a subset of: memory broadcast handshake statements revocation attack slowread storm fanout-2000 cluster subscribe events presence codec ratelimit recovery
+#   bench/run.sh memory handshake   a subset of: memory broadcast handshake statements revocation attack slowread storm fanout-2000 cluster subscribe events presence codec ratelimit recovery recovery-cluster
 #   bench/run.sh --quick            small sizes: a smoke test of the whole pipeline (writes to $TMPDIR)
 #   bench/run.sh -db URL ...        another PostgreSQL test database (loopback only)
 #

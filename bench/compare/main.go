@@ -5,7 +5,7 @@
 //
 // Usage:
 //
-//	compare -bin DIR [-quick] [-out docs/benchmarks.md] [memory broadcast handshake statements revocation attack slowread storm fanout-2000 cluster subscribe events presence codec ratelimit recovery]
+//	compare -bin DIR [-quick] [-out docs/benchmarks.md] [memory broadcast handshake statements revocation attack slowread storm fanout-2000 cluster subscribe events presence codec ratelimit recovery recovery-cluster]
 //	compare -render [-out docs/benchmarks.md]
 //
 // With no section named, all run. Each server under test and the load tool
@@ -37,7 +37,7 @@ const table = "session"
 // Sections, in the order they run and appear.
 // "cluster" runs and writes the three sections cluster-fanout,
 // cluster-single and cluster-redis-bytes.
-var sectionNames = []string{"memory", "broadcast", "handshake", "statements", "revocation", "attack", "slowread", "storm", secFanout2000, "cluster", secSubscribe, secEvents, secPresence, "codec", "ratelimit", secRecovery}
+var sectionNames = []string{"memory", "broadcast", "handshake", "statements", "revocation", "attack", "slowread", "storm", secFanout2000, "cluster", secSubscribe, secEvents, secPresence, "codec", "ratelimit", secRecovery, secRecoveryCluster}
 
 // sizes are the dimensions of a run.
 type sizes struct {
@@ -74,7 +74,10 @@ type sizes struct {
 	EventsGoalSockets int           // the count of the events goal row
 	PresenceN         int           // users joining the presence room
 	RecoveryN         int           // sockets of the recovery section, half of them cut
-	RecoveryRuns      int           // runs of each server in the recovery section, alternating
+	RecoveryRuns      int           // runs of each server in the recovery sections, alternating
+	// RecoveryClusterN are the socket counts of the cluster recovery
+	// section, each run RecoveryRuns times; the last is its goal's.
+	RecoveryClusterN []int
 }
 
 var fullSizes = sizes{
@@ -85,7 +88,7 @@ var fullSizes = sizes{
 	FanoutN: 2000, ClusterN: 3000, FanoutRounds: 9, FanoutRuns: 3, SingleD: 10 * time.Second, Publishers: 32,
 	SubscribeN: 256, SubscribeWindow: 2, SubscribeRuns: 3, RPCD: 5 * time.Second, RPCWarm: time.Second,
 	EventsSockets: []int{64, 256, 1024}, EventsD: 3 * time.Second, EventsRuns: 3, EventsGoalSockets: 256,
-	PresenceN: 1000, RecoveryN: 1000, RecoveryRuns: 3,
+	PresenceN: 1000, RecoveryN: 1000, RecoveryRuns: 3, RecoveryClusterN: []int{100, 1000},
 }
 
 var quickSizes = sizes{
@@ -96,7 +99,7 @@ var quickSizes = sizes{
 	FanoutN: 200, ClusterN: 300, FanoutRounds: 2, FanoutRuns: 1, SingleD: 2 * time.Second, Publishers: 8,
 	SubscribeN: 32, SubscribeWindow: 2, SubscribeRuns: 1, RPCD: 2 * time.Second, RPCWarm: time.Second,
 	EventsSockets: []int{32}, EventsD: time.Second, EventsRuns: 1, EventsGoalSockets: 32,
-	PresenceN: 100, RecoveryN: 100, RecoveryRuns: 1,
+	PresenceN: 100, RecoveryN: 100, RecoveryRuns: 1, RecoveryClusterN: []int{100},
 }
 
 // env is what every section needs.
@@ -267,6 +270,12 @@ func run() error {
 		load := loadAvg()
 		runs, err := e.recovery(ctx)
 		record(secRecovery, &section{LoadAvg: load, Recovery: runs}, err)
+	}
+	if slices.Contains(want, secRecoveryCluster) && ctx.Err() == nil {
+		fmt.Fprintln(os.Stderr, "== "+secRecoveryCluster)
+		load := loadAvg()
+		runs, err := e.recoveryCluster(ctx)
+		record(secRecoveryCluster, &section{LoadAvg: load, Recovery: runs}, err)
 	}
 	if err := saveResults(jsonPath, res); err != nil {
 		return err

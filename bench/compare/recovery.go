@@ -27,6 +27,7 @@ type recoveryRun struct {
 	Cut                 int     `json:"cut"`
 	Lost                int     `json:"lost"`
 	Dup                 int     `json:"dup"`
+	OutOfOrder          int     `json:"out_of_order,omitempty"`
 	Received            int     `json:"received"`
 	Recovered           int     `json:"recovered"`
 	Fresh               int     `json:"fresh"`
@@ -39,6 +40,8 @@ type recoveryRun struct {
 	LogEntries          int     `json:"log_entries"`
 	RatePerSocket       float64 `json:"rate_per_socket"`
 	Seconds             float64 `json:"seconds"`
+	// Cluster: the figures of a -cluster redis run (section recovery-cluster).
+	Cluster *recoveryClusterRun `json:"cluster,omitempty"`
 }
 
 // recovery runs bench/recovery RecoveryRuns times for each server,

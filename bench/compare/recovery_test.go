@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -26,5 +27,44 @@ func TestSummarizeRecovery(t *testing.T) {
 	renderRecoverySummary(p, &results{Sections: map[string]*section{secRecovery: {Recovery: runs}}})
 	if !strings.Contains(b.String(), "connection state recovery") {
 		t.Fatalf("no summary row: %q", b.String())
+	}
+}
+
+// The cluster runs add out-of-order events, fresh reconnections and
+// failures by reason, summed; a run with irregular numbers is described.
+func TestSummarizeRecoveryCluster(t *testing.T) {
+	c := func(onB int, failed map[string]uint64, anomalies ...anomaly) *recoveryClusterRun {
+		return &recoveryClusterRun{RecoveredOn: map[string]int{"A": 0, "B": onB}, StreamBytes: 1000, SessionBytes: 100,
+			RedisPerSocket: 110, FailedOn: map[string]map[string]uint64{"B": failed}, Anomalies: anomalies}
+	}
+	runs := []recoveryRun{
+		{Server: "go", Sockets: 10, Cut: 5, Recovered: 5, LogEntries: 100, Cluster: c(5, nil)},
+		{Server: "node", Sockets: 10, Cut: 5, Recovered: 5, Dup: 1, OutOfOrder: 2, LogEntries: 100,
+			Cluster: c(5, nil, anomaly{I: 3, Kind: "late", Seq: 9, Expected: 11, Phase: "first"})},
+		{Server: "go", Sockets: 10, Cut: 5, Recovered: 3, Fresh: 2, Lost: 4, LogEntries: 100,
+			Cluster: c(3, map[string]uint64{"log_error": 2}, anomaly{I: 0, Kind: "gap", Seq: 40, Expected: 21, Phase: "live", Reconnects: 1})},
+		{Server: "go", Sockets: 10, Cut: 5, Recovered: 5, LogEntries: 100, Cluster: c(5, nil)},
+		{Server: "go", Sockets: 10, Cut: 5, Recovered: 5}, // one-node: not counted
+	}
+	s := summarizeRecoveryCluster(runs, "go", 0)
+	if s.runs != 3 || s.lost != 4 || s.fresh != 2 || s.onB != 5 || s.failed["log_error"] != 2 || s.perEvent != 10 || s.perSocket != 110 {
+		t.Fatalf("summary %+v", s)
+	}
+	if n := summarizeRecoveryCluster(runs, "node", 10); n.outOfOrder != 2 || n.dup != 1 {
+		t.Fatalf("node summary %+v", n)
+	}
+	var b strings.Builder
+	p := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	res := &results{Sections: map[string]*section{secRecoveryCluster: {Recovery: runs}}}
+	renderRecoveryClusterSummary(p, res)
+	if !strings.Contains(b.String(), "cluster recovery on another node") || !strings.Contains(b.String(), "| **no** |") {
+		t.Fatalf("summary row: %q", b.String())
+	}
+	b.Reset()
+	renderRecoveryCluster(p, &section{Date: "now", Recovery: runs})
+	for _, want := range []string{"2 log_error", "0 gap 40 (due 21, live)", "sessiongate, 10 sockets, run 2", "Node, 10 sockets, run 1: 3 late 9"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("section lacks %q:\n%s", want, b.String())
+		}
 	}
 }

@@ -26,7 +26,7 @@ func render(r *results) []byte {
 	p("")
 	p("```sh")
 	p("bench/run.sh                      # everything (about 8 minutes), writes this file")
-	p("bench/run.sh memory broadcast     # a subset: memory broadcast handshake statements revocation attack slowread storm fanout-2000 cluster subscribe events presence codec ratelimit recovery")
+	p("bench/run.sh memory broadcast     # a subset: memory broadcast handshake statements revocation attack slowread storm fanout-2000 cluster subscribe events presence codec ratelimit recovery recovery-cluster")
 	p("bench/run.sh fanout-2000 cluster  # the fan-out sections: one node, then 3 + 3 nodes on Redis (about 2 minutes)")
 	p("bench/run.sh --quick              # small sizes, a smoke test; writes to $TMPDIR, not here")
 	p("bench/run.sh subscribe events presence  # the hook and presence sections (about 3 minutes)")
@@ -39,7 +39,7 @@ func render(r *results) []byte {
 	p("server and the load tool are separate processes, and the load tool spreads its connections over")
 	p("the source addresses 127.0.0.1–127.0.0.4 so ephemeral ports do not run out. The `cluster` sections")
 	p("also need `redis-server` on PATH: they start a Redis of their own on a free loopback port (no")
-	p("persistence) for each cluster, and stop it afterwards; so does `ratelimit`.")
+	p("persistence) for each cluster, and stop it afterwards; so do `ratelimit` and `recovery-cluster`.")
 	p("")
 	m := r.Machine
 	p("## Machine")
@@ -77,6 +77,7 @@ func render(r *results) []byte {
 	renderPresence(p, r.Sections[secPresence])
 	renderRateLimit(p, r.Sections["ratelimit"])
 	renderRecovery(p, r.Sections[secRecovery])
+	renderRecoveryCluster(p, r.Sections[secRecoveryCluster])
 	renderLimits(p)
 	return []byte(b.String())
 }
@@ -204,6 +205,7 @@ func renderSummary(p printer, r *results) {
 	renderFanoutSummary(p, r)
 	renderHooksSummary(p, r)
 	renderRecoverySummary(p, r)
+	renderRecoveryClusterSummary(p, r)
 	p("")
 }
 

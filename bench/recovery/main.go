@@ -14,6 +14,15 @@
 // bench/node-baseline/recovery-server.js (socket.io 4.8, in-memory
 // recovery). Both run with their collector on request, so the heap they
 // retain can be read before the ticks start and when they stop.
+//
+//	recovery -server go|node -cluster redis [-n 1000] [-redis redis://127.0.0.1:6379]
+//
+// With -cluster redis, two server processes share one Redis (cluster.go):
+// "go" nodes with a redis.StreamLog as their shared recovery log, "node"
+// ones on @socket.io/redis-streams-adapter; the clients connect to node A,
+// the ticks are published by A and B in turn, the cut half reconnect to
+// node B, and the log's memory is Redis' (the stream and the saved
+// sockets).
 package main
 
 import (
@@ -45,12 +54,13 @@ import (
 type result struct {
 	Server     string  `json:"server"`
 	Sockets    int     `json:"sockets"`
-	Cut        int     `json:"cut"`       // sockets whose connection was cut
-	Lost       int     `json:"lost"`      // events never received (gaps, and sent but not received at the end)
-	Dup        int     `json:"dup"`       // events received twice
-	Received   int     `json:"received"`  // events received in all
-	Recovered  int     `json:"recovered"` // reconnections with socket.recovered
-	Fresh      int     `json:"fresh"`     // reconnections without
+	Cut        int     `json:"cut"`          // sockets whose connection was cut
+	Lost       int     `json:"lost"`         // events never received (gaps, and sent but not received at the end)
+	Dup        int     `json:"dup"`          // events received twice
+	OutOfOrder int     `json:"out_of_order"` // events received (once) after a later one
+	Received   int     `json:"received"`     // events received in all
+	Recovered  int     `json:"recovered"`    // reconnections with socket.recovered
+	Fresh      int     `json:"fresh"`        // reconnections without
 	CatchUpP50 float64 `json:"catchup_p50_ms"`
 	CatchUpP99 float64 `json:"catchup_p99_ms"`
 	CatchUpMax float64 `json:"catchup_max_ms"`
@@ -71,6 +81,9 @@ type result struct {
 	LogEntries          int     `json:"log_entries"`     // entries (Go) or packets (Node) held at the stop
 	RatePerSocket       float64 `json:"rate_per_socket"` // events sent per socket per second, as achieved
 	Seconds             float64 `json:"seconds"`         // the whole run, connections included
+	// Cluster holds the figures of -cluster redis (its heap fields are 0:
+	// the log is in Redis).
+	Cluster *clusterResult `json:"cluster,omitempty"`
 }
 
 // serverReport is what a server prints on "stop".
@@ -89,25 +102,49 @@ func main() {
 		n      = flag.Int("n", 1000, "sockets (at most 5000)")
 		repo   = flag.String("repo", ".", "the repository root")
 		serve  = flag.Bool("serve", false, "be the Go server (used by -server go)")
-		limit  = flag.Duration("limit", 2*time.Minute, "abort the run after this long")
+		limit  = flag.Duration("limit", 5*time.Minute, "abort the run after this long")
+
+		cluster  = flag.String("cluster", "", `"redis": two server processes on one Redis`)
+		redisURL = flag.String("redis", "redis://127.0.0.1:6379", "the Redis of -cluster redis (loopback)")
+		maxLen   = flag.Int("maxlen", 1_200_000, "the stream's bound in entries (-cluster): the 2 min window at 10,000 events/s")
+		key      = flag.String("key", "", "the key prefix of a -serve -cluster node")
+		stream   = flag.String("stream", "", "the stream of a -serve -cluster node")
+		node     = flag.String("node", "", "the name of a -serve -cluster node, for its messages")
+		reqTO    = flag.Duration("request-timeout", 0, "the Go nodes' redis.Options.RequestTimeout (-cluster; 0: its default, 5 s)")
 	)
 	flag.Parse()
 	if *n < 2 || *n > 5000 {
 		fmt.Fprintln(os.Stderr, "recovery: -n must be 2–5000")
 		os.Exit(2)
 	}
+	if *cluster != "" && *cluster != "redis" {
+		fmt.Fprintln(os.Stderr, `recovery: -cluster must be "redis"`)
+		os.Exit(2)
+	}
 	var err error
-	if *serve {
+	switch {
+	case *serve && *cluster != "":
+		err = runClusterServer(*n, *redisURL, *key, *stream, *maxLen, *reqTO)
+	case *serve:
 		err = runServer(*n)
-	} else {
+	default:
 		ctx, cancel := context.WithTimeout(context.Background(), *limit)
 		defer cancel()
 		var res *result
-		if res, err = run(ctx, *server, *n, *repo); err == nil {
+		if *cluster != "" {
+			res, err = runCluster(ctx, *server, *n, *repo, *redisURL, *maxLen, *reqTO)
+		} else {
+			res, err = run(ctx, *server, *n, *repo)
+		}
+		if err == nil {
 			err = json.NewEncoder(os.Stdout).Encode(res)
 		}
 	}
 	if err != nil {
+		if *node != "" {
+			fmt.Fprintf(os.Stderr, "recovery: node %s: %v\n", *node, err)
+			os.Exit(1)
+		}
 		fmt.Fprintln(os.Stderr, "recovery:", err)
 		os.Exit(1)
 	}
@@ -241,10 +278,11 @@ func run(ctx context.Context, server string, n int, repo string) (*result, error
 		return nil, err
 	}
 	var got struct {
-		Lost, Dup, Received int
-		Recovered, Fresh    int
-		CatchUpMs           []float64
-		Last                []int
+		Lost, Dup, OutOfOrder int
+		Received              int
+		Recovered, Fresh      int
+		CatchUpMs             []float64
+		Last                  []int
 	}
 	if err := cl.next(&got, time.Minute); err != nil {
 		return nil, err
@@ -259,7 +297,7 @@ func run(ctx context.Context, server string, n int, repo string) (*result, error
 	}
 	res := &result{
 		Server: server, Sockets: n, Cut: (n + 1) / 2,
-		Lost: got.Lost + behind, Dup: got.Dup, Received: got.Received,
+		Lost: got.Lost + behind, Dup: got.Dup, OutOfOrder: got.OutOfOrder, Received: got.Received,
 		Recovered: got.Recovered, Fresh: got.Fresh,
 		LogBytesPerSocket:   rep.LogBytes / float64(n),
 		LogHeapPerSocket:    (rep.HeapUsed - rep.HeapEmpty) / float64(n),
