@@ -66,6 +66,7 @@ type StreamLog struct {
 	opts   StreamLogOptions
 	client rueidis.Client
 	uid    string
+	cache  readCache // what Read returned, for Range and Restore
 }
 
 // StreamLogOptions configure a StreamLog.
@@ -489,9 +490,11 @@ func (l *StreamLog) Read(ctx context.Context, nsp, after string) ([]socketio.Log
 			if upTo.less(st.last) && len(page) == 0 {
 				upTo = st.last
 			}
+			l.cache.reset(nsp)
 			return out, upTo.String(), &socketio.RecoveryError{Reason: socketio.RecoveryExpired}
 		}
 		if len(page) > 0 {
+			l.cache.add(nsp, a, upTo, out, l.opts.MaxEntries, l.cutoff())
 			return out, upTo.String(), nil
 		}
 		// Nothing yet: wait for an entry (on a connection of its own,
@@ -532,9 +535,18 @@ func (l *StreamLog) entry(x rueidis.XRangeEntry, nsp string) (socketio.LogEntry,
 const pageSize = 256
 
 // scan calls f with each broadcast of nsp in (after, until] in order,
-// volatile ones excepted, a page at a time, until f returns false or an
-// error.
+// volatile ones excepted, until f returns false or an error: from what
+// this node's Reads returned when they cover the span (readCache), else
+// from the stream, a page at a time.
 func (l *StreamLog) scan(ctx context.Context, nsp string, after, until streamID, f func(streamID, socketio.LogEntry) (bool, error)) error {
+	if es, ok := l.cache.span(nsp, after, until); ok {
+		for _, x := range es {
+			if more, err := f(x.id, x.e); !more || err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	key := l.opts.StreamName
 	start := "(" + after.String()
 	for {
