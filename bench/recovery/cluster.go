@@ -19,7 +19,6 @@ import (
 
 	"github.com/redis/rueidis"
 
-	"github.com/sessiongate/sessiongate/internal/tcpproxy"
 	"github.com/sessiongate/sessiongate/redis"
 	"github.com/sessiongate/sessiongate/socketio"
 )
@@ -223,23 +222,11 @@ func runCluster(ctx context.Context, server string, n int, repo, redisURL string
 		}
 		addrs[i] = "127.0.0.1:" + strconv.Itoa(hello.Port)
 	}
-	pxs := make([]*tcpproxy.Proxy, 2)
-	for i := range pxs {
-		if pxs[i], err = tcpproxy.New(addrs[0]); err != nil {
-			return nil, err
-		}
-		defer pxs[i].Close()
-	}
-	spec, _ := json.Marshal(map[string]any{"urls": []string{"http://" + pxs[0].Addr(), "http://" + pxs[1].Addr()}, "n": n})
-	cl, err := startChild(ctx, filepath.Join(repo, "test", "interop"), "node", "recovery-load.mjs", string(spec))
+	pxs, cl, stop, err := startClients(ctx, repo, addrs[0], n)
 	if err != nil {
 		return nil, err
 	}
-	defer cl.stop()
-	var ready struct{ Event string }
-	if err := cl.next(&ready, time.Minute); err != nil {
-		return nil, fmt.Errorf("connecting %d clients: %w", n, err)
-	}
+	defer stop()
 
 	// The rounds: round r (1, 2, …) goes to node A when odd, B when even,
 	// every 100 ms, each once the one before is in the stream (a round

@@ -158,6 +158,41 @@ type child struct {
 	lines chan []byte
 }
 
+// startClients starts two TCP proxies to target and n clients
+// (recovery-load.mjs) through them, half through each, and waits until
+// they are connected; stop ends them all.
+func startClients(ctx context.Context, repo, target string, n int) (pxs [2]*tcpproxy.Proxy, cl *child, stop func(), err error) {
+	stop = func() {
+		if cl != nil {
+			cl.stop()
+		}
+		for _, px := range pxs {
+			if px != nil {
+				px.Close()
+			}
+		}
+	}
+	defer func() {
+		if err != nil {
+			stop()
+		}
+	}()
+	for i := range pxs {
+		if pxs[i], err = tcpproxy.New(target); err != nil {
+			return pxs, nil, stop, err
+		}
+	}
+	spec, _ := json.Marshal(map[string]any{"urls": []string{"http://" + pxs[0].Addr(), "http://" + pxs[1].Addr()}, "n": n})
+	if cl, err = startChild(ctx, filepath.Join(repo, "test", "interop"), "node", "recovery-load.mjs", string(spec)); err != nil {
+		return pxs, nil, stop, err
+	}
+	var ready struct{ Event string }
+	if err = cl.next(&ready, time.Minute); err != nil {
+		return pxs, cl, stop, fmt.Errorf("connecting %d clients: %w", n, err)
+	}
+	return pxs, cl, stop, nil
+}
+
 func startChild(ctx context.Context, dir, name string, args ...string) (*child, error) {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = dir
@@ -235,24 +270,11 @@ func run(ctx context.Context, server string, n int, repo string) (*result, error
 	if err := srv.next(&hello, 30*time.Second); err != nil {
 		return nil, err
 	}
-	target := "127.0.0.1:" + strconv.Itoa(hello.Port)
-	pxs := make([]*tcpproxy.Proxy, 2)
-	for i := range pxs {
-		if pxs[i], err = tcpproxy.New(target); err != nil {
-			return nil, err
-		}
-		defer pxs[i].Close()
-	}
-	spec, _ := json.Marshal(map[string]any{"urls": []string{"http://" + pxs[0].Addr(), "http://" + pxs[1].Addr()}, "n": n})
-	cl, err := startChild(ctx, filepath.Join(repo, "test", "interop"), "node", "recovery-load.mjs", string(spec))
+	pxs, cl, stop, err := startClients(ctx, repo, "127.0.0.1:"+strconv.Itoa(hello.Port), n)
 	if err != nil {
 		return nil, err
 	}
-	defer cl.stop()
-	var ready struct{ Event string }
-	if err := cl.next(&ready, time.Minute); err != nil {
-		return nil, fmt.Errorf("connecting %d clients: %w", n, err)
-	}
+	defer stop()
 	if err := srv.send("start"); err != nil {
 		return nil, err
 	}
