@@ -30,7 +30,7 @@ func (l *StreamLog) CheckServer(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return redisErr("hello", err)
 		}
-		return &StreamLogError{Code: CodeVersion, Op: "hello", Err: fmt.Errorf("Redis %d.%d or later is needed (HELLO: %w)", minVersion[0], minVersion[1], err)}
+		return &StreamLogError{Code: CodeVersion, Op: "hello", Err: fmt.Errorf("needs Redis %d.%d or later (HELLO: %w)", minVersion[0], minVersion[1], err)}
 	}
 	vm, ok := m["version"]
 	v, err := vm.ToString()
@@ -38,7 +38,7 @@ func (l *StreamLog) CheckServer(ctx context.Context) error {
 		return &StreamLogError{Code: CodeVersion, Op: "hello", Err: errors.New("the server reports no version")}
 	}
 	if !versionAtLeast(v, minVersion) {
-		return &StreamLogError{Code: CodeVersion, Op: "hello", Err: fmt.Errorf("Redis %s: %d.%d or later is needed (XSETID MAXDELETEDID)", v, minVersion[0], minVersion[1])}
+		return &StreamLogError{Code: CodeVersion, Op: "hello", Err: fmt.Errorf("needs Redis %d.%d or later (XSETID MAXDELETEDID), not %s", minVersion[0], minVersion[1], v)}
 	}
 	return nil
 }

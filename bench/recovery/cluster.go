@@ -101,7 +101,7 @@ func (r *redisInfo) usedMemory(ctx context.Context) (int64, error) {
 			return strconv.ParseInt(v, 10, 64)
 		}
 	}
-	return 0, errors.New("INFO memory: no used_memory")
+	return 0, errors.New("no used_memory in INFO memory")
 }
 
 // keys lists the run's keys.
@@ -175,7 +175,7 @@ func runCluster(ctx context.Context, server string, n int, repo, redisURL string
 	opt.DisableCache = true
 	rc, err := rueidis.NewClient(opt)
 	if err != nil {
-		return nil, fmt.Errorf("Redis at %s (needed by -cluster redis): %w", redisURL, err)
+		return nil, fmt.Errorf("reaching Redis at %s (needed by -cluster redis): %w", redisURL, err)
 	}
 	defer rc.Close()
 	prefix := "sgbench-recovery-" + strconv.FormatInt(time.Now().UnixNano(), 36) + ":"
@@ -189,7 +189,7 @@ func runCluster(ctx context.Context, server string, n int, repo, redisURL string
 	}()
 	usedBefore, err := rd.usedMemory(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("Redis at %s: %w", redisURL, err)
+		return nil, fmt.Errorf("reaching Redis at %s: %w", redisURL, err)
 	}
 
 	nodes := make([]*child, 2)
@@ -387,7 +387,7 @@ func runClusterServer(n int, url, key, stream string, maxLen int, requestTimeout
 		MaxEntries: maxLen,
 	})
 	if err != nil {
-		return fmt.Errorf("Redis at %s: %w", url, err)
+		return fmt.Errorf("reaching Redis at %s: %w", url, err)
 	}
 	defer log.Close()
 	if _, ok := any(log).(socketio.SharedLog); !ok {
