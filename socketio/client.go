@@ -509,20 +509,17 @@ func (c *client) register(s *Socket) bool {
 	}
 	ns := s.ns
 	if ns.srv.shared != nil {
-		if _, err := ns.deliveredPos(s.Context()); err != nil {
+		if err := ns.waitFollowing(s.Context()); err != nil {
 			c.logger().Error("socketio: recovery log head failed", "err", err)
 			return false
 		}
 	}
 	ns.seqMu.Lock()
 	defer ns.seqMu.Unlock()
-	head := ns.delivered // with a SharedLog: held from there (deliverLogged)
-	if ns.srv.shared == nil {
-		var err error
-		if head, err = c.srv.rec.Log.Head(s.Context(), ns.name); err != nil {
-			c.logger().Error("socketio: recovery log head failed", "err", err)
-			return false
-		}
+	head, err := ns.logHead(s.Context()) // with a SharedLog: held from there (deliverLogged)
+	if err != nil {
+		c.logger().Error("socketio: recovery log head failed", "err", err)
+		return false
 	}
 	s.regHead = head
 	return ns.mem.register(s)
@@ -599,8 +596,9 @@ func (c *client) recover(s *Socket) (res *RestoreResult, asked bool) {
 // (the client reconnects).
 //
 // With a SharedLog, what was delivered since it registered is held (see
-// deliverLogged), and gap is what a recovered socket missed between its
-// restore and its register.
+// deliverLogged), and gap is what a recovered socket missed from its
+// restore until it was in its rooms (what was held until then is
+// dropped: gap has it).
 func (c *client) loggedConnect(s *Socket, res *RestoreResult, gap []LogEntry, asked bool, connect []engineio.Message) ([]engineio.Message, bool) {
 	ns, rec := s.ns, c.srv.rec
 	if c.srv.shared != nil {

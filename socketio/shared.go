@@ -149,22 +149,41 @@ func (n *Namespace) deliverShared(es []LogEntry, upTo string) {
 // yet (the log has not answered since the namespace started).
 var errNotFollowing = errors.New("socketio: shared recovery log: not followed yet")
 
-// deliveredPos returns the offset this node has delivered the namespace's
-// entries up to, waiting (at most waitReady, or ctx) for its follower to
-// start.
-func (n *Namespace) deliveredPos(ctx context.Context) (string, error) {
+// waitFollowing waits (at most waitReady, or ctx) for the namespace's
+// follower of a SharedLog to know where the log stands.
+func (n *Namespace) waitFollowing(ctx context.Context) error {
 	t := time.NewTimer(waitReady)
 	defer t.Stop()
 	select {
 	case <-n.ready:
+		return nil
 	case <-t.C:
-		return "", errNotFollowing
+		return errNotFollowing
 	case <-ctx.Done():
-		return "", ctx.Err()
+		return ctx.Err()
+	}
+}
+
+// deliveredPos returns the offset this node has delivered the namespace's
+// entries up to, once its follower has started (waitFollowing).
+func (n *Namespace) deliveredPos(ctx context.Context) (string, error) {
+	if err := n.waitFollowing(ctx); err != nil {
+		return "", err
 	}
 	n.seqMu.Lock()
 	defer n.seqMu.Unlock()
 	return n.delivered, nil
+}
+
+// logHead is the offset up to which a socket registering or dropping now
+// has had its chance to receive the namespace's events: with a SharedLog,
+// what this node has delivered (its follower started), else the log's
+// head. ns.seqMu is held.
+func (n *Namespace) logHead(ctx context.Context) (string, error) {
+	if n.srv.shared != nil {
+		return n.delivered, nil
+	}
+	return n.srv.rec.Log.Head(ctx, n.name)
 }
 
 // A recovery socket of a SharedLog has a live record in the log while it
@@ -181,9 +200,10 @@ func (n *Namespace) deliveredPos(ctx context.Context) (string, error) {
 const liveRefresh = time.Second
 
 // liveChanged notes that the rooms of s changed: its live record is saved
-// again at the next refresh. The MemoryAdapter's mu is held.
+// again at the next refresh. The MemoryAdapter's mu is held. The rooms
+// joined while it connects are in the record saved at its CONNECT.
 func (n *Namespace) liveChanged(s *Socket) {
-	if n.srv.shared == nil || !s.logging {
+	if n.srv.shared == nil || !s.logging || s.state.Load() != stateConnected {
 		return
 	}
 	n.liveMu.Lock()

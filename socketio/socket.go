@@ -496,13 +496,10 @@ func (s *Socket) closeLogged(reason Reason) (*SavedSocket, int32) {
 		return nil, prev
 	}
 	rec := ns.srv.rec
-	head := ns.delivered // with a SharedLog: what this node has delivered
-	if ns.srv.shared == nil {
-		var err error
-		if head, err = rec.Log.Head(context.Background(), ns.name); err != nil {
-			s.client.logger().Error("socketio: recovery log head failed", "err", err)
-			return nil, prev
-		}
+	head, err := ns.logHead(context.Background())
+	if err != nil {
+		s.client.logger().Error("socketio: recovery log head failed", "err", err)
+		return nil, prev
 	}
 	expires := time.Now().Add(rec.Window)
 	for {

@@ -16,7 +16,7 @@ import (
 type sharedLogOpener func(ctx context.Context, cfg *Config, log *slog.Logger) (socketio.SharedLog, io.Closer, error)
 
 // sharedLogOpeners are the shared recovery logs built in, by CLUSTER value
-// (CLUSTER=redis: RECOVERY_STREAM). Without one (CLUSTER=postgres, or no
+// (CLUSTER=redis: RECOVERY_STREAM). Without one (CLUSTER=postgres, or
 // RECOVERY_STREAM=off) each node keeps its own log: a client recovers on the
 // node it dropped from only.
 var sharedLogOpeners = map[string]sharedLogOpener{}
