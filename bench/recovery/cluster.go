@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -406,17 +404,12 @@ func runClusterServer(n int, url, key, stream string, maxLen int, requestTimeout
 		}
 		return socketio.ConnectReply{Rooms: []string{"u" + strconv.Itoa(auth.N)}}, nil
 	})
-	mux := http.NewServeMux()
-	mux.Handle("/socket.io/", srv)
-	hs := &http.Server{Handler: mux}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	stop, err := serveAndAnnounce(srv)
 	if err != nil {
 		return err
 	}
-	go hs.Serve(ln)
-	defer hs.Close()
+	defer stop()
 	out := json.NewEncoder(os.Stdout)
-	out.Encode(map[string]int{"port": ln.Addr().(*net.TCPAddr).Port})
 
 	// A round's appends go in parallel (rueidis pipelines them): one a
 	// socket, so each socket's ticks stay in order across rounds.

@@ -158,6 +158,21 @@ type child struct {
 	lines chan []byte
 }
 
+// serveAndAnnounce serves srv at /socket.io/ on a free loopback port and
+// prints {"port": N} on stdout, as the harness waits for; stop closes it.
+func serveAndAnnounce(srv *socketio.Server) (stop func() error, err error) {
+	mux := http.NewServeMux()
+	mux.Handle("/socket.io/", srv)
+	hs := &http.Server{Handler: mux}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	go hs.Serve(ln)
+	json.NewEncoder(os.Stdout).Encode(map[string]int{"port": ln.Addr().(*net.TCPAddr).Port})
+	return hs.Close, nil
+}
+
 // startClients starts two TCP proxies to target and n clients
 // (recovery-load.mjs) through them, half through each, and waits until
 // they are connected; stop ends them all.
@@ -351,17 +366,12 @@ func runServer(n int) error {
 		json.Unmarshal(ev.Socket.Handshake().Auth, &auth)
 		return socketio.ConnectReply{Rooms: []string{"u" + strconv.Itoa(auth.N)}}, nil
 	})
-	mux := http.NewServeMux()
-	mux.Handle("/socket.io/", srv)
-	hs := &http.Server{Handler: mux}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	stop, err := serveAndAnnounce(srv)
 	if err != nil {
 		return err
 	}
-	go hs.Serve(ln)
-	defer hs.Close()
+	defer stop()
 	out := json.NewEncoder(os.Stdout)
-	out.Encode(map[string]int{"port": ln.Addr().(*net.TCPAddr).Port})
 
 	sent := make([]int, n)
 	halt, done := make(chan struct{}), make(chan struct{})
